@@ -1,0 +1,83 @@
+// Turns the two byte streams of one HTTP/1.x connection into request/response
+// records. State machine per direction (see MessageStream in stitcher.cc):
+//
+//   kHead --head parsed--> kBodyLength | kBodyChunked | kBodyUntilClose | kHead
+//   any   --bytes lost where framing was needed--> kResync
+//   kResync --a chunk that LooksLikeStart--> kHead
+//
+// Bytes the kernel did not capture arrive as gaps (total_bytes > captured):
+// inside a Content-Length body they are simply counted; inside a head or
+// chunked framing they force a resync at the next message start.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string_view>
+
+#include "agent/protocols/http1/types.h"
+
+namespace hoptrace::http1 {
+
+// Which way requests flow on this connection, from the traced process's view.
+enum class Role {
+  kUnknown,  // decided by the first message seen (request in -> server)
+  kServer,   // requests are read, responses written
+  kClient,   // requests are written, responses read
+};
+
+enum class Direction { kEgress, kIngress };
+
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  // A request head was parsed (before its response). Called once per request,
+  // in order, so that trace context can be decided while the request is live.
+  virtual void OnRequestHead(const Message& request) = 0;
+  // An exchange ended (response complete, or connection ended).
+  virtual void OnRecord(Record record) = 0;
+};
+
+struct StitcherLimits {
+  size_t max_buffered_bytes = 64 * 1024;  // per direction, head being assembled
+  size_t max_pending_requests = 64;       // pipelined requests awaiting responses
+};
+
+struct StitcherStats {
+  uint64_t records = 0;
+  uint64_t orphan_responses = 0;   // response with no request to pair (dropped)
+  uint64_t invalid_bytes = 0;      // bytes skipped as not HTTP
+  uint64_t resyncs = 0;            // times framing was lost and found again
+  uint64_t pending_overflow = 0;   // requests dropped past max_pending_requests
+};
+
+class Stitcher {
+ public:
+  Stitcher(Role role, Listener* listener, StitcherLimits limits = {});
+  ~Stitcher();
+  Stitcher(const Stitcher&) = delete;
+  Stitcher& operator=(const Stitcher&) = delete;
+
+  // One syscall's worth of bytes. `captured` holds the first bytes the
+  // syscall moved; total_bytes >= captured.size() is how many it moved.
+  void OnData(Direction dir, std::string_view captured, uint64_t total_bytes,
+              uint64_t ts_enter, uint64_t ts_exit, uint32_t tid);
+
+  // The connection is gone (close, reset, process exit). Pending requests are
+  // reported with Outcome kNoResponse / kResponseIncomplete; a response being
+  // read until close is completed.
+  void OnClose(uint64_t ts);
+
+  Role role() const;
+  size_t pending_requests() const;
+  // After a 101 Switching Protocols or a successful CONNECT the bytes are no
+  // longer HTTP/1; the stitcher ignores everything from then on.
+  bool upgraded() const;
+  const StitcherStats& stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hoptrace::http1

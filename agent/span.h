@@ -1,0 +1,81 @@
+// The agent's own span model. Exporters translate it; nothing here knows
+// about OTLP, JSON or the console.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace hoptrace {
+
+// 16-byte W3C trace-id. All zeros is invalid.
+struct TraceId {
+  std::array<uint8_t, 16> bytes{};
+  bool IsValid() const;
+  std::string Hex() const;  // 32 lower-case hex digits
+  bool operator==(const TraceId&) const = default;
+};
+
+// 8-byte W3C parent-id / span id. All zeros is invalid (and means "no parent").
+struct SpanId {
+  std::array<uint8_t, 8> bytes{};
+  bool IsValid() const;
+  std::string Hex() const;  // 16 lower-case hex digits
+  bool operator==(const SpanId&) const = default;
+};
+
+// Values match OTLP's Span.SpanKind so exporters can cast.
+enum class SpanKind : int { kInternal = 1, kServer = 2, kClient = 3 };
+// Values match OTLP's Status.StatusCode.
+enum class StatusCode : int { kUnset = 0, kOk = 1, kError = 2 };
+
+std::string_view SpanKindName(SpanKind kind);      // "SERVER", "CLIENT", ...
+std::string_view StatusCodeName(StatusCode code);  // "UNSET", "OK", "ERROR"
+
+using AttrValue = std::variant<std::string, int64_t, double, bool>;
+
+struct Attribute {
+  std::string key;
+  AttrValue value;
+  bool operator==(const Attribute&) const = default;
+};
+
+using Attributes = std::vector<Attribute>;
+
+// Returns the value of key, or nullptr.
+const AttrValue* FindAttribute(const Attributes& attrs, std::string_view key);
+
+struct SpanEvent {
+  std::string name;
+  uint64_t time_unix_nano = 0;
+  Attributes attributes;
+};
+
+// What produced a span: one traced process.
+struct Resource {
+  Attributes attributes;
+  std::string ServiceName() const;  // "service.name", or "unknown_service"
+};
+
+struct Span {
+  TraceId trace_id;
+  SpanId span_id;
+  SpanId parent_span_id;  // invalid = root span
+  std::string trace_state;  // W3C tracestate, passed through
+  uint8_t flags = 0;        // W3C trace-flags (bit 0: sampled)
+  SpanKind kind = SpanKind::kInternal;
+  std::string name;
+  uint64_t start_unix_nano = 0;
+  uint64_t end_unix_nano = 0;
+  StatusCode status = StatusCode::kUnset;
+  std::string status_message;
+  Attributes attributes;
+  std::vector<SpanEvent> events;
+  std::shared_ptr<const Resource> resource;
+};
+
+}  // namespace hoptrace

@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/* The shared logic of the syscall programs: which sockets we track, whether
+ * a stream looks like HTTP, and how a read/write becomes a data event. */
+#ifndef HOPTRACE_BPF_CAPTURE_BPF_H
+#define HOPTRACE_BPF_CAPTURE_BPF_H
+
+#include "maps.bpf.h"
+#include "sock.bpf.h"
+
+#define HT_MAX_IOV 4
+#define HT_EINPROGRESS 115
+
+struct ht_iovec {
+	__u64 base;
+	__u64 len;
+};
+
+static __always_inline bool ht_port_selected(__u16 port)
+{
+	return bpf_map_lookup_elem(&ht_selected_ports, &port) != NULL;
+}
+
+/* Starts tracking fd of the current process if it is a TCP socket and the
+ * process (or, for new connections, the port) is selected. */
+static __always_inline struct ht_conn_info *ht_conn_register(__u32 tgid, __s32 fd, __u32 role)
+{
+	struct ht_conn_info info = {};
+	struct sock *sk = ht_tcp_sock_of_fd(fd);
+	__u64 key = ht_conn_key(tgid, fd);
+
+	if (!sk)
+		return NULL;
+	ht_fill_tuple(sk, &info.tuple);
+	if (!ht_pid_selected(tgid)) {
+		if (!targ_port_filter || role == HT_ROLE_UNKNOWN || tgid == targ_agent_tgid)
+			return NULL;
+		if (!ht_port_selected(info.tuple.local_port) &&
+		    !ht_port_selected(info.tuple.remote_port))
+			return NULL;
+	}
+	info.gen = bpf_ktime_get_ns();
+	info.role = role;
+	if (bpf_map_update_elem(&ht_conns, &key, &info, BPF_ANY)) {
+		ht_count(HT_CNT_CONN_MAP_FULL);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&ht_conns, &key);
+}
+
+/* The connection fd of the current process, registering it on first sight
+ * (sockets opened before the agent started). NULL if not traced. */
+static __always_inline struct ht_conn_info *ht_conn_lookup(__u32 tgid, __s32 fd)
+{
+	__u64 key = ht_conn_key(tgid, fd);
+	struct ht_conn_info *info = bpf_map_lookup_elem(&ht_conns, &key);
+
+	if (info)
+		return info;
+	if (!ht_pid_selected(tgid))
+		return NULL;
+	return ht_conn_register(tgid, fd, HT_ROLE_UNKNOWN);
+}
+
+/* RFC 9112 start lines: "METHOD SP" for requests, "HTTP/" for responses. Only
+ * the first bytes of a stream are checked; later bytes go to the parser. */
+static __always_inline bool ht_looks_like_http(const __u8 *b)
+{
+	switch (b[0]) {
+	case 'G': return b[1] == 'E' && b[2] == 'T' && b[3] == ' ';
+	case 'P': return (b[1] == 'O' && b[2] == 'S' && b[3] == 'T') ||
+			 (b[1] == 'U' && b[2] == 'T' && b[3] == ' ') ||
+			 (b[1] == 'A' && b[2] == 'T' && b[3] == 'C');
+	case 'H': return (b[1] == 'E' && b[2] == 'A' && b[3] == 'D') ||
+			 (b[1] == 'T' && b[2] == 'T' && b[3] == 'P');
+	case 'D': return b[1] == 'E' && b[2] == 'L' && b[3] == 'E';
+	case 'O': return b[1] == 'P' && b[2] == 'T' && b[3] == 'I';
+	case 'C': return b[1] == 'O' && b[2] == 'N' && b[3] == 'N';
+	case 'T': return b[1] == 'R' && b[2] == 'A' && b[3] == 'C';
+	}
+	return false;
+}
+
+static __always_inline void ht_fill_header(struct ht_event_header *h, __u32 type, __u64 pid_tgid,
+					   __s32 fd, __u64 gen, __u64 ts_enter, __u64 ts_exit)
+{
+	h->type = type;
+	h->pid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->fd = fd;
+	h->conn_gen = gen;
+	h->ts_enter_ns = ts_enter;
+	h->ts_exit_ns = ts_exit;
+}
+
+static __always_inline void ht_emit_conn(__u32 type, __u64 pid_tgid, __s32 fd,
+					 struct ht_conn_info *info, __u64 ts)
+{
+	struct ht_conn_event ev = {};
+
+	ht_fill_header(&ev.hdr, type, pid_tgid, fd, info->gen, ts, ts);
+	ev.tuple = info->tuple;
+	ev.role = info->role;
+	if (bpf_ringbuf_output(&ht_events, &ev, sizeof(ev), 0))
+		ht_count(HT_CNT_RINGBUF_DROPS);
+}
+
+/* Copies up to `want` bytes of one user buffer to payload[off..]. */
+static __always_inline __u32 ht_copy_user(struct ht_data_scratch *s, __u32 off, __u64 src,
+					  __u64 want)
+{
+	__u32 n;
+
+	if (off >= HT_MAX_PAYLOAD)
+		return 0;
+	n = want > HT_MAX_PAYLOAD ? HT_MAX_PAYLOAD : (__u32)want;
+	/* Bounds the verifier can follow: off < MAX and n <= MAX, buffer is 2*MAX. */
+	off &= HT_MAX_PAYLOAD - 1;
+	n &= (2 * HT_MAX_PAYLOAD) - 1;
+	if (n > HT_MAX_PAYLOAD)
+		return 0;
+	if (bpf_probe_read_user(&s->ev.payload[off], n, (const void *)src))
+		return 0;
+	return n;
+}
+
+/* The first bytes of the data the syscall moved, wherever they lie. */
+static __always_inline __u64 ht_first_buf(const struct ht_io_args *a, __u64 *first_len)
+{
+	struct ht_iovec iov = {};
+
+	if (a->kind == HT_IO_BUF) {
+		*first_len = ~0ULL;
+		return a->arg;
+	}
+	if (a->iovcnt == 0 || bpf_probe_read_user(&iov, sizeof(iov), (const void *)a->arg))
+		return 0;
+	*first_len = iov.len;
+	return iov.base;
+}
+
+/* Decides, from the first bytes ever moved on the socket, whether to follow it. */
+static __always_inline bool ht_classify(struct ht_conn_info *info, const struct ht_io_args *a,
+					__s64 ret)
+{
+	__u8 head[4] = {};
+	__u64 first_len = 0;
+	__u64 buf;
+
+	if (info->proto == HT_PROTO_HTTP)
+		return true;
+	if (info->proto == HT_PROTO_OTHER)
+		return false;
+	buf = ht_first_buf(a, &first_len);
+	if (!buf || ret < 4 || first_len < 4)
+		return false; /* too little to tell; wait for the next call */
+	if (bpf_probe_read_user(head, sizeof(head), (const void *)buf))
+		return false;
+	info->proto = ht_looks_like_http(head) ? HT_PROTO_HTTP : HT_PROTO_OTHER;
+	return info->proto == HT_PROTO_HTTP;
+}
+
+static __always_inline void ht_emit_data(__u64 pid_tgid, struct ht_conn_info *info,
+					 const struct ht_io_args *a, __s64 ret, __u64 ts_exit)
+{
+	__u32 zero = 0, limit, off = 0;
+	struct ht_data_scratch *s = bpf_map_lookup_elem(&ht_scratch, &zero);
+
+	if (!s)
+		return;
+	limit = targ_max_payload < HT_MAX_PAYLOAD ? targ_max_payload : HT_MAX_PAYLOAD;
+	if ((__u64)ret < limit)
+		limit = (__u32)ret;
+
+	if (a->kind == HT_IO_BUF) {
+		off = ht_copy_user(s, 0, a->arg, limit);
+	} else {
+		for (int i = 0; i < HT_MAX_IOV; i++) {
+			struct ht_iovec iov = {};
+
+			if (i >= a->iovcnt || off >= limit)
+				break;
+			if (bpf_probe_read_user(&iov, sizeof(iov),
+						(const void *)(a->arg + i * sizeof(iov))))
+				break;
+			if (iov.len > limit - off)
+				iov.len = limit - off;
+			off += ht_copy_user(s, off, iov.base, iov.len);
+		}
+	}
+	if (off > HT_MAX_PAYLOAD)
+		off = HT_MAX_PAYLOAD;
+
+	ht_fill_header(&s->ev.hdr, HT_EV_DATA, pid_tgid, a->fd, info->gen, a->ts_enter, ts_exit);
+	s->ev.direction = a->direction;
+	s->ev.syscall = a->syscall;
+	s->ev.bytes = (__u64)ret;
+	s->ev.captured = off;
+	s->ev._pad = 0;
+	if ((__u64)ret > off)
+		ht_count(HT_CNT_TRUNCATED);
+	ht_count(HT_CNT_DATA_EVENTS);
+	if (bpf_ringbuf_output(&ht_events, &s->ev, sizeof(s->ev) + (off & (2 * HT_MAX_PAYLOAD - 1)),
+			       0))
+		ht_count(HT_CNT_RINGBUF_DROPS);
+}
+
+/* Syscall entry of the read/write family: remember the arguments if fd is a
+ * followed socket. Everything else costs a lookup or two and a return. */
+static __always_inline int ht_io_enter(__s32 fd, __u64 arg, __u32 iovcnt, __u8 kind,
+				       __u16 syscall, __u8 direction)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct ht_conn_info *info = ht_conn_lookup(pid_tgid >> 32, fd);
+	struct ht_io_args a = {};
+
+	if (!info || info->proto == HT_PROTO_OTHER)
+		return 0;
+	a.ts_enter = bpf_ktime_get_ns();
+	a.arg = arg;
+	a.iovcnt = iovcnt;
+	a.fd = fd;
+	a.syscall = syscall;
+	a.kind = kind;
+	a.direction = direction;
+	bpf_map_update_elem(&ht_active_io, &pid_tgid, &a, BPF_ANY);
+	return 0;
+}
+
+/* sendmsg/recvmsg carry their buffers in a user struct msghdr. */
+static __always_inline int ht_msg_enter(__s32 fd, __u64 msg, __u16 syscall, __u8 direction)
+{
+	struct user_msghdr m = {};
+
+	if (bpf_probe_read_user(&m, sizeof(m), (const void *)msg))
+		return 0;
+	return ht_io_enter(fd, (__u64)m.msg_iov, (__u32)m.msg_iovlen, HT_IO_IOV, syscall, direction);
+}
+
+static __always_inline int ht_io_exit(__s64 ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct ht_io_args *a = bpf_map_lookup_elem(&ht_active_io, &pid_tgid);
+	struct ht_conn_info *info;
+	struct ht_io_args args;
+	__u64 key, now;
+
+	if (!a)
+		return 0;
+	args = *a;
+	bpf_map_delete_elem(&ht_active_io, &pid_tgid);
+	if (ret <= 0)
+		return 0;
+	key = ht_conn_key(pid_tgid >> 32, args.fd);
+	info = bpf_map_lookup_elem(&ht_conns, &key);
+	if (!info || !ht_classify(info, &args, ret))
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (!info->reported) {
+		info->reported = 1;
+		ht_emit_conn(HT_EV_CONN_OPEN, pid_tgid, args.fd, info, args.ts_enter);
+	}
+	ht_emit_data(pid_tgid, info, &args, ret, now);
+	return 0;
+}
+
+#endif /* HOPTRACE_BPF_CAPTURE_BPF_H */

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/* Maps and run-time knobs shared by the programs of socket_trace.bpf.c. */
+#ifndef HOPTRACE_BPF_MAPS_BPF_H
+#define HOPTRACE_BPF_MAPS_BPF_H
+
+#include "socket_trace.h"
+
+/* Set by the agent between open and load (rodata). */
+const volatile __u32 targ_agent_tgid = 0;    /* never trace ourselves */
+const volatile bool targ_trace_all = false;   /* every process but the agent */
+const volatile bool targ_port_filter = false; /* ht_selected_ports is in use */
+const volatile bool targ_exec_events = false; /* report execs for name matching */
+const volatile __u32 targ_max_payload = 4096; /* <= HT_MAX_PAYLOAD */
+
+enum ht_proto {
+	HT_PROTO_UNKNOWN = 0,
+	HT_PROTO_HTTP = 1,
+	HT_PROTO_OTHER = 2,
+};
+
+/* What the kernel side remembers about one TCP socket of a selected process. */
+struct ht_conn_info {
+	struct ht_tuple tuple;
+	__u64 gen;
+	__u32 role;     /* enum ht_role */
+	__u8 proto;     /* enum ht_proto */
+	__u8 reported;  /* HT_EV_CONN_OPEN sent */
+	__u16 _pad;
+};
+
+enum ht_io_kind {
+	HT_IO_BUF = 0, /* arg is a plain buffer */
+	HT_IO_IOV = 1, /* arg is a struct iovec array of iovcnt entries */
+};
+
+/* Arguments of a read/write-family syscall, saved at entry for its exit. */
+struct ht_io_args {
+	__u64 ts_enter;
+	__u64 arg; /* buffer or iovec array (user address) */
+	__u32 iovcnt;
+	__s32 fd;
+	__u16 syscall; /* enum ht_syscall */
+	__u8 kind;     /* enum ht_io_kind */
+	__u8 direction;
+	__u32 _pad;
+};
+
+/* (tgid << 32 | fd) -> connection. LRU: a missed close costs a slot, not a leak. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct ht_conn_info);
+} ht_conns SEC(".maps");
+
+/* tgid -> 1 for every selected process (children inherit, see fork). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} ht_selected_pids SEC(".maps");
+
+/* TCP port -> 1: connections to or from these ports are traced whatever the
+ * process (only consulted when targ_port_filter). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u16);
+	__type(value, __u8);
+} ht_selected_ports SEC(".maps");
+
+/* pid_tgid -> syscall in flight. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ht_io_args);
+} ht_active_io SEC(".maps");
+
+/* pid_tgid -> fd of a connect(2) in flight. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __s32);
+} ht_active_connect SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024); /* resized by the agent before load */
+} ht_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HT_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} ht_counters SEC(".maps");
+
+/* Scratch space for building a data event: too big for the BPF stack. Twice
+ * the payload bound so that (offset < MAX) + (len <= MAX) always fits. */
+struct ht_data_scratch {
+	struct ht_data_event ev;
+	__u8 payload[2 * HT_MAX_PAYLOAD];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ht_data_scratch);
+} ht_scratch SEC(".maps");
+
+static __always_inline void ht_count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&ht_counters, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline bool ht_pid_selected(__u32 tgid)
+{
+	if (tgid == targ_agent_tgid)
+		return false;
+	if (targ_trace_all)
+		return true;
+	return bpf_map_lookup_elem(&ht_selected_pids, &tgid) != NULL;
+}
+
+static __always_inline __u64 ht_conn_key(__u32 tgid, __s32 fd)
+{
+	return ((__u64)tgid << 32) | (__u32)fd;
+}
+
+#endif /* HOPTRACE_BPF_MAPS_BPF_H */

@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/*
+ * Capture of TCP connections and their HTTP bytes, from syscall tracepoints
+ * only (no kprobes, no fentry: they are unavailable on the kernels we target).
+ *
+ * Entry programs save the arguments of a read/write-family syscall on a
+ * followed socket; exit programs turn the bytes moved into a data event.
+ * accept/connect register sockets with their role; close forgets them.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
+
+#include "capture.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define ARG(ctx, n) ((ctx)->args[n])
+
+/* ---- accept / connect ---------------------------------------------------- */
+
+static __always_inline int ht_accept_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	if (ctx->ret < 0)
+		return 0;
+	ht_conn_register(pid_tgid >> 32, (__s32)ctx->ret, HT_ROLE_SERVER);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_accept")
+int ht_exit_accept(struct trace_event_raw_sys_exit *ctx) { return ht_accept_exit(ctx); }
+
+SEC("tp/syscalls/sys_exit_accept4")
+int ht_exit_accept4(struct trace_event_raw_sys_exit *ctx) { return ht_accept_exit(ctx); }
+
+SEC("tp/syscalls/sys_enter_connect")
+int ht_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__s32 fd = (__s32)ARG(ctx, 0);
+
+	if (!ht_pid_selected(pid_tgid >> 32) && !targ_port_filter)
+		return 0;
+	bpf_map_update_elem(&ht_active_connect, &pid_tgid, &fd, BPF_ANY);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_connect")
+int ht_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__s32 *fd = bpf_map_lookup_elem(&ht_active_connect, &pid_tgid);
+	__s32 sfd;
+
+	if (!fd)
+		return 0;
+	sfd = *fd;
+	bpf_map_delete_elem(&ht_active_connect, &pid_tgid);
+	if (ctx->ret == 0 || ctx->ret == -HT_EINPROGRESS)
+		ht_conn_register(pid_tgid >> 32, sfd, HT_ROLE_CLIENT);
+	return 0;
+}
+
+/* ---- reads ----------------------------------------------------------------- */
+
+SEC("tp/syscalls/sys_enter_read")
+int ht_enter_read(struct trace_event_raw_sys_enter *ctx)
+{
+	return ht_io_enter(ARG(ctx, 0), ARG(ctx, 1), 0, HT_IO_BUF, HT_SYS_READ, HT_DIR_INGRESS);
+}
+
+SEC("tp/syscalls/sys_enter_readv")
+int ht_enter_readv(struct trace_event_raw_sys_enter *ctx)
+{
+	return ht_io_enter(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), HT_IO_IOV, HT_SYS_READV,
+			   HT_DIR_INGRESS);
+}
+
+SEC("tp/syscalls/sys_enter_recvfrom")
+int ht_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+{
+	return ht_io_enter(ARG(ctx, 0), ARG(ctx, 1), 0, HT_IO_BUF, HT_SYS_RECVFROM, HT_DIR_INGRESS);
+}
+
+SEC("tp/syscalls/sys_enter_recvmsg")
+int ht_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return ht_msg_enter(ARG(ctx, 0), ARG(ctx, 1), HT_SYS_RECVMSG, HT_DIR_INGRESS);
+}
+
+/* ---- writes ---------------------------------------------------------------- */
+
+SEC("tp/syscalls/sys_enter_write")
+int ht_enter_write(struct trace_event_raw_sys_enter *ctx)
+{
+	return ht_io_enter(ARG(ctx, 0), ARG(ctx, 1), 0, HT_IO_BUF, HT_SYS_WRITE, HT_DIR_EGRESS);
+}
+
+SEC("tp/syscalls/sys_enter_writev")
+int ht_enter_writev(struct trace_event_raw_sys_enter *ctx)
+{
+	return ht_io_enter(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), HT_IO_IOV, HT_SYS_WRITEV,
+			   HT_DIR_EGRESS);
+}
+
+SEC("tp/syscalls/sys_enter_sendto")
+int ht_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+	return ht_io_enter(ARG(ctx, 0), ARG(ctx, 1), 0, HT_IO_BUF, HT_SYS_SENDTO, HT_DIR_EGRESS);
+}
+
+SEC("tp/syscalls/sys_enter_sendmsg")
+int ht_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return ht_msg_enter(ARG(ctx, 0), ARG(ctx, 1), HT_SYS_SENDMSG, HT_DIR_EGRESS);
+}
+
+/* One exit program per syscall: the tracepoints are per syscall. */
+#define HT_IO_EXIT(name)                                                   \
+	SEC("tp/syscalls/sys_exit_" #name)                                 \
+	int ht_exit_##name(struct trace_event_raw_sys_exit *ctx)           \
+	{                                                                  \
+		return ht_io_exit(ctx->ret);                               \
+	}
+
+HT_IO_EXIT(read)
+HT_IO_EXIT(readv)
+HT_IO_EXIT(recvfrom)
+HT_IO_EXIT(recvmsg)
+HT_IO_EXIT(write)
+HT_IO_EXIT(writev)
+HT_IO_EXIT(sendto)
+HT_IO_EXIT(sendmsg)
+
+/* ---- close ----------------------------------------------------------------- */
+
+SEC("tp/syscalls/sys_enter_close")
+int ht_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__s32 fd = (__s32)ARG(ctx, 0);
+	__u64 key = ht_conn_key(pid_tgid >> 32, fd);
+	struct ht_conn_info *info = bpf_map_lookup_elem(&ht_conns, &key);
+
+	if (!info)
+		return 0;
+	if (info->reported)
+		ht_emit_conn(HT_EV_CONN_CLOSE, pid_tgid, fd, info, bpf_ktime_get_ns());
+	bpf_map_delete_elem(&ht_conns, &key);
+	return 0;
+}
+
+/* ---- process lifecycle ----------------------------------------------------- */
+
+static __always_inline void ht_emit_proc(__u32 type, __u32 pid, __u32 tid, __u32 ppid,
+					 __s32 exit_code)
+{
+	struct ht_proc_event ev = {};
+	__u64 now = bpf_ktime_get_ns();
+
+	ev.hdr.type = type;
+	ev.hdr.pid = pid;
+	ev.hdr.tid = tid;
+	ev.hdr.fd = -1;
+	ev.hdr.ts_enter_ns = now;
+	ev.hdr.ts_exit_ns = now;
+	ev.ppid = ppid;
+	ev.exit_code = exit_code;
+	bpf_get_current_comm(ev.comm, sizeof(ev.comm));
+	if (bpf_ringbuf_output(&ht_events, &ev, sizeof(ev), 0))
+		ht_count(HT_CNT_RINGBUF_DROPS);
+}
+
+/* Children of a selected process are selected: forking servers (nginx
+ * workers, gunicorn) serve from the child. Done here so no request of the
+ * child can slip through before the agent hears of it. */
+SEC("tp/sched/sched_process_fork")
+int ht_sched_fork(struct trace_event_raw_sched_process_fork *ctx)
+{
+	__u32 parent = ctx->parent_pid, child = ctx->child_pid;
+	__u8 one = 1;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+
+	/* parent_pid is a thread id; thread creation is not a new process. */
+	parent = BPF_CORE_READ(task, tgid);
+	if (parent == child || !bpf_map_lookup_elem(&ht_selected_pids, &parent))
+		return 0;
+	bpf_map_update_elem(&ht_selected_pids, &child, &one, BPF_ANY);
+	return 0;
+}
+
+SEC("tp/sched/sched_process_exec")
+int ht_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	if (!targ_exec_events || (pid_tgid >> 32) == targ_agent_tgid)
+		return 0;
+	ht_emit_proc(HT_EV_PROC_EXEC, pid_tgid >> 32, (__u32)pid_tgid, 0, 0);
+	return 0;
+}
+
+SEC("tp/sched/sched_process_exit")
+int ht_sched_exit(void *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+
+	/* Only the last thread of the group ends the process. */
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	if (!ht_pid_selected(tgid))
+		return 0;
+	ht_emit_proc(HT_EV_PROC_EXIT, tgid, (__u32)pid_tgid, BPF_CORE_READ(task, real_parent, tgid),
+		     BPF_CORE_READ(task, exit_code));
+	bpf_map_delete_elem(&ht_selected_pids, &tgid);
+	return 0;
+}

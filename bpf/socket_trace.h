@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Events that cross the ring buffer from socket_trace.bpf.c to the agent.
+ *
+ * This is the one schema of the capture path. It is included by the BPF
+ * program and by the agent; tests/unit/event_layout_test.cc pins every
+ * size and offset. Change it only by adding fields at the end of a struct
+ * (and bumping nothing else), so that old readers keep working.
+ */
+#ifndef HOPTRACE_BPF_SOCKET_TRACE_H
+#define HOPTRACE_BPF_SOCKET_TRACE_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Hard upper bound of payload bytes captured per syscall. The runtime knob
+ * targ_max_payload (default 4096) may lower it. Power of two: the BPF side
+ * masks lengths with HT_MAX_PAYLOAD - 1 to satisfy the verifier. */
+#define HT_MAX_PAYLOAD 16384
+
+/* Longest comm the kernel keeps (TASK_COMM_LEN). */
+#define HT_COMM_LEN 16
+
+enum ht_event_type {
+	HT_EV_CONN_OPEN = 1,  /* first HTTP-looking bytes on a TCP socket */
+	HT_EV_DATA = 2,       /* one read/write syscall on a tracked socket */
+	HT_EV_CONN_CLOSE = 3, /* close(2) of a socket we reported */
+	HT_EV_PROC_EXEC = 4,  /* exec by any process (only when asked for) */
+	HT_EV_PROC_EXIT = 5,  /* exit of a selected process (whole thread group) */
+};
+
+enum ht_direction {
+	HT_DIR_EGRESS = 1,  /* the process wrote these bytes */
+	HT_DIR_INGRESS = 2, /* the process read these bytes */
+};
+
+/* Who opened the connection, as far as the kernel program saw it. */
+enum ht_role {
+	HT_ROLE_UNKNOWN = 0, /* socket existed before we looked at it */
+	HT_ROLE_CLIENT = 1,  /* connect(2) */
+	HT_ROLE_SERVER = 2,  /* accept(2) / accept4(2) */
+};
+
+enum ht_syscall {
+	HT_SYS_READ = 1,
+	HT_SYS_READV = 2,
+	HT_SYS_RECVFROM = 3,
+	HT_SYS_RECVMSG = 4,
+	HT_SYS_WRITE = 5,
+	HT_SYS_WRITEV = 6,
+	HT_SYS_SENDTO = 7,
+	HT_SYS_SENDMSG = 8,
+};
+
+/* Indexes into the per-CPU counter array "ht_counters". */
+enum ht_counter {
+	HT_CNT_RINGBUF_DROPS = 0, /* bpf_ringbuf_output failed: event lost */
+	HT_CNT_CONN_MAP_FULL = 1, /* could not insert a connection */
+	HT_CNT_DATA_EVENTS = 2,
+	HT_CNT_TRUNCATED = 3, /* syscalls whose payload was longer than captured */
+	HT_CNT_MAX = 4,
+};
+
+/* The two ends of a TCP connection as seen from the traced process. Addresses
+ * are in network byte order; IPv4 uses the first 4 bytes. Ports are in host
+ * byte order. */
+struct ht_tuple {
+	__u16 family; /* AF_INET or AF_INET6 */
+	__u16 local_port;
+	__u16 remote_port;
+	__u16 _pad;
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+};
+
+/* Common prefix of every event. */
+struct ht_event_header {
+	__u32 type; /* enum ht_event_type */
+	__u32 pid;  /* thread group id (what userspace calls the pid) */
+	__u32 tid;  /* thread id */
+	__s32 fd;
+	/* Unique per connection instance: the kernel time the connection was first
+	 * seen. (pid, fd, conn_gen) tells a reused fd from the old one. */
+	__u64 conn_gen;
+	__u64 ts_enter_ns; /* CLOCK_MONOTONIC at syscall entry */
+	__u64 ts_exit_ns;  /* CLOCK_MONOTONIC at syscall exit */
+};
+
+struct ht_conn_event {
+	struct ht_event_header hdr;
+	struct ht_tuple tuple;
+	__u32 role; /* enum ht_role */
+	__u32 _pad;
+};
+
+struct ht_data_event {
+	struct ht_event_header hdr;
+	__u32 direction; /* enum ht_direction */
+	__u32 syscall;   /* enum ht_syscall */
+	/* Bytes the syscall moved (its return value); may exceed captured. */
+	__u64 bytes;
+	__u32 captured; /* bytes of payload that follow */
+	__u32 _pad;
+	__u8 payload[]; /* captured bytes, first of the syscall's data */
+};
+
+struct ht_proc_event {
+	struct ht_event_header hdr; /* fd = -1, conn_gen = 0 */
+	__u32 ppid;
+	__s32 exit_code;
+	char comm[HT_COMM_LEN];
+};
+
+#endif /* HOPTRACE_BPF_SOCKET_TRACE_H */
