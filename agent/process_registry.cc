@@ -1,0 +1,644 @@
+#include "agent/process_registry.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <charconv>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <utility>
+
+namespace hoptrace {
+namespace {
+
+// What we read of /proc files. argv and environ of a process can be megabytes;
+// nothing we need lies that deep, and a bounded read keeps one odd process from
+// costing the agent memory.
+constexpr size_t kMaxProcFileBytes = 256 * 1024;
+
+// The cache holds one entry per pid until Forget(). If a caller misses exits,
+// this bounds it anyway (see MakeRoom).
+constexpr size_t kMaxCachedProcesses = 64 * 1024;
+
+// OpenTelemetry semantic conventions, service.instance.id: "the ID SHOULD be
+// used as source of a UUID Version 5 and SHOULD use the following UUID as the
+// namespace: 4d63009a-8d0f-11ee-aad7-4c796ed8e320."
+constexpr std::array<uint8_t, 16> kServiceInstanceNamespace = {
+    0x4d, 0x63, 0x00, 0x9a, 0x8d, 0x0f, 0x11, 0xee,
+    0xaa, 0xd7, 0x4c, 0x79, 0x6e, 0xd8, 0xe3, 0x20};
+
+// ---- small string and file helpers --------------------------------------
+
+std::string_view Trim(std::string_view s) {
+  constexpr std::string_view kSpace = " \t\r\n";
+  const size_t b = s.find_first_not_of(kSpace);
+  if (b == std::string_view::npos) return {};
+  return s.substr(b, s.find_last_not_of(kSpace) - b + 1);
+}
+
+std::string_view Basename(std::string_view path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+// /proc files report size 0, so read until EOF rather than trusting stat.
+std::optional<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string out;
+  char chunk[4096];
+  while (out.size() < kMaxProcFileBytes) {
+    in.read(chunk, static_cast<std::streamsize>(
+                       std::min(sizeof(chunk), kMaxProcFileBytes - out.size())));
+    out.append(chunk, static_cast<size_t>(in.gcount()));
+    if (!in) break;
+  }
+  // environ of a process we may not ptrace opens but fails on read (EACCES).
+  if (in.bad()) return std::nullopt;
+  return out;
+}
+
+std::optional<std::string> ReadLink(const std::string& path) {
+  std::string buf(4096, '\0');
+  const ssize_t n = readlink(path.c_str(), buf.data(), buf.size());
+  if (n <= 0 || static_cast<size_t>(n) == buf.size()) return std::nullopt;
+  buf.resize(static_cast<size_t>(n));
+  // The kernel appends this when the binary was replaced or removed after
+  // exec (a package upgrade); the path before it is still the right name.
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (buf.size() > kDeleted.size() && buf.ends_with(kDeleted)) {
+    buf.resize(buf.size() - kDeleted.size());
+  }
+  return buf;
+}
+
+// cmdline and environ are NUL-terminated strings back to back.
+std::vector<std::string> SplitNul(std::string_view data) {
+  std::vector<std::string> out;
+  while (!data.empty()) {
+    const size_t nul = data.find('\0');
+    out.emplace_back(data.substr(0, nul));
+    if (nul == std::string_view::npos) break;
+    data.remove_prefix(nul + 1);
+  }
+  return out;
+}
+
+// First match, as getenv() in the process itself would see it.
+std::optional<std::string_view> EnvValue(const std::vector<std::string>& environ,
+                                         std::string_view key) {
+  for (const auto& entry : environ) {
+    if (entry.size() > key.size() && entry[key.size()] == '=' && StartsWith(entry, key)) {
+      return std::string_view(entry).substr(key.size() + 1);
+    }
+  }
+  return std::nullopt;
+}
+
+// ---- OTEL_RESOURCE_ATTRIBUTES ---------------------------------------------
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool PercentDecode(std::string_view in, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      *out += in[i];
+      continue;
+    }
+    if (i + 2 >= in.size()) return false;
+    const int hi = HexValue(in[i + 1]);
+    const int lo = HexValue(in[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    *out += static_cast<char>(hi << 4 | lo);
+    i += 2;
+  }
+  return true;
+}
+
+// OpenTelemetry SDK environment variables: OTEL_RESOURCE_ATTRIBUTES is
+// "key1=value1,key2=value2" as in W3C Baggage, values percent-encoded; "In case
+// of any error, e.g. failure during the decoding process, the entire
+// environment variable value SHOULD be discarded". A later duplicate key wins,
+// as it would when the SDK builds its attribute map.
+std::optional<std::string> ServiceNameFromResourceAttributes(std::string_view attrs) {
+  std::optional<std::string> name;
+  std::string decoded;
+  while (!attrs.empty()) {
+    const size_t comma = attrs.find(',');
+    const std::string_view entry = Trim(attrs.substr(0, comma));
+    attrs.remove_prefix(comma == std::string_view::npos ? attrs.size() : comma + 1);
+    if (entry.empty()) continue;
+    const size_t eq = entry.find('=');
+    if (eq == std::string_view::npos || Trim(entry.substr(0, eq)).empty()) return std::nullopt;
+    if (!PercentDecode(Trim(entry.substr(eq + 1)), &decoded)) return std::nullopt;
+    if (Trim(entry.substr(0, eq)) == "service.name") name = decoded;
+  }
+  // An empty value means unset, as for every OTEL_* variable.
+  if (name && name->empty()) return std::nullopt;
+  return name;
+}
+
+// ---- interpreters -----------------------------------------------------------
+
+// What an interpreter option does with the argument that follows it (or the
+// rest of its own cluster, "-mhttp.server").
+enum class OptKind {
+  kValue,   // consumes a value that is not the program: "-W ignore", "-cp x"
+  kInline,  // the program is inline code or stdin: "-c", "-e"; no script name
+  kModule,  // the value names the program: "-m http.server", "java -m mod/Main"
+  kScript,  // the value is the program file: "-jar app.jar", "php -f x.php"
+};
+
+struct OptRule {
+  std::string_view name;
+  OptKind kind;
+};
+
+struct Syntax {
+  // getopt-style: "-um" is "-u" then "-m". java's options are whole words.
+  bool clustered;
+  // Shells also take options as "+o name".
+  bool plus_options;
+  std::span<const OptRule> rules;
+  // Subcommands that come before the script ("deno run x.ts"), and those that
+  // run no script of the user's ("deno fmt", "bun install").
+  std::span<const std::string_view> run_subcommands;
+  std::span<const std::string_view> other_subcommands;
+};
+
+// Only options that take a separate value, or that decide what runs, need to
+// be listed; every other option is a flag and is skipped.
+constexpr OptRule kPythonRules[] = {
+    {"-c", OptKind::kInline}, {"-m", OptKind::kModule}, {"-W", OptKind::kValue},
+    {"-X", OptKind::kValue},  {"--check-hash-based-pycs", OptKind::kValue}};
+constexpr OptRule kNodeRules[] = {
+    {"-e", OptKind::kInline},          {"--eval", OptKind::kInline},
+    {"-p", OptKind::kInline},          {"--print", OptKind::kInline},
+    {"-r", OptKind::kValue},           {"--require", OptKind::kValue},
+    {"--import", OptKind::kValue},     {"--loader", OptKind::kValue},
+    {"--experimental-loader", OptKind::kValue},
+    {"-C", OptKind::kValue},           {"--conditions", OptKind::kValue},
+    {"--env-file", OptKind::kValue},   {"--input-type", OptKind::kValue},
+    {"--title", OptKind::kValue},      {"--inspect-port", OptKind::kValue}};
+constexpr OptRule kRubyRules[] = {{"-e", OptKind::kInline}, {"-I", OptKind::kValue},
+                                  {"-r", OptKind::kValue},  {"-C", OptKind::kValue},
+                                  {"-E", OptKind::kValue},  {"--encoding", OptKind::kValue}};
+constexpr OptRule kPerlRules[] = {{"-e", OptKind::kInline}, {"-E", OptKind::kInline},
+                                  {"-I", OptKind::kValue},  {"-M", OptKind::kValue},
+                                  {"-m", OptKind::kValue}};
+constexpr OptRule kPhpRules[] = {
+    {"-r", OptKind::kInline}, {"-B", OptKind::kInline}, {"-R", OptKind::kInline},
+    {"-E", OptKind::kInline}, {"-f", OptKind::kScript}, {"-c", OptKind::kValue},
+    {"-d", OptKind::kValue},  {"-z", OptKind::kValue},  {"-t", OptKind::kValue},
+    {"-S", OptKind::kValue}};
+constexpr OptRule kJavaRules[] = {
+    {"-jar", OptKind::kScript},         {"-m", OptKind::kModule},
+    {"--module", OptKind::kModule},     {"-cp", OptKind::kValue},
+    {"-classpath", OptKind::kValue},    {"--class-path", OptKind::kValue},
+    {"-p", OptKind::kValue},            {"--module-path", OptKind::kValue},
+    {"--upgrade-module-path", OptKind::kValue},
+    {"--add-modules", OptKind::kValue}, {"--add-opens", OptKind::kValue},
+    {"--add-exports", OptKind::kValue}, {"--add-reads", OptKind::kValue},
+    {"--limit-modules", OptKind::kValue}, {"--patch-module", OptKind::kValue},
+    {"--enable-native-access", OptKind::kValue}, {"--source", OptKind::kValue}};
+constexpr OptRule kShellRules[] = {
+    {"-c", OptKind::kInline}, {"-s", OptKind::kInline},       {"-o", OptKind::kValue},
+    {"+o", OptKind::kValue},  {"-O", OptKind::kValue},        {"+O", OptKind::kValue},
+    {"--rcfile", OptKind::kValue}, {"--init-file", OptKind::kValue}};
+constexpr OptRule kDenoRules[] = {
+    {"-c", OptKind::kValue},          {"--config", OptKind::kValue},
+    {"--import-map", OptKind::kValue}, {"--location", OptKind::kValue},
+    {"--seed", OptKind::kValue},      {"-L", OptKind::kValue},
+    {"--log-level", OptKind::kValue}, {"--port", OptKind::kValue},
+    {"--host", OptKind::kValue}};
+constexpr OptRule kBunRules[] = {
+    {"-e", OptKind::kInline},      {"--eval", OptKind::kInline},
+    {"-p", OptKind::kInline},      {"--print", OptKind::kInline},
+    {"-r", OptKind::kValue},       {"--preload", OptKind::kValue},
+    {"-c", OptKind::kValue},       {"--config", OptKind::kValue},
+    {"--cwd", OptKind::kValue},    {"--env-file", OptKind::kValue}};
+
+constexpr std::string_view kRunSubcommands[] = {"run", "serve"};
+constexpr std::string_view kDenoOtherSubcommands[] = {
+    "add", "bench", "cache", "check", "clean", "compile", "completions", "coverage", "doc",
+    "eval", "fmt", "info", "init", "install", "jupyter", "lint", "lsp", "outdated", "publish",
+    "remove", "repl", "task", "test", "types", "uninstall", "upgrade", "vendor"};
+constexpr std::string_view kBunOtherSubcommands[] = {
+    "a", "add", "build", "c", "create", "exec", "i", "init", "install", "link", "outdated",
+    "pm", "publish", "remove", "repl", "rm", "test", "unlink", "update", "upgrade", "x"};
+
+constexpr Syntax kPython{true, false, kPythonRules, {}, {}};
+constexpr Syntax kNode{true, false, kNodeRules, {}, {}};
+constexpr Syntax kRuby{true, false, kRubyRules, {}, {}};
+constexpr Syntax kPerl{true, false, kPerlRules, {}, {}};
+constexpr Syntax kPhp{true, false, kPhpRules, {}, {}};
+constexpr Syntax kJava{false, false, kJavaRules, {}, {}};
+constexpr Syntax kShell{true, true, kShellRules, {}, {}};
+constexpr Syntax kDeno{true, false, kDenoRules, kRunSubcommands, kDenoOtherSubcommands};
+constexpr Syntax kBun{true, false, kBunRules, kRunSubcommands, kBunOtherSubcommands};
+
+// "python", "python3", "python3.11": the family name, then only a version.
+bool IsVersioned(std::string_view name, std::string_view family) {
+  if (!StartsWith(name, family)) return false;
+  return std::all_of(name.begin() + family.size(), name.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+}
+
+// Exact names for the rest: "php-fpm8.2" or "bash-completion" are not the
+// interpreter running a script, and treating them as one would make a config
+// path their service name.
+const Syntax* InterpreterSyntax(std::string_view name) {
+  if (IsVersioned(name, "python")) return &kPython;
+  if (IsVersioned(name, "ruby")) return &kRuby;
+  if (IsVersioned(name, "perl")) return &kPerl;
+  if (IsVersioned(name, "php")) return &kPhp;
+  if (name == "node" || name == "nodejs") return &kNode;
+  if (name == "java") return &kJava;
+  if (name == "bash" || name == "sh" || name == "dash") return &kShell;
+  if (name == "deno") return &kDeno;
+  if (name == "bun") return &kBun;
+  return nullptr;
+}
+
+// "/srv/app/backend.py" -> "backend". Empty when there is no usable name
+// ("node ." runs a package, "./" is a directory).
+std::string ScriptName(std::string_view path) {
+  constexpr std::string_view kExtensions[] = {".py", ".js",  ".mjs", ".cjs", ".rb",  ".pl",
+                                              ".php", ".sh", ".jar", ".ts",  ".java"};
+  std::string_view name = Basename(path);
+  for (std::string_view ext : kExtensions) {
+    if (name.size() > ext.size() && name.ends_with(ext)) {
+      name.remove_suffix(ext.size());
+      break;
+    }
+  }
+  if (name == "." || name == "..") return {};
+  return std::string(name);
+}
+
+// "java -m com.shop/com.shop.Main" names module com.shop; python's module
+// names ("http.server") are kept whole.
+std::string ModuleName(std::string_view module) {
+  return std::string(module.substr(0, module.find('/')));
+}
+
+const OptRule* FindRule(const Syntax& syntax, std::string_view name) {
+  for (const auto& rule : syntax.rules) {
+    if (rule.name == name) return &rule;
+  }
+  return nullptr;
+}
+
+bool Contains(std::span<const std::string_view> words, std::string_view word) {
+  return std::find(words.begin(), words.end(), word) != words.end();
+}
+
+// The program an interpreter runs, named from its arguments; empty when it
+// runs inline code, stdin, or a subcommand of its own.
+std::string ProgramName(const Syntax& syntax, const std::vector<std::string>& argv) {
+  // Returns the name for an option's value, or nullopt to keep scanning.
+  const auto apply = [](OptKind kind, std::string_view value) -> std::optional<std::string> {
+    switch (kind) {
+      case OptKind::kValue: return std::nullopt;
+      case OptKind::kInline: return std::string();
+      case OptKind::kModule: return ModuleName(value);
+      case OptKind::kScript: return ScriptName(value);
+    }
+    return std::string();
+  };
+  bool first_positional = true;
+  for (size_t i = 1; i < argv.size(); ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") return i + 1 < argv.size() ? ScriptName(argv[i + 1]) : std::string();
+    if (arg == "-") return {};  // the program comes from stdin
+    const bool is_option =
+        arg.size() > 1 && (arg[0] == '-' || (syntax.plus_options && arg[0] == '+'));
+    if (!is_option) {
+      if (first_positional && Contains(syntax.run_subcommands, arg)) {
+        first_positional = false;
+        continue;
+      }
+      if (first_positional && Contains(syntax.other_subcommands, arg)) return {};
+      // java reads more options from "@argfiles".
+      if (&syntax == &kJava && arg[0] == '@') continue;
+      return ScriptName(arg);
+    }
+    // The value of a rule is the rest of the argument ("--require=x",
+    // "-Wignore", "-mhttp.server") or else the next argument.
+    std::optional<std::string> name;
+    bool handled = false;
+    if (StartsWith(arg, "--") || !syntax.clustered) {
+      const size_t eq = arg.find('=');
+      if (const OptRule* rule = FindRule(syntax, arg.substr(0, eq))) {
+        handled = true;
+        if (eq != std::string_view::npos) {
+          name = apply(rule->kind, arg.substr(eq + 1));
+        } else if (rule->kind == OptKind::kInline) {
+          name = std::string();
+        } else if (i + 1 < argv.size()) {
+          name = apply(rule->kind, argv[++i]);
+        } else {
+          return {};
+        }
+      }
+    } else {
+      for (size_t j = 1; j < arg.size() && !handled; ++j) {
+        const char opt[] = {arg[0], arg[j]};
+        const OptRule* rule = FindRule(syntax, std::string_view(opt, 2));
+        if (rule == nullptr) continue;
+        handled = true;
+        if (j + 1 < arg.size()) {
+          name = apply(rule->kind, arg.substr(j + 1));
+        } else if (rule->kind == OptKind::kInline) {
+          name = std::string();
+        } else if (i + 1 < argv.size()) {
+          name = apply(rule->kind, argv[++i]);
+        } else {
+          return {};
+        }
+      }
+    }
+    if (name) return *name;
+  }
+  return {};
+}
+
+// ---- /proc parsing ----------------------------------------------------------
+
+bool IsLowerHex(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// A container runtime names the cgroup of a container after its 64-hex-digit
+// id, with a runtime prefix and a systemd suffix or without:
+//   0::/system.slice/docker-<id>.scope                      (docker, cgroup v2)
+//   12:memory:/docker/<id>                                  (docker, cgroup v1)
+//   0::/kubepods.slice/.../cri-containerd-<id>.scope        (containerd, systemd driver)
+//   11:cpu:/kubepods/burstable/pod<uid>/<id>                (kubelet, cgroupfs driver)
+//   0::/machine.slice/libpod-<id>.scope, crio-<id>.scope    (podman, cri-o)
+// The deepest path component that holds such an id wins: pods and slices
+// above it never have a 64-hex name.
+std::string ContainerIdFromCgroup(std::string_view cgroup) {
+  while (!cgroup.empty()) {
+    const size_t nl = cgroup.find('\n');
+    std::string_view line = cgroup.substr(0, nl);
+    cgroup.remove_prefix(nl == std::string_view::npos ? cgroup.size() : nl + 1);
+    // hierarchy-ID:controller-list:cgroup-path; the path may itself hold ':'.
+    const size_t c1 = line.find(':');
+    const size_t c2 = c1 == std::string_view::npos ? c1 : line.find(':', c1 + 1);
+    if (c2 == std::string_view::npos) continue;
+    std::string_view path = line.substr(c2 + 1);
+    while (!path.empty()) {
+      const size_t slash = path.rfind('/');
+      std::string_view part = path.substr(slash == std::string_view::npos ? 0 : slash + 1);
+      path = path.substr(0, slash == std::string_view::npos ? 0 : slash);
+      if (part.ends_with(".scope")) part.remove_suffix(6);
+      const size_t dash = part.rfind('-');
+      if (dash != std::string_view::npos) part.remove_prefix(dash + 1);
+      if (part.size() == 64 && IsLowerHex(part)) return std::string(part);
+    }
+  }
+  return {};
+}
+
+// Field 22 of /proc/<pid>/stat, starttime in clock ticks since boot. Field 2,
+// comm, is in parentheses and may itself hold spaces and ")", so count from
+// the last ")".
+std::optional<uint64_t> StartTimeFromStat(std::string_view stat) {
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string_view::npos) return std::nullopt;
+  std::string_view rest = stat.substr(paren + 1);
+  constexpr int kFirstFieldAfterComm = 3;
+  constexpr int kStartTimeField = 22;
+  for (int field = kFirstFieldAfterComm;; ++field) {
+    const size_t b = rest.find_first_not_of(' ');
+    if (b == std::string_view::npos) return std::nullopt;
+    rest.remove_prefix(b);
+    const std::string_view token = rest.substr(0, rest.find(' '));
+    if (field == kStartTimeField) {
+      uint64_t value = 0;
+      const auto [ptr, ec] = std::from_chars(token.data(), token.data() + token.size(), value);
+      if (ec != std::errc() || ptr != token.data() + token.size()) return std::nullopt;
+      return value;
+    }
+    rest.remove_prefix(token.size());
+  }
+}
+
+// ---- service.instance.id ----------------------------------------------------
+
+// SHA-1 (FIPS 180-4), needed only because UUID version 5 is defined on it. No
+// dependency in the project provides a hash (libcrypto is not linked), and
+// this is the one use; the unit test checks it against Python's uuid.uuid5.
+// Not used for anything security-relevant.
+std::array<uint8_t, 20> Sha1(std::string_view data) {
+  std::array<uint32_t, 5> h = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0};
+  std::string msg(data);
+  msg += static_cast<char>(0x80);
+  while (msg.size() % 64 != 56) msg += '\0';
+  const uint64_t bits = static_cast<uint64_t>(data.size()) * 8;
+  for (int i = 7; i >= 0; --i) msg += static_cast<char>(bits >> (8 * i));
+
+  for (size_t block = 0; block < msg.size(); block += 64) {
+    std::array<uint32_t, 80> w;
+    for (int t = 0; t < 16; ++t) {
+      const auto* p = reinterpret_cast<const uint8_t*>(msg.data() + block + 4 * t);
+      w[t] = uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
+    }
+    for (int t = 16; t < 80; ++t) w[t] = std::rotl(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int t = 0; t < 80; ++t) {
+      uint32_t f, k;
+      if (t < 20) {
+        f = (b & c) | (~b & d), k = 0x5a827999;
+      } else if (t < 40) {
+        f = b ^ c ^ d, k = 0x6ed9eba1;
+      } else if (t < 60) {
+        f = (b & c) | (b & d) | (c & d), k = 0x8f1bbcdc;
+      } else {
+        f = b ^ c ^ d, k = 0xca62c1d6;
+      }
+      const uint32_t temp = std::rotl(a, 5) + f + e + k + w[t];
+      e = d, d = c, c = std::rotl(b, 30), b = a, a = temp;
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
+  }
+  std::array<uint8_t, 20> out;
+  for (int i = 0; i < 20; ++i) out[i] = static_cast<uint8_t>(h[i / 4] >> (24 - 8 * (i % 4)));
+  return out;
+}
+
+// RFC 9562 section 5.5: SHA-1 over namespace then name, first 16 bytes, with
+// version 5 and the RFC variant stamped in.
+std::string UuidV5(const std::array<uint8_t, 16>& ns, std::string_view name) {
+  std::string input(reinterpret_cast<const char*>(ns.data()), ns.size());
+  input += name;
+  const auto hash = Sha1(input);
+  std::array<uint8_t, 16> u;
+  std::copy_n(hash.begin(), u.size(), u.begin());
+  u[6] = static_cast<uint8_t>((u[6] & 0x0f) | 0x50);
+  u[8] = static_cast<uint8_t>((u[8] & 0x3f) | 0x80);
+  std::string out;
+  char buf[3];
+  for (size_t i = 0; i < u.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    std::snprintf(buf, sizeof(buf), "%02x", u[i]);
+    out += buf;
+  }
+  return out;
+}
+
+// The name hashed into the instance id. pid + starttime identify one process
+// for the life of one boot; the boot id keeps a daemon that gets the same pid
+// and start tick after every reboot from reusing its id; the host name keeps
+// hosts apart. Hashing (rather than printing) these follows the semantic
+// conventions' advice that the underlying data "should be treated as
+// confidential".
+std::string InstanceIdName(std::string_view host, std::string_view boot_id, pid_t pid,
+                           uint64_t starttime) {
+  std::string name(host);
+  name += '/';
+  name += boot_id;
+  name += '/';
+  name += std::to_string(pid);
+  name += '/';
+  name += std::to_string(starttime);
+  return name;
+}
+
+}  // namespace
+
+std::string DeriveServiceName(const std::string& executable_name,
+                              const std::vector<std::string>& argv,
+                              const std::vector<std::string>& environ) {
+  // The process's own configuration wins: it is what an OpenTelemetry SDK in
+  // that process would report, so our spans and its spans agree.
+  if (auto v = EnvValue(environ, "OTEL_SERVICE_NAME"); v && !v->empty()) return std::string(*v);
+  if (auto v = EnvValue(environ, "OTEL_RESOURCE_ATTRIBUTES")) {
+    if (auto name = ServiceNameFromResourceAttributes(*v)) return *name;
+  }
+
+  const std::string_view argv0 = argv.empty() ? std::string_view() : Basename(argv[0]);
+  // The executable decides (argv[0] can be anything); argv[0] is the fallback
+  // when /proc/<pid>/exe was unreadable and the caller had only comm.
+  const Syntax* syntax = InterpreterSyntax(executable_name);
+  if (syntax == nullptr) syntax = InterpreterSyntax(argv0);
+  if (syntax != nullptr) {
+    if (std::string name = ProgramName(*syntax, argv); !name.empty()) return name;
+  }
+
+  if (!executable_name.empty()) return executable_name;
+  if (!argv0.empty()) return std::string(argv0);
+  return "unknown_service";
+}
+
+ProcessRegistry::ProcessRegistry(std::string host_name, std::string proc_root)
+    : host_name_(std::move(host_name)), proc_root_(std::move(proc_root)) {}
+
+std::shared_ptr<const ProcessInfo> ProcessRegistry::Get(pid_t pid) {
+  if (auto it = cache_.find(pid); it != cache_.end()) return it->second;
+  auto info = Load(pid);
+  if (cache_.size() >= kMaxCachedProcesses) {
+    // Callers Forget() pids on exit; if exits were missed, drop entries of
+    // processes that are gone, then arbitrary ones down to 7/8 full so the
+    // sweep is not repeated on every new pid. Spans already built keep their
+    // Resource through their own shared_ptr; a live pid dropped here is
+    // simply read again.
+    struct stat st;
+    for (auto it = cache_.begin(); it != cache_.end();) {
+      const std::string dir = proc_root_ + "/" + std::to_string(it->first);
+      it = ::stat(dir.c_str(), &st) != 0 ? cache_.erase(it) : std::next(it);
+    }
+    while (cache_.size() > kMaxCachedProcesses - kMaxCachedProcesses / 8) {
+      cache_.erase(cache_.begin());
+    }
+  }
+  cache_.emplace(pid, info);
+  return info;
+}
+
+void ProcessRegistry::Forget(pid_t pid) { cache_.erase(pid); }
+
+std::shared_ptr<const ProcessInfo> ProcessRegistry::Load(pid_t pid) {
+  const std::string dir = proc_root_ + "/" + std::to_string(pid);
+  auto info = std::make_shared<ProcessInfo>();
+  info->pid = pid;
+  auto resource = std::make_shared<Resource>();
+  Attributes& attrs = resource->attributes;
+
+  const std::optional<std::string> comm = ReadFile(dir + "/comm");
+  const std::optional<std::string> stat_line = ReadFile(dir + "/stat");
+  if (!comm && !stat_line) {
+    // Gone before we looked (or never ours to see). OpenTelemetry's fallback
+    // name, and the one fact that is certain. No instance id: without a start
+    // time it could not tell this process from the next one with its pid.
+    info->service_name = "unknown_service";
+    attrs.push_back({"service.name", info->service_name});
+    attrs.push_back({"host.name", host_name_});
+    attrs.push_back({"process.pid", static_cast<int64_t>(pid)});
+    info->resource = std::move(resource);
+    return info;
+  }
+
+  if (comm) info->comm = std::string(Trim(*comm));
+  // Reading exe needs the same ptrace access as environ; without it the
+  // semantic conventions' other source for the name is comm.
+  if (auto exe = ReadLink(dir + "/exe")) {
+    info->executable_path = *exe;
+    info->executable_name = std::string(Basename(*exe));
+  } else {
+    info->executable_name = info->comm;
+  }
+  if (auto cmdline = ReadFile(dir + "/cmdline")) info->argv = SplitNul(*cmdline);
+  // Used for the service name only, then dropped: environments hold secrets.
+  std::vector<std::string> env;
+  if (auto data = ReadFile(dir + "/environ")) env = SplitNul(*data);
+  info->service_name = DeriveServiceName(info->executable_name, info->argv, env);
+  if (auto cgroup = ReadFile(dir + "/cgroup")) info->container_id = ContainerIdFromCgroup(*cgroup);
+
+  attrs.push_back({"service.name", info->service_name});
+  if (auto start = stat_line ? StartTimeFromStat(*stat_line) : std::nullopt) {
+    const auto boot_id = ReadFile(proc_root_ + "/sys/kernel/random/boot_id");
+    const std::string name =
+        InstanceIdName(host_name_, boot_id ? Trim(*boot_id) : std::string_view(), pid, *start);
+    attrs.push_back({"service.instance.id", UuidV5(kServiceInstanceNamespace, name)});
+  }
+  attrs.push_back({"host.name", host_name_});
+  attrs.push_back({"process.pid", static_cast<int64_t>(pid)});
+  if (!info->executable_name.empty()) {
+    attrs.push_back({"process.executable.name", info->executable_name});
+  }
+  if (!info->executable_path.empty()) {
+    attrs.push_back({"process.executable.path", info->executable_path});
+  }
+  // process.command is argv[0] ("the zeroth string in proc/[pid]/cmdline").
+  // Cut at the first space: a process that rewrote its title (setproctitle,
+  // nginx, postgres) has its whole command line, arguments included, there.
+  if (!info->argv.empty()) {
+    const std::string_view argv0 = info->argv[0];
+    const std::string_view command = argv0.substr(0, argv0.find(' '));
+    if (!command.empty()) attrs.push_back({"process.command", std::string(command)});
+  }
+  if (!info->container_id.empty()) attrs.push_back({"container.id", info->container_id});
+  info->resource = std::move(resource);
+  return info;
+}
+
+}  // namespace hoptrace

@@ -113,7 +113,9 @@ static __always_inline __u32 ht_copy_user(struct ht_data_scratch *s, __u32 off, 
 	if (off >= HT_MAX_PAYLOAD)
 		return 0;
 	n = want > HT_MAX_PAYLOAD ? HT_MAX_PAYLOAD : (__u32)want;
-	/* Bounds the verifier can follow: off < MAX and n <= MAX, buffer is 2*MAX. */
+	/* Bounds the verifier can follow: off < MAX and n <= MAX, buffer is 2*MAX.
+	 * The empty asm keeps clang from dropping the mask as redundant. */
+	asm volatile("" : "+r"(off));
 	off &= HT_MAX_PAYLOAD - 1;
 	n &= (2 * HT_MAX_PAYLOAD) - 1;
 	if (n > HT_MAX_PAYLOAD)
@@ -187,8 +189,6 @@ static __always_inline void ht_emit_data(__u64 pid_tgid, struct ht_conn_info *in
 			off += ht_copy_user(s, off, iov.base, iov.len);
 		}
 	}
-	if (off > HT_MAX_PAYLOAD)
-		off = HT_MAX_PAYLOAD;
 
 	ht_fill_header(&s->ev.hdr, HT_EV_DATA, pid_tgid, a->fd, info->gen, a->ts_enter, ts_exit);
 	s->ev.direction = a->direction;
@@ -199,6 +199,9 @@ static __always_inline void ht_emit_data(__u64 pid_tgid, struct ht_conn_info *in
 	if ((__u64)ret > off)
 		ht_count(HT_CNT_TRUNCATED);
 	ht_count(HT_CNT_DATA_EVENTS);
+	/* off <= HT_MAX_PAYLOAD already; the mask restates it for the verifier
+	 * (the scratch value is 3 * MAX long, so any masked value fits). */
+	asm volatile("" : "+r"(off));
 	if (bpf_ringbuf_output(&ht_events, &s->ev, sizeof(s->ev) + (off & (2 * HT_MAX_PAYLOAD - 1)),
 			       0))
 		ht_count(HT_CNT_RINGBUF_DROPS);

@@ -98,11 +98,13 @@ struct {
 	__type(value, __u64);
 } ht_counters SEC(".maps");
 
-/* Scratch space for building a data event: too big for the BPF stack. Twice
- * the payload bound so that (offset < MAX) + (len <= MAX) always fits. */
+/* Scratch space for building a data event: too big for the BPF stack. Three
+ * times the payload bound so that every length the verifier can prove, not
+ * just the ones that happen, fits: (offset < MAX) + (len <= MAX) when copying,
+ * len < 2 * MAX when emitting. */
 struct ht_data_scratch {
 	struct ht_data_event ev;
-	__u8 payload[2 * HT_MAX_PAYLOAD];
+	__u8 payload[3 * HT_MAX_PAYLOAD];
 };
 
 struct {

@@ -17,7 +17,7 @@
 /* Hard upper bound of payload bytes captured per syscall. The runtime knob
  * targ_max_payload (default 4096) may lower it. Power of two: the BPF side
  * masks lengths with HT_MAX_PAYLOAD - 1 to satisfy the verifier. */
-#define HT_MAX_PAYLOAD 16384
+#define HT_MAX_PAYLOAD 8192
 
 /* Longest comm the kernel keeps (TASK_COMM_LEN). */
 #define HT_COMM_LEN 16

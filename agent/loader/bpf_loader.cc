@@ -1,0 +1,185 @@
+#include "agent/loader/bpf_loader.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/capability.h>
+#include <spdlog/spdlog.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+
+#include "socket_trace.h"
+#include "socket_trace.skel.h"
+
+namespace hoptrace {
+namespace {
+
+constexpr const char* kTracefs = "/sys/kernel/tracing";
+
+int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
+  // Verifier logs run to many kilobytes: format without a fixed buffer.
+  char* text = nullptr;
+  int n = vasprintf(&text, fmt, args);
+  if (n < 0 || !text) return 0;
+  std::string_view msg(text, n);
+  while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
+  switch (level) {
+    case LIBBPF_WARN: spdlog::warn("libbpf: {}", msg); break;
+    case LIBBPF_INFO: spdlog::debug("libbpf: {}", msg); break;
+    case LIBBPF_DEBUG: spdlog::trace("libbpf: {}", msg); break;
+  }
+  free(text);
+  return n;
+}
+
+bool HasCap(const __user_cap_data_struct (&data)[2], int cap) {
+  return (data[cap / 32].effective & (1u << (cap % 32))) != 0;
+}
+
+bool IsDir(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+}  // namespace
+
+void BpfLoader::InstallLibbpfLogger() { libbpf_set_print(LibbpfPrint); }
+
+std::string MissingCapabilities() {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (syscall(SYS_capget, &hdr, data) != 0) return "cannot read the process's capabilities";
+  const bool admin = HasCap(data, CAP_SYS_ADMIN);
+  std::vector<std::string> missing;
+  if (!admin && !HasCap(data, CAP_BPF)) missing.push_back("CAP_BPF");
+  if (!admin && !HasCap(data, CAP_PERFMON)) missing.push_back("CAP_PERFMON");
+  if (!HasCap(data, CAP_SYS_PTRACE)) missing.push_back("CAP_SYS_PTRACE");
+  if (missing.empty()) return "";
+  std::string list;
+  for (size_t i = 0; i < missing.size(); ++i) {
+    list += (i ? (i + 1 == missing.size() ? " and " : ", ") : "") + missing[i];
+  }
+  return "hoptrace needs " + list +
+         " to load its eBPF programs and read traced processes: run it with sudo "
+         "(or as a privileged container)";
+}
+
+void EnsureTracefs() {
+  if (IsDir(std::string(kTracefs) + "/events/syscalls")) return;
+  if (IsDir("/sys/kernel/debug/tracing/events/syscalls")) return;
+  if (mount("nodev", kTracefs, "tracefs", 0, nullptr) != 0) {
+    throw StartupError(std::string("tracefs is not mounted and mounting it at ") + kTracefs +
+                       " failed (" + strerror(errno) +
+                       "): mount it with `mount -t tracefs nodev /sys/kernel/tracing`");
+  }
+  if (!IsDir(std::string(kTracefs) + "/events/syscalls")) {
+    throw StartupError(
+        "this kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS is off); hoptrace's "
+        "capture needs them");
+  }
+  spdlog::info("mounted tracefs at {}", kTracefs);
+}
+
+std::unique_ptr<BpfLoader> BpfLoader::Start(const LoaderOptions& options, EventCallback on_event) {
+  if (auto missing = MissingCapabilities(); !missing.empty()) throw StartupError(missing);
+  if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+    throw StartupError(
+        "this kernel exposes no BTF (/sys/kernel/btf/vmlinux); hoptrace needs a kernel built "
+        "with CONFIG_DEBUG_INFO_BTF=y");
+  }
+  EnsureTracefs();
+  InstallLibbpfLogger();
+
+  std::unique_ptr<BpfLoader> self(new BpfLoader());
+  self->on_event_ = std::move(on_event);
+  self->skel_ = socket_trace_bpf__open();
+  if (!self->skel_) throw StartupError("cannot open the BPF object: " + std::string(strerror(errno)));
+
+  auto* ro = self->skel_->rodata;
+  ro->targ_agent_tgid = static_cast<__u32>(getpid());
+  ro->targ_trace_all = options.trace_all;
+  ro->targ_port_filter = !options.ports.empty();
+  ro->targ_exec_events = options.exec_events;
+  ro->targ_max_payload = std::min<uint32_t>(options.max_payload, HT_MAX_PAYLOAD);
+  // Ring buffer size must be a power-of-two multiple of the page size.
+  uint32_t rb = 1u << 16;
+  while (rb < options.ringbuf_bytes && rb < (1u << 30)) rb <<= 1;
+  bpf_map__set_max_entries(self->skel_->maps.ht_events, rb);
+
+  if (int err = socket_trace_bpf__load(self->skel_); err != 0) {
+    throw StartupError("loading the BPF programs failed (" + std::string(strerror(-err)) +
+                       "); run `hoptrace check` to see which kernel feature is missing");
+  }
+  for (pid_t pid : options.pids) self->SelectPid(pid);
+  for (uint16_t port : options.ports) {
+    uint8_t one = 1;
+    bpf_map__update_elem(self->skel_->maps.ht_selected_ports, &port, sizeof(port), &one,
+                         sizeof(one), BPF_ANY);
+  }
+  if (int err = socket_trace_bpf__attach(self->skel_); err != 0) {
+    throw StartupError("attaching the BPF programs failed (" + std::string(strerror(-err)) +
+                       "); run `hoptrace check` to see which kernel feature is missing");
+  }
+  self->ringbuf_ = ring_buffer__new(bpf_map__fd(self->skel_->maps.ht_events), OnRingbufRecord,
+                                    self.get(), nullptr);
+  if (!self->ringbuf_) throw StartupError("cannot set up the ring buffer: " + std::string(strerror(errno)));
+  return self;
+}
+
+BpfLoader::~BpfLoader() {
+  if (ringbuf_) ring_buffer__free(ringbuf_);
+  if (skel_) socket_trace_bpf__destroy(skel_);  // detaches every link, closes every map
+}
+
+int BpfLoader::OnRingbufRecord(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<BpfLoader*>(ctx);
+  self->on_event_(std::span<const uint8_t>(static_cast<const uint8_t*>(data), size));
+  return 0;
+}
+
+int BpfLoader::Poll(int timeout_ms) { return ring_buffer__poll(ringbuf_, timeout_ms); }
+
+bool BpfLoader::SelectPid(pid_t pid) {
+  uint32_t key = static_cast<uint32_t>(pid);
+  uint8_t one = 1;
+  return bpf_map__update_elem(skel_->maps.ht_selected_pids, &key, sizeof(key), &one, sizeof(one),
+                              BPF_ANY) == 0;
+}
+
+void BpfLoader::DeselectPid(pid_t pid) {
+  uint32_t key = static_cast<uint32_t>(pid);
+  bpf_map__delete_elem(skel_->maps.ht_selected_pids, &key, sizeof(key), 0);
+}
+
+void BpfLoader::ForgetConnection(pid_t pid, int fd) {
+  uint64_t key = (static_cast<uint64_t>(pid) << 32) | static_cast<uint32_t>(fd);
+  bpf_map__delete_elem(skel_->maps.ht_conns, &key, sizeof(key), 0);
+}
+
+KernelCounters BpfLoader::ReadCounters() const {
+  KernelCounters out;
+  const int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return out;
+  std::vector<uint64_t> values(ncpu);
+  auto sum = [&](uint32_t idx) -> uint64_t {
+    if (bpf_map__lookup_elem(skel_->maps.ht_counters, &idx, sizeof(idx), values.data(),
+                             values.size() * sizeof(uint64_t), 0) != 0) {
+      return 0;
+    }
+    uint64_t total = 0;
+    for (uint64_t v : values) total += v;
+    return total;
+  };
+  out.ringbuf_drops = sum(HT_CNT_RINGBUF_DROPS);
+  out.conn_map_full = sum(HT_CNT_CONN_MAP_FULL);
+  out.data_events = sum(HT_CNT_DATA_EVENTS);
+  out.truncated = sum(HT_CNT_TRUNCATED);
+  return out;
+}
+
+}  // namespace hoptrace

@@ -1,0 +1,85 @@
+// The one place that talks to libbpf: opens the socket_trace skeleton, sets
+// its knobs, loads and attaches it, and hands ring-buffer records to the
+// caller. Destroying the loader detaches and unloads everything; nothing is
+// pinned, so nothing of ours outlives the process.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+struct socket_trace_bpf;
+struct ring_buffer;
+
+namespace hoptrace {
+
+// A start-up failure the user can act on; what() says what to do.
+class StartupError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct LoaderOptions {
+  bool trace_all = false;          // every process but the agent
+  std::vector<pid_t> pids;         // selected processes (children follow)
+  std::vector<uint16_t> ports;     // connections to/from these ports
+  bool exec_events = false;        // report execs (for --exe selection)
+  uint32_t max_payload = 4096;     // bytes captured per syscall
+  uint32_t ringbuf_bytes = 8u << 20;
+};
+
+struct KernelCounters {
+  uint64_t ringbuf_drops = 0;
+  uint64_t conn_map_full = 0;
+  uint64_t data_events = 0;
+  uint64_t truncated = 0;
+};
+
+class BpfLoader {
+ public:
+  using EventCallback = std::function<void(std::span<const uint8_t>)>;
+
+  // Open, configure, load and attach. Throws StartupError with a message the
+  // user can act on (missing privileges, no BTF, tracefs, ...).
+  static std::unique_ptr<BpfLoader> Start(const LoaderOptions& options, EventCallback on_event);
+  ~BpfLoader();
+  BpfLoader(const BpfLoader&) = delete;
+  BpfLoader& operator=(const BpfLoader&) = delete;
+
+  // Waits up to timeout_ms for events and delivers them. Returns the number
+  // of events, or a negative errno (-EINTR when a signal arrived).
+  int Poll(int timeout_ms);
+
+  bool SelectPid(pid_t pid);
+  void DeselectPid(pid_t pid);
+  // Drops the kernel's entry for a connection the agent knows is gone.
+  void ForgetConnection(pid_t pid, int fd);
+  KernelCounters ReadCounters() const;
+
+  // Routes libbpf's own messages into the agent's log.
+  static void InstallLibbpfLogger();
+
+ private:
+  BpfLoader() = default;
+  static int OnRingbufRecord(void* ctx, void* data, size_t size);
+
+  socket_trace_bpf* skel_ = nullptr;
+  ring_buffer* ringbuf_ = nullptr;
+  EventCallback on_event_;
+};
+
+// Makes sure tracefs is mounted (syscall tracepoints are attached through
+// it); mounts it at /sys/kernel/tracing if needed. Throws StartupError.
+void EnsureTracefs();
+
+// Capabilities the capture path needs, checked before anything is loaded.
+// Returns an empty string if all are present, else one plain sentence.
+std::string MissingCapabilities();
+
+}  // namespace hoptrace
