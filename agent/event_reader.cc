@@ -1,0 +1,60 @@
+#include "agent/event_reader.h"
+
+#include <cstring>
+
+namespace hoptrace {
+
+void EventReader::Dispatch(std::span<const uint8_t> record) {
+  ++stats_.events;
+  if (record.size() < sizeof(ht_event_header)) {
+    ++stats_.malformed;
+    return;
+  }
+  // Ring-buffer records are 8-byte aligned, which every event struct needs.
+  const auto* hdr = reinterpret_cast<const ht_event_header*>(record.data());
+  switch (hdr->type) {
+    case HT_EV_CONN_OPEN:
+    case HT_EV_CONN_CLOSE: {
+      if (record.size() < sizeof(ht_conn_event)) break;
+      const auto* ev = reinterpret_cast<const ht_conn_event*>(record.data());
+      ConnEvent out{hdr, &ev->tuple, static_cast<ht_role>(ev->role)};
+      if (hdr->type == HT_EV_CONN_OPEN) {
+        handler_->OnConnOpen(out);
+      } else {
+        handler_->OnConnClose(out);
+      }
+      return;
+    }
+    case HT_EV_DATA: {
+      if (record.size() < sizeof(ht_data_event)) break;
+      const auto* ev = reinterpret_cast<const ht_data_event*>(record.data());
+      if (ev->captured > record.size() - sizeof(ht_data_event) || ev->captured > ev->bytes ||
+          (ev->direction != HT_DIR_EGRESS && ev->direction != HT_DIR_INGRESS)) {
+        break;
+      }
+      DataEvent out{hdr, static_cast<ht_direction>(ev->direction),
+                    static_cast<ht_syscall>(ev->syscall), ev->bytes,
+                    std::string_view(reinterpret_cast<const char*>(ev->payload), ev->captured)};
+      handler_->OnData(out);
+      return;
+    }
+    case HT_EV_PROC_EXEC:
+    case HT_EV_PROC_EXIT: {
+      if (record.size() < sizeof(ht_proc_event)) break;
+      const auto* ev = reinterpret_cast<const ht_proc_event*>(record.data());
+      ProcEvent out{hdr, ev->ppid, ev->exit_code,
+                    std::string_view(ev->comm, strnlen(ev->comm, sizeof(ev->comm)))};
+      if (hdr->type == HT_EV_PROC_EXEC) {
+        handler_->OnProcExec(out);
+      } else {
+        handler_->OnProcExit(out);
+      }
+      return;
+    }
+    default:
+      break;
+  }
+  ++stats_.malformed;
+}
+
+}  // namespace hoptrace

@@ -23,15 +23,14 @@ namespace {
 constexpr size_t kMaxProcFileBytes = 256 * 1024;
 
 // The cache holds one entry per pid until Forget(). If a caller misses exits,
-// this bounds it anyway (see MakeRoom).
+// this bounds it anyway (see Get).
 constexpr size_t kMaxCachedProcesses = 64 * 1024;
 
 // OpenTelemetry semantic conventions, service.instance.id: "the ID SHOULD be
 // used as source of a UUID Version 5 and SHOULD use the following UUID as the
 // namespace: 4d63009a-8d0f-11ee-aad7-4c796ed8e320."
 constexpr std::array<uint8_t, 16> kServiceInstanceNamespace = {
-    0x4d, 0x63, 0x00, 0x9a, 0x8d, 0x0f, 0x11, 0xee,
-    0xaa, 0xd7, 0x4c, 0x79, 0x6e, 0xd8, 0xe3, 0x20};
+    0x4d, 0x63, 0x00, 0x9a, 0x8d, 0x0f, 0x11, 0xee, 0xaa, 0xd7, 0x4c, 0x79, 0x6e, 0xd8, 0xe3, 0x20};
 
 // ---- small string and file helpers --------------------------------------
 
@@ -58,12 +57,12 @@ std::optional<std::string> ReadFile(const std::string& path) {
   std::string out;
   char chunk[4096];
   while (out.size() < kMaxProcFileBytes) {
-    in.read(chunk, static_cast<std::streamsize>(
-                       std::min(sizeof(chunk), kMaxProcFileBytes - out.size())));
+    in.read(chunk,
+            static_cast<std::streamsize>(std::min(sizeof(chunk), kMaxProcFileBytes - out.size())));
     out.append(chunk, static_cast<size_t>(in.gcount()));
     if (!in) break;
   }
-  // environ of a process we may not ptrace opens but fails on read (EACCES).
+  // environ of a process we may not ptrace fails on open or on read (EACCES).
   if (in.bad()) return std::nullopt;
   return out;
 }
@@ -184,55 +183,51 @@ struct Syntax {
 
 // Only options that take a separate value, or that decide what runs, need to
 // be listed; every other option is a flag and is skipped.
+// clang-format off
 constexpr OptRule kPythonRules[] = {
     {"-c", OptKind::kInline}, {"-m", OptKind::kModule}, {"-W", OptKind::kValue},
-    {"-X", OptKind::kValue},  {"--check-hash-based-pycs", OptKind::kValue}};
+    {"-X", OptKind::kValue}, {"--check-hash-based-pycs", OptKind::kValue}};
 constexpr OptRule kNodeRules[] = {
-    {"-e", OptKind::kInline},          {"--eval", OptKind::kInline},
-    {"-p", OptKind::kInline},          {"--print", OptKind::kInline},
-    {"-r", OptKind::kValue},           {"--require", OptKind::kValue},
-    {"--import", OptKind::kValue},     {"--loader", OptKind::kValue},
-    {"--experimental-loader", OptKind::kValue},
-    {"-C", OptKind::kValue},           {"--conditions", OptKind::kValue},
-    {"--env-file", OptKind::kValue},   {"--input-type", OptKind::kValue},
-    {"--title", OptKind::kValue},      {"--inspect-port", OptKind::kValue}};
-constexpr OptRule kRubyRules[] = {{"-e", OptKind::kInline}, {"-I", OptKind::kValue},
-                                  {"-r", OptKind::kValue},  {"-C", OptKind::kValue},
-                                  {"-E", OptKind::kValue},  {"--encoding", OptKind::kValue}};
-constexpr OptRule kPerlRules[] = {{"-e", OptKind::kInline}, {"-E", OptKind::kInline},
-                                  {"-I", OptKind::kValue},  {"-M", OptKind::kValue},
-                                  {"-m", OptKind::kValue}};
+    {"-e", OptKind::kInline}, {"--eval", OptKind::kInline}, {"-p", OptKind::kInline},
+    {"--print", OptKind::kInline}, {"-r", OptKind::kValue}, {"--require", OptKind::kValue},
+    {"--import", OptKind::kValue}, {"--loader", OptKind::kValue},
+    {"--experimental-loader", OptKind::kValue}, {"-C", OptKind::kValue},
+    {"--conditions", OptKind::kValue}, {"--env-file", OptKind::kValue},
+    {"--input-type", OptKind::kValue}, {"--title", OptKind::kValue},
+    {"--inspect-port", OptKind::kValue}};
+constexpr OptRule kRubyRules[] = {
+    {"-e", OptKind::kInline}, {"-I", OptKind::kValue}, {"-r", OptKind::kValue},
+    {"-C", OptKind::kValue}, {"-E", OptKind::kValue}, {"--encoding", OptKind::kValue}};
+constexpr OptRule kPerlRules[] = {
+    {"-e", OptKind::kInline}, {"-E", OptKind::kInline}, {"-I", OptKind::kValue},
+    {"-M", OptKind::kValue}, {"-m", OptKind::kValue}};
 constexpr OptRule kPhpRules[] = {
     {"-r", OptKind::kInline}, {"-B", OptKind::kInline}, {"-R", OptKind::kInline},
     {"-E", OptKind::kInline}, {"-f", OptKind::kScript}, {"-c", OptKind::kValue},
-    {"-d", OptKind::kValue},  {"-z", OptKind::kValue},  {"-t", OptKind::kValue},
+    {"-d", OptKind::kValue}, {"-z", OptKind::kValue}, {"-t", OptKind::kValue},
     {"-S", OptKind::kValue}};
 constexpr OptRule kJavaRules[] = {
-    {"-jar", OptKind::kScript},         {"-m", OptKind::kModule},
-    {"--module", OptKind::kModule},     {"-cp", OptKind::kValue},
-    {"-classpath", OptKind::kValue},    {"--class-path", OptKind::kValue},
-    {"-p", OptKind::kValue},            {"--module-path", OptKind::kValue},
-    {"--upgrade-module-path", OptKind::kValue},
-    {"--add-modules", OptKind::kValue}, {"--add-opens", OptKind::kValue},
-    {"--add-exports", OptKind::kValue}, {"--add-reads", OptKind::kValue},
-    {"--limit-modules", OptKind::kValue}, {"--patch-module", OptKind::kValue},
-    {"--enable-native-access", OptKind::kValue}, {"--source", OptKind::kValue}};
+    {"-jar", OptKind::kScript}, {"-m", OptKind::kModule}, {"--module", OptKind::kModule},
+    {"-cp", OptKind::kValue}, {"-classpath", OptKind::kValue}, {"--class-path", OptKind::kValue},
+    {"-p", OptKind::kValue}, {"--module-path", OptKind::kValue},
+    {"--upgrade-module-path", OptKind::kValue}, {"--add-modules", OptKind::kValue},
+    {"--add-opens", OptKind::kValue}, {"--add-exports", OptKind::kValue},
+    {"--add-reads", OptKind::kValue}, {"--limit-modules", OptKind::kValue},
+    {"--patch-module", OptKind::kValue}, {"--enable-native-access", OptKind::kValue},
+    {"--source", OptKind::kValue}};
 constexpr OptRule kShellRules[] = {
-    {"-c", OptKind::kInline}, {"-s", OptKind::kInline},       {"-o", OptKind::kValue},
-    {"+o", OptKind::kValue},  {"-O", OptKind::kValue},        {"+O", OptKind::kValue},
+    {"-c", OptKind::kInline}, {"-s", OptKind::kInline}, {"-o", OptKind::kValue},
+    {"+o", OptKind::kValue}, {"-O", OptKind::kValue}, {"+O", OptKind::kValue},
     {"--rcfile", OptKind::kValue}, {"--init-file", OptKind::kValue}};
 constexpr OptRule kDenoRules[] = {
-    {"-c", OptKind::kValue},          {"--config", OptKind::kValue},
-    {"--import-map", OptKind::kValue}, {"--location", OptKind::kValue},
-    {"--seed", OptKind::kValue},      {"-L", OptKind::kValue},
-    {"--log-level", OptKind::kValue}, {"--port", OptKind::kValue},
-    {"--host", OptKind::kValue}};
+    {"-c", OptKind::kValue}, {"--config", OptKind::kValue}, {"--import-map", OptKind::kValue},
+    {"--location", OptKind::kValue}, {"--seed", OptKind::kValue}, {"-L", OptKind::kValue},
+    {"--log-level", OptKind::kValue}, {"--port", OptKind::kValue}, {"--host", OptKind::kValue}};
 constexpr OptRule kBunRules[] = {
-    {"-e", OptKind::kInline},      {"--eval", OptKind::kInline},
-    {"-p", OptKind::kInline},      {"--print", OptKind::kInline},
-    {"-r", OptKind::kValue},       {"--preload", OptKind::kValue},
-    {"-c", OptKind::kValue},       {"--config", OptKind::kValue},
-    {"--cwd", OptKind::kValue},    {"--env-file", OptKind::kValue}};
+    {"-e", OptKind::kInline}, {"--eval", OptKind::kInline}, {"-p", OptKind::kInline},
+    {"--print", OptKind::kInline}, {"-r", OptKind::kValue}, {"--preload", OptKind::kValue},
+    {"-c", OptKind::kValue}, {"--config", OptKind::kValue}, {"--cwd", OptKind::kValue},
+    {"--env-file", OptKind::kValue}};
 
 constexpr std::string_view kRunSubcommands[] = {"run", "serve"};
 constexpr std::string_view kDenoOtherSubcommands[] = {
@@ -242,6 +237,7 @@ constexpr std::string_view kDenoOtherSubcommands[] = {
 constexpr std::string_view kBunOtherSubcommands[] = {
     "a", "add", "build", "c", "create", "exec", "i", "init", "install", "link", "outdated",
     "pm", "publish", "remove", "repl", "rm", "test", "unlink", "update", "upgrade", "x"};
+// clang-format on
 
 constexpr Syntax kPython{true, false, kPythonRules, {}, {}};
 constexpr Syntax kNode{true, false, kNodeRules, {}, {}};
@@ -279,7 +275,7 @@ const Syntax* InterpreterSyntax(std::string_view name) {
 // "/srv/app/backend.py" -> "backend". Empty when there is no usable name
 // ("node ." runs a package, "./" is a directory).
 std::string ScriptName(std::string_view path) {
-  constexpr std::string_view kExtensions[] = {".py", ".js",  ".mjs", ".cjs", ".rb",  ".pl",
+  constexpr std::string_view kExtensions[] = {".py",  ".js", ".mjs", ".cjs", ".rb",  ".pl",
                                               ".php", ".sh", ".jar", ".ts",  ".java"};
   std::string_view name = Basename(path);
   for (std::string_view ext : kExtensions) {
@@ -315,10 +311,14 @@ std::string ProgramName(const Syntax& syntax, const std::vector<std::string>& ar
   // Returns the name for an option's value, or nullopt to keep scanning.
   const auto apply = [](OptKind kind, std::string_view value) -> std::optional<std::string> {
     switch (kind) {
-      case OptKind::kValue: return std::nullopt;
-      case OptKind::kInline: return std::string();
-      case OptKind::kModule: return ModuleName(value);
-      case OptKind::kScript: return ScriptName(value);
+      case OptKind::kValue:
+        return std::nullopt;
+      case OptKind::kInline:
+        return std::string();
+      case OptKind::kModule:
+        return ModuleName(value);
+      case OptKind::kScript:
+        return ScriptName(value);
     }
     return std::string();
   };
@@ -342,11 +342,9 @@ std::string ProgramName(const Syntax& syntax, const std::vector<std::string>& ar
     // The value of a rule is the rest of the argument ("--require=x",
     // "-Wignore", "-mhttp.server") or else the next argument.
     std::optional<std::string> name;
-    bool handled = false;
     if (StartsWith(arg, "--") || !syntax.clustered) {
       const size_t eq = arg.find('=');
       if (const OptRule* rule = FindRule(syntax, arg.substr(0, eq))) {
-        handled = true;
         if (eq != std::string_view::npos) {
           name = apply(rule->kind, arg.substr(eq + 1));
         } else if (rule->kind == OptKind::kInline) {
@@ -358,11 +356,12 @@ std::string ProgramName(const Syntax& syntax, const std::vector<std::string>& ar
         }
       }
     } else {
-      for (size_t j = 1; j < arg.size() && !handled; ++j) {
+      // Flags before the first rule in the cluster are skipped; the rule
+      // takes the rest of the cluster as its value.
+      for (size_t j = 1; j < arg.size(); ++j) {
         const char opt[] = {arg[0], arg[j]};
         const OptRule* rule = FindRule(syntax, std::string_view(opt, 2));
         if (rule == nullptr) continue;
-        handled = true;
         if (j + 1 < arg.size()) {
           name = apply(rule->kind, arg.substr(j + 1));
         } else if (rule->kind == OptKind::kInline) {
@@ -372,6 +371,7 @@ std::string ProgramName(const Syntax& syntax, const std::vector<std::string>& ar
         } else {
           return {};
         }
+        break;
       }
     }
     if (name) return *name;

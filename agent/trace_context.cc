@@ -94,9 +94,8 @@ bool IsValidKey(std::string_view key) {
 // stays so the function matches the grammar on its own.
 bool IsValidValue(std::string_view value) {
   if (value.empty() || value.size() > 256 || value.back() == ' ') return false;
-  return std::all_of(value.begin(), value.end(), [](char c) {
-    return c >= 0x20 && c <= 0x7e && c != ',' && c != '=';
-  });
+  return std::all_of(value.begin(), value.end(),
+                     [](char c) { return c >= 0x20 && c <= 0x7e && c != ',' && c != '='; });
 }
 
 }  // namespace

@@ -1,0 +1,193 @@
+#include "agent/trace_stitcher.h"
+
+#include <cstring>
+
+namespace hoptrace {
+namespace {
+
+uint64_t ThreadKey(uint32_t pid, uint32_t tid) { return (uint64_t{pid} << 32) | tid; }
+
+// The connection as the client sees it: client end first. A server looks up
+// the same key with its ends swapped.
+std::string TupleKey(const ConnInfo& c, bool client_view) {
+  std::string key(2 + 16 + 2 + 16 + 2, '\0');
+  const auto& a = client_view ? c.local_addr : c.remote_addr;
+  const auto& b = client_view ? c.remote_addr : c.local_addr;
+  uint16_t pa = client_view ? c.local_port : c.remote_port;
+  uint16_t pb = client_view ? c.remote_port : c.local_port;
+  char* p = key.data();
+  memcpy(p, &c.family, 2);
+  memcpy(p + 2, a.data(), 16);
+  memcpy(p + 18, &pa, 2);
+  memcpy(p + 20, b.data(), 16);
+  memcpy(p + 36, &pb, 2);
+  return key;
+}
+
+}  // namespace
+
+TraceStitcher::TraceStitcher(ProcessRegistry* processes, SpanCallback emit,
+                             TraceStitcherOptions options, IdGenerator ids)
+    : processes_(processes), emit_(std::move(emit)), options_(options), ids_(std::move(ids)) {}
+
+SpanContextRecord TraceStitcher::NewRoot() {
+  SpanContextRecord ctx;
+  ctx.trace_id = ids_.NewTraceId();
+  ctx.span_id = ids_.NewSpanId();
+  ctx.flags = kTraceFlagSampled;
+  return ctx;
+}
+
+SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const http1::Message& req) {
+  // The client side of this connection, if traced here, is always seen
+  // first: it wrote the bytes this read returns. Pop it even when the
+  // request carries its own traceparent, to keep the queue in step.
+  std::optional<SpanContextRecord> local_parent;
+  if (conn.tuple_known) {
+    auto it = outbound_.find(TupleKey(conn, /*client_view=*/false));
+    if (it != outbound_.end()) {
+      local_parent = std::move(it->second.front().ctx);
+      it->second.pop_front();
+      --outbound_size_;
+      if (it->second.empty()) outbound_.erase(it);
+    }
+  }
+
+  if (auto tp = req.Header("traceparent")) {
+    auto parsed = ParseTraceparent(*tp, req.Header("tracestate").value_or(""));
+    if (parsed) {
+      SpanContextRecord ctx;
+      ctx.trace_id = parsed->trace_id;
+      ctx.parent_span_id = parsed->parent_id;
+      ctx.flags = parsed->flags;
+      ctx.tracestate = parsed->tracestate;
+      ctx.span_id = ids_.NewSpanId();
+      ++stats_.server_spans_with_remote_parent;
+      return ctx;
+    }
+    ++stats_.invalid_traceparent;  // W3C: restart the trace, ignore tracestate
+  }
+  if (local_parent) {
+    SpanContextRecord ctx;
+    ctx.trace_id = local_parent->trace_id;
+    ctx.parent_span_id = local_parent->span_id;
+    ctx.flags = local_parent->flags;
+    ctx.tracestate = local_parent->tracestate;
+    ctx.span_id = ids_.NewSpanId();
+    ++stats_.server_spans_linked_locally;
+    return ctx;
+  }
+  return NewRoot();
+}
+
+SpanContextRecord TraceStitcher::ClientContext(const ConnInfo& conn, const http1::Message& req) {
+  SpanContextRecord ctx;
+  if (auto it = thread_server_.find(ThreadKey(conn.id.pid, req.tid)); it != thread_server_.end()) {
+    const SpanContextRecord& parent = it->second.ctx;
+    ctx.trace_id = parent.trace_id;
+    ctx.parent_span_id = parent.span_id;
+    ctx.flags = parent.flags;
+    ctx.tracestate = parent.tracestate;
+    ctx.span_id = ids_.NewSpanId();
+    ++stats_.client_spans_with_thread_parent;
+    return ctx;
+  }
+  if (auto tp = req.Header("traceparent")) {
+    if (auto parsed = ParseTraceparent(*tp, req.Header("tracestate").value_or(""))) {
+      ctx.trace_id = parsed->trace_id;
+      ctx.parent_span_id = parsed->parent_id;
+      ctx.flags = parsed->flags;
+      ctx.tracestate = parsed->tracestate;
+      ctx.span_id = ids_.NewSpanId();
+      return ctx;
+    }
+  }
+  return NewRoot();
+}
+
+void TraceStitcher::OnRequestHead(const ConnInfo& conn, http1::Role role,
+                                  const http1::Message& request) {
+  const bool server = role == http1::Role::kServer;
+  SpanContextRecord ctx = server ? ServerContext(conn, request) : ClientContext(conn, request);
+  if (server) {
+    thread_server_[ThreadKey(conn.id.pid, request.tid)] = ThreadServer{ctx, conn.id};
+  } else if (conn.tuple_known) {
+    if (outbound_size_ >= options_.max_outbound) {
+      // Bounded: the oldest waiting context is the least likely to be claimed.
+      auto oldest = outbound_.begin();
+      for (auto it = outbound_.begin(); it != outbound_.end(); ++it) {
+        if (it->second.front().ts_ns < oldest->second.front().ts_ns) oldest = it;
+      }
+      oldest->second.pop_front();
+      --outbound_size_;
+      ++stats_.outbound_expired;
+      if (oldest->second.empty()) outbound_.erase(oldest);
+    }
+    outbound_[TupleKey(conn, /*client_view=*/true)].push_back(
+        Outbound{ctx, request.first_byte_ts_enter});
+    ++outbound_size_;
+  }
+  pending_[conn.id].push_back(std::move(ctx));
+}
+
+void TraceStitcher::OnExchange(const ConnInfo& conn, http1::Role role, http1::Record record,
+                               const std::optional<Closing>& closing) {
+  const bool server = role == http1::Role::kServer;
+  SpanContextRecord ctx;
+  auto it = pending_.find(conn.id);
+  if (it != pending_.end() && !it->second.empty()) {
+    ctx = std::move(it->second.front());
+    it->second.pop_front();
+  } else {
+    ctx = NewRoot();  // OnRequestHead always comes first; be safe anyway
+  }
+  if (server) {
+    auto t = thread_server_.find(ThreadKey(conn.id.pid, record.request.tid));
+    if (t != thread_server_.end() && t->second.ctx.span_id == ctx.span_id) thread_server_.erase(t);
+  } else if (conn.tuple_known) {
+    // The server read this request before it answered, so a traced server
+    // has claimed its context by now; what is left has no traced server.
+    auto o = outbound_.find(TupleKey(conn, /*client_view=*/true));
+    if (o != outbound_.end()) {
+      auto& q = o->second;
+      for (auto e = q.begin(); e != q.end(); ++e) {
+        if (e->ctx.span_id == ctx.span_id) {
+          q.erase(e);
+          --outbound_size_;
+          break;
+        }
+      }
+      if (q.empty()) outbound_.erase(o);
+    }
+  }
+  if (closing && closing->reason == CloseReason::kShutdown) {
+    // The agent is stopping, not the exchange failing: report nothing false.
+    ++stats_.dropped_at_shutdown;
+    return;
+  }
+  auto process = processes_->Get(static_cast<pid_t>(conn.id.pid));
+  emit_(BuildHttpSpan(conn, server, record, ctx, closing, *process, options_.span));
+  ++stats_.spans;
+}
+
+void TraceStitcher::OnConnectionGone(const ConnInfo& conn) {
+  pending_.erase(conn.id);
+  for (auto it = thread_server_.begin(); it != thread_server_.end();) {
+    it = it->second.conn == conn.id ? thread_server_.erase(it) : std::next(it);
+  }
+}
+
+void TraceStitcher::Tick(uint64_t now_ns) {
+  for (auto it = outbound_.begin(); it != outbound_.end();) {
+    auto& q = it->second;
+    while (!q.empty() && now_ns > q.front().ts_ns &&
+           now_ns - q.front().ts_ns > options_.outbound_ttl_ns) {
+      q.pop_front();
+      --outbound_size_;
+      ++stats_.outbound_expired;
+    }
+    it = q.empty() ? outbound_.erase(it) : std::next(it);
+  }
+}
+
+}  // namespace hoptrace

@@ -1,0 +1,140 @@
+#include "agent/loader/preflight.h"
+
+#include <bpf/libbpf.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "agent/loader/bpf_loader.h"
+#include "socket_trace.skel.h"
+
+namespace hoptrace {
+namespace {
+
+using Status = PreflightItem::Status;
+
+bool Exists(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0;
+}
+
+// Mount point of the first filesystem of this type in /proc/mounts, or "".
+std::string MountOf(const std::string& fstype) {
+  std::ifstream mounts("/proc/mounts");
+  std::string line;
+  while (std::getline(mounts, line)) {
+    std::istringstream fields(line);
+    std::string dev, dir, type;
+    fields >> dev >> dir >> type;
+    if (type == fstype) return dir;
+  }
+  return "";
+}
+
+PreflightItem Item(std::string feature, bool ok, std::string detail, std::string needed_for,
+                   bool required) {
+  return PreflightItem{std::move(feature), ok ? Status::kOk : Status::kMissing, std::move(detail),
+                       std::move(needed_for), required};
+}
+
+PreflightItem ProgType(const char* name, bpf_prog_type type, std::string needed_for,
+                       bool required) {
+  bool ok = libbpf_probe_bpf_prog_type(type, nullptr) == 1;
+  return Item(std::string("BPF program type ") + name, ok, ok ? "loads" : "refused by the kernel",
+              std::move(needed_for), required);
+}
+
+PreflightItem MapType(const char* name, bpf_map_type type, std::string needed_for,
+                      bool required) {
+  bool ok = libbpf_probe_bpf_map_type(type, nullptr) == 1;
+  return Item(std::string("BPF map ") + name, ok, ok ? "created" : "refused by the kernel",
+              std::move(needed_for), required);
+}
+
+}  // namespace
+
+std::vector<PreflightItem> RunPreflight() {
+  BpfLoader::InstallLibbpfLogger();
+  std::vector<PreflightItem> items;
+
+  utsname u{};
+  uname(&u);
+  items.push_back({"kernel", Status::kInfo, std::string(u.release) + " " + u.machine, "", false});
+
+  std::string caps = MissingCapabilities();
+  items.push_back(Item("privileges", caps.empty(), caps.empty() ? "CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE" : caps,
+                       "loading eBPF programs, reading /proc of traced processes", true));
+  const bool privileged = caps.empty();
+
+  items.push_back(Item("BTF (/sys/kernel/btf/vmlinux)", Exists("/sys/kernel/btf/vmlinux"),
+                       Exists("/sys/kernel/btf/vmlinux") ? "present" : "absent: kernel needs CONFIG_DEBUG_INFO_BTF=y",
+                       "CO-RE: one binary for every kernel", true));
+
+  std::string tracefs = MountOf("tracefs");
+  if (tracefs.empty() && Exists("/sys/kernel/tracing")) {
+    items.push_back({"tracefs", Status::kInfo, "not mounted; `hoptrace run` mounts it at /sys/kernel/tracing",
+                     "attaching syscall tracepoints", false});
+  } else {
+    items.push_back(Item("tracefs", !tracefs.empty(), tracefs.empty() ? "absent" : "mounted at " + tracefs,
+                         "attaching syscall tracepoints", true));
+  }
+  if (!tracefs.empty()) {
+    bool sys = Exists(tracefs + "/events/syscalls/sys_enter_read");
+    items.push_back(Item("syscall tracepoints", sys, sys ? "present" : "absent: needs CONFIG_FTRACE_SYSCALLS",
+                         "HTTP capture (read/write/accept/connect/close)", true));
+    bool kp = Exists(tracefs + "/kprobe_events");
+    items.push_back({"kprobes", kp ? Status::kOk : Status::kInfo,
+                     kp ? "present" : "absent (CONFIG_KPROBES off) — not needed, hoptrace uses tracepoints",
+                     "nothing yet (optional accelerators later)", false});
+    bool up = Exists(tracefs + "/uprobe_events");
+    items.push_back(Item("uprobes", up, up ? "present" : "absent", "TLS library hooks (SSL_read/SSL_write)", false));
+  }
+
+  std::string cg2 = MountOf("cgroup2");
+  items.push_back(Item("cgroup v2", !cg2.empty(), cg2.empty() ? "not mounted" : "mounted at " + cg2,
+                       "sockops/sk_msg context propagation, per-cgroup selection", false));
+  std::string bpffs = MountOf("bpf");
+  items.push_back({"bpffs", bpffs.empty() ? Status::kInfo : Status::kOk,
+                   bpffs.empty() ? "not mounted (only needed for pinning; hoptrace pins nothing)" : "mounted at " + bpffs,
+                   "", false});
+
+  if (privileged) {
+    items.push_back(ProgType("tracepoint", BPF_PROG_TYPE_TRACEPOINT, "HTTP capture", true));
+    items.push_back(ProgType("sock_ops", BPF_PROG_TYPE_SOCK_OPS, "TCP RTT/retransmit facts, context propagation", false));
+    items.push_back(ProgType("sk_msg", BPF_PROG_TYPE_SK_MSG, "traceparent injection", false));
+    items.push_back(ProgType("sched_cls (tc)", BPF_PROG_TYPE_SCHED_CLS, "IP hop counts", false));
+    items.push_back(ProgType("cgroup_skb", BPF_PROG_TYPE_CGROUP_SKB, "IP hop counts", false));
+    items.push_back(MapType("ringbuf", BPF_MAP_TYPE_RINGBUF, "events to the agent", true));
+    items.push_back(MapType("lru_hash", BPF_MAP_TYPE_LRU_HASH, "bounded connection tables", true));
+    items.push_back(MapType("sockhash", BPF_MAP_TYPE_SOCKHASH, "traceparent injection", false));
+
+    // The decisive test: does our own capture object pass the verifier here?
+    socket_trace_bpf* skel = socket_trace_bpf__open();
+    int err = skel ? socket_trace_bpf__load(skel) : -errno;
+    items.push_back(Item("HTTP capture programs", skel && err == 0,
+                         err == 0 ? "loaded and verified" : std::string("load failed: ") + strerror(-err),
+                         "everything", true));
+    if (skel) socket_trace_bpf__destroy(skel);
+  }
+  return items;
+}
+
+bool PrintPreflight(const std::vector<PreflightItem>& items, std::FILE* out) {
+  bool ok = true;
+  for (const auto& it : items) {
+    const char* mark = it.status == Status::kOk ? "ok     " : it.status == Status::kInfo ? "info   " : "MISSING";
+    if (it.status == Status::kMissing && it.required) ok = false;
+    std::fprintf(out, "%s  %-34s %s", mark, it.feature.c_str(), it.detail.c_str());
+    if (!it.needed_for.empty()) std::fprintf(out, "  [for: %s%s]", it.needed_for.c_str(), it.required ? ", required" : "");
+    std::fprintf(out, "\n");
+  }
+  std::fprintf(out, "\n%s\n", ok ? "hoptrace can trace HTTP on this host."
+                                  : "hoptrace cannot trace on this host: see the MISSING lines marked required.");
+  return ok;
+}
+
+}  // namespace hoptrace

@@ -48,8 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(ctx->tracestate == (state_valid ? TrimOws(tracestate) : std::string_view()));
 
     // What we format, we parse back to the same context.
-    const std::string out =
-        hoptrace::FormatTraceparent(ctx->trace_id, ctx->parent_id, ctx->flags);
+    const std::string out = hoptrace::FormatTraceparent(ctx->trace_id, ctx->parent_id, ctx->flags);
     Check(out.size() == 55);
     const auto again = hoptrace::ParseTraceparent(out, ctx->tracestate);
     Check(again.has_value());

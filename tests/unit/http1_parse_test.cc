@@ -1,1 +1,362 @@
+// ParseHead / ParseTruncatedHead / LooksLikeStart against RFC 9112 sections
+// 2-6: each test names the rule it protects.
+#include "agent/protocols/http1/parse.h"
+
 #include <gtest/gtest.h>
+
+#include <string>
+#include <string_view>
+
+namespace hoptrace::http1 {
+namespace {
+
+using namespace std::string_view_literals;
+using ::testing::TestWithParam;
+using ::testing::Values;
+
+constexpr MessageType kReq = MessageType::kRequest;
+constexpr MessageType kResp = MessageType::kResponse;
+
+struct Parsed {
+  ParseState state;
+  Message msg;
+  std::string_view rest;
+};
+
+Parsed Parse(MessageType type, std::string_view input) {
+  Parsed p;
+  p.rest = input;
+  p.state = ParseHead(type, &p.rest, &p.msg);
+  return p;
+}
+
+ParseState StateOf(MessageType type, std::string_view input) { return Parse(type, input).state; }
+
+constexpr std::string_view kGet =
+    "GET /api/v1/items?id=7 HTTP/1.1\r\n"
+    "Host: shop.example:8080\r\n"
+    "User-Agent: curl/8.1\r\n"
+    "Accept: */*\r\n"
+    "\r\n";
+
+// --- request line ----------------------------------------------------------
+
+TEST(ParseHeadTest, ParsesRequestLineAndConsumesHeadOnly) {
+  const std::string input = std::string(kGet) + "NEXT";
+  Parsed p = Parse(kReq, input);
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  EXPECT_EQ(p.msg.type, kReq);
+  EXPECT_EQ(p.msg.method, "GET");
+  EXPECT_EQ(p.msg.target, "/api/v1/items?id=7");
+  EXPECT_EQ(p.msg.minor_version, 1);
+  EXPECT_EQ(p.msg.head_bytes, kGet.size());
+  EXPECT_EQ(p.rest, "NEXT");
+  EXPECT_EQ(p.msg.content_length, -1);
+  EXPECT_FALSE(p.msg.chunked);
+  EXPECT_FALSE(p.msg.head_truncated);
+}
+
+TEST(ParseHeadTest, ParsesHttp10AndAbsoluteAndAsteriskTargets) {
+  Parsed p = Parse(kReq, "OPTIONS * HTTP/1.0\r\n\r\n");
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  EXPECT_EQ(p.msg.target, "*");
+  EXPECT_EQ(p.msg.minor_version, 0);
+  p = Parse(kReq, "CONNECT db.internal:5432 HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  EXPECT_EQ(p.msg.method, "CONNECT");
+  EXPECT_EQ(p.msg.target, "db.internal:5432");
+  p = Parse(kReq, "GET http://a.example/x HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  EXPECT_EQ(p.msg.target, "http://a.example/x");
+}
+
+TEST(ParseHeadTest, AcceptsUnknownTokenMethods) {
+  Parsed p = Parse(kReq, "PROPFIND /dav HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  EXPECT_EQ(p.msg.method, "PROPFIND");
+}
+
+TEST(ParseHeadTest, RejectsMalformedRequestLines) {
+  EXPECT_EQ(StateOf(kReq, "GET  / HTTP/1.1\r\n\r\n"), ParseState::kInvalid);     // empty target
+  EXPECT_EQ(StateOf(kReq, "GET / HTTP/2.0\r\n\r\n"), ParseState::kInvalid);      // not 1.x
+  EXPECT_EQ(StateOf(kReq, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1 x\r\n\r\n"), ParseState::kInvalid);    // trailing junk
+  EXPECT_EQ(StateOf(kReq, "GE(T / HTTP/1.1\r\n\r\n"), ParseState::kInvalid);     // not a token
+  EXPECT_EQ(StateOf(kReq, "GET /\r\n\r\n"), ParseState::kInvalid);               // HTTP/0.9
+  EXPECT_EQ(StateOf(kReq, "GET /a\rb HTTP/1.1\r\n\r\n"), ParseState::kInvalid);  // bare CR
+  EXPECT_EQ(StateOf(kReq, "\r\nGET / HTTP/1.1\r\n\r\n"), ParseState::kInvalid);  // stitcher skips
+  EXPECT_EQ(StateOf(kReq, "HTTP/1.1 200 OK\r\n\r\n"), ParseState::kInvalid);
+}
+
+TEST(ParseHeadTest, AcceptsBareLfLineEndings) {
+  Parsed p = Parse(kReq, "POST /f HTTP/1.1\nHost: h\nContent-Length: 3\n\nabc");
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  EXPECT_EQ(p.msg.Header("host"), "h");
+  EXPECT_EQ(p.msg.content_length, 3);
+  EXPECT_EQ(p.rest, "abc");
+  p = Parse(kResp, "HTTP/1.1 200 OK\r\nHost: h\n\r\nbody");  // mixed endings
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  EXPECT_EQ(p.rest, "body");
+}
+
+// --- status line -----------------------------------------------------------
+
+TEST(ParseHeadTest, ParsesStatusLine) {
+  Parsed p = Parse(kResp, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  EXPECT_EQ(p.msg.type, kResp);
+  EXPECT_EQ(p.msg.status_code, 404);
+  EXPECT_EQ(p.msg.reason, "Not Found");
+  EXPECT_EQ(p.msg.content_length, 0);
+}
+
+TEST(ParseHeadTest, AcceptsEmptyReasonWithAndWithoutSpace) {
+  Parsed p = Parse(kResp, "HTTP/1.1 200 \r\n\r\n");
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  EXPECT_EQ(p.msg.status_code, 200);
+  EXPECT_EQ(p.msg.reason, "");
+  p = Parse(kResp, "HTTP/1.0 204\r\n\r\n");
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  EXPECT_EQ(p.msg.status_code, 204);
+  EXPECT_EQ(p.msg.minor_version, 0);
+}
+
+TEST(ParseHeadTest, RejectsMalformedStatusLines) {
+  EXPECT_EQ(StateOf(kResp, "HTTP/1.1 20 OK\r\n\r\n"), ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kResp, "HTTP/1.1 2000 OK\r\n\r\n"), ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kResp, "HTTP/1.1 099 Low\r\n\r\n"), ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kResp, "HTTP/1.1  200 OK\r\n\r\n"), ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kResp, "HTTP/2 200\r\n\r\n"), ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kResp, "HTTP/1.1 200 O\x01K\r\n\r\n"), ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kResp, "GET / HTTP/1.1\r\n\r\n"), ParseState::kInvalid);
+}
+
+// --- header fields ---------------------------------------------------------
+
+TEST(ParseHeadTest, KeepsOnlyListedHeadersLowerCasedInOrder) {
+  Parsed p = Parse(kReq,
+                   "GET / HTTP/1.1\r\n"
+                   "HOST: a.example\r\n"
+                   "X-Custom: 1\r\n"
+                   "TraceParent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n"
+                   "tracestate: k=v\r\n"
+                   "Content-Type: text/plain\r\n"
+                   "\r\n");
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  ASSERT_EQ(p.msg.headers.size(), 4u);
+  EXPECT_EQ(p.msg.headers[0].first, "host");
+  EXPECT_EQ(p.msg.headers[1].first, "traceparent");
+  EXPECT_EQ(p.msg.headers[1].second, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  EXPECT_EQ(p.msg.headers[2].first, "tracestate");
+  EXPECT_EQ(p.msg.headers[3].first, "content-type");
+  EXPECT_EQ(p.msg.Header("Host"), "a.example");
+  EXPECT_FALSE(p.msg.Header("x-custom").has_value());
+}
+
+TEST(ParseHeadTest, DropsAuthorizationHeader) {
+  Parsed p = Parse(kReq,
+                   "GET / HTTP/1.1\r\n"
+                   "Authorization: Bearer s3cr3t\r\n"
+                   "Proxy-Authorization: Basic dXNlcjpwYXNz\r\n"
+                   "Cookie: session=s3cr3t\r\n"
+                   "Host: h\r\n\r\n");
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  ASSERT_EQ(p.msg.headers.size(), 1u);
+  EXPECT_EQ(p.msg.headers[0].first, "host");
+  for (const auto& [name, value] : p.msg.headers) EXPECT_EQ(value.find("s3cr3t"), std::string::npos);
+}
+
+TEST(ParseHeadTest, DropsSetCookieHeader) {
+  Parsed p = Parse(kResp, "HTTP/1.1 200 OK\r\nSet-Cookie: id=s3cr3t\r\nConnection: close\r\n\r\n");
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  ASSERT_EQ(p.msg.headers.size(), 1u);
+  EXPECT_EQ(p.msg.headers[0].first, "connection");
+  EXPECT_EQ(p.msg.headers[0].second, "close");
+}
+
+TEST(ParseHeadTest, TrimsOptionalWhitespaceAroundValues) {
+  Parsed p = Parse(kReq, "GET / HTTP/1.1\r\nHost:\t  a b  \t\r\nUser-Agent:x\r\n\r\n");
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  EXPECT_EQ(p.msg.Header("host"), "a b");
+  EXPECT_EQ(p.msg.Header("user-agent"), "x");
+}
+
+TEST(ParseHeadTest, RejectsWhitespaceBeforeColon) {
+  EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1\r\nHost : h\r\n\r\n"), ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kResp, "HTTP/1.1 200 OK\r\nContent-Length\t: 1\r\n\r\n"),
+            ParseState::kInvalid);
+}
+
+TEST(ParseHeadTest, RejectsBadFieldLines) {
+  EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1\r\nNoColon\r\n\r\n"), ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1\r\n: empty-name\r\n\r\n"), ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1\r\nBad\"Name: v\r\n\r\n"), ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1\r\nA: x\0y\r\n\r\n"sv),
+            ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1\r\nA: x\ry\r\n\r\n"), ParseState::kInvalid);
+  // RFC 9112 2.2: whitespace between the start line and the first field.
+  EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1\r\n Host: h\r\n\r\n"), ParseState::kInvalid);
+}
+
+TEST(ParseHeadTest, FoldsObsoleteLineFoldingIntoOneSpace) {
+  Parsed p = Parse(kResp,
+                   "HTTP/1.1 200 OK\r\n"
+                   "User-Agent: first\r\n"
+                   "  second\r\n"
+                   "\tthird\r\n"
+                   "X-Dropped: a\r\n"
+                   " b\r\n"
+                   "Content-Length: 2\r\n\r\n");
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  EXPECT_EQ(p.msg.Header("user-agent"), "first second third");
+  EXPECT_EQ(p.msg.content_length, 2);
+  EXPECT_EQ(p.msg.headers.size(), 2u);
+}
+
+// --- framing headers -------------------------------------------------------
+
+TEST(ParseHeadTest, ContentLengthMustBeDigits) {
+  EXPECT_EQ(Parse(kReq, "PUT / HTTP/1.1\r\nContent-Length: 1234\r\n\r\n").msg.content_length, 1234);
+  EXPECT_EQ(StateOf(kReq, "PUT / HTTP/1.1\r\nContent-Length: 12a\r\n\r\n"), ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kReq, "PUT / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kReq, "PUT / HTTP/1.1\r\nContent-Length: +1\r\n\r\n"), ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kReq, "PUT / HTTP/1.1\r\nContent-Length:\r\n\r\n"), ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kReq, "PUT / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n"), ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kReq, "PUT / HTTP/1.1\r\nContent-Length: 9999999999999999999\r\n\r\n"),
+            ParseState::kInvalid);
+}
+
+TEST(ParseHeadTest, RejectsDifferingContentLengths) {
+  EXPECT_EQ(StateOf(kReq, "PUT / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+            ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kResp, "HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n"),
+            ParseState::kInvalid);
+}
+
+TEST(ParseHeadTest, AcceptsRepeatedIdenticalContentLength) {
+  EXPECT_EQ(Parse(kReq, "PUT / HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n")
+                .msg.content_length,
+            5);
+  EXPECT_EQ(Parse(kResp, "HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\n\r\n").msg.content_length, 7);
+}
+
+TEST(ParseHeadTest, ChunkedWhenLastTransferCodingIsChunked) {
+  Parsed p = Parse(kResp, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n");
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  EXPECT_TRUE(p.msg.chunked);
+  p = Parse(kResp, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n");
+  EXPECT_TRUE(p.msg.chunked);
+  p = Parse(kResp, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  EXPECT_FALSE(p.msg.chunked);  // body until close
+  EXPECT_EQ(p.msg.content_length, -1);
+}
+
+TEST(ParseHeadTest, ChunkedOverridesContentLength) {
+  Parsed p = Parse(kReq,
+                   "POST /u HTTP/1.1\r\nContent-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n");
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  EXPECT_TRUE(p.msg.chunked);
+  EXPECT_EQ(p.msg.content_length, -1);
+}
+
+TEST(ParseHeadTest, RejectsRequestWhoseLastCodingIsNotChunked) {
+  EXPECT_EQ(StateOf(kReq, "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            ParseState::kInvalid);
+}
+
+// --- incremental input -----------------------------------------------------
+
+TEST(ParseHeadTest, EveryPrefixNeedsMoreDataAndLeavesBufferAlone) {
+  for (size_t n = 0; n < kGet.size(); ++n) {
+    std::string_view buf = kGet.substr(0, n);
+    Message m;
+    EXPECT_EQ(ParseHead(kReq, &buf, &m), ParseState::kNeedsMoreData) << n;
+    EXPECT_EQ(buf.size(), n);
+  }
+  constexpr std::string_view kResp200 = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n";
+  for (size_t n = 0; n < kResp200.size(); ++n) {
+    EXPECT_EQ(StateOf(kResp, kResp200.substr(0, n)), ParseState::kNeedsMoreData) << n;
+  }
+}
+
+TEST(ParseHeadTest, GarbagePrefixIsInvalidBeforeTheLineEnds) {
+  EXPECT_EQ(StateOf(kReq, "\x16\x03\x01\x02\x00"), ParseState::kInvalid);  // TLS ClientHello
+  EXPECT_EQ(StateOf(kResp, "HTTP/1.1 2x"), ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1\r\nBad Name"), ParseState::kInvalid);
+}
+
+TEST(ParseHeadTest, ReusedMessageIsReset) {
+  Message m;
+  std::string_view buf = "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n";
+  ASSERT_EQ(ParseHead(kReq, &buf, &m), ParseState::kSuccess);
+  m.body_bytes = 3;
+  buf = "GET /b HTTP/1.0\r\n\r\n";
+  ASSERT_EQ(ParseHead(kReq, &buf, &m), ParseState::kSuccess);
+  EXPECT_EQ(m.method, "GET");
+  EXPECT_TRUE(m.headers.empty());
+  EXPECT_EQ(m.content_length, -1);
+  EXPECT_EQ(m.body_bytes, 0u);
+  EXPECT_EQ(m.minor_version, 0);
+}
+
+// --- truncated heads -------------------------------------------------------
+
+TEST(ParseTruncatedHeadTest, KeepsStartLineAndCompleteFields) {
+  Message m;
+  constexpr std::string_view kCut = "GET /big HTTP/1.1\r\nHost: h\r\nCookie: aaaa";
+  ASSERT_EQ(ParseTruncatedHead(kReq, kCut, &m), ParseState::kSuccess);
+  EXPECT_TRUE(m.head_truncated);
+  EXPECT_EQ(m.method, "GET");
+  EXPECT_EQ(m.target, "/big");
+  EXPECT_EQ(m.Header("host"), "h");
+  EXPECT_EQ(m.head_bytes, kCut.size());
+}
+
+TEST(ParseTruncatedHeadTest, NeedsTheWholeStartLine) {
+  Message m;
+  EXPECT_EQ(ParseTruncatedHead(kReq, "GET /very/long/pa", &m), ParseState::kNeedsMoreData);
+  EXPECT_EQ(ParseTruncatedHead(kReq, "\x01\x02garbage", &m), ParseState::kInvalid);
+  EXPECT_EQ(ParseTruncatedHead(kResp, "HTTP/1.1 200 OK\r\nBad Field: x\r\n", &m),
+            ParseState::kInvalid);
+}
+
+TEST(ParseTruncatedHeadTest, WholeHeadIsNotTruncated) {
+  Message m;
+  ASSERT_EQ(ParseTruncatedHead(kReq, kGet, &m), ParseState::kSuccess);
+  EXPECT_FALSE(m.head_truncated);
+  EXPECT_EQ(m.head_bytes, kGet.size());
+}
+
+// --- LooksLikeStart --------------------------------------------------------
+
+struct StartCase {
+  MessageType type;
+  std::string_view data;
+  bool expected;
+};
+
+class LooksLikeStartTest : public TestWithParam<StartCase> {};
+
+TEST_P(LooksLikeStartTest, MatchesKnownStartsAndTheirPrefixes) {
+  EXPECT_EQ(LooksLikeStart(GetParam().type, GetParam().data), GetParam().expected)
+      << GetParam().data;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, LooksLikeStartTest,
+    Values(StartCase{kReq, "GET / HTTP/1.1\r\n", true}, StartCase{kReq, "PATCH /x HT", true},
+           StartCase{kReq, "DELE", true}, StartCase{kReq, "G", true},
+           StartCase{kReq, "OPTIONS * HTTP/1.0\r\nHost: x\r\n", true},
+           StartCase{kReq, "PROPFIND / HTTP/1.1\r\n", false},  // token, but not known
+           StartCase{kReq, "GETS / HTTP/1.1\r\n", false}, StartCase{kReq, "", false},
+           StartCase{kReq, "\r\n", false}, StartCase{kReq, "GET / HTTP/2.0\r\n", false},
+           StartCase{kReq, "get / HTTP/1.1\r\n", false},  // methods are case-sensitive
+           StartCase{kReq, "HTTP/1.1 200 OK\r\n", false},
+           StartCase{kResp, "HTTP/1.1 200 OK\r\n", true}, StartCase{kResp, "HTTP/1.", true},
+           StartCase{kResp, "HTTP/1.0 5", true}, StartCase{kResp, "HTTP/1.1 200\r\n", true},
+           StartCase{kResp, "HTTP/2.0 200", false}, StartCase{kResp, "{\"json\":1}", false},
+           StartCase{kResp, "GET / HTTP/1.1\r\n", false}));
+
+}  // namespace
+}  // namespace hoptrace::http1

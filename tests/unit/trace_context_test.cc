@@ -16,9 +16,7 @@ constexpr char kTraceHex[] = "4bf92f3577b34da6a3ce929d0e0e4736";
 constexpr char kParentHex[] = "00f067aa0ba902b7";
 constexpr char kSuiteTp[] = "00-12345678901234567890123456789012-1234567890123456-00";
 
-bool Accepted(std::string_view traceparent) {
-  return ParseTraceparent(traceparent).has_value();
-}
+bool Accepted(std::string_view traceparent) { return ParseTraceparent(traceparent).has_value(); }
 
 // The tracestate a valid traceparent ends up with.
 std::string StateOf(std::string_view tracestate) {

@@ -1,0 +1,417 @@
+// HTTP/1.x head parsing (RFC 9112 sections 2-5, RFC 9110 section 5).
+//
+// The parser is stateless: it rescans from the start of the head on every
+// call, so it never has to remember a half-parsed line. Lines are found with
+// memchr and fields are checked through a 256-entry table; nothing is
+// allocated except the strings of the start line and of kept headers.
+#include "agent/protocols/http1/parse.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+namespace hoptrace::http1 {
+namespace {
+
+// Kept fields past this many are not stored (a head of repeated "Host:" lines
+// would otherwise cost a vector entry per 6 bytes); framing still applies.
+constexpr size_t kMaxKeptHeaders = 64;
+// 18 decimal digits always fit in int64_t.
+constexpr size_t kMaxContentLengthDigits = 18;
+
+constexpr std::array<bool, 256> MakeTcharTable() {
+  // RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-"
+  //   / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}
+constexpr std::array<bool, 256> kTchar = MakeTcharTable();
+
+bool IsTchar(char c) { return kTchar[static_cast<unsigned char>(c)]; }
+// VCHAR / obs-text: every octet above SP except DEL.
+bool IsVisible(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return u > 0x20 && u != 0x7f;
+}
+bool IsOws(char c) { return c == ' ' || c == '\t'; }
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+constexpr char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c; }
+
+// b must be lower case.
+constexpr bool IEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (Lower(a[i]) != b[i]) return false;
+  }
+  return true;
+}
+
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && IsOws(s.front())) s.remove_prefix(1);
+  while (!s.empty() && IsOws(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// RFC 9110 5.5: "Field values containing CR, LF, or NUL characters are
+// invalid and dangerous". LF cannot occur inside a line; other CTLs "MAY" be
+// retained, so they are.
+bool HasCrOrNul(std::string_view s) {
+  return std::memchr(s.data(), '\r', s.size()) != nullptr ||
+         std::memchr(s.data(), '\0', s.size()) != nullptr;
+}
+
+struct Line {
+  std::string_view text;  // without the LF and a CR right before it
+  size_t next = 0;        // offset just past the LF
+  bool complete = false;  // an LF was found
+};
+
+// RFC 9112 2.2: "a recipient MAY recognize a single LF as a line terminator
+// and ignore any preceding CR". An incomplete line also loses a trailing CR:
+// its LF may be the next byte to arrive.
+Line NextLine(std::string_view data, size_t pos) {
+  Line line;
+  const char* begin = data.data() + pos;
+  const size_t n = data.size() - pos;
+  const void* lf = std::memchr(begin, '\n', n);
+  line.complete = lf != nullptr;
+  const size_t len = lf ? static_cast<size_t>(static_cast<const char*>(lf) - begin) : n;
+  line.text = std::string_view(begin, len);
+  line.next = pos + len + (lf ? 1 : 0);
+  if (!line.text.empty() && line.text.back() == '\r') line.text.remove_suffix(1);
+  return line;
+}
+
+struct StartLine {
+  std::string_view method, target, reason;
+  int status = 0;
+  int minor = 1;
+};
+
+// RFC 9112 2.3: HTTP-version = HTTP-name "/" DIGIT "." DIGIT; only major 1
+// is HTTP/1.x. `s` is everything from the version to the end of the line.
+ParseState ParseVersion(std::string_view s, bool complete, int* minor) {
+  constexpr std::string_view kName = "HTTP/1.";
+  const size_t n = std::min(s.size(), kName.size());
+  if (s.substr(0, n) != kName.substr(0, n)) return ParseState::kInvalid;
+  if (s.size() <= kName.size()) return complete ? ParseState::kInvalid : ParseState::kNeedsMoreData;
+  if (!IsDigit(s[kName.size()]) || s.size() > kName.size() + 1) return ParseState::kInvalid;
+  *minor = s[kName.size()] - '0';
+  return complete ? ParseState::kSuccess : ParseState::kNeedsMoreData;
+}
+
+// RFC 9112 3: request-line = method SP request-target SP HTTP-version
+// method = token; the request-target has no whitespace in any of its forms.
+ParseState ParseRequestLine(std::string_view line, bool complete, StartLine* out) {
+  const ParseState short_line = complete ? ParseState::kInvalid : ParseState::kNeedsMoreData;
+  size_t i = 0;
+  while (i < line.size() && IsTchar(line[i])) ++i;
+  if (i == line.size()) return short_line;
+  if (i == 0 || line[i] != ' ') return ParseState::kInvalid;
+  out->method = line.substr(0, i);
+  const size_t target = ++i;
+  while (i < line.size() && IsVisible(line[i])) ++i;
+  if (i == line.size()) return short_line;
+  if (i == target || line[i] != ' ') return ParseState::kInvalid;
+  out->target = line.substr(target, i - target);
+  return ParseVersion(line.substr(i + 1), complete, &out->minor);
+}
+
+// RFC 9112 4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
+// status-code = 3DIGIT; reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ).
+// "HTTP/1.1 204" (no SP before an empty reason) is accepted: servers send it.
+ParseState ParseStatusLine(std::string_view line, bool complete, StartLine* out) {
+  constexpr size_t kVersionLen = 8;  // "HTTP/1.x"
+  constexpr size_t kCodeEnd = kVersionLen + 4;
+  if (line.size() <= kVersionLen) {
+    if (complete) return ParseState::kInvalid;
+    return ParseVersion(line, false, &out->minor) == ParseState::kInvalid
+               ? ParseState::kInvalid
+               : ParseState::kNeedsMoreData;
+  }
+  if (ParseVersion(line.substr(0, kVersionLen), true, &out->minor) != ParseState::kSuccess ||
+      line[kVersionLen] != ' ') {
+    return ParseState::kInvalid;
+  }
+  int code = 0;
+  size_t i = kVersionLen + 1;
+  for (; i < kCodeEnd && i < line.size(); ++i) {
+    // RFC 9110 15: "All valid status codes are within the range of 100 to
+    // 599"; 600-999 are let through because some servers use them.
+    if (!IsDigit(line[i]) || (i == kVersionLen + 1 && line[i] == '0')) {
+      return ParseState::kInvalid;
+    }
+    code = code * 10 + (line[i] - '0');
+  }
+  if (i < kCodeEnd) return complete ? ParseState::kInvalid : ParseState::kNeedsMoreData;
+  out->status = code;
+  if (line.size() > kCodeEnd) {
+    if (line[kCodeEnd] != ' ') return ParseState::kInvalid;
+    out->reason = line.substr(kCodeEnd + 1);
+    for (char c : out->reason) {
+      if (!IsVisible(c) && !IsOws(c)) return ParseState::kInvalid;
+    }
+  }
+  return complete ? ParseState::kSuccess : ParseState::kNeedsMoreData;
+}
+
+ParseState ParseStartLine(MessageType type, std::string_view line, bool complete,
+                          StartLine* out) {
+  return type == MessageType::kRequest ? ParseRequestLine(line, complete, out)
+                                       : ParseStatusLine(line, complete, out);
+}
+
+// RFC 9112 5: field-line = field-name ":" OWS field-value OWS
+// RFC 9112 5.1: "No whitespace is allowed between the field name and colon.
+// ... A server MUST reject ... any received request message that contains
+// whitespace between a header field name and colon." Responses get the same
+// treatment: such bytes are more likely garbage than a real response.
+ParseState ParseFieldLine(std::string_view line, bool complete, std::string_view* name,
+                          std::string_view* value) {
+  size_t i = 0;
+  while (i < line.size() && IsTchar(line[i])) ++i;
+  if (i == line.size()) return complete ? ParseState::kInvalid : ParseState::kNeedsMoreData;
+  if (i == 0 || line[i] != ':') return ParseState::kInvalid;
+  const std::string_view raw = line.substr(i + 1);
+  if (HasCrOrNul(raw)) return ParseState::kInvalid;
+  *name = line.substr(0, i);
+  *value = TrimOws(raw);
+  return complete ? ParseState::kSuccess : ParseState::kNeedsMoreData;
+}
+
+constexpr int KeptIndex(std::string_view name) {
+  for (size_t k = 0; k < std::size(kKeptHeaders); ++k) {
+    if (IEquals(name, kKeptHeaders[k])) return static_cast<int>(k);
+  }
+  return -1;
+}
+constexpr int kContentLengthIndex = KeptIndex("content-length");
+constexpr int kTransferEncodingIndex = KeptIndex("transfer-encoding");
+static_assert(kContentLengthIndex >= 0 && kTransferEncodingIndex >= 0);
+
+// Calls f on each non-empty, OWS-trimmed element of a comma-separated list;
+// stops and returns false as soon as f does.
+template <typename F>
+bool ForEachListElement(std::string_view value, bool keep_empty, F f) {
+  while (true) {
+    const size_t comma = value.find(',');
+    const std::string_view element = TrimOws(value.substr(0, comma));
+    if ((keep_empty || !element.empty()) && !f(element)) return false;
+    if (comma == std::string_view::npos) return true;
+    value.remove_prefix(comma + 1);
+  }
+}
+
+struct Framing {
+  int64_t content_length = -1;
+  bool has_transfer_encoding = false;
+  bool last_coding_chunked = false;
+};
+
+// RFC 9110 8.6: Content-Length = 1*DIGIT. "a recipient MAY either reject the
+// message as invalid or replace the duplicated field values with a single
+// valid Content-Length field" when a list has identical values; differing
+// values (in one field or across fields) make the framing invalid.
+bool ApplyContentLength(std::string_view value, Framing* f) {
+  return ForEachListElement(value, /*keep_empty=*/true, [f](std::string_view e) {
+    if (e.empty() || e.size() > kMaxContentLengthDigits) return false;
+    int64_t v = 0;
+    for (char c : e) {
+      if (!IsDigit(c)) return false;
+      v = v * 10 + (c - '0');
+    }
+    if (f->content_length >= 0 && f->content_length != v) return false;
+    f->content_length = v;
+    return true;
+  });
+}
+
+// RFC 9112 6.3: "If a Transfer-Encoding header field is present and the
+// chunked transfer coding is the final encoding, the message body length is
+// determined by reading and decoding the chunked data". Several fields form
+// one list; parameters (";q=...") do not change the coding's name.
+void ApplyTransferEncoding(std::string_view value, Framing* f) {
+  f->has_transfer_encoding = true;
+  ForEachListElement(value, /*keep_empty=*/false, [f](std::string_view e) {
+    f->last_coding_chunked = IEquals(TrimOws(e.substr(0, e.find(';'))), "chunked");
+    return true;
+  });
+}
+
+// A field line and its obs-fold continuation lines, until the next field.
+struct OpenField {
+  bool open = false;
+  int kept = -1;  // index in kKeptHeaders, -1 if dropped
+  std::string_view value;
+  std::string folded;  // only written when a kept field is folded
+  bool has_fold = false;
+};
+
+bool CloseField(OpenField* field, Framing* framing, Message* msg) {
+  if (!field->open) return true;
+  field->open = false;
+  const std::string_view value = field->has_fold ? std::string_view(field->folded) : field->value;
+  if (field->kept == kContentLengthIndex && !ApplyContentLength(value, framing)) return false;
+  if (field->kept == kTransferEncodingIndex) ApplyTransferEncoding(value, framing);
+  if (field->kept >= 0 && msg->headers.size() < kMaxKeptHeaders) {
+    msg->headers.emplace_back(std::string(kKeptHeaders[field->kept]), std::string(value));
+  }
+  return true;
+}
+
+void ResetMessage(MessageType type, Message* msg) {
+  msg->type = type;
+  msg->method.clear();
+  msg->target.clear();
+  msg->status_code = 0;
+  msg->reason.clear();
+  msg->minor_version = 1;
+  msg->headers.clear();
+  msg->head_truncated = false;
+  msg->head_bytes = 0;
+  msg->content_length = -1;
+  msg->chunked = false;
+  msg->body_bytes = 0;
+  msg->body_complete = false;
+  msg->body_framing_lost = false;
+  msg->first_byte_ts_enter = msg->first_byte_ts_exit = 0;
+  msg->last_byte_ts_enter = msg->last_byte_ts_exit = 0;
+  msg->tid = 0;
+}
+
+// Framing from the fields seen; false if it is invalid.
+bool FinishFraming(MessageType type, const Framing& framing, Message* msg) {
+  if (framing.has_transfer_encoding) {
+    // RFC 9112 6.3 item 3: "If a message is received with both a
+    // Transfer-Encoding and a Content-Length header field, the
+    // Transfer-Encoding overrides the Content-Length."
+    msg->chunked = framing.last_coding_chunked;
+    msg->content_length = -1;
+    // RFC 9112 6.3 item 4: "If a Transfer-Encoding header field is present in
+    // a request and the chunked transfer coding is not the final encoding, the
+    // message body length cannot be determined reliably". (In a response the
+    // body then runs until close, which the stitcher does for -1/unchunked.)
+    return type == MessageType::kResponse || msg->chunked;
+  }
+  msg->content_length = framing.content_length;
+  return true;
+}
+
+ParseState ParseHeadImpl(MessageType type, std::string_view data, Message* msg, bool truncated) {
+  ResetMessage(type, msg);
+  Line line = NextLine(data, 0);
+  StartLine start;
+  if (!line.complete) {
+    return ParseStartLine(type, line.text, false, &start) == ParseState::kInvalid
+               ? ParseState::kInvalid
+               : ParseState::kNeedsMoreData;
+  }
+  if (ParseStartLine(type, line.text, true, &start) != ParseState::kSuccess) {
+    return ParseState::kInvalid;
+  }
+  size_t pos = line.next;
+  Framing framing;
+  OpenField field;
+  bool any_field = false;
+  while (true) {
+    if (pos == data.size() && !truncated) return ParseState::kNeedsMoreData;
+    line = NextLine(data, pos);
+    if (!line.complete) {
+      if (truncated) break;  // the partial last line is unknown, not wrong
+      if (!line.text.empty() && IsOws(line.text.front())) {
+        return HasCrOrNul(line.text) ? ParseState::kInvalid : ParseState::kNeedsMoreData;
+      }
+      std::string_view name, value;
+      return ParseFieldLine(line.text, false, &name, &value) == ParseState::kInvalid
+                 ? ParseState::kInvalid
+                 : ParseState::kNeedsMoreData;
+    }
+    pos = line.next;
+    if (line.text.empty()) {
+      truncated = false;  // the whole head was there after all
+      break;
+    }
+    if (IsOws(line.text.front())) {
+      // RFC 9112 2.2: "A recipient that receives whitespace between the
+      // start-line and the first header field MUST either reject the message
+      // as invalid or consume each whitespace-preceded line".
+      if (!any_field || HasCrOrNul(line.text)) return ParseState::kInvalid;
+      // RFC 9112 5.2: obs-fold = OWS CRLF RWS; a recipient may "replace each
+      // received obs-fold with one or more SP octets".
+      if (field.kept >= 0) {
+        if (!field.has_fold) field.folded.assign(field.value);
+        field.has_fold = true;
+        const std::string_view more = TrimOws(line.text);
+        if (!more.empty() && !field.folded.empty()) field.folded.push_back(' ');
+        field.folded.append(more);
+      }
+      continue;
+    }
+    if (!CloseField(&field, &framing, msg)) return ParseState::kInvalid;
+    std::string_view name, value;
+    if (ParseFieldLine(line.text, true, &name, &value) != ParseState::kSuccess) {
+      return ParseState::kInvalid;
+    }
+    any_field = true;
+    field.open = true;
+    field.kept = KeptIndex(name);
+    field.value = value;
+    field.has_fold = false;
+  }
+  if (!CloseField(&field, &framing, msg) || !FinishFraming(type, framing, msg)) {
+    return ParseState::kInvalid;
+  }
+  msg->method.assign(start.method);
+  msg->target.assign(start.target);
+  msg->status_code = start.status;
+  msg->reason.assign(start.reason);
+  msg->minor_version = start.minor;
+  msg->head_truncated = truncated;
+  msg->head_bytes = truncated ? data.size() : pos;
+  return ParseState::kSuccess;
+}
+
+constexpr std::string_view kKnownMethods[] = {
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+};
+
+}  // namespace
+
+std::optional<std::string_view> Message::Header(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (key.size() == name.size() && IEquals(name, key)) return std::string_view(value);
+  }
+  return std::nullopt;
+}
+
+ParseState ParseHead(MessageType type, std::string_view* buf, Message* msg) {
+  const ParseState state = ParseHeadImpl(type, *buf, msg, /*truncated=*/false);
+  if (state == ParseState::kSuccess) buf->remove_prefix(msg->head_bytes);
+  return state;
+}
+
+ParseState ParseTruncatedHead(MessageType type, std::string_view data, Message* msg) {
+  return ParseHeadImpl(type, data, msg, /*truncated=*/true);
+}
+
+bool LooksLikeStart(MessageType type, std::string_view data) {
+  const Line line = NextLine(data, 0);
+  if (line.text.empty()) return false;
+  StartLine start;
+  if (ParseStartLine(type, line.text, line.complete, &start) == ParseState::kInvalid) return false;
+  if (type == MessageType::kResponse) return true;
+  // A request needs a known method; while the method is still arriving, a
+  // prefix of one will do.
+  const size_t sp = line.text.find(' ');
+  const std::string_view method = line.text.substr(0, sp);
+  for (std::string_view known : kKnownMethods) {
+    if (sp == std::string_view::npos ? known.starts_with(method) : known == method) return true;
+  }
+  return false;
+}
+
+}  // namespace hoptrace::http1

@@ -6,8 +6,21 @@
 //   kResync --a chunk that LooksLikeStart--> kHead
 //
 // Bytes the kernel did not capture arrive as gaps (total_bytes > captured):
-// inside a Content-Length body they are simply counted; inside a head or
-// chunked framing they force a resync at the next message start.
+// inside a Content-Length body (or inside chunk-data of known size) they are
+// simply counted; inside a head or the rest of chunked framing they force a
+// resync at the next message start:
+//   - a head cut by a gap (or longer than max_buffered_bytes) whose start line
+//     is known is still reported, head_truncated=true, and skipped up to its
+//     empty line (kSkipHead); a response then without Content-Length or
+//     chunked has lost its framing;
+//   - a message whose framing is lost gets body_framing_lost=true and ends at
+//     the resync point (or at OnClose, as kComplete), its last_byte_ts_* being
+//     those of the last bytes seen;
+//   - a resync happens only at a syscall whose captured bytes LooksLikeStart.
+// Pairing is FIFO. When response starts were lost, the oldest pending requests
+// are reported as kNoResponse before the next response is paired, so one loss
+// does not shift every later pairing; a response whose first byte was read or
+// written before a request began is not paired with it (orphan).
 #pragma once
 
 #include <cstdint>
@@ -33,6 +46,8 @@ class Listener {
   virtual ~Listener() = default;
   // A request head was parsed (before its response). Called once per request,
   // in order, so that trace context can be decided while the request is live.
+  // Every such request later gets exactly one OnRecord, unless it is dropped
+  // past max_pending_requests (counted in StitcherStats::pending_overflow).
   virtual void OnRequestHead(const Message& request) = 0;
   // An exchange ended (response complete, or connection ended).
   virtual void OnRecord(Record record) = 0;
@@ -46,7 +61,8 @@ struct StitcherLimits {
 struct StitcherStats {
   uint64_t records = 0;
   uint64_t orphan_responses = 0;   // response with no request to pair (dropped)
-  uint64_t invalid_bytes = 0;      // bytes skipped as not HTTP
+  uint64_t invalid_bytes = 0;      // bytes skipped as not HTTP, or belonging to
+                                   // no known message after bytes were lost
   uint64_t resyncs = 0;            // times framing was lost and found again
   uint64_t pending_overflow = 0;   // requests dropped past max_pending_requests
 };

@@ -48,7 +48,8 @@ struct Message {
   uint64_t head_bytes = 0;       // bytes of start line + headers + CRLF
   int64_t content_length = -1;   // -1: no Content-Length
   bool chunked = false;          // Transfer-Encoding ends in "chunked"
-  uint64_t body_bytes = 0;       // body bytes seen so far (captured or not)
+  uint64_t body_bytes = 0;       // body bytes seen so far (captured or not), as
+                                 // on the wire: chunked framing included
   bool body_complete = false;    // framing says the body ended
   bool body_framing_lost = false;  // bytes missing where framing was needed
 

@@ -1,0 +1,24 @@
+// `hoptrace check`: which kernel features work here, and what each missing
+// one costs, in plain words.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace hoptrace {
+
+struct PreflightItem {
+  enum class Status { kOk, kMissing, kInfo };
+  std::string feature;
+  Status status = Status::kOk;
+  std::string detail;      // what was found
+  std::string needed_for;  // what hoptrace uses it for
+  bool required = false;   // capture cannot work without it
+};
+
+std::vector<PreflightItem> RunPreflight();
+
+// Prints the items as a table; returns false if a required item is missing.
+bool PrintPreflight(const std::vector<PreflightItem>& items, std::FILE* out);
+
+}  // namespace hoptrace

@@ -1,0 +1,60 @@
+// Hands spans from the capture thread to the sinks without ever blocking
+// capture: a bounded queue (full -> the span is dropped and counted) and
+// one worker thread that exports in batches and ticks the sinks.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "agent/span.h"
+#include "exporters/span_sink.h"
+
+namespace hoptrace {
+
+struct SpanPipelineOptions {
+  size_t max_queue = 8192;
+  size_t max_batch = 512;
+  std::chrono::milliseconds tick{100};
+};
+
+struct SpanPipelineStats {
+  uint64_t submitted = 0;
+  uint64_t dropped_queue_full = 0;
+  uint64_t exported = 0;
+  uint64_t export_failures = 0;  // spans in batches a sink refused
+};
+
+class SpanPipeline {
+ public:
+  SpanPipeline(std::vector<std::unique_ptr<SpanSink>> sinks, SpanPipelineOptions options = {});
+  ~SpanPipeline();  // Shutdown()
+  SpanPipeline(const SpanPipeline&) = delete;
+  SpanPipeline& operator=(const SpanPipeline&) = delete;
+
+  // Never blocks on the sinks. Returns false if the span was dropped.
+  bool Submit(Span span);
+  // Exports everything queued, flushes the sinks and stops the worker.
+  void Shutdown();
+  SpanPipelineStats stats() const;
+
+ private:
+  void Run();
+
+  std::vector<std::unique_ptr<SpanSink>> sinks_;
+  SpanPipelineOptions options_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Span> queue_;
+  bool stopping_ = false;
+  SpanPipelineStats stats_;
+  std::thread worker_;
+};
+
+}  // namespace hoptrace

@@ -1,0 +1,186 @@
+"""Shared fixtures of hoptrace's integration tests.
+
+Real kernel, real BPF, real unmodified processes. Every test builds its own
+network namespaces (`ip netns`, veth) and starts its own servers inside
+them; the agent selects only those processes (by pid). Nothing here touches
+a process or an address the test did not create.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = Path(__file__).resolve().parent / "services"
+PYTHON = "/usr/bin/python3"
+
+
+def hoptrace_bin():
+    path = os.environ.get("HOPTRACE_BIN", str(ROOT / "build" / "agent" / "hoptrace"))
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"hoptrace binary not found at {path}: build first or set HOPTRACE_BIN")
+    return path
+
+
+if os.geteuid() != 0:
+    pytest.skip("integration tests need root (real BPF, network namespaces)",
+                allow_module_level=True)
+
+
+class Topology:
+    """Network namespaces joined by veth pairs, all named after this test."""
+
+    def __init__(self):
+        self.tag = uuid.uuid4().hex[:6]
+        self.namespaces = []
+        self.procs = []
+        self._link = 0
+
+    def ns(self, name):
+        full = f"ht{self.tag}{name}"
+        subprocess.run(["ip", "netns", "add", full], check=True)
+        self.namespaces.append(full)
+        self.sh(full, "ip link set lo up")
+        return full
+
+    def sh(self, ns, cmd):
+        subprocess.run(["ip", "netns", "exec", ns, "sh", "-c", cmd], check=True)
+
+    def link(self, ns_a, addr_a, ns_b, addr_b, prefix=24):
+        """veth between two namespaces; addresses without prefix."""
+        self._link += 1
+        a, b = f"v{self.tag}{self._link}a", f"v{self.tag}{self._link}b"
+        subprocess.run(["ip", "link", "add", a, "netns", ns_a, "type", "veth",
+                        "peer", "name", b, "netns", ns_b], check=True)
+        self.sh(ns_a, f"ip addr add {addr_a}/{prefix} dev {a} && ip link set {a} up")
+        self.sh(ns_b, f"ip addr add {addr_b}/{prefix} dev {b} && ip link set {b} up")
+        return a, b
+
+    def start(self, ns, argv, env=None, **kw):
+        full_env = dict(os.environ)
+        full_env.pop("OTEL_SERVICE_NAME", None)
+        full_env.update(env or {})
+        p = subprocess.Popen(["ip", "netns", "exec", ns] + argv, env=full_env,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, **kw)
+        self.procs.append(p)
+        return p
+
+    def service(self, ns, host, port, name, sleep_ms=0, downstream="", env=None):
+        """Starts tests/integration/services/http_service.py as `name`.py, so
+        its derived service name is `name` unless env says otherwise."""
+        script = Path(f"/tmp/ht{self.tag}") / f"{name}.py"
+        script.parent.mkdir(exist_ok=True)
+        if not script.exists():
+            script.symlink_to(SERVICES / "http_service.py")
+        argv = [PYTHON, str(script), "--host", host, "--port", str(port),
+                "--sleep-ms", str(sleep_ms)]
+        if downstream:
+            argv += ["--downstream", downstream]
+        p = self.start(ns, argv, env=env)
+        line = p.stdout.readline()
+        assert line.strip() == b"listening", f"{name} did not start"
+        return p
+
+    def curl(self, ns, url, *extra, timeout=20):
+        r = subprocess.run(["ip", "netns", "exec", ns, "curl", "-s", "-o", "/dev/null",
+                            "-w", "%{http_code}", "-m", str(timeout)] + list(extra) + [url],
+                           capture_output=True, text=True)
+        return r.stdout
+
+    def cleanup(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()  # our own children only, by pid
+                p.wait(timeout=10)
+        for ns in self.namespaces:
+            subprocess.run(["ip", "netns", "del", ns], check=False)
+        subprocess.run(["rm", "-rf", f"/tmp/ht{self.tag}"], check=False)
+
+
+class Agent:
+    """hoptrace run, writing JSON lines to a file the test reads."""
+
+    def __init__(self, tmp_path, args):
+        self.out = tmp_path / "spans.jsonl"
+        self.log = tmp_path / "agent.log"
+        self.args = args
+        self.proc = None
+        self.final_stats = None
+
+    def start(self, timeout=20):
+        self.proc = subprocess.Popen(
+            [hoptrace_bin(), "run", "--output", "jsonl", "--output-file", str(self.out)]
+            + self.args, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if "hoptrace ready" in self.log_text():
+                return self
+            if self.proc.poll() is not None:
+                pytest.fail(f"agent exited early:\n{self.log_text()}")
+            time.sleep(0.05)
+        pytest.fail(f"agent not ready in {timeout}s:\n{self.log_text()}")
+
+    def log_text(self):
+        return self.log.read_text() if self.log.exists() else ""
+
+    def spans(self):
+        if not self.out.exists():
+            return []
+        return [json.loads(line) for line in self.out.read_text().splitlines() if line.strip()]
+
+    def wait_spans(self, pred, timeout=15):
+        """Waits until pred(spans) is true; returns the spans."""
+        deadline = time.time() + timeout
+        while True:
+            spans = self.spans()
+            if pred(spans):
+                return spans
+            if time.time() > deadline:
+                return spans
+            assert self.proc.poll() is None, f"agent died:\n{self.log_text()}"
+            time.sleep(0.1)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(timeout=20)
+        m = re.findall(r"stats \(final\): (.*)", self.log_text())
+        if m:
+            self.final_stats = dict(kv.split("=", 1) for kv in m[-1].split())
+        return self.proc.returncode
+
+
+@pytest.fixture
+def topo():
+    t = Topology()
+    yield t
+    t.cleanup()
+
+
+@pytest.fixture
+def agent_factory(tmp_path):
+    agents = []
+
+    def make(*args):
+        a = Agent(tmp_path, list(args))
+        agents.append(a)
+        return a.start()
+
+    yield make
+    for a in agents:
+        a.stop()
+
+
+def attr(span, key):
+    return span["attributes"].get(key)
+
+
+def by_kind(spans, kind, service=None):
+    return [s for s in spans if s["kind"] == kind and
+            (service is None or s["resource"]["attributes"]["service.name"] == service)]

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""A small, uninstrumented HTTP service for hoptrace's tests and demo.
+
+Python standard library only; knows nothing about tracing. Routes:
+  GET /work       sleep --sleep-ms, then (with --downstream) GET the
+                  downstream URL's /work, answer 200 (502 if it failed)
+  GET /status/N   answer with status N
+  GET /slowbody   send headers and a long body slowly (client may hang up)
+  anything else   200 "ok"
+"""
+import argparse
+import http.server
+import socketserver
+import sys
+import time
+import urllib.error
+import urllib.request
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "svc/1"
+
+    def log_message(self, fmt, *args):  # keep test output quiet
+        pass
+
+    def _reply(self, code, body=b"ok\n"):
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self):
+        opts = self.server.opts
+        path = self.path.split("?", 1)[0]
+        if path == "/work":
+            time.sleep(opts.sleep_ms / 1000.0)
+            if opts.downstream:
+                try:
+                    with urllib.request.urlopen(opts.downstream + "/work", timeout=30) as r:
+                        body = r.read()
+                    self._reply(200, b"via " + body)
+                except (urllib.error.URLError, ConnectionError, OSError):
+                    self._reply(502, b"downstream failed\n")
+                return
+            self._reply(200, b"done\n")
+        elif path.startswith("/status/"):
+            self._reply(int(path.rsplit("/", 1)[1]))
+        elif path == "/slowbody":
+            self.send_response(200)
+            self.send_header("Content-Length", str(1 << 20))
+            self.end_headers()
+            try:
+                for _ in range(64):
+                    self.wfile.write(b"x" * 16384)
+                    self.wfile.flush()
+                    time.sleep(0.02)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+        else:
+            self._reply(200)
+
+    do_HEAD = do_GET
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--sleep-ms", type=int, default=0)
+    ap.add_argument("--downstream", default="")
+    opts = ap.parse_args()
+    srv = Server((opts.host, opts.port), Handler)
+    srv.opts = opts
+    print("listening", flush=True)
+    sys.stdout.flush()
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
