@@ -93,6 +93,34 @@ class Topology:
                            capture_output=True, text=True)
         return r.stdout
 
+    def python(self, ns, code, timeout=30):
+        """Runs Python code (a client, say) inside namespace ns; returns the
+        CompletedProcess (text, stdout/stderr captured). Fails on timeout."""
+        try:
+            return subprocess.run(["ip", "netns", "exec", ns, PYTHON, "-c", code],
+                                  capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"python client in {ns} did not finish in {timeout}s")
+
+    def open_sockets(self, ns, port):
+        """TCP sockets of namespace ns on local port `port` that a process
+        still holds: every state but LISTEN and TIME-WAIT (whose fd is gone)."""
+        r = subprocess.run(["ip", "netns", "exec", ns, "ss", "-tanH", "state", "all",
+                            "exclude", "listening", "exclude", "time-wait",
+                            f"( sport = :{port} )"],
+                           capture_output=True, text=True, check=True)
+        return [line for line in r.stdout.splitlines() if line.strip()]
+
+    def wait_sockets_closed(self, ns, port, timeout=10):
+        """Waits until the server on `port` in ns has closed every connection
+        (so the agent has seen every close); returns what is still open."""
+        deadline = time.time() + timeout
+        while True:
+            left = self.open_sockets(ns, port)
+            if not left or time.time() > deadline:
+                return left
+            time.sleep(0.05)
+
     def cleanup(self):
         for p in self.procs:
             if p.poll() is None:

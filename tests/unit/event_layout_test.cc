@@ -1,1 +1,68 @@
+// Pins the layout of the structs that cross the ring buffer. The BPF
+// program (clang, -target bpf) and the agent (g++) must agree byte for byte;
+// a change here is a schema change: add fields at the end only.
 #include <gtest/gtest.h>
+
+#include <cstddef>
+
+#include "socket_trace.h"
+
+namespace {
+
+TEST(EventLayout, HeaderIsFortyBytesWithFixedOffsets) {
+  EXPECT_EQ(sizeof(ht_event_header), 40u);
+  EXPECT_EQ(offsetof(ht_event_header, type), 0u);
+  EXPECT_EQ(offsetof(ht_event_header, pid), 4u);
+  EXPECT_EQ(offsetof(ht_event_header, tid), 8u);
+  EXPECT_EQ(offsetof(ht_event_header, fd), 12u);
+  EXPECT_EQ(offsetof(ht_event_header, conn_gen), 16u);
+  EXPECT_EQ(offsetof(ht_event_header, ts_enter_ns), 24u);
+  EXPECT_EQ(offsetof(ht_event_header, ts_exit_ns), 32u);
+}
+
+TEST(EventLayout, TupleHoldsIpv6SizedAddresses) {
+  EXPECT_EQ(sizeof(ht_tuple), 40u);
+  EXPECT_EQ(offsetof(ht_tuple, family), 0u);
+  EXPECT_EQ(offsetof(ht_tuple, local_port), 2u);
+  EXPECT_EQ(offsetof(ht_tuple, remote_port), 4u);
+  EXPECT_EQ(offsetof(ht_tuple, local_addr), 8u);
+  EXPECT_EQ(offsetof(ht_tuple, remote_addr), 24u);
+}
+
+TEST(EventLayout, ConnEvent) {
+  EXPECT_EQ(sizeof(ht_conn_event), 88u);
+  EXPECT_EQ(offsetof(ht_conn_event, tuple), 40u);
+  EXPECT_EQ(offsetof(ht_conn_event, role), 80u);
+}
+
+TEST(EventLayout, DataEventPayloadFollowsFixedPart) {
+  EXPECT_EQ(sizeof(ht_data_event), 64u);
+  EXPECT_EQ(offsetof(ht_data_event, direction), 40u);
+  EXPECT_EQ(offsetof(ht_data_event, syscall), 44u);
+  EXPECT_EQ(offsetof(ht_data_event, bytes), 48u);
+  EXPECT_EQ(offsetof(ht_data_event, captured), 56u);
+  EXPECT_EQ(offsetof(ht_data_event, payload), 64u);
+}
+
+TEST(EventLayout, ProcEvent) {
+  EXPECT_EQ(sizeof(ht_proc_event), 64u);
+  EXPECT_EQ(offsetof(ht_proc_event, ppid), 40u);
+  EXPECT_EQ(offsetof(ht_proc_event, exit_code), 44u);
+  EXPECT_EQ(offsetof(ht_proc_event, comm), 48u);
+}
+
+TEST(EventLayout, EnumValuesAreStable) {
+  EXPECT_EQ(HT_EV_CONN_OPEN, 1);
+  EXPECT_EQ(HT_EV_DATA, 2);
+  EXPECT_EQ(HT_EV_CONN_CLOSE, 3);
+  EXPECT_EQ(HT_EV_PROC_EXEC, 4);
+  EXPECT_EQ(HT_EV_PROC_EXIT, 5);
+  EXPECT_EQ(HT_DIR_EGRESS, 1);
+  EXPECT_EQ(HT_DIR_INGRESS, 2);
+  EXPECT_EQ(HT_ROLE_CLIENT, 1);
+  EXPECT_EQ(HT_ROLE_SERVER, 2);
+  // Power of two: the BPF side masks with it.
+  EXPECT_EQ(HT_MAX_PAYLOAD & (HT_MAX_PAYLOAD - 1), 0);
+}
+
+}  // namespace

@@ -183,9 +183,29 @@ ParseState ParseFieldLine(std::string_view line, bool complete, std::string_view
   return complete ? ParseState::kSuccess : ParseState::kNeedsMoreData;
 }
 
-constexpr int KeptIndex(std::string_view name) {
+// kKeptHeaders indices by name length: most field names are rejected by their
+// length alone, the rest by their first letter, before a full comparison.
+constexpr size_t kMaxKeptNameLength = 17;
+constexpr size_t kMaxKeptPerLength = 4;
+using KeptByLength = std::array<std::array<int, kMaxKeptPerLength>, kMaxKeptNameLength + 1>;
+constexpr KeptByLength MakeKeptByLength() {
+  KeptByLength table{};
+  for (auto& row : table) row.fill(-1);
   for (size_t k = 0; k < std::size(kKeptHeaders); ++k) {
-    if (IEquals(name, kKeptHeaders[k])) return static_cast<int>(k);
+    auto& row = table[kKeptHeaders[k].size()];
+    size_t i = 0;
+    while (row[i] != -1) ++i;
+    row[i] = static_cast<int>(k);
+  }
+  return table;
+}
+constexpr KeptByLength kKeptByLength = MakeKeptByLength();
+
+constexpr int KeptIndex(std::string_view name) {
+  if (name.size() > kMaxKeptNameLength) return -1;
+  for (int k : kKeptByLength[name.size()]) {
+    if (k < 0) break;
+    if (Lower(name[0]) == kKeptHeaders[k][0] && IEquals(name, kKeptHeaders[k])) return k;
   }
   return -1;
 }
