@@ -40,10 +40,13 @@ static __always_inline struct ht_conn_info *ht_conn_register(__u32 tgid, __s32 f
 	}
 	info.gen = bpf_ktime_get_ns();
 	info.role = role;
+	info.sk = (__u64)sk;
 	if (bpf_map_update_elem(&ht_conns, &key, &info, BPF_ANY)) {
 		ht_count(HT_CNT_CONN_MAP_FULL);
 		return NULL;
 	}
+	struct ht_sk_owner owner = { .conn_key = key, .gen = info.gen };
+	bpf_map_update_elem(&ht_sk_owners, &info.sk, &owner, BPF_ANY);
 	return bpf_map_lookup_elem(&ht_conns, &key);
 }
 

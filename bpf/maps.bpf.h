@@ -22,6 +22,7 @@ enum ht_proto {
 struct ht_conn_info {
 	struct ht_tuple tuple;
 	__u64 gen;
+	__u64 sk;       /* struct sock *, key of ht_sk_owner */
 	__u32 role;     /* enum ht_role */
 	__u8 proto;     /* enum ht_proto */
 	__u8 reported;  /* HT_EV_CONN_OPEN sent */
@@ -52,6 +53,21 @@ struct {
 	__type(key, __u64);
 	__type(value, struct ht_conn_info);
 } ht_conns SEC(".maps");
+
+/* struct sock * -> the connection that owns it, so that a socket that dies
+ * without close(2) (process killed, close_range, dup2 over it) still ends
+ * its connection: see sock/inet_sock_set_state. */
+struct ht_sk_owner {
+	__u64 conn_key;
+	__u64 gen;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct ht_sk_owner);
+} ht_sk_owners SEC(".maps");
 
 /* tgid -> 1 for every selected process (children inherit, see fork). */
 struct {

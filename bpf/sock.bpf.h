@@ -12,6 +12,7 @@
 #define HT_S_IFSOCK 0140000
 #define HT_SOCK_STREAM 1
 #define HT_IPPROTO_TCP 6
+#define HT_TCP_CLOSE 7
 
 /* Returns the struct sock behind fd if it is a TCP socket (IPv4 or IPv6),
  * else NULL. */

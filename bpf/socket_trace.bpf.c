@@ -150,7 +150,38 @@ int ht_enter_close(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	if (info->reported)
 		ht_emit_conn(HT_EV_CONN_CLOSE, pid_tgid, fd, info, bpf_ktime_get_ns());
+	bpf_map_delete_elem(&ht_sk_owners, &info->sk);
 	bpf_map_delete_elem(&ht_conns, &key);
+	return 0;
+}
+
+/* A tracked socket reached TCP_CLOSE while its connection was still in
+ * ht_conns: it died without close(2) (exit, close_range, dup2 over the fd,
+ * a reset). End the connection now rather than at the idle timeout. */
+SEC("tp/sock/inet_sock_set_state")
+int ht_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	__u64 sk = (__u64)ctx->skaddr;
+	struct ht_sk_owner *o;
+	struct ht_conn_info *info;
+	__u64 conn_key, gen;
+
+	if (ctx->newstate != HT_TCP_CLOSE || ctx->protocol != HT_IPPROTO_TCP)
+		return 0;
+	o = bpf_map_lookup_elem(&ht_sk_owners, &sk);
+	if (!o)
+		return 0;
+	conn_key = o->conn_key;
+	gen = o->gen;
+	bpf_map_delete_elem(&ht_sk_owners, &sk);
+	info = bpf_map_lookup_elem(&ht_conns, &conn_key);
+	if (!info || info->gen != gen)
+		return 0;
+	/* The owner, not whichever task runs this (often softirq context). */
+	if (info->reported)
+		ht_emit_conn(HT_EV_CONN_CLOSE, (conn_key & 0xffffffff00000000ULL) | (conn_key >> 32),
+			     (__s32)conn_key, info, bpf_ktime_get_ns());
+	bpf_map_delete_elem(&ht_conns, &conn_key);
 	return 0;
 }
 
