@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/service_name.h"
 #include "agent/span.h"
 
 namespace hoptrace {
@@ -26,18 +27,6 @@ struct ProcessInfo {
   std::shared_ptr<const Resource> resource;
 };
 
-// The service name of a process, in order of preference:
-//   1. OTEL_SERVICE_NAME from its environment;
-//   2. service.name inside OTEL_RESOURCE_ATTRIBUTES from its environment;
-//   3. for interpreters (python*, node, nodejs, ruby*, perl*, php*, java, bash,
-//      sh, deno, bun) the script or module argument: "python3 backend.py" ->
-//      "backend", "python3 -m http.server" -> "http.server",
-//      "java -jar app.jar" -> "app", "node server.js" -> "server";
-//   4. the executable's base name ("nginx").
-// environ holds "KEY=VALUE" entries.
-std::string DeriveServiceName(const std::string& executable_name,
-                              const std::vector<std::string>& argv,
-                              const std::vector<std::string>& environ);
 
 class ProcessRegistry {
  public:
