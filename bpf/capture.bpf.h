@@ -64,21 +64,26 @@ static __always_inline struct ht_conn_info *ht_conn_lookup(__u32 tgid, __s32 fd)
 	return ht_conn_register(tgid, fd, HT_ROLE_UNKNOWN);
 }
 
-/* RFC 9112 start lines: "METHOD SP" for requests, "HTTP/" for responses. Only
- * the first bytes of a stream are checked; later bytes go to the parser. */
-static __always_inline bool ht_looks_like_http(const __u8 *b)
+/* RFC 9112 start lines: "METHOD SP" for requests, "HTTP/" for responses.
+ * Only the first bytes of a stream are checked; later bytes go to the parser. */
+static const char ht_http_starts[10][4] = {
+	"GET ", "POST", "PUT ", "PATC", "HEAD", "HTTP", "DELE", "OPTI", "CONN", "TRAC",
+};
+
+/* True if the first n (1..4) bytes of b begin one of ht_http_starts. A short
+ * first segment ("G" then "ET / ...") is a prefix, not a verdict: a false
+ * positive costs the agent's parser a resync, a false negative the stream. */
+static __always_inline bool ht_looks_like_http(const __u8 *b, __u32 n)
 {
-	switch (b[0]) {
-	case 'G': return b[1] == 'E' && b[2] == 'T' && b[3] == ' ';
-	case 'P': return (b[1] == 'O' && b[2] == 'S' && b[3] == 'T') ||
-			 (b[1] == 'U' && b[2] == 'T' && b[3] == ' ') ||
-			 (b[1] == 'A' && b[2] == 'T' && b[3] == 'C');
-	case 'H': return (b[1] == 'E' && b[2] == 'A' && b[3] == 'D') ||
-			 (b[1] == 'T' && b[2] == 'T' && b[3] == 'P');
-	case 'D': return b[1] == 'E' && b[2] == 'L' && b[3] == 'E';
-	case 'O': return b[1] == 'P' && b[2] == 'T' && b[3] == 'I';
-	case 'C': return b[1] == 'O' && b[2] == 'N' && b[3] == 'N';
-	case 'T': return b[1] == 'R' && b[2] == 'A' && b[3] == 'C';
+	for (int i = 0; i < 10; i++) {
+		bool match = true;
+
+		for (int j = 0; j < 4; j++) {
+			if (j < n && b[j] != (__u8)ht_http_starts[i][j])
+				match = false;
+		}
+		if (match)
+			return true;
 	}
 	return false;
 }
@@ -150,17 +155,24 @@ static __always_inline bool ht_classify(struct ht_conn_info *info, const struct 
 	__u8 head[4] = {};
 	__u64 first_len = 0;
 	__u64 buf;
+	__u32 n;
 
 	if (info->proto == HT_PROTO_HTTP)
 		return true;
 	if (info->proto == HT_PROTO_OTHER)
 		return false;
 	buf = ht_first_buf(a, &first_len);
-	if (!buf || ret < 4 || first_len < 4)
-		return false; /* too little to tell; wait for the next call */
-	if (bpf_probe_read_user(head, sizeof(head), (const void *)buf))
+	n = sizeof(head);
+	if ((__u64)ret < n)
+		n = (__u32)ret;
+	if (first_len < n)
+		n = (__u32)first_len;
+	if (!buf || n == 0)
+		return false; /* nothing to tell from; wait for the next call */
+	if (bpf_probe_read_user(head, sizeof(head), (const void *)buf) &&
+	    bpf_probe_read_user(head, 1, (const void *)buf))
 		return false;
-	info->proto = ht_looks_like_http(head) ? HT_PROTO_HTTP : HT_PROTO_OTHER;
+	info->proto = ht_looks_like_http(head, n) ? HT_PROTO_HTTP : HT_PROTO_OTHER;
 	return info->proto == HT_PROTO_HTTP;
 }
 

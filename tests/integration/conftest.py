@@ -103,17 +103,18 @@ class Topology:
             pytest.fail(f"python client in {ns} did not finish in {timeout}s")
 
     def open_sockets(self, ns, port):
-        """TCP sockets of namespace ns on local port `port` that a process
-        still holds: every state but LISTEN and TIME-WAIT (whose fd is gone)."""
+        """TCP sockets of namespace ns from or to `port` that a process still
+        holds: every state but LISTEN and TIME-WAIT (whose fd is gone)."""
         r = subprocess.run(["ip", "netns", "exec", ns, "ss", "-tanH", "state", "all",
                             "exclude", "listening", "exclude", "time-wait",
-                            f"( sport = :{port} )"],
+                            f"( sport = :{port} or dport = :{port} )"],
                            capture_output=True, text=True, check=True)
         return [line for line in r.stdout.splitlines() if line.strip()]
 
     def wait_sockets_closed(self, ns, port, timeout=10):
-        """Waits until the server on `port` in ns has closed every connection
-        (so the agent has seen every close); returns what is still open."""
+        """Waits until every connection from or to `port` in ns is closed by
+        its process (so a traced process has made its close(2)); returns the
+        sockets still open (empty on success)."""
         deadline = time.time() + timeout
         while True:
             left = self.open_sockets(ns, port)
