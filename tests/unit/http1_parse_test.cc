@@ -1,11 +1,11 @@
 // ParseHead / ParseTruncatedHead / LooksLikeStart against RFC 9112 sections
 // 2-6: each test names the rule it protects.
-#include "agent/protocols/http1/parse.h"
-
 #include <gtest/gtest.h>
 
 #include <string>
 #include <string_view>
+
+#include "agent/protocols/http1/parse.h"
 
 namespace hoptrace::http1 {
 namespace {
@@ -77,8 +77,8 @@ TEST(ParseHeadTest, AcceptsUnknownTokenMethods) {
 }
 
 TEST(ParseHeadTest, RejectsMalformedRequestLines) {
-  EXPECT_EQ(StateOf(kReq, "GET  / HTTP/1.1\r\n\r\n"), ParseState::kInvalid);     // empty target
-  EXPECT_EQ(StateOf(kReq, "GET / HTTP/2.0\r\n\r\n"), ParseState::kInvalid);      // not 1.x
+  EXPECT_EQ(StateOf(kReq, "GET  / HTTP/1.1\r\n\r\n"), ParseState::kInvalid);  // empty target
+  EXPECT_EQ(StateOf(kReq, "GET / HTTP/2.0\r\n\r\n"), ParseState::kInvalid);   // not 1.x
   EXPECT_EQ(StateOf(kReq, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), ParseState::kInvalid);
   EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1 x\r\n\r\n"), ParseState::kInvalid);    // trailing junk
   EXPECT_EQ(StateOf(kReq, "GE(T / HTTP/1.1\r\n\r\n"), ParseState::kInvalid);     // not a token
@@ -163,7 +163,8 @@ TEST(ParseHeadTest, DropsAuthorizationHeader) {
   ASSERT_EQ(p.state, ParseState::kSuccess);
   ASSERT_EQ(p.msg.headers.size(), 1u);
   EXPECT_EQ(p.msg.headers[0].first, "host");
-  for (const auto& [name, value] : p.msg.headers) EXPECT_EQ(value.find("s3cr3t"), std::string::npos);
+  for (const auto& [name, value] : p.msg.headers)
+    EXPECT_EQ(value.find("s3cr3t"), std::string::npos);
 }
 
 TEST(ParseHeadTest, DropsSetCookieHeader) {
@@ -183,16 +184,14 @@ TEST(ParseHeadTest, TrimsOptionalWhitespaceAroundValues) {
 
 TEST(ParseHeadTest, RejectsWhitespaceBeforeColon) {
   EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1\r\nHost : h\r\n\r\n"), ParseState::kInvalid);
-  EXPECT_EQ(StateOf(kResp, "HTTP/1.1 200 OK\r\nContent-Length\t: 1\r\n\r\n"),
-            ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kResp, "HTTP/1.1 200 OK\r\nContent-Length\t: 1\r\n\r\n"), ParseState::kInvalid);
 }
 
 TEST(ParseHeadTest, RejectsBadFieldLines) {
   EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1\r\nNoColon\r\n\r\n"), ParseState::kInvalid);
   EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1\r\n: empty-name\r\n\r\n"), ParseState::kInvalid);
   EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1\r\nBad\"Name: v\r\n\r\n"), ParseState::kInvalid);
-  EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1\r\nA: x\0y\r\n\r\n"sv),
-            ParseState::kInvalid);
+  EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1\r\nA: x\0y\r\n\r\n"sv), ParseState::kInvalid);
   EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1\r\nA: x\ry\r\n\r\n"), ParseState::kInvalid);
   // RFC 9112 2.2: whitespace between the start line and the first field.
   EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1\r\n Host: h\r\n\r\n"), ParseState::kInvalid);
@@ -244,7 +243,8 @@ TEST(ParseHeadTest, ChunkedWhenLastTransferCodingIsChunked) {
   Parsed p = Parse(kResp, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n");
   ASSERT_EQ(p.state, ParseState::kSuccess);
   EXPECT_TRUE(p.msg.chunked);
-  p = Parse(kResp, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n");
+  p = Parse(kResp,
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n");
   EXPECT_TRUE(p.msg.chunked);
   p = Parse(kResp, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
   ASSERT_EQ(p.state, ParseState::kSuccess);
@@ -253,8 +253,8 @@ TEST(ParseHeadTest, ChunkedWhenLastTransferCodingIsChunked) {
 }
 
 TEST(ParseHeadTest, ChunkedOverridesContentLength) {
-  Parsed p = Parse(kReq,
-                   "POST /u HTTP/1.1\r\nContent-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n");
+  Parsed p =
+      Parse(kReq, "POST /u HTTP/1.1\r\nContent-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n");
   ASSERT_EQ(p.state, ParseState::kSuccess);
   EXPECT_TRUE(p.msg.chunked);
   EXPECT_EQ(p.msg.content_length, -1);
@@ -357,6 +357,65 @@ INSTANTIATE_TEST_SUITE_P(
            StartCase{kResp, "HTTP/1.0 5", true}, StartCase{kResp, "HTTP/1.1 200\r\n", true},
            StartCase{kResp, "HTTP/2.0 200", false}, StartCase{kResp, "{\"json\":1}", false},
            StartCase{kResp, "GET / HTTP/1.1\r\n", false}));
+
+// --- ChunkedDecoder (RFC 9112 7.1) -----------------------------------------
+
+constexpr std::string_view kChunkedBody =
+    "4;ext=\"quoted\"\r\nWiki\r\n"
+    "E\r\n in\r\n\r\nchunks.\r\n"
+    "0\r\nExpires: never\r\n\r\n";
+
+TEST(ChunkedDecoderTest, FindsEndOfBodyAfterTrailers) {
+  ChunkedDecoder decoder;
+  size_t consumed = 0;
+  const std::string input = std::string(kChunkedBody) + "HTTP/1.1 200 OK";
+  EXPECT_EQ(decoder.Consume(input, &consumed), ParseState::kSuccess);
+  EXPECT_EQ(consumed, kChunkedBody.size());
+}
+
+TEST(ChunkedDecoderTest, SameEndWhenFedOneByteAtATime) {
+  ChunkedDecoder decoder;
+  for (size_t i = 0; i < kChunkedBody.size(); ++i) {
+    size_t consumed = 0;
+    const ParseState state = decoder.Consume(kChunkedBody.substr(i, 1), &consumed);
+    EXPECT_EQ(consumed, 1u);
+    EXPECT_EQ(state,
+              i + 1 == kChunkedBody.size() ? ParseState::kSuccess : ParseState::kNeedsMoreData)
+        << i;
+  }
+}
+
+TEST(ChunkedDecoderTest, RejectsBadSizesAndMissingCrlf) {
+  size_t consumed = 0;
+  EXPECT_EQ(ChunkedDecoder().Consume("x\r\n", &consumed), ParseState::kInvalid);
+  EXPECT_EQ(ChunkedDecoder().Consume(";ext\r\n", &consumed), ParseState::kInvalid);
+  EXPECT_EQ(ChunkedDecoder().Consume("2\r\nabX\r\n", &consumed), ParseState::kInvalid);
+  EXPECT_EQ(consumed, 6u);
+  EXPECT_EQ(ChunkedDecoder().Consume("11111111111111111\r\n", &consumed), ParseState::kInvalid);
+  EXPECT_EQ(ChunkedDecoder().Consume("0\r\n\rX", &consumed), ParseState::kInvalid);
+}
+
+TEST(ChunkedDecoderTest, SkipKeepsFramingOnlyInsideChunkData) {
+  ChunkedDecoder decoder;
+  size_t consumed = 0;
+  ASSERT_EQ(decoder.Consume("a\r\n0123", &consumed), ParseState::kNeedsMoreData);
+  EXPECT_TRUE(decoder.Skip(6));  // exactly the rest of the chunk
+  EXPECT_EQ(decoder.Consume("\r\n0\r\n\r\n", &consumed), ParseState::kSuccess);
+  ChunkedDecoder other;
+  ASSERT_EQ(other.Consume("a\r\n0123", &consumed), ParseState::kNeedsMoreData);
+  EXPECT_FALSE(other.Skip(7));  // would swallow the CRLF after the chunk
+}
+
+TEST(HeadEndScannerTest, FindsEmptyLineAcrossPieces) {
+  HeadEndScanner scanner;
+  EXPECT_EQ(scanner.Feed("GET / HTTP/1.1\r\nHost: a\r"), std::string_view::npos);
+  EXPECT_EQ(scanner.Feed("\n\r"), std::string_view::npos);
+  EXPECT_EQ(scanner.Feed("\nbody"), 1u);
+  EXPECT_EQ(scanner.Feed("x\n\nrest"), 3u);  // bare LF
+  scanner.Feed("a\r\n");
+  scanner.Reset();  // bytes were lost: "\r\n" no longer ends the head
+  EXPECT_EQ(scanner.Feed("\r\nx"), std::string_view::npos);
+}
 
 }  // namespace
 }  // namespace hoptrace::http1

@@ -1,12 +1,12 @@
 // Stitcher: framing (RFC 9112 6.3), pairing, gaps and resync, fed syscall by
 // syscall the way ConnTracker feeds it, with a fake clock.
-#include "agent/protocols/http1/stitcher.h"
-
 #include <gtest/gtest.h>
 
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "agent/protocols/http1/stitcher.h"
 
 namespace hoptrace::http1 {
 namespace {
@@ -28,7 +28,9 @@ class Conn {
   explicit Conn(Role role, StitcherLimits limits = {}) : stitcher_(role, &listener_, limits) {}
 
   // Server-side helpers: requests are read, responses written.
-  void In(std::string_view captured, uint64_t total = 0) { Feed(Direction::kIngress, captured, total); }
+  void In(std::string_view captured, uint64_t total = 0) {
+    Feed(Direction::kIngress, captured, total);
+  }
   void Out(std::string_view captured, uint64_t total = 0) {
     Feed(Direction::kEgress, captured, total);
   }
@@ -275,7 +277,7 @@ TEST(StitcherTest, DecodesChunkedBodyWithExtensionsAndTrailers) {
   EXPECT_TRUE(resp.body_complete);
   EXPECT_EQ(resp.head_bytes, kChunkedHead);
   EXPECT_EQ(resp.body_bytes, kChunked.size() - kChunkedHead);  // as on the wire
-  EXPECT_EQ(c.records()[1].response->body_bytes, 5u);  // framing resumes after the trailer
+  EXPECT_EQ(c.records()[1].response->body_bytes, 5u);          // framing resumes after the trailer
   EXPECT_EQ(c.stitcher().pending_requests(), 0u);
 }
 
@@ -346,12 +348,12 @@ TEST(StitcherTest, SkipsEmptyLinesBeforeRequest) {
 
 TEST(StitcherTest, TimestampsComeFromFirstAndLastSyscalls) {
   Conn c(Role::kServer);
-  c.Feed(Direction::kIngress, "POST /t HTTP/1.1\r\nCont", 0, 7);   // 1000
-  c.Feed(Direction::kIngress, "ent-Length: 4\r\n\r\nab", 0, 8);    // 1010
-  c.Feed(Direction::kIngress, "cd", 0, 9);                         // 1020
+  c.Feed(Direction::kIngress, "POST /t HTTP/1.1\r\nCont", 0, 7);    // 1000
+  c.Feed(Direction::kIngress, "ent-Length: 4\r\n\r\nab", 0, 8);     // 1010
+  c.Feed(Direction::kIngress, "cd", 0, 9);                          // 1020
   c.Feed(Direction::kEgress, "HTTP/1.1 200 OK\r\nContent-", 0, 7);  // 1030
-  c.Feed(Direction::kEgress, "Length: 3\r\n\r\nx", 0, 7);          // 1040
-  c.Feed(Direction::kEgress, "yz", 0, 7);                          // 1050
+  c.Feed(Direction::kEgress, "Length: 3\r\n\r\nx", 0, 7);           // 1040
+  c.Feed(Direction::kEgress, "yz", 0, 7);                           // 1050
   ASSERT_EQ(c.records().size(), 1u);
   const Record& r = c.records()[0];
   EXPECT_EQ(r.request.first_byte_ts_enter, 1000u);
@@ -451,7 +453,7 @@ TEST(StitcherTest, CountsGapInsideContentLengthBody) {
   c.In(kGet);
   const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n";
   const std::string first = head + std::string(4096 - head.size(), 'a');
-  c.Out(first, 8192);                       // 4096 captured, 4096 lost
+  c.Out(first, 8192);  // 4096 captured, 4096 lost
   c.Out(std::string(4096, 'b'), 8192);
   c.Out(std::string(), 20000 + head.size() - 16384);  // nothing captured at all
   ASSERT_EQ(c.records().size(), 1u);
@@ -512,7 +514,7 @@ TEST(StitcherTest, GapAcrossChunkFramingCompletesAtResyncPoint) {
   EXPECT_TRUE(lost.body_framing_lost);
   EXPECT_FALSE(lost.body_complete);
   EXPECT_EQ(lost.body_bytes, 4u + 4 + 96 + 5000);  // "10\r\n", "0123", the gaps
-  EXPECT_EQ(lost.last_byte_ts_enter, 1020u);  // the last bytes seen
+  EXPECT_EQ(lost.last_byte_ts_enter, 1020u);       // the last bytes seen
   EXPECT_EQ(c.records()[0].outcome, Outcome::kComplete);
   EXPECT_EQ(c.records()[1].response->body_bytes, 5u);
   EXPECT_EQ(c.stats().resyncs, 1u);
@@ -582,8 +584,8 @@ TEST(StitcherTest, HeadLargerThanBufferIsTruncated) {
   limits.max_buffered_bytes = 1024;
   Conn c(Role::kClient, limits);
   c.Out(kGet);
-  const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nSet-Cookie: " +
-                           std::string(5000, 's') + "\r\n\r\n";
+  const std::string head =
+      "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nSet-Cookie: " + std::string(5000, 's') + "\r\n\r\n";
   for (size_t i = 0; i < head.size(); i += 100) c.In(std::string_view(head).substr(i, 100));
   c.In("abc");
   ASSERT_EQ(c.records().size(), 1u);

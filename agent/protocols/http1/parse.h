@@ -1,6 +1,8 @@
 // Parsing of HTTP/1.x message heads (RFC 9112 sections 2-5).
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 #include "agent/protocols/http1/types.h"
@@ -41,5 +43,53 @@ ParseState ParseTruncatedHead(MessageType type, std::string_view data, Message* 
 // method and "HTTP/1.", or "HTTP/1.x NNN"), possibly only its first bytes.
 // Used to find the next message after bytes were lost.
 bool LooksLikeStart(MessageType type, std::string_view data);
+
+// Follows the chunked transfer coding (RFC 9112 7.1) of a body arriving piece
+// by piece, keeping none of its bytes: chunk sizes (hex), chunk extensions
+// (ignored), chunk data, and the trailer section up to its empty line.
+class ChunkedDecoder {
+ public:
+  // Consumes bytes from the front of data. kSuccess: the body ended, after
+  // *consumed bytes. kNeedsMoreData: all of data was body. kInvalid: framing is
+  // broken; *consumed includes the offending byte.
+  ParseState Consume(std::string_view data, size_t* consumed);
+  // n body bytes were not captured. True if they all fell inside chunk data,
+  // whose length is known, so framing goes on; false if framing is lost.
+  bool Skip(uint64_t n);
+
+ private:
+  bool SizeByte(char c);
+  void EndSizeLine();
+
+  enum class Phase {
+    kSize,       // chunk-size hex digits
+    kExtension,  // chunk-ext, skipped up to LF
+    kSizeLf,     // CR seen after the size line
+    kData,       // chunk-data, remaining_ bytes
+    kDataCr,     // CRLF after chunk-data
+    kDataLf,
+    kTrailerLineStart,  // an empty line here ends the body
+    kTrailerLine,       // a trailer field, skipped up to LF
+    kTrailerEndLf,      // CR of the final empty line seen
+  };
+  Phase phase_ = Phase::kSize;
+  uint64_t remaining_ = 0;  // chunk-data bytes to come (kData)
+  uint64_t size_ = 0;       // chunk-size read so far (kSize)
+  int digits_ = 0;
+};
+
+// Finds the empty line that ends a head in bytes arriving piece by piece: an
+// LF, an optional CR, an LF (the lines ParseHead splits on).
+class HeadEndScanner {
+ public:
+  // The next bytes do not follow the previous ones (bytes were lost).
+  void Reset() { state_ = State::kInLine; }
+  // Offset just past the end of the head in data, or std::string_view::npos.
+  size_t Feed(std::string_view data);
+
+ private:
+  enum class State { kInLine, kLineStart, kLineStartCr };
+  State state_ = State::kInLine;
+};
 
 }  // namespace hoptrace::http1

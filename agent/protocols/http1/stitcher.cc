@@ -24,10 +24,8 @@ constexpr size_t kMinBufferedBytes = 16;
 // An idle connection keeps no more than this much head buffer capacity.
 constexpr size_t kKeptBufferCapacity = 4096;
 
-// The syscall some bytes came from.
-struct Chunk {
-  uint64_t ts_enter = 0;
-  uint64_t ts_exit = 0;
+struct Chunk {  // the syscall some bytes came from
+  uint64_t ts_enter = 0, ts_exit = 0;
   uint32_t tid = 0;
 };
 
@@ -42,53 +40,7 @@ void StampLast(const Chunk& c, Message* m) {
   m->last_byte_ts_exit = c.ts_exit;
 }
 
-// Finds the empty line that ends a head in bytes that arrive piece by piece:
-// an LF, an optional CR, an LF (the same lines ParseHead splits on).
-class HeadEndScanner {
- public:
-  void Reset() { state_ = kInLine; }
-  // Offset just past the end of the head in data, or kNpos.
-  size_t Feed(std::string_view data) {
-    size_t i = 0;
-    while (i < data.size()) {
-      if (state_ == kInLine) {
-        const void* lf = std::memchr(data.data() + i, '\n', data.size() - i);
-        if (lf == nullptr) return kNpos;
-        i = static_cast<size_t>(static_cast<const char*>(lf) - data.data()) + 1;
-        state_ = kLineStart;
-        continue;
-      }
-      const char c = data[i++];
-      if (c == '\n') {
-        state_ = kInLine;
-        return i;
-      }
-      state_ = (c == '\r' && state_ == kLineStart) ? kLineStartCr : kInLine;
-    }
-    return kNpos;
-  }
-
- private:
-  enum { kInLine, kLineStart, kLineStartCr } state_ = kInLine;
-};
-
 enum class State { kHead, kSkipHead, kBodyLength, kBodyChunked, kBodyUntilClose, kResync };
-
-// RFC 9112 7.1:
-//   chunked-body = *chunk last-chunk trailer-section CRLF
-//   chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
-//   last-chunk = 1*("0") [ chunk-ext ] CRLF
-enum class ChunkPhase {
-  kSize,               // chunk-size hex digits
-  kExtension,          // chunk-ext, ignored up to LF
-  kSizeLf,             // CR seen after the size
-  kData,               // chunk-data, `remaining` bytes
-  kDataCr,             // CRLF after chunk-data
-  kDataLf,
-  kTrailerLineStart,   // an empty line here ends the body
-  kTrailerLine,        // a trailer field, ignored up to LF
-  kTrailerEndLf,       // CR of the final empty line seen
-};
 
 // How a message's body is framed (RFC 9112 6.3, first rule that applies).
 enum class Body { kNone, kLength, kChunked, kUntilClose, kLost, kTunnel };
@@ -101,9 +53,9 @@ struct MessageStream {
   // Head being assembled across syscalls: captured bytes only, bounded by
   // StitcherLimits::max_buffered_bytes.
   std::string buf;
-  HeadEndScanner scanner;     // over buf and, in kSkipHead, what follows
-  size_t next_validate = 0;   // reparse buf when it reaches this size
-  Chunk head_first;           // syscall with the first byte of the head
+  HeadEndScanner scanner;    // over buf and, in kSkipHead, what follows
+  size_t next_validate = 0;  // reparse buf when it reaches this size
+  Chunk head_first;          // syscall with the first byte of the head
 
   // The message whose head was parsed and whose bytes are still arriving.
   bool in_message = false;
@@ -120,10 +72,8 @@ struct MessageStream {
   int status = 0;
   bool truncated = false;
 
-  uint64_t remaining = 0;     // Content-Length or chunk-data bytes to come
-  uint64_t chunk_size = 0;
-  int chunk_digits = 0;
-  ChunkPhase phase = ChunkPhase::kSize;
+  uint64_t remaining = 0;  // Content-Length bytes to come
+  ChunkedDecoder chunked_body;
 
   // Message starts lost (gap, garbage) since the last head: on a response
   // stream, that many of the oldest pending requests lost their responses.
@@ -219,11 +169,7 @@ struct Stitcher::Impl {
 
   // Bytes of the current message's body; outside a message, bytes skipped.
   void Discard(MessageStream& s, uint64_t n, const Chunk& c) {
-    if (s.in_message) {
-      AddBody(s, n, c);
-    } else {
-      stats.invalid_bytes += n;
-    }
+    s.in_message ? AddBody(s, n, c) : void(stats.invalid_bytes += n);
   }
 
   void AddBody(MessageStream& s, uint64_t n, const Chunk& c) {
@@ -372,12 +318,9 @@ struct Stitcher::Impl {
       s.state = State::kResync;
       return;
     }
-    ClearBuffer(s);  // after parsing: head may point into buf
-    if (!m.head_truncated) {  // cannot happen: callers saw no head end
-      OnHead(s, std::move(m), c, false);
-      return;
-    }
-    OnHead(s, std::move(m), c, /*truncated=*/true);
+    ClearBuffer(s);                           // only now: head may point into buf
+    const bool truncated = m.head_truncated;  // false only if callers missed the head end
+    OnHead(s, std::move(m), c, truncated);
   }
 
   void ConsumeSkipHead(MessageStream& s, std::string_view* data, const Chunk& c) {
@@ -394,7 +337,7 @@ struct Stitcher::Impl {
     }
   }
 
-  void OnHead(MessageStream& s, Message m, const Chunk& c, bool truncated) {
+  void OnHead(MessageStream& s, Message&& m, const Chunk& c, bool truncated) {
     StampFirst(s.head_first, &m);
     StampLast(c, &m);
     s.in_message = true;
@@ -402,26 +345,19 @@ struct Stitcher::Impl {
     s.chunked = m.chunked;
     s.status = m.status_code;
     s.truncated = truncated;
+    s.answers_head = s.answers_connect = s.interim = false;
+    s.orphan = true;
     if (IsRequestStream(s)) {
       s.lost_starts = 0;
-      s.answers_head = s.answers_connect = false;
-      const Body body = truncated ? Body::kLost : DecideBody(s);
-      if (body == Body::kNone) m.body_complete = true;
+      if (!truncated && DecideBody(s) == Body::kNone) m.body_complete = true;
       s.request_seq = PushRequest(std::move(m));
-      if (truncated) {
-        s.state = State::kSkipHead;
-      } else {
-        ApplyBody(s, body, c);
-      }
-      return;
+    } else {
+      s.response = std::move(m);
+      // RFC 9112 4: "A client MUST be able to parse one or more 1xx responses
+      // received prior to a final response"; they do not end the exchange.
+      s.interim = s.status >= 100 && s.status < 200 && s.status != 101;
+      if (!s.interim) PairResponse(s);
     }
-    s.response = std::move(m);
-    // RFC 9112 4: "A client MUST be able to parse one or more 1xx responses
-    // received prior to a final response"; they do not end the exchange.
-    s.interim = s.status >= 100 && s.status < 200 && s.status != 101;
-    s.orphan = true;
-    s.answers_head = s.answers_connect = false;
-    if (!s.interim) PairResponse(s);
     if (truncated) {
       s.state = State::kSkipHead;
     } else {
@@ -467,9 +403,7 @@ struct Stitcher::Impl {
         s.state = State::kBodyLength;
         break;
       case Body::kChunked:
-        s.phase = ChunkPhase::kSize;
-        s.chunk_size = 0;
-        s.chunk_digits = 0;
+        s.chunked_body = ChunkedDecoder();
         s.state = State::kBodyChunked;
         break;
       case Body::kUntilClose:
@@ -486,106 +420,15 @@ struct Stitcher::Impl {
   }
 
   void ConsumeChunked(MessageStream& s, std::string_view* data, const Chunk& c) {
-    size_t i = 0;
-    bool done = false;
-    bool invalid = false;
-    while (i < data->size() && !done && !invalid) {
-      if (s.phase == ChunkPhase::kData) {
-        const size_t n = static_cast<size_t>(std::min<uint64_t>(s.remaining, data->size() - i));
-        i += n;
-        s.remaining -= n;
-        if (s.remaining == 0) s.phase = ChunkPhase::kDataCr;
-        continue;
-      }
-      if (s.phase == ChunkPhase::kExtension || s.phase == ChunkPhase::kTrailerLine) {
-        const void* lf = std::memchr(data->data() + i, '\n', data->size() - i);
-        if (lf == nullptr) {
-          i = data->size();
-          break;
-        }
-        i = static_cast<size_t>(static_cast<const char*>(lf) - data->data()) + 1;
-        if (s.phase == ChunkPhase::kExtension) {
-          EndSizeLine(s);
-        } else {
-          s.phase = ChunkPhase::kTrailerLineStart;
-        }
-        continue;
-      }
-      const char ch = (*data)[i++];
-      switch (s.phase) {
-        case ChunkPhase::kSize:
-          invalid = !SizeByte(s, ch);
-          break;
-        case ChunkPhase::kSizeLf:
-          invalid = ch != '\n';
-          if (!invalid) EndSizeLine(s);
-          break;
-        case ChunkPhase::kDataCr:  // a bare LF is accepted as a line end (RFC 9112 2.2)
-          invalid = ch != '\r' && ch != '\n';
-          s.phase = ch == '\r' ? ChunkPhase::kDataLf : ChunkPhase::kSize;
-          break;
-        case ChunkPhase::kDataLf:
-          invalid = ch != '\n';
-          s.phase = ChunkPhase::kSize;
-          break;
-        case ChunkPhase::kTrailerLineStart:
-          done = ch == '\n';
-          if (ch == '\r') {
-            s.phase = ChunkPhase::kTrailerEndLf;
-          } else if (!done) {
-            s.phase = ChunkPhase::kTrailerLine;
-          }
-          break;
-        case ChunkPhase::kTrailerEndLf:
-          done = ch == '\n';
-          invalid = !done;
-          break;
-        default:
-          break;
-      }
-    }
-    AddBody(s, i, c);
-    data->remove_prefix(i);
-    if (done) {
+    size_t n = 0;
+    const ParseState state = s.chunked_body.Consume(*data, &n);
+    AddBody(s, n, c);
+    data->remove_prefix(n);
+    if (state == ParseState::kSuccess) {
       Complete(s, c);
-    } else if (invalid) {
+    } else if (state == ParseState::kInvalid) {
       FramingLost(s);
     }
-  }
-
-  // chunk-size = 1*HEXDIG; "Recipients MUST anticipate potentially large
-  // hexadecimal numerals and prevent software errors due to integer
-  // conversion overflows" (RFC 9112 7.1).
-  bool SizeByte(MessageStream& s, char ch) {
-    int digit = -1;
-    if (ch >= '0' && ch <= '9') digit = ch - '0';
-    if (ch >= 'a' && ch <= 'f') digit = ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') digit = ch - 'A' + 10;
-    if (digit >= 0) {
-      if (s.chunk_size > (UINT64_MAX >> 4)) return false;
-      s.chunk_size = (s.chunk_size << 4) | static_cast<uint64_t>(digit);
-      ++s.chunk_digits;
-      return true;
-    }
-    if (s.chunk_digits == 0) return false;
-    // chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
-    if (ch == ';' || ch == ' ' || ch == '\t') {
-      s.phase = ChunkPhase::kExtension;
-    } else if (ch == '\r') {
-      s.phase = ChunkPhase::kSizeLf;
-    } else if (ch == '\n') {
-      EndSizeLine(s);
-    } else {
-      return false;
-    }
-    return true;
-  }
-
-  void EndSizeLine(MessageStream& s) {
-    s.remaining = s.chunk_size;
-    s.phase = s.chunk_size == 0 ? ChunkPhase::kTrailerLineStart : ChunkPhase::kData;
-    s.chunk_size = 0;
-    s.chunk_digits = 0;
   }
 
   // Bytes the kernel did not capture.
@@ -632,13 +475,8 @@ struct Stitcher::Impl {
         return;
       case State::kBodyChunked:
         AddBody(s, gap, c);
-        if (s.phase == ChunkPhase::kData && gap <= s.remaining) {
-          // Inside chunk-data the size is known: nothing is lost yet.
-          s.remaining -= gap;
-          if (s.remaining == 0) s.phase = ChunkPhase::kDataCr;
-        } else {
-          FramingLost(s);
-        }
+        // Inside chunk-data the length is known: nothing is lost yet.
+        if (!s.chunked_body.Skip(gap)) FramingLost(s);
         return;
       case State::kBodyUntilClose:
       case State::kResync:
@@ -674,13 +512,11 @@ struct Stitcher::Impl {
   void EndMessage(MessageStream& s, Record::Outcome outcome) {
     if (!s.in_message) return;
     s.in_message = false;
-    if (IsRequestStream(s)) return;  // its record comes with the response
-    Message response = std::move(s.response);
-    s.response = Message{};
-    if (s.interim || s.orphan || !in_flight) return;
+    if (IsRequestStream(s)) return;                   // its record comes with the response
+    if (s.interim || s.orphan || !in_flight) return;  // s.response is overwritten by the next head
     Record record;
     record.request = std::move(in_flight->request);
-    record.response = std::move(response);
+    record.response = std::move(s.response);
     record.outcome = outcome;
     in_flight.reset();
     Emit(std::move(record));
@@ -688,7 +524,7 @@ struct Stitcher::Impl {
 
   // ---- pairing --------------------------------------------------------------
 
-  uint64_t PushRequest(Message request) {
+  uint64_t PushRequest(Message&& request) {
     const uint64_t seq = next_seq++;
     pending.push_back(Pending{seq, std::move(request)});
     listener->OnRequestHead(pending.back().request);
@@ -704,9 +540,8 @@ struct Stitcher::Impl {
     in_flight.reset();
     // Each lost response start most likely answered the oldest request; keep
     // at least one to pair with this response.
-    for (; s.lost_starts > 0 && pending.size() > 1; --s.lost_starts) {
+    for (; s.lost_starts > 0 && pending.size() > 1; --s.lost_starts, pending.pop_front()) {
       ReportNoResponse(std::move(pending.front()));
-      pending.pop_front();
     }
     s.lost_starts = 0;
     // A response that was already received when a request began cannot
@@ -724,7 +559,7 @@ struct Stitcher::Impl {
     s.answers_connect = in_flight->request.method == "CONNECT";
   }
 
-  void ReportNoResponse(Pending p) {
+  void ReportNoResponse(Pending&& p) {
     Record record;
     record.request = std::move(p.request);
     record.outcome = Record::Outcome::kNoResponse;
@@ -750,19 +585,14 @@ struct Stitcher::Impl {
         }
         EndMessage(s, outcome);
       }
-      const std::optional<MessageType> type = s.type;
-      const Direction dir = s.dir;
-      s = MessageStream{};
-      s.type = type;
-      s.dir = dir;
+      MessageStream fresh;
+      fresh.dir = s.dir;
+      fresh.type = s.type;
+      s = std::move(fresh);
     }
     if (in_flight) ReportNoResponse(std::move(*in_flight));
     in_flight.reset();
-    while (!pending.empty()) {
-      Pending p = std::move(pending.front());
-      pending.pop_front();
-      ReportNoResponse(std::move(p));
-    }
+    for (; !pending.empty(); pending.pop_front()) ReportNoResponse(std::move(pending.front()));
   }
 
   Role role;
@@ -771,8 +601,8 @@ struct Stitcher::Impl {
   StitcherStats stats;
   bool upgraded = false;
   MessageStream streams[2];
-  std::deque<Pending> pending;        // requests with no response head yet
-  std::optional<Pending> in_flight;   // the request whose response is arriving
+  std::deque<Pending> pending;       // requests with no response head yet
+  std::optional<Pending> in_flight;  // the request whose response is arriving
   uint64_t next_seq = 1;
 };
 
