@@ -1,5 +1,7 @@
 #include "agent/span_pipeline.h"
 
+#include <optional>
+
 namespace hoptrace {
 
 SpanPipeline::SpanPipeline(std::vector<std::unique_ptr<SpanSink>> sinks,
@@ -14,11 +16,17 @@ bool SpanPipeline::Submit(Span span) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.submitted;
-    if (stopping_ || queue_.size() >= options_.max_queue) {
+    if (stopping_) {
+      ++stats_.dropped_shutdown;
+      return false;
+    }
+    if (queue_.size() >= options_.max_queue) {
       ++stats_.dropped_queue_full;
       return false;
     }
+    if (queue_.empty()) oldest_ = std::chrono::steady_clock::now();
     queue_.push_back(std::move(span));
+    if (queue_.size() < options_.max_batch) return true;  // the worker's timer will come
   }
   cv_.notify_one();
   return true;
@@ -27,15 +35,29 @@ bool SpanPipeline::Submit(Span span) {
 void SpanPipeline::Run() {
   std::vector<Span> batch;
   std::unique_lock<std::mutex> lock(mu_);
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  auto due = [this] {
+    return stopping_ || queue_.size() >= options_.max_batch ||
+           (!queue_.empty() &&
+            std::chrono::steady_clock::now() - oldest_ >= options_.schedule_delay);
+  };
   while (true) {
-    cv_.wait_for(lock, options_.tick, [this] { return stopping_ || !queue_.empty(); });
+    cv_.wait_for(lock, options_.tick, due);
     const bool stop = stopping_;
-    while (!queue_.empty()) {
+    if (stop && !deadline) deadline = std::chrono::steady_clock::now() + options_.shutdown_timeout;
+    while (due() && !queue_.empty()) {
+      if (deadline && std::chrono::steady_clock::now() >= *deadline) {
+        stats_.dropped_shutdown += queue_.size();
+        queue_.clear();
+        break;
+      }
       batch.clear();
       while (!queue_.empty() && batch.size() < options_.max_batch) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      // What is left waits its own delay, measured from now.
+      oldest_ = std::chrono::steady_clock::now();
       lock.unlock();
       uint64_t failed = 0;
       for (auto& sink : sinks_) {

@@ -1,6 +1,8 @@
 // Hands spans from the capture thread to the sinks without ever blocking
 // capture: a bounded queue (full -> the span is dropped and counted) and
-// one worker thread that exports in batches and ticks the sinks.
+// one worker thread that exports in batches and ticks the sinks, like the
+// OpenTelemetry batch span processor (OTEL_BSP_*): a batch leaves when it
+// is full or when its oldest span has waited schedule_delay.
 #pragma once
 
 #include <atomic>
@@ -19,8 +21,10 @@
 namespace hoptrace {
 
 struct SpanPipelineOptions {
-  size_t max_queue = 8192;
-  size_t max_batch = 512;
+  size_t max_queue = 2048;                      // OTEL_BSP_MAX_QUEUE_SIZE
+  size_t max_batch = 512;                       // OTEL_BSP_MAX_EXPORT_BATCH_SIZE
+  std::chrono::milliseconds schedule_delay{1000};  // OTEL_BSP_SCHEDULE_DELAY
+  std::chrono::milliseconds shutdown_timeout{10000};
   std::chrono::milliseconds tick{100};
 };
 
@@ -29,6 +33,7 @@ struct SpanPipelineStats {
   uint64_t dropped_queue_full = 0;
   uint64_t exported = 0;
   uint64_t export_failures = 0;  // spans in batches a sink refused
+  uint64_t dropped_shutdown = 0;  // still queued when the shutdown deadline passed
 };
 
 class SpanPipeline {
@@ -52,6 +57,7 @@ class SpanPipeline {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Span> queue_;
+  std::chrono::steady_clock::time_point oldest_;  // when the queue last became non-empty
   bool stopping_ = false;
   SpanPipelineStats stats_;
   std::thread worker_;

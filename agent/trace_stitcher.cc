@@ -28,13 +28,29 @@ std::string TupleKey(const ConnInfo& c, bool client_view) {
 
 TraceStitcher::TraceStitcher(ProcessRegistry* processes, SpanCallback emit,
                              TraceStitcherOptions options, IdGenerator ids)
-    : processes_(processes), emit_(std::move(emit)), options_(options), ids_(std::move(ids)) {}
+    : processes_(processes),
+      emit_(std::move(emit)),
+      options_(options),
+      ids_(std::move(ids)),
+      sampler_(options.sampler) {}
 
 SpanContextRecord TraceStitcher::NewRoot() {
   SpanContextRecord ctx;
   ctx.trace_id = ids_.NewTraceId();
   ctx.span_id = ids_.NewSpanId();
-  ctx.flags = kTraceFlagSampled;
+  ctx.flags = sampler_.ShouldSample(ctx.trace_id, std::nullopt) ? kTraceFlagSampled : 0;
+  return ctx;
+}
+
+SpanContextRecord TraceStitcher::ChildOf(const TraceId& trace_id, const SpanId& parent_id,
+                                         uint8_t flags, std::string tracestate) {
+  SpanContextRecord ctx;
+  ctx.trace_id = trace_id;
+  ctx.parent_span_id = parent_id;
+  ctx.span_id = ids_.NewSpanId();
+  ctx.tracestate = std::move(tracestate);
+  const bool sampled = sampler_.ShouldSample(trace_id, (flags & kTraceFlagSampled) != 0);
+  ctx.flags = static_cast<uint8_t>((flags & ~kTraceFlagSampled) | (sampled ? kTraceFlagSampled : 0));
   return ctx;
 }
 
@@ -56,50 +72,30 @@ SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const http1
   if (auto tp = req.Header("traceparent")) {
     auto parsed = ParseTraceparent(*tp, req.Header("tracestate").value_or(""));
     if (parsed) {
-      SpanContextRecord ctx;
-      ctx.trace_id = parsed->trace_id;
-      ctx.parent_span_id = parsed->parent_id;
-      ctx.flags = parsed->flags;
-      ctx.tracestate = parsed->tracestate;
-      ctx.span_id = ids_.NewSpanId();
       ++stats_.server_spans_with_remote_parent;
-      return ctx;
+      return ChildOf(parsed->trace_id, parsed->parent_id, parsed->flags,
+                     std::move(parsed->tracestate));
     }
     ++stats_.invalid_traceparent;  // W3C: restart the trace, ignore tracestate
   }
   if (local_parent) {
-    SpanContextRecord ctx;
-    ctx.trace_id = local_parent->trace_id;
-    ctx.parent_span_id = local_parent->span_id;
-    ctx.flags = local_parent->flags;
-    ctx.tracestate = local_parent->tracestate;
-    ctx.span_id = ids_.NewSpanId();
     ++stats_.server_spans_linked_locally;
-    return ctx;
+    return ChildOf(local_parent->trace_id, local_parent->span_id, local_parent->flags,
+                   std::move(local_parent->tracestate));
   }
   return NewRoot();
 }
 
 SpanContextRecord TraceStitcher::ClientContext(const ConnInfo& conn, const http1::Message& req) {
-  SpanContextRecord ctx;
   if (auto it = thread_server_.find(ThreadKey(conn.id.pid, req.tid)); it != thread_server_.end()) {
     const SpanContextRecord& parent = it->second.ctx;
-    ctx.trace_id = parent.trace_id;
-    ctx.parent_span_id = parent.span_id;
-    ctx.flags = parent.flags;
-    ctx.tracestate = parent.tracestate;
-    ctx.span_id = ids_.NewSpanId();
     ++stats_.client_spans_with_thread_parent;
-    return ctx;
+    return ChildOf(parent.trace_id, parent.span_id, parent.flags, parent.tracestate);
   }
   if (auto tp = req.Header("traceparent")) {
     if (auto parsed = ParseTraceparent(*tp, req.Header("tracestate").value_or(""))) {
-      ctx.trace_id = parsed->trace_id;
-      ctx.parent_span_id = parsed->parent_id;
-      ctx.flags = parsed->flags;
-      ctx.tracestate = parsed->tracestate;
-      ctx.span_id = ids_.NewSpanId();
-      return ctx;
+      return ChildOf(parsed->trace_id, parsed->parent_id, parsed->flags,
+                     std::move(parsed->tracestate));
     }
   }
   return NewRoot();
@@ -163,6 +159,10 @@ void TraceStitcher::OnExchange(const ConnInfo& conn, http1::Role role, http1::Re
   if (closing && closing->reason == CloseReason::kShutdown) {
     // The agent is stopping, not the exchange failing: report nothing false.
     ++stats_.dropped_at_shutdown;
+    return;
+  }
+  if ((ctx.flags & kTraceFlagSampled) == 0) {
+    ++stats_.sampled_out;
     return;
   }
   auto process = processes_->Get(static_cast<pid_t>(conn.id.pid));

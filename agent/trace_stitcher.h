@@ -22,12 +22,14 @@
 #include "agent/conn_tracker.h"
 #include "agent/http_span_builder.h"
 #include "agent/process_registry.h"
+#include "agent/sampler.h"
 #include "agent/trace_context.h"
 
 namespace hoptrace {
 
 struct TraceStitcherOptions {
   SpanBuildOptions span;
+  SamplerConfig sampler;
   size_t max_outbound = 65536;  // client contexts waiting for their server side
   uint64_t outbound_ttl_ns = 60ull * 1000 * 1000 * 1000;
 };
@@ -40,6 +42,7 @@ struct TraceStitcherStats {
   uint64_t invalid_traceparent = 0;
   uint64_t outbound_expired = 0;
   uint64_t dropped_at_shutdown = 0;  // exchanges still open when the agent stopped
+  uint64_t sampled_out = 0;          // spans not recorded by the sampler
 };
 
 class TraceStitcher : public ExchangeHandler {
@@ -75,11 +78,16 @@ class TraceStitcher : public ExchangeHandler {
   SpanContextRecord ServerContext(const ConnInfo& conn, const http1::Message& req);
   SpanContextRecord ClientContext(const ConnInfo& conn, const http1::Message& req);
   SpanContextRecord NewRoot();
+  // A child of a parent context (remote or local): same trace, new span id,
+  // the sampler's decision in the sampled flag.
+  SpanContextRecord ChildOf(const TraceId& trace_id, const SpanId& parent_id, uint8_t flags,
+                            std::string tracestate);
 
   ProcessRegistry* processes_;
   SpanCallback emit_;
   TraceStitcherOptions options_;
   IdGenerator ids_;
+  Sampler sampler_;
   TraceStitcherStats stats_;
 
   // Contexts of requests in flight, per connection, in request order.

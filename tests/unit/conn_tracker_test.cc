@@ -104,6 +104,21 @@ TEST_F(PipelineTest, ServerSpanJoinsIncomingTraceparentWithKernelDurations) {
   EXPECT_EQ(tracker_.tracked_connections(), 0u);
 }
 
+TEST_F(PipelineTest, UnsampledIncomingTraceIsNotRecordedNorItsChildren) {
+  // Default sampler parentbased_always_on: the caller's "not sampled" wins.
+  ConnGenerator in(&clock_, 100, 5, HT_ROLE_SERVER, "10.0.0.2", 8080, "10.0.0.1", 40000);
+  ConnGenerator out(&clock_, 100, 6, HT_ROLE_CLIENT, "10.0.1.1", 50000, "10.0.1.2", 9090);
+  Feed(in.Open());
+  Feed(out.Open());
+  Feed(in.Data(HT_DIR_INGRESS, "GET / HTTP/1.1\r\ntraceparent: 00-" + std::string(kTrace) + "-" +
+                                   std::string(kParent) + "-00\r\n\r\n"));
+  Feed(out.Data(HT_DIR_EGRESS, "GET /b HTTP/1.1\r\n\r\n"));
+  Feed(out.Data(HT_DIR_INGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+  Feed(in.Data(HT_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+  EXPECT_TRUE(spans_.empty());
+  EXPECT_EQ(stitcher_.stats().sampled_out, 2u);
+}
+
 TEST_F(PipelineTest, ClientCallOfServingThreadIsChildOfServerSpan) {
   ConnGenerator in(&clock_, 100, 5, HT_ROLE_SERVER, "10.0.0.2", 8080, "10.0.0.1", 40000);
   ConnGenerator out(&clock_, 100, 6, HT_ROLE_CLIENT, "10.0.1.1", 50000, "10.0.1.2", 9090);

@@ -1,0 +1,93 @@
+#include "agent/span_pipeline.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+namespace hoptrace {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A sink that records batch sizes and can be made slow.
+class RecordingSink : public SpanSink {
+ public:
+  explicit RecordingSink(std::chrono::milliseconds delay = 0ms) : delay_(delay) {}
+  ExportResult Export(const std::vector<Span>& spans) noexcept override {
+    std::this_thread::sleep_for(delay_);
+    std::lock_guard<std::mutex> lock(mu_);
+    batches_.push_back(spans.size());
+    return ExportResult::kSuccess;
+  }
+  void Flush() noexcept override { flushed_ = true; }
+  std::vector<size_t> batches() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return batches_;
+  }
+  std::atomic<bool> flushed_{false};
+
+ private:
+  std::chrono::milliseconds delay_;
+  std::mutex mu_;
+  std::vector<size_t> batches_;
+};
+
+std::vector<std::unique_ptr<SpanSink>> One(RecordingSink** out,
+                                           std::chrono::milliseconds delay = 0ms) {
+  auto sink = std::make_unique<RecordingSink>(delay);
+  *out = sink.get();
+  std::vector<std::unique_ptr<SpanSink>> v;
+  v.push_back(std::move(sink));
+  return v;
+}
+
+TEST(SpanPipelineTest, FullBatchLeavesAtOnceAndRestWaitsForTheDelay) {
+  RecordingSink* sink;
+  SpanPipelineOptions o;
+  o.max_batch = 10;
+  o.schedule_delay = 400ms;
+  SpanPipeline p(One(&sink), o);
+  for (int i = 0; i < 13; ++i) p.Submit(Span{});
+  std::this_thread::sleep_for(150ms);
+  EXPECT_EQ(sink->batches(), std::vector<size_t>({10}));
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(sink->batches(), std::vector<size_t>({10, 3}));
+  EXPECT_EQ(p.stats().exported, 13u);
+}
+
+TEST(SpanPipelineTest, FullQueueDropsAndCountsWithoutBlocking) {
+  RecordingSink* sink;
+  SpanPipelineOptions o;
+  o.max_queue = 5;
+  o.max_batch = 100;
+  o.schedule_delay = 10s;
+  SpanPipeline p(One(&sink), o);
+  int accepted = 0;
+  for (int i = 0; i < 8; ++i) accepted += p.Submit(Span{});
+  EXPECT_EQ(accepted, 5);
+  EXPECT_EQ(p.stats().dropped_queue_full, 3u);
+  p.Shutdown();
+  EXPECT_EQ(sink->batches(), std::vector<size_t>({5}));
+  EXPECT_TRUE(sink->flushed_);
+}
+
+TEST(SpanPipelineTest, ShutdownGivesUpAtItsDeadlineAndCountsTheRest) {
+  RecordingSink* sink;
+  SpanPipelineOptions o;
+  o.max_batch = 1;
+  o.shutdown_timeout = 250ms;
+  SpanPipeline p(One(&sink, 100ms), o);
+  for (int i = 0; i < 20; ++i) p.Submit(Span{});
+  const auto start = std::chrono::steady_clock::now();
+  p.Shutdown();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+  const auto st = p.stats();
+  EXPECT_GT(st.dropped_shutdown, 0u);
+  EXPECT_EQ(st.exported + st.dropped_shutdown, 20u);
+  EXPECT_FALSE(p.Submit(Span{}));
+}
+
+}  // namespace
+}  // namespace hoptrace
