@@ -1,0 +1,76 @@
+// Where every setting of `hoptrace run` comes from, in increasing precedence:
+//   1. defaults,
+//   2. the config file (--config, YAML),
+//   3. the environment (OTEL_* variables, with the meaning the OpenTelemetry
+//      specification gives them),
+//   4. command-line flags.
+// OpenTelemetry settings keep their OTEL_* names on every layer: the file's
+// `otlp.endpoint` and the flag --otlp-endpoint both set what
+// OTEL_EXPORTER_OTLP_ENDPOINT would, and are parsed by the same code.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hoptrace {
+
+using Getenv = std::function<std::optional<std::string>(std::string_view)>;
+
+// The process environment (empty values count as unset, as the spec says).
+std::optional<std::string> ProcessGetenv(std::string_view name);
+
+// hoptrace's own settings: what to trace and where spans go.
+struct RunSettings {
+  std::vector<pid_t> pids;
+  std::vector<std::string> exe_names;
+  std::vector<uint16_t> ports;
+  bool all = false;
+  std::vector<std::string> outputs;  // "tree", "jsonl", "otlp"; empty: see ResolveOutputs
+  std::string output_file;
+  uint32_t payload_bytes = 4096;
+  uint32_t ringbuf_mb = 8;
+  bool redact_query = true;
+  std::string metrics_address;  // "host:port"; empty: no endpoint
+  std::string log_level = "info";
+};
+
+class Settings {
+ public:
+  explicit Settings(Getenv env = ProcessGetenv) : env_(std::move(env)) {}
+
+  // Reads a YAML config file. Returns an error message (naming the file and
+  // the key) or nullopt.
+  std::optional<std::string> LoadFile(const std::string& path);
+  // A command-line value for an OTEL_* variable.
+  void SetFlag(std::string name, std::string value) { flags_[std::move(name)] = std::move(value); }
+
+  // The value of an OTEL_* variable after all layers.
+  std::optional<std::string> Get(std::string_view name) const;
+  // As a Getenv, for parsers written against the environment.
+  Getenv AsGetenv() const {
+    return [this](std::string_view n) { return Get(n); };
+  }
+
+  RunSettings& run() { return run_; }
+  const RunSettings& run() const { return run_; }
+
+ private:
+  Getenv env_;
+  std::map<std::string, std::string, std::less<>> file_;
+  std::map<std::string, std::string, std::less<>> flags_;
+  RunSettings run_;
+};
+
+// OTEL_RESOURCE_ATTRIBUTES: "k=v,k2=v2", values percent-decoded. Returns an
+// error for a malformed list (the spec: discard it all).
+std::optional<std::string> ParseResourceAttributes(
+    std::string_view value, std::vector<std::pair<std::string, std::string>>* out);
+
+}  // namespace hoptrace
