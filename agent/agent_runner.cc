@@ -1,5 +1,7 @@
 #include "agent/agent_runner.h"
 
+#include "agent/loader/bpf_loader.h"
+
 #include <dirent.h>
 #include <signal.h>
 #include <time.h>
@@ -15,8 +17,12 @@
 #include "agent/process_registry.h"
 #include "agent/span_pipeline.h"
 #include "agent/trace_stitcher.h"
+#include "agent/metrics_server.h"
+#include "agent/sampler.h"
+#include "agent/self_metrics.h"
 #include "exporters/console/jsonl_exporter.h"
 #include "exporters/console/tree_exporter.h"
+#include "exporters/otlp/otlp_exporter_factory.h"
 
 namespace hoptrace {
 namespace {
@@ -59,13 +65,114 @@ std::vector<pid_t> ScanProcesses(ProcessRegistry& processes, const std::vector<s
   return found;
 }
 
-std::unique_ptr<SpanSink> MakeSink(const AgentOptions& o) {
-  if (o.output == AgentOptions::Output::kJsonl) {
-    if (o.output_file.empty()) return std::make_unique<JsonlExporter>(stdout);
-    return std::make_unique<JsonlExporter>(std::filesystem::path(o.output_file));
+// The OTLP exporter, kept apart from the other sinks so its counters can be
+// published.
+struct Sinks {
+  std::vector<std::unique_ptr<SpanSink>> all;
+  const OtlpExporterBase* otlp = nullptr;
+};
+
+Sinks MakeSinks(const Settings& settings) {
+  const RunSettings& run = settings.run();
+  Sinks sinks;
+  std::vector<std::string> outputs = run.outputs;
+  if (outputs.empty()) {
+    // OTEL_TRACES_EXPORTER picks the exporter when no --output says so.
+    std::string exporter = settings.Get("OTEL_TRACES_EXPORTER").value_or("tree");
+    outputs = {exporter == "console" ? "tree" : exporter};
   }
-  if (o.output_file.empty()) return std::make_unique<TreeExporter>(stdout);
-  return std::make_unique<TreeExporter>(std::filesystem::path(o.output_file), TreeExporter::Options{});
+  for (const std::string& out : outputs) {
+    if (out == "tree") {
+      if (run.output_file.empty() || std::count(outputs.begin(), outputs.end(), "jsonl")) {
+        sinks.all.push_back(std::make_unique<TreeExporter>(stdout));
+      } else {
+        sinks.all.push_back(std::make_unique<TreeExporter>(std::filesystem::path(run.output_file),
+                                                           TreeExporter::Options{}));
+      }
+    } else if (out == "jsonl") {
+      if (run.output_file.empty()) {
+        sinks.all.push_back(std::make_unique<JsonlExporter>(stdout));
+      } else {
+        sinks.all.push_back(std::make_unique<JsonlExporter>(std::filesystem::path(run.output_file)));
+      }
+    } else if (out == "otlp") {
+      auto options = OtlpOptionsFromEnv(settings.AsGetenv());
+      if (!options.ok()) throw StartupError(options.error());
+      std::unique_ptr<OtlpExporterBase> otlp = MakeOtlpExporter(options.value());
+      sinks.otlp = otlp.get();
+      spdlog::info("exporting OTLP ({}) to {}", OtlpProtocolName(options.value().protocol),
+                   EffectiveOtlpEndpoint(options.value()));
+      sinks.all.push_back(std::move(otlp));
+    } else if (out != "none") {
+      throw StartupError("unknown output \"" + out + "\": use tree, jsonl, otlp or none");
+    }
+  }
+  return sinks;
+}
+
+ExporterCounters CountersOf(const OtlpExporterStats& o) {
+  ExporterCounters e;
+  e.name = "otlp";
+  e.spans_exported = o.spans_exported;
+  e.spans_failed = o.spans_failed();
+  e.spans_rejected = o.spans_rejected;
+  e.export_requests = o.export_requests;
+  e.export_errors = o.export_errors;
+  e.latency_seconds_sum = static_cast<double>(o.total_export_latency_ns) / 1e9;
+  e.latency_count = o.exports;
+  return e;
+}
+
+// A positive integer OTEL_* setting (milliseconds or counts), or the default.
+size_t PositiveSetting(const Settings& settings, std::string_view name, size_t fallback) {
+  auto v = settings.Get(name);
+  if (!v) return fallback;
+  char* end = nullptr;
+  long n = strtol(v->c_str(), &end, 10);
+  if (*end != '\0' || n <= 0) {
+    throw StartupError(std::string(name) + " must be a positive integer, got \"" + *v + "\"");
+  }
+  return static_cast<size_t>(n);
+}
+
+SpanPipelineOptions PipelineOptions(const Settings& settings) {
+  SpanPipelineOptions o;
+  o.max_queue = PositiveSetting(settings, "OTEL_BSP_MAX_QUEUE_SIZE", o.max_queue);
+  o.max_batch = std::min(o.max_queue,
+                         PositiveSetting(settings, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", o.max_batch));
+  o.schedule_delay = std::chrono::milliseconds(PositiveSetting(
+      settings, "OTEL_BSP_SCHEDULE_DELAY", static_cast<size_t>(o.schedule_delay.count())));
+  o.shutdown_timeout = std::chrono::milliseconds(PositiveSetting(
+      settings, "OTEL_BSP_EXPORT_TIMEOUT", static_cast<size_t>(o.shutdown_timeout.count())));
+  return o;
+}
+
+SamplerConfig SamplerFrom(const Settings& settings) {
+  SamplerConfig config;
+  auto name = settings.Get("OTEL_TRACES_SAMPLER");
+  if (!name) return config;
+  if (auto err = ParseSampler(*name, settings.Get("OTEL_TRACES_SAMPLER_ARG").value_or(""), &config)) {
+    throw StartupError("OTEL_TRACES_SAMPLER: " + *err);
+  }
+  return config;
+}
+
+Attributes ResourceAttributesFrom(const Settings& settings) {
+  Attributes out;
+  auto value = settings.Get("OTEL_RESOURCE_ATTRIBUTES");
+  if (!value) return out;
+  std::vector<std::pair<std::string, std::string>> parsed;
+  if (auto err = ParseResourceAttributes(*value, &parsed)) throw StartupError(*err);
+  for (auto& [k, v] : parsed) {
+    // Each traced process names itself; an agent-wide service.name would
+    // merge every service into one.
+    if (k == "service.name") {
+      spdlog::warn("OTEL_RESOURCE_ATTRIBUTES: service.name is ignored; each process has its own");
+      continue;
+    }
+    out.push_back(Attribute{k, v});
+  }
+  return out;
 }
 
 // Routes decoded events: connection events to the tracker, process events
@@ -103,56 +210,100 @@ class Dispatcher : public EventHandler {
 
 }  // namespace
 
-int RunAgent(const AgentOptions& options, const std::atomic<bool>* stop) {
+int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
+  const RunSettings& run = settings.run();
   // A reader of our stdout going away must not kill the agent.
   signal(SIGPIPE, SIG_IGN);
 
   ProcessRegistry processes(HostName());
-  std::vector<std::unique_ptr<SpanSink>> sinks;
+  processes.SetExtraAttributes(ResourceAttributesFrom(settings));
+  Sinks sinks;
   try {
-    sinks.push_back(MakeSink(options));
+    sinks = MakeSinks(settings);
+  } catch (const StartupError&) {
+    throw;
   } catch (const std::exception& e) {
     throw StartupError(e.what());
   }
-  SpanPipeline pipeline(std::move(sinks));
+  const OtlpExporterBase* otlp = sinks.otlp;
+  SpanPipeline pipeline(std::move(sinks.all), PipelineOptions(settings));
 
   TraceStitcherOptions stitch_options;
-  stitch_options.span.redact_query = options.redact_query;
+  stitch_options.span.redact_query = run.redact_query;
   stitch_options.span.monotonic_to_unix_ns = MonotonicToUnixOffsetNs();
+  stitch_options.sampler = SamplerFrom(settings);
   TraceStitcher stitcher(&processes, [&](Span span) { pipeline.Submit(std::move(span)); },
                          stitch_options);
   ConnTracker tracker(&stitcher);
-  Dispatcher dispatcher(&tracker, &processes, options.exe_names);
+  Dispatcher dispatcher(&tracker, &processes, run.exe_names);
   EventReader reader(&dispatcher);
 
-  LoaderOptions lo = options.loader;
-  if (!options.exe_names.empty()) {
+  LoaderOptions lo;
+  lo.trace_all = run.all;
+  lo.pids = run.pids;
+  lo.ports = run.ports;
+  lo.max_payload = run.payload_bytes;
+  lo.ringbuf_bytes = run.ringbuf_mb << 20;
+  if (!run.exe_names.empty()) {
     lo.exec_events = true;
-    for (pid_t pid : ScanProcesses(processes, options.exe_names)) lo.pids.push_back(pid);
+    for (pid_t pid : ScanProcesses(processes, run.exe_names)) lo.pids.push_back(pid);
   }
-  if (!lo.trace_all && lo.pids.empty() && lo.ports.empty() && options.exe_names.empty()) {
+  if (!lo.trace_all && lo.pids.empty() && lo.ports.empty() && run.exe_names.empty()) {
     throw StartupError("nothing selected: pass --pid, --exe, --port or --all");
   }
   auto loader = BpfLoader::Start(lo, [&](std::span<const uint8_t> rec) { reader.Dispatch(rec); });
   dispatcher.set_loader(loader.get());
   for (pid_t pid : lo.pids) processes.Get(pid);  // cache identity while alive
 
-  spdlog::info("hoptrace ready: tracing {}{} pid(s), {} port(s){}; Ctrl-C to stop",
-               lo.trace_all ? "all processes, " : "", lo.pids.size(), lo.ports.size(),
-               options.exe_names.empty() ? "" : ", and new processes matching --exe");
-
-  auto log_stats = [&](const char* when) {
+  SelfMetrics metrics;
+  auto publish = [&] {
+    SelfMetricsSnapshot m;
     KernelCounters k = loader->ReadCounters();
     auto p = pipeline.stats();
-    auto s = tracker.stitcher_stats();
+    auto h = tracker.stitcher_stats();
+    m.kernel_events = reader.stats().events;
+    m.kernel_events_lost = k.ringbuf_drops;
+    m.kernel_payload_truncated = k.truncated;
+    m.events_malformed = reader.stats().malformed;
+    m.connections_tracked = tracker.tracked_connections();
+    m.requests_pending = tracker.pending_requests();
+    m.http_orphan_responses = h.orphan_responses;
+    m.http_resyncs = h.resyncs;
+    m.invalid_traceparent = stitcher.stats().invalid_traceparent;
+    m.spans_produced = p.submitted;
+    m.spans_sampled_out = stitcher.stats().sampled_out;
+    m.spans_dropped_queue_full = p.dropped_queue_full;
+    m.spans_dropped_shutdown = p.dropped_shutdown;
+    if (otlp != nullptr) m.exporters.push_back(CountersOf(otlp->stats()));
+    metrics.Publish(std::move(m));
+  };
+  publish();
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (!run.metrics_address.empty()) {
+    try {
+      metrics_server = std::make_unique<MetricsServer>(run.metrics_address,
+                                                       [&metrics] { return metrics.Render(); });
+    } catch (const std::exception& e) {
+      throw StartupError(e.what());
+    }
+    spdlog::info("metrics at http://{}/metrics", run.metrics_address);
+  }
+
+  spdlog::info("hoptrace ready: tracing {}{} pid(s), {} port(s){}; Ctrl-C to stop",
+               lo.trace_all ? "all processes, " : "", lo.pids.size(), lo.ports.size(),
+               run.exe_names.empty() ? "" : ", and new processes matching --exe");
+
+  auto log_stats = [&](const char* when) {
+    SelfMetricsSnapshot m = metrics.Get();
+    uint64_t exported = m.exporters.empty() ? pipeline.stats().exported : m.exporters[0].spans_exported;
     spdlog::info(
         "stats ({}): events={} malformed={} kernel_lost={} truncated={} conns={} pending={} "
-        "spans={} spans_exported={} spans_dropped={} orphan_responses={} resyncs={} "
-        "invalid_traceparent={}",
-        when, reader.stats().events, reader.stats().malformed, k.ringbuf_drops, k.truncated,
-        tracker.tracked_connections(), tracker.pending_requests(), stitcher.stats().spans,
-        p.exported, p.dropped_queue_full, s.orphan_responses, s.resyncs,
-        stitcher.stats().invalid_traceparent);
+        "spans={} spans_exported={} spans_dropped={} sampled_out={} orphan_responses={} "
+        "resyncs={} invalid_traceparent={}",
+        when, m.kernel_events, m.events_malformed, m.kernel_events_lost,
+        m.kernel_payload_truncated, m.connections_tracked, m.requests_pending, m.spans_produced,
+        exported, m.spans_dropped_queue_full + m.spans_dropped_shutdown, m.spans_sampled_out,
+        m.http_orphan_responses, m.http_resyncs, m.invalid_traceparent);
   };
 
   const auto started = std::chrono::steady_clock::now();
@@ -168,6 +319,7 @@ int RunAgent(const AgentOptions& options, const std::atomic<bool>* stop) {
     const uint64_t mono = MonotonicNowNs();
     tracker.Tick(mono);
     stitcher.Tick(mono);
+    publish();
     if (now - last_sweep >= std::chrono::seconds(1)) {
       last_sweep = now;
       // Processes selected by port get no exit event: check they still live.
@@ -177,25 +329,36 @@ int RunAgent(const AgentOptions& options, const std::atomic<bool>* stop) {
           processes.Forget(static_cast<pid_t>(pid));
         }
       }
-      uint64_t lost = loader->ReadCounters().ringbuf_drops;
+      uint64_t lost = metrics.Get().kernel_events_lost;
       if (lost != last_lost) {
         spdlog::warn("kernel dropped {} events (ring buffer full): raise --ringbuf-mb",
                      lost - last_lost);
         last_lost = lost;
       }
     }
-    if (options.stats_interval.count() > 0 && now - last_stats >= options.stats_interval) {
+    if (run.stats_interval_s > 0 && now - last_stats >= std::chrono::seconds(run.stats_interval_s)) {
       last_stats = now;
       log_stats("periodic");
     }
-    if (options.duration && now - started >= *options.duration) break;
+    if (run.duration_s > 0 && now - started >= std::chrono::seconds(run.duration_s)) break;
   }
-  // Drain what the kernel already produced, then report before tearing down.
+  // Drain what the kernel already produced, then stop capturing.
   loader->Poll(0);
-  log_stats("final");
+  publish();
   loader.reset();  // detach everything first: no new events
   tracker.CloseAll(MonotonicNowNs(), CloseReason::kShutdown);
+  // Flush within OTEL_BSP_EXPORT_TIMEOUT, then report what became of every span.
   pipeline.Shutdown();
+  {
+    SelfMetricsSnapshot m = metrics.Get();
+    auto p = pipeline.stats();
+    m.spans_produced = p.submitted;
+    m.spans_dropped_queue_full = p.dropped_queue_full;
+    m.spans_dropped_shutdown = p.dropped_shutdown;
+    if (otlp != nullptr) m.exporters = {CountersOf(otlp->stats())};
+    metrics.Publish(std::move(m));
+  }
+  log_stats("final");
   spdlog::info("hoptrace stopped; all programs detached");
   return 0;
 }

@@ -1,6 +1,6 @@
 // hoptrace: zero-code HTTP tracing from the socket layer.
 //
-//   hoptrace run   --pid/--exe/--port/--all [--output tree|jsonl] ...
+//   hoptrace run   --pid/--exe/--port/--all [--output tree|jsonl|otlp ...] ...
 //   hoptrace check
 #include <signal.h>
 
@@ -12,7 +12,9 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/agent_runner.h"
+#include "agent/loader/bpf_loader.h"
 #include "agent/loader/preflight.h"
+#include "agent/settings.h"
 
 namespace {
 
@@ -28,60 +30,125 @@ void SetUpLogging(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
 }
 
+// Flags that stand for OTEL_* variables; they win over the environment.
+struct OtelFlag {
+  const char* flag;
+  const char* var;
+  const char* help;
+};
+constexpr OtelFlag kOtelFlags[] = {
+    {"--otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT",
+     "collector endpoint (grpc: http://host:4317; http/protobuf: base URL, /v1/traces is added)"},
+    {"--otlp-traces-endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+     "full traces URL, used as given"},
+    {"--otlp-protocol", "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc (default) or http/protobuf"},
+    {"--otlp-timeout-ms", "OTEL_EXPORTER_OTLP_TIMEOUT", "deadline of one export attempt"},
+    {"--otlp-compression", "OTEL_EXPORTER_OTLP_COMPRESSION", "gzip or none"},
+    {"--otlp-ca-file", "OTEL_EXPORTER_OTLP_CERTIFICATE", "PEM CA bundle for TLS"},
+    {"--sampler", "OTEL_TRACES_SAMPLER",
+     "always_on, always_off, traceidratio, parentbased_always_on (default), "
+     "parentbased_always_off, parentbased_traceidratio"},
+    {"--sampler-arg", "OTEL_TRACES_SAMPLER_ARG", "ratio for the traceidratio samplers"},
+    {"--resource-attributes", "OTEL_RESOURCE_ATTRIBUTES", "k=v,... added to every resource"},
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"hoptrace: zero-code distributed tracing from the socket layer"};
   app.require_subcommand(1);
-  std::string log_level = "info";
+  std::string log_level;
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.set_version_flag("--version", std::string("hoptrace ") + HOPTRACE_VERSION);
 
-  hoptrace::AgentOptions opts;
-  std::string output = "tree";
-  int stats_seconds = 0, duration_seconds = 0, ringbuf_mb = 8;
+  hoptrace::Settings settings;
+  hoptrace::RunSettings cli;  // values given on the command line
   auto* run = app.add_subcommand("run", "trace HTTP of the selected processes");
-  run->add_option("--pid", opts.loader.pids, "trace this process and its children (repeatable)");
-  run->add_option("--exe", opts.exe_names,
-                  "trace processes whose executable, comm or service name is NAME, including "
-                  "ones started later (repeatable)");
-  run->add_option("--port", opts.loader.ports,
-                  "trace TCP connections to or from this port, whatever the process (repeatable)");
-  run->add_flag("--all", opts.loader.trace_all, "trace every process on the host");
-  run->add_option("--output", output, "tree (readable, default) or jsonl (every field)")
-      ->check(CLI::IsMember({"tree", "jsonl"}));
-  run->add_option("--output-file", opts.output_file, "write spans here instead of stdout");
-  run->add_option("--payload-bytes", opts.loader.max_payload,
-                  "bytes captured per read/write (headers must fit)")
-      ->check(CLI::Range(256, 8192));
-  run->add_option("--ringbuf-mb", ringbuf_mb, "kernel->agent ring buffer size")
-      ->check(CLI::Range(1, 1024));
-  run->add_flag("!--no-redact-query", opts.redact_query, "export query strings unredacted");
-  run->add_option("--stats-interval", stats_seconds, "log counters every N seconds (0: at exit)");
-  run->add_option("--duration", duration_seconds, "stop after N seconds (0: until Ctrl-C)");
+  std::string config_file;
+  run->add_option("--config", config_file, "YAML config file (see README)");
+  auto* o_pid = run->add_option("--pid", cli.pids, "trace this process and its children (repeatable)");
+  auto* o_exe = run->add_option("--exe", cli.exe_names,
+                                "trace processes whose executable, comm or service name is NAME, "
+                                "including ones started later (repeatable)");
+  auto* o_port = run->add_option("--port", cli.ports,
+                                 "trace TCP connections to or from this port (repeatable)");
+  auto* o_all = run->add_flag("--all", cli.all, "trace every process on the host");
+  auto* o_output = run->add_option("--output", cli.outputs,
+                                   "tree (default), jsonl, otlp, none; repeat for several")
+                       ->check(CLI::IsMember({"tree", "jsonl", "otlp", "none"}));
+  auto* o_file = run->add_option("--output-file", cli.output_file,
+                                 "write tree/jsonl output here instead of stdout");
+  auto* o_payload = run->add_option("--payload-bytes", cli.payload_bytes,
+                                    "bytes captured per read/write (headers must fit)")
+                        ->check(CLI::Range(256, 8192));
+  auto* o_ringbuf = run->add_option("--ringbuf-mb", cli.ringbuf_mb, "kernel->agent ring buffer")
+                        ->check(CLI::Range(1, 1024));
+  bool no_redact = false;
+  run->add_flag("--no-redact-query", no_redact, "export query strings unredacted");
+  auto* o_metrics = run->add_option("--metrics-address", cli.metrics_address,
+                                    "serve Prometheus metrics at http://HOST:PORT/metrics");
+  run->add_option("--stats-interval", cli.stats_interval_s, "log counters every N seconds");
+  run->add_option("--duration", cli.duration_s, "stop after N seconds (0: until Ctrl-C)");
+  std::vector<std::string> otlp_headers;
+  run->add_option("--otlp-header", otlp_headers, "KEY=VALUE sent with every export (repeatable)");
+  bool otlp_insecure = false;
+  run->add_flag("--otlp-insecure", otlp_insecure, "gRPC without TLS for scheme-less endpoints");
+  std::map<std::string, std::string> otel_values;
+  for (const auto& f : kOtelFlags) run->add_option(f.flag, otel_values[f.var], f.help);
 
   auto* check = app.add_subcommand("check", "say which kernel features work here");
+  run->fallthrough();  // --log-level after the subcommand too
+  check->fallthrough();
 
   CLI11_PARSE(app, argc, argv);
-  SetUpLogging(log_level);
 
   if (check->parsed()) {
+    SetUpLogging(log_level.empty() ? "warn" : log_level);
     return hoptrace::PrintPreflight(hoptrace::RunPreflight(), stdout) ? 0 : 1;
   }
 
-  opts.output = output == "jsonl" ? hoptrace::AgentOptions::Output::kJsonl
-                                  : hoptrace::AgentOptions::Output::kTree;
-  opts.loader.ringbuf_bytes = static_cast<uint32_t>(ringbuf_mb) << 20;
-  opts.stats_interval = std::chrono::seconds(stats_seconds);
-  if (duration_seconds > 0) opts.duration = std::chrono::seconds(duration_seconds);
+  // Layers: config file, then environment (inside Settings), then flags.
+  std::string file_error;
+  if (!config_file.empty()) {
+    if (auto err = settings.LoadFile(config_file)) file_error = *err;
+  }
+  hoptrace::RunSettings& r = settings.run();
+  if (o_pid->count()) r.pids = cli.pids;
+  if (o_exe->count()) r.exe_names = cli.exe_names;
+  if (o_port->count()) r.ports = cli.ports;
+  if (o_all->count()) r.all = true;
+  if (o_output->count()) r.outputs = cli.outputs;
+  if (o_file->count()) r.output_file = cli.output_file;
+  if (o_payload->count()) r.payload_bytes = cli.payload_bytes;
+  if (o_ringbuf->count()) r.ringbuf_mb = cli.ringbuf_mb;
+  if (no_redact) r.redact_query = false;
+  if (o_metrics->count()) r.metrics_address = cli.metrics_address;
+  if (!log_level.empty()) r.log_level = log_level;
+  r.stats_interval_s = cli.stats_interval_s;
+  r.duration_s = cli.duration_s;
+  for (const auto& [var, value] : otel_values) {
+    if (!value.empty()) settings.SetFlag(var, value);
+  }
+  if (!otlp_headers.empty()) {
+    std::string joined;
+    for (const auto& h : otlp_headers) joined += (joined.empty() ? "" : ",") + h;
+    settings.SetFlag("OTEL_EXPORTER_OTLP_HEADERS", joined);
+  }
+  if (otlp_insecure) settings.SetFlag("OTEL_EXPORTER_OTLP_INSECURE", "true");
+
+  SetUpLogging(r.log_level);
+  if (!file_error.empty()) {
+    spdlog::error("{}", file_error);
+    return 2;
+  }
 
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   try {
-    return hoptrace::RunAgent(opts, &g_stop);
+    return hoptrace::RunAgent(settings, &g_stop);
   } catch (const hoptrace::StartupError& e) {
     spdlog::error("{}", e.what());
     return 2;

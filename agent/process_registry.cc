@@ -274,6 +274,7 @@ std::shared_ptr<const ProcessInfo> ProcessRegistry::Load(pid_t pid) {
     attrs.push_back({"service.name", info->service_name});
     attrs.push_back({"host.name", host_name_});
     attrs.push_back({"process.pid", static_cast<int64_t>(pid)});
+    AddExtraAttributes(attrs);
     info->resource = std::move(resource);
     return info;
   }
@@ -318,8 +319,16 @@ std::shared_ptr<const ProcessInfo> ProcessRegistry::Load(pid_t pid) {
     if (!command.empty()) attrs.push_back({"process.command", std::string(command)});
   }
   if (!info->container_id.empty()) attrs.push_back({"container.id", info->container_id});
+  AddExtraAttributes(attrs);
   info->resource = std::move(resource);
   return info;
+}
+
+void ProcessRegistry::AddExtraAttributes(Attributes& attrs) const {
+  // What the process says about itself wins over the agent-wide settings.
+  for (const auto& extra : extra_attributes_) {
+    if (FindAttribute(attrs, extra.key) == nullptr) attrs.push_back(extra);
+  }
 }
 
 }  // namespace hoptrace

@@ -36,15 +36,20 @@ class ProcessRegistry {
   // Info of pid, read from /proc on first use. Never null: a process that is
   // already gone gets a resource with what is known (pid, and comm if given).
   std::shared_ptr<const ProcessInfo> Get(pid_t pid);
+  // Attributes added to every resource unless the process has them already
+  // (the agent's OTEL_RESOURCE_ATTRIBUTES: deployment.environment.name, ...).
+  void SetExtraAttributes(Attributes extra) { extra_attributes_ = std::move(extra); }
   // Forget a pid (after exit, once its spans are out).
   void Forget(pid_t pid);
   size_t size() const { return cache_.size(); }
 
  private:
   std::shared_ptr<const ProcessInfo> Load(pid_t pid);
+  void AddExtraAttributes(Attributes& attrs) const;
 
   std::string host_name_;
   std::string proc_root_;
+  Attributes extra_attributes_;
   std::unordered_map<pid_t, std::shared_ptr<const ProcessInfo>> cache_;
 };
 

@@ -39,6 +39,8 @@ struct RunSettings {
   bool redact_query = true;
   std::string metrics_address;  // "host:port"; empty: no endpoint
   std::string log_level = "info";
+  int stats_interval_s = 0;  // log counters every N s (0: only at exit)
+  int duration_s = 0;        // stop by itself after N s (0: never)
 };
 
 class Settings {

@@ -23,7 +23,9 @@ namespace hoptrace {
 struct SpanPipelineOptions {
   size_t max_queue = 2048;                      // OTEL_BSP_MAX_QUEUE_SIZE
   size_t max_batch = 512;                       // OTEL_BSP_MAX_EXPORT_BATCH_SIZE
-  std::chrono::milliseconds schedule_delay{1000};  // OTEL_BSP_SCHEDULE_DELAY
+  // OTEL_BSP_SCHEDULE_DELAY. The SDK default is 5 s; an agent whose spans
+  // people watch arrive (console, collector) keeps it short.
+  std::chrono::milliseconds schedule_delay{200};
   std::chrono::milliseconds shutdown_timeout{10000};
   std::chrono::milliseconds tick{100};
 };
