@@ -9,6 +9,8 @@ PACKAGES=(
   clang llvm libclang-rt-14-dev            # BPF target, libFuzzer runtime
   libbpf-dev bpftool libelf-dev zlib1g-dev # BPF loading, CO-RE, skeletons
   libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
+  libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc  # OTLP/gRPC
+  libcurl4-openssl-dev                                                   # OTLP/HTTP
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-pytest

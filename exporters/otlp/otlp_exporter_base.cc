@@ -1,0 +1,148 @@
+#include "exporters/otlp/otlp_exporter_base.h"
+
+#include <google/protobuf/arena.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace hoptrace {
+namespace {
+
+constexpr std::chrono::seconds kLogInterval{10};
+
+}  // namespace
+
+bool OtlpExporterBase::LogLimiter::Allow(std::chrono::steady_clock::time_point now) {
+  if (logged && now - last < kLogInterval) {
+    ++suppressed;
+    return false;
+  }
+  logged = true;
+  last = now;
+  return true;
+}
+
+OtlpExporterBase::OtlpExporterBase(const OtlpExporterOptions& options, std::string_view transport,
+                                   OtlpExporterHooks hooks)
+    : options_(options),
+      transport_(transport),
+      scope_version_(options.scope_version.empty() ? HOPTRACE_VERSION : options.scope_version),
+      clock_(hooks.clock != nullptr ? hooks.clock : &RetryClock::Real()),
+      retry_(options.retry, std::move(hooks.jitter)) {}
+
+void OtlpExporterBase::RecordLatency(std::chrono::steady_clock::time_point start) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(clock_->Now() - start);
+  const uint64_t v = static_cast<uint64_t>(std::max<int64_t>(0, ns.count()));
+  counters_->last_export_latency_ns.store(v, std::memory_order_relaxed);
+  OtlpExporterCounters::Add(counters_->total_export_latency_ns, v);
+}
+
+ExportResult OtlpExporterBase::Lose(size_t spans, Loss why, const std::string& error) {
+  auto& c = *counters_;
+  const char* reason = "";
+  switch (why) {
+    case Loss::kRetriesExhausted:
+      OtlpExporterCounters::Add(c.spans_failed_retries_exhausted, spans);
+      reason = "retries exhausted";
+      break;
+    case Loss::kNonRetryable:
+      OtlpExporterCounters::Add(c.spans_failed_non_retryable, spans);
+      reason = "not retryable";
+      break;
+    case Loss::kTimeout:
+      OtlpExporterCounters::Add(c.spans_failed_timeout, spans);
+      reason = "export deadline exceeded";
+      break;
+  }
+  // A non-retryable answer says nothing about whether the collector is up.
+  fail_fast_ = why != Loss::kNonRetryable;
+  if (failure_log_.Allow(clock_->Now())) {
+    spdlog::warn("{}: dropped {} spans ({}): {} [{} similar warnings suppressed]", transport_,
+                 spans, reason, error, failure_log_.suppressed);
+    failure_log_.suppressed = 0;
+  }
+  return ExportResult::kFailure;
+}
+
+ExportResult OtlpExporterBase::Export(const std::vector<Span>& spans) noexcept {
+  if (spans.empty()) return ExportResult::kSuccess;
+  const auto start = clock_->Now();
+  const auto deadline = start + EffectiveMaxExportTime(options_);
+  OtlpExporterCounters::Add(counters_->exports, 1);
+  ExportResult result = ExportResult::kFailure;
+  try {
+    // One arena per batch: thousands of small messages freed at once, no per-field delete.
+    google::protobuf::Arena arena;
+    auto* request = google::protobuf::Arena::CreateMessage<OtlpExportRequest>(&arena);
+    BuildExportRequest(spans, options_.scope_name, scope_version_, request);
+    std::string error;
+    if (!PrepareBatch(*request, &error)) {
+      result = Lose(spans.size(), Loss::kNonRetryable, error);
+      RecordLatency(start);
+      return result;
+    }
+    const int max_attempts = fail_fast_ ? 1 : retry_.max_attempts();
+    for (int attempt = 1;; ++attempt) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_->Now());
+      if (left.count() <= 0) {
+        result = Lose(spans.size(), Loss::kTimeout, error.empty() ? "no time left" : error);
+        break;
+      }
+      OtlpExporterCounters::Add(counters_->export_requests, 1);
+      AttemptResult r = SendAttempt(std::min(options_.timeout, left));
+      if (r.outcome == AttemptOutcome::kSuccess) {
+        const uint64_t rejected = std::min<uint64_t>(
+            spans.size(), static_cast<uint64_t>(std::max<int64_t>(0, r.rejected_spans)));
+        OtlpExporterCounters::Add(counters_->spans_exported, spans.size() - rejected);
+        OtlpExporterCounters::Add(counters_->spans_rejected, rejected);
+        // "the client MUST NOT retry the request when it receives a partial success response";
+        // the spec asks senders to surface the message, e.g. in a log.
+        if ((rejected > 0 || !r.partial_success_message.empty()) &&
+            partial_log_.Allow(clock_->Now())) {
+          spdlog::warn(
+              "{}: server rejected {} of {} spans: \"{}\" [{} similar warnings suppressed]",
+              transport_, rejected, spans.size(), r.partial_success_message,
+              partial_log_.suppressed);
+          partial_log_.suppressed = 0;
+        }
+        fail_fast_ = false;
+        result = ExportResult::kSuccess;
+        break;
+      }
+      OtlpExporterCounters::Add(counters_->export_errors, 1);
+      error = std::move(r.error);
+      if (r.outcome == AttemptOutcome::kNonRetryable) {
+        result = Lose(spans.size(), Loss::kNonRetryable, error);
+        break;
+      }
+      if (attempt >= max_attempts) {
+        result =
+            Lose(spans.size(), r.timed_out ? Loss::kTimeout : Loss::kRetriesExhausted,
+                 error + (attempt > 1 ? " (after " + std::to_string(attempt) + " attempts)" : ""));
+        break;
+      }
+      const auto delay = retry_.NextDelay(attempt, r.server_delay);
+      // Sleeping past the deadline would only end in a timeout: give up now, and say so.
+      if (clock_->Now() + delay >= deadline) {
+        result = Lose(spans.size(), Loss::kTimeout,
+                      error + " (next retry would be past the export deadline)");
+        break;
+      }
+      spdlog::debug("{}: attempt {} failed ({}); retrying in {} ms", transport_, attempt, error,
+                    std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
+      clock_->SleepFor(delay);
+    }
+  } catch (...) {
+    // Only std::bad_alloc can get here (translation, serialization, log formatting).
+    try {
+      result = Lose(spans.size(), Loss::kNonRetryable, "out of memory");
+    } catch (...) {
+      result = ExportResult::kFailure;
+    }
+  }
+  RecordLatency(start);
+  return result;
+}
+
+}  // namespace hoptrace

@@ -1,0 +1,43 @@
+// OTLP/gRPC trace exporter: one unary TraceService/Export call per batch over a long-lived
+// channel, as an OpenTelemetry SDK sends it.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "exporters/otlp/otlp_exporter_base.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
+
+namespace hoptrace {
+
+using OtlpTraceServiceStub =
+    opentelemetry::proto::collector::trace::v1::TraceService::StubInterface;
+
+// Where the channel connects and whether it uses TLS: "https://h:p" -> ("h:p", TLS),
+// "http://h:p" -> ("h:p", plain text), any other gRPC target -> (as is, TLS unless insecure).
+// A URL without a port gets its scheme's (443 or 80); a URL path is ignored.
+struct GrpcTarget {
+  std::string target;
+  bool tls = false;
+};
+GrpcTarget ResolveGrpcTarget(const OtlpExporterOptions& options);
+
+class OtlpGrpcExporter final : public OtlpExporterBase {
+ public:
+  // Connects lazily (the first export). Throws std::runtime_error when a TLS file named in the
+  // options cannot be read, std::invalid_argument for a header gRPC cannot carry.
+  explicit OtlpGrpcExporter(const OtlpExporterOptions& options, OtlpExporterHooks hooks = {});
+  // Test seam: calls go to `stub`; options.endpoint and the TLS settings are not used.
+  OtlpGrpcExporter(const OtlpExporterOptions& options, std::unique_ptr<OtlpTraceServiceStub> stub,
+                   OtlpExporterHooks hooks = {});
+
+ private:
+  bool PrepareBatch(const OtlpExportRequest& request, std::string* error) override;
+  AttemptResult SendAttempt(std::chrono::milliseconds timeout) noexcept override;
+
+  std::unique_ptr<OtlpTraceServiceStub> stub_;
+  OtlpHeaders metadata_;  // keys lower-cased: gRPC rejects upper-case metadata keys
+  const OtlpExportRequest* request_ = nullptr;  // the batch being sent; valid during Export()
+};
+
+}  // namespace hoptrace
