@@ -229,7 +229,10 @@ int ht_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
-	if (!targ_exec_events || (pid_tgid >> 32) == targ_agent_tgid)
+	/* Name matching (--exe) wants every exec; otherwise only a selected
+	 * process's own exec matters: it changes who the process is. */
+	if ((pid_tgid >> 32) == targ_agent_tgid ||
+	    (!targ_exec_events && !ht_pid_selected(pid_tgid >> 32)))
 		return 0;
 	ht_emit_proc(HT_EV_PROC_EXEC, pid_tgid >> 32, (__u32)pid_tgid, 0, 0);
 	return 0;
