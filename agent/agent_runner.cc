@@ -1,6 +1,8 @@
 #include "agent/agent_runner.h"
 
 #include "agent/loader/bpf_loader.h"
+#include "agent/loader/net_probe_loader.h"
+#include "agent/loader/propagation_loader.h"
 
 #include <dirent.h>
 #include <signal.h>
@@ -14,6 +16,10 @@
 
 #include "agent/conn_tracker.h"
 #include "agent/event_reader.h"
+#include "agent/hop_joiner.h"
+#include "agent/hop_table.h"
+#include "agent/hops_api.h"
+#include "agent/network_attributes.h"
 #include "agent/process_registry.h"
 #include "agent/span_pipeline.h"
 #include "agent/trace_stitcher.h"
@@ -182,6 +188,8 @@ class Dispatcher : public EventHandler {
   Dispatcher(ConnTracker* tracker, ProcessRegistry* processes, const std::vector<std::string>& names)
       : tracker_(tracker), processes_(processes), names_(names) {}
   void set_loader(BpfLoader* loader) { loader_ = loader; }
+  void set_stitcher(TraceStitcher* stitcher) { stitcher_ = stitcher; }
+  void set_network(NetworkFacts* network) { network_ = network; }
 
   void OnConnOpen(const ConnEvent& ev) override { tracker_->OnConnOpen(ev); }
   void OnData(const DataEvent& ev) override { tracker_->OnData(ev); }
@@ -200,12 +208,23 @@ class Dispatcher : public EventHandler {
     tracker_->OnProcessExit(ev.hdr->pid, ev.hdr->ts_exit_ns);
     processes_->Forget(static_cast<pid_t>(ev.hdr->pid));
   }
+  void OnTraceContext(const CtxEvent& ev) override {
+    if (stitcher_) {
+      stitcher_->OnKernelContext(ConnId{ev.hdr->pid, ev.hdr->fd, ev.hdr->conn_gen},
+                                 KernelContextFrom(ev));
+    }
+  }
+  void OnTcpEvent(const TcpEvent& ev) override {
+    if (network_) network_->OnTcpEvent(ev);
+  }
 
  private:
   ConnTracker* tracker_;
   ProcessRegistry* processes_;
   const std::vector<std::string>& names_;
   BpfLoader* loader_ = nullptr;
+  TraceStitcher* stitcher_ = nullptr;
+  NetworkFacts* network_ = nullptr;
 };
 
 }  // namespace
@@ -232,7 +251,16 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   stitch_options.span.redact_query = run.redact_query;
   stitch_options.span.monotonic_to_unix_ns = MonotonicToUnixOffsetNs();
   stitch_options.sampler = SamplerFrom(settings);
-  TraceStitcher stitcher(&processes, [&](Span span) { pipeline.Submit(std::move(span)); },
+  // Network half of every span: TCP facts per connection (network probes),
+  // client/server pairing and the hop table behind `hoptrace hops`.
+  NetworkFacts net_facts;
+  if (run.net_probes) stitch_options.span.network = &net_facts;
+  HopTable hop_table;
+  HopJoiner joiner(stitch_options.span.network, &hop_table,
+                   [&](Span span) { pipeline.Submit(std::move(span)); },
+                   stitch_options.span.monotonic_to_unix_ns);
+  TraceStitcher stitcher(&processes,
+                         [&](Span span) { joiner.OnSpan(std::move(span), MonotonicNowNs()); },
                          stitch_options);
   ConnTracker tracker(&stitcher);
   Dispatcher dispatcher(&tracker, &processes, run.exe_names);
@@ -251,8 +279,30 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   if (!lo.trace_all && lo.pids.empty() && lo.ports.empty() && run.exe_names.empty()) {
     throw StartupError("nothing selected: pass --pid, --exe, --port or --all");
   }
+  // Propagation changes bytes on the wire: only with a cgroup named, never
+  // with --no-propagation.
+  const bool propagate = run.propagation && !run.propagation_cgroup.empty();
+  if (propagate) {
+    lo.kernel_context = true;
+    lo.sampler_kind = static_cast<uint32_t>(stitch_options.sampler.kind);
+    lo.sample_threshold = Sampler(stitch_options.sampler).threshold();
+    dispatcher.set_stitcher(&stitcher);
+  }
   auto loader = BpfLoader::Start(lo, [&](std::span<const uint8_t> rec) { reader.Dispatch(rec); });
   dispatcher.set_loader(loader.get());
+  std::unique_ptr<PropagationLoader> propagation;
+  if (propagate) {
+    propagation = PropagationLoader::Start(PropagationOptions{run.propagation_cgroup}, lo, *loader);
+  }
+  std::unique_ptr<NetProbeLoader> net_probe;
+  if (run.net_probes) {
+    try {
+      net_probe = NetProbeLoader::Start(NetProbeOptions{}, *loader);
+      dispatcher.set_network(&net_facts);
+    } catch (const StartupError& e) {
+      spdlog::warn("{}; spans will carry no RTT, TTL or retransmission facts", e.what());
+    }
+  }
   for (pid_t pid : lo.pids) processes.Get(pid);  // cache identity while alive
 
   SelfMetrics metrics;
@@ -286,7 +336,9 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     } catch (const std::exception& e) {
       throw StartupError(e.what());
     }
-    spdlog::info("metrics at http://{}/metrics", run.metrics_address);
+    RegisterHopRoutes(metrics_server.get(), &hop_table, MonotonicNowNs);
+    spdlog::info("metrics at http://{}/metrics, hops at /api/hops?trace=ID, /api/edges",
+                 run.metrics_address);
   }
 
   spdlog::info("hoptrace ready: tracing {}{} pid(s), {} port(s){}; Ctrl-C to stop",
@@ -319,6 +371,8 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     const uint64_t mono = MonotonicNowNs();
     tracker.Tick(mono);
     stitcher.Tick(mono);
+    joiner.Tick(mono);
+    net_facts.Tick(mono);
     publish();
     if (now - last_sweep >= std::chrono::seconds(1)) {
       last_sweep = now;
@@ -345,8 +399,16 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   // Drain what the kernel already produced, then stop capturing.
   loader->Poll(0);
   publish();
+  NetProbeCounters net_counters;
+  const bool net_probe_on = net_probe != nullptr;
+  if (net_probe) net_counters = net_probe->ReadCounters();
+  net_probe.reset();
+  PropagationCounters prop_counters;
+  if (propagation) prop_counters = propagation->ReadCounters();
+  propagation.reset();  // stop injecting before the capture's maps go
   loader.reset();  // detach everything first: no new events
   tracker.CloseAll(MonotonicNowNs(), CloseReason::kShutdown);
+  joiner.Flush(MonotonicNowNs());  // CLIENT spans still waiting for their SERVER span
   // Flush within OTEL_BSP_EXPORT_TIMEOUT, then report what became of every span.
   pipeline.Shutdown();
   {
@@ -359,6 +421,35 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     metrics.Publish(std::move(m));
   }
   log_stats("final");
+  if (propagate) {
+    const auto& t = stitcher.stats();
+    const auto& c = prop_counters;
+    spdlog::info(
+        "propagation (final): server_contexts={} remote={} invalid={} head_cut={} injected={} "
+        "already_present={} no_context={} untracked={} inject_failed={} sockets={} "
+        "sockets_busy={} sockets_failed={} not_http={} server_spans_from_kernel={} "
+        "client_spans_from_kernel={} relinked={} passthrough={} kernel_unmatched={}",
+        c.server_contexts, c.remote, c.invalid, c.head_cut, c.injected, c.already_present,
+        c.no_context, c.untracked, c.inject_failed, c.sockets_added, c.sockets_busy,
+        c.sockets_failed, c.not_http, t.server_spans_from_kernel, t.client_spans_from_kernel,
+        t.server_spans_relinked, t.client_spans_passthrough, t.kernel_contexts_unmatched);
+    if (c.sockets_busy > 0) {
+      spdlog::warn("propagation: {} socket(s) already had another program's sk_msg; their "
+                   "requests were not injected",
+                   c.sockets_busy);
+    }
+  }
+  if (run.net_probes) {
+    const auto& j = joiner.stats();
+    spdlog::info(
+        "network (final): probes={} segments={} tcp_events={} kernel_lost={} state_full={} "
+        "retransmits={} resets={} hops_joined={} clients_unpaired={} entry_hops={} "
+        "join_overflow={}",
+        net_probe_on ? "on" : "off", net_counters.segments,
+        net_facts.stats().events, net_counters.ringbuf_drops, net_counters.state_full,
+        net_facts.stats().retransmits, net_facts.stats().resets, j.joined, j.clients_unpaired,
+        j.entry_hops, j.overflow);
+  }
   spdlog::info("hoptrace stopped; all programs detached");
   return 0;
 }

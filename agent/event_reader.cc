@@ -51,6 +51,23 @@ void EventReader::Dispatch(std::span<const uint8_t> record) {
       }
       return;
     }
+    case HT_EV_TCP_STATS:
+    case HT_EV_TCP_RETRANSMIT:
+    case HT_EV_TCP_RESET_RECEIVED:
+    case HT_EV_TCP_RESET_SENT: {
+      if (record.size() < sizeof(ht_tcp_event)) break;
+      handler_->OnTcpEvent(TcpEvent{hdr, reinterpret_cast<const ht_tcp_event*>(record.data())});
+      return;
+    }
+    case HT_EV_SERVER_CTX:
+    case HT_EV_CLIENT_CTX: {
+      if (record.size() < sizeof(ht_ctx_event)) break;
+      const auto* ev = reinterpret_cast<const ht_ctx_event*>(record.data());
+      if (ev->tracestate_len > HT_TRACESTATE_MAX) break;
+      handler_->OnTraceContext(
+          CtxEvent{hdr, ev, std::string_view(ev->tracestate, ev->tracestate_len)});
+      return;
+    }
     default:
       break;
   }

@@ -6,6 +6,7 @@
 #include <span>
 #include <string_view>
 
+#include "net_probe.h"
 #include "socket_trace.h"
 
 namespace hoptrace {
@@ -31,6 +32,20 @@ struct ProcEvent {
   std::string_view comm;
 };
 
+// HT_EV_TCP_*: TCP facts of a followed connection (bpf/net_probe.h).
+struct TcpEvent {
+  const ht_event_header* hdr;
+  const ht_tcp_event* tcp;
+};
+
+// HT_EV_SERVER_CTX / HT_EV_CLIENT_CTX: the trace context the kernel decided
+// for one request (bpf/head_scan.bpf.h, bpf/inject.bpf.h).
+struct CtxEvent {
+  const ht_event_header* hdr;
+  const ht_ctx_event* ctx;
+  std::string_view tracestate;  // valid only during the call
+};
+
 class EventHandler {
  public:
   virtual ~EventHandler() = default;
@@ -39,6 +54,10 @@ class EventHandler {
   virtual void OnConnClose(const ConnEvent& ev) = 0;
   virtual void OnProcExec(const ProcEvent& ev) = 0;
   virtual void OnProcExit(const ProcEvent& ev) = 0;
+  // Only when kernel-side context propagation runs.
+  virtual void OnTraceContext(const CtxEvent& /*ev*/) {}
+  // Only when the network probes run; handlers that do not care ignore them.
+  virtual void OnTcpEvent(const TcpEvent& /*ev*/) {}
 };
 
 struct EventReaderStats {

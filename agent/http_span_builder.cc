@@ -6,6 +6,8 @@
 #include <array>
 #include <charconv>
 
+#include "agent/network_attributes.h"
+
 namespace hoptrace {
 namespace {
 
@@ -211,6 +213,7 @@ Span BuildHttpSpan(const ConnInfo& conn, bool server, const http1::Record& recor
     span.status = StatusCode::kError;
     Add(a, "error.type", error_type);
   }
+  if (options.network) AddNetworkAttributes(conn, server, options, &span);
   return span;
 }
 

@@ -14,6 +14,8 @@
 
 namespace hoptrace {
 
+class NetworkFacts;
+
 // The ids decided for a span when its request was seen.
 struct SpanContextRecord {
   TraceId trace_id;
@@ -27,6 +29,8 @@ struct SpanBuildOptions {
   bool redact_query = true;
   // Unix time minus CLOCK_MONOTONIC, in ns: kernel timestamps are monotonic.
   int64_t monotonic_to_unix_ns = 0;
+  // TCP facts of connections (network probes); null: none are added.
+  NetworkFacts* network = nullptr;
 };
 
 // Returns the query with every value replaced by "REDACTED" ("a=1&b" ->

@@ -2,6 +2,7 @@
 //
 //   hoptrace run   --pid/--exe/--port/--all [--output tree|jsonl|otlp ...] ...
 //   hoptrace check
+//   hoptrace hops  --agent HOST:PORT [TRACE_ID | --edges | --live] | --from FILE ...
 #include <signal.h>
 
 #include <atomic>
@@ -12,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/agent_runner.h"
+#include "agent/hops_command.h"
 #include "agent/loader/bpf_loader.h"
 #include "agent/loader/preflight.h"
 #include "agent/settings.h"
@@ -90,6 +92,16 @@ int main(int argc, char** argv) {
                                     "serve Prometheus metrics at http://HOST:PORT/metrics");
   run->add_option("--stats-interval", cli.stats_interval_s, "log counters every N seconds");
   run->add_option("--duration", cli.duration_s, "stop after N seconds (0: until Ctrl-C)");
+  bool no_net_probes = false;
+  run->add_flag("--no-net-probes", no_net_probes,
+                "no TCP facts (RTT, retransmissions, resets, IP hops) on spans");
+  auto* o_prop_cgroup = run->add_option(
+      "--propagation-cgroup", cli.propagation_cgroup,
+      "inject traceparent into the HTTP/1.x requests of selected processes in this cgroup v2 "
+      "directory");
+  bool no_propagation = false;
+  run->add_flag("--no-propagation", no_propagation,
+                "never change bytes on the wire: read-only tracing");
   std::vector<std::string> otlp_headers;
   run->add_option("--otlp-header", otlp_headers, "KEY=VALUE sent with every export (repeatable)");
   bool otlp_insecure = false;
@@ -98,14 +110,38 @@ int main(int argc, char** argv) {
   for (const auto& f : kOtelFlags) run->add_option(f.flag, otel_values[f.var], f.help);
 
   auto* check = app.add_subcommand("check", "say which kernel features work here");
+  hoptrace::HopsOptions hops_options;
+  auto* hops = app.add_subcommand("hops", "the hops of a trace, or per-edge latency, traceroute-style");
+  hops->add_option("trace", hops_options.trace_id, "trace id (32 hex digits); none: recent traces");
+  hops->add_option("--agent", hops_options.agent,
+                   "HOST:PORT of a running `hoptrace run --metrics-address`");
+  hops->add_option("--from", hops_options.from_file,
+                   "read spans from this file (JSON lines of `hoptrace run --output jsonl`)");
+  hops->add_flag("--edges", hops_options.edges, "per-edge table (caller -> callee), once");
+  hops->add_flag("--live", hops_options.live, "per-edge table, refreshing until Ctrl-C");
+  hops->add_option("--interval", hops_options.interval_s, "seconds between --live refreshes")
+      ->check(CLI::Range(0.1, 3600.0));
+  hops->add_option("--count", hops_options.count, "--live: stop after N tables");
+  hops->add_flag("--json", hops_options.json, "print the JSON instead of a table");
+
   run->fallthrough();  // --log-level after the subcommand too
   check->fallthrough();
+  hops->fallthrough();
 
   CLI11_PARSE(app, argc, argv);
 
   if (check->parsed()) {
     SetUpLogging(log_level.empty() ? "warn" : log_level);
     return hoptrace::PrintPreflight(hoptrace::RunPreflight(), stdout) ? 0 : 1;
+  }
+
+  if (hops->parsed()) {
+    SetUpLogging(log_level.empty() ? "warn" : log_level);
+    struct sigaction sa {};
+    sa.sa_handler = OnSignal;
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    return hoptrace::RunHops(hops_options, &g_stop);
   }
 
   // Layers: config file, then environment (inside Settings), then flags.
@@ -123,6 +159,9 @@ int main(int argc, char** argv) {
   if (o_payload->count()) r.payload_bytes = cli.payload_bytes;
   if (o_ringbuf->count()) r.ringbuf_mb = cli.ringbuf_mb;
   if (no_redact) r.redact_query = false;
+  if (o_prop_cgroup->count()) r.propagation_cgroup = cli.propagation_cgroup;
+  if (no_propagation) r.propagation = false;
+  if (no_net_probes) r.net_probes = false;
   if (o_metrics->count()) r.metrics_address = cli.metrics_address;
   if (!log_level.empty()) r.log_level = log_level;
   r.stats_interval_s = cli.stats_interval_s;

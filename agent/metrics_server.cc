@@ -103,8 +103,34 @@ void MetricsServer::Serve(int fd) {
   std::string body = metrics ? render_() : "not found: try /metrics\n";
   std::string head = metrics ? "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
                              : "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n";
+  if (!metrics && req.rfind("GET /", 0) == 0) {
+    // "GET /path?query HTTP/1.1"
+    std::string_view target(req);
+    target.remove_prefix(4);
+    target = target.substr(0, target.find(' '));
+    const size_t q = target.find('?');
+    std::string_view path = target.substr(0, q);
+    std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
+    Handler handler;
+    {
+      std::lock_guard<std::mutex> lock(routes_mu_);
+      if (auto it = routes_.find(path); it != routes_.end()) handler = it->second;
+    }
+    if (handler) {
+      Reply reply = handler(query);
+      body = std::move(reply.body);
+      head = "HTTP/1.1 " + std::to_string(reply.status) +
+             (reply.status == 200 ? " OK" : reply.status == 404 ? " Not Found" : " Bad Request") +
+             "\r\nContent-Type: " + reply.content_type + "\r\n";
+    }
+  }
   head += "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
   if (SendAll(fd, head)) SendAll(fd, body);
+}
+
+void MetricsServer::Route(std::string path, Handler handler) {
+  std::lock_guard<std::mutex> lock(routes_mu_);
+  routes_[std::move(path)] = std::move(handler);
 }
 
 }  // namespace hoptrace

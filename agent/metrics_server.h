@@ -6,7 +6,10 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 
 namespace hoptrace {
@@ -24,11 +27,23 @@ class MetricsServer {
 
   int port() const { return port_; }
 
+  // Other GET endpoints (e.g. /api/hops): handler(query) answers a path,
+  // "?..." excluded. Safe to call while serving.
+  struct Reply {
+    int status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+  };
+  using Handler = std::function<Reply(std::string_view query)>;
+  void Route(std::string path, Handler handler);
+
  private:
   void Run();
   void Serve(int fd);
 
   Render render_;
+  std::mutex routes_mu_;
+  std::map<std::string, Handler, std::less<>> routes_;
   int listen_fd_ = -1;
   int port_ = 0;
   int wake_[2] = {-1, -1};  // pipe that ends Run()

@@ -40,6 +40,9 @@ class Sampler {
   // the sampled flag of its parent when it has one (remote or local).
   bool ShouldSample(const TraceId& trace_id, std::optional<bool> parent_sampled) const;
   const SamplerConfig& config() const { return config_; }
+  // The ratio kinds sample iff the trace id's low 56 bits >= this (the
+  // kernel repeats the decision: bpf/context.bpf.h).
+  uint64_t threshold() const { return threshold_; }
 
  private:
   bool RatioDecision(const TraceId& trace_id) const;

@@ -102,6 +102,10 @@ class FileReader {
       } else if (key == "resource") {
         Expect(v, "resource", {"attributes"});
         if (v["attributes"]) (*otel_)["OTEL_RESOURCE_ATTRIBUTES"] = MapToList(v["attributes"]);
+      } else if (key == "propagation") {
+        Expect(v, "propagation", {"cgroup", "enabled"});
+        if (v["cgroup"]) run_->propagation_cgroup = v["cgroup"].as<std::string>();
+        if (v["enabled"]) run_->propagation = v["enabled"].as<bool>();
       } else if (key == "otlp" || key == "sampler" || key == "batch") {
         Otel(key, v);
       } else {

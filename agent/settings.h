@@ -41,6 +41,11 @@ struct RunSettings {
   std::string log_level = "info";
   int stats_interval_s = 0;  // log counters every N s (0: only at exit)
   int duration_s = 0;        // stop by itself after N s (0: never)
+  // Black-box context propagation: traceparent injection into the requests of
+  // selected processes in this cgroup v2 directory (empty: none, read-only).
+  std::string propagation_cgroup;
+  bool propagation = true;  // false: read-only tracing even with a cgroup
+  bool net_probes = true;    // TCP facts (RTT, retransmits, TTL) of traced connections
 };
 
 class Settings {

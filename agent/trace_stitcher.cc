@@ -24,7 +24,32 @@ std::string TupleKey(const ConnInfo& c, bool client_view) {
   return key;
 }
 
+// Key of received_: the process and the traceparent ids it received.
+std::string ReceivedKey(uint32_t pid, const TraceId& trace_id, const SpanId& parent_id) {
+  std::string key(4 + 16 + 8, '\0');
+  memcpy(key.data(), &pid, 4);
+  memcpy(key.data() + 4, trace_id.bytes.data(), 16);
+  memcpy(key.data() + 20, parent_id.bytes.data(), 8);
+  return key;
+}
+
 }  // namespace
+
+KernelContext KernelContextFrom(const CtxEvent& ev) {
+  const ht_ctx_event& e = *ev.ctx;
+  KernelContext k;
+  k.server = ev.hdr->type == HT_EV_SERVER_CTX;
+  k.ts_ns = ev.hdr->ts_enter_ns;
+  k.origin = static_cast<ht_ctx_origin>(e.origin);
+  k.ctx_flags = e.ctx_flags;
+  memcpy(k.ctx.trace_id.bytes.data(), e.trace_id, 16);
+  memcpy(k.ctx.span_id.bytes.data(), e.span_id, 8);
+  // A SERVER span's parent is the remote caller's span, when there was one.
+  if (!k.server || k.origin == HT_CTX_REMOTE) memcpy(k.ctx.parent_span_id.bytes.data(), e.parent_id, 8);
+  k.ctx.flags = e.trace_flags;
+  k.ctx.tracestate = std::string(ev.tracestate);
+  return k;
+}
 
 TraceStitcher::TraceStitcher(ProcessRegistry* processes, SpanCallback emit,
                              TraceStitcherOptions options, IdGenerator ids)
@@ -33,6 +58,45 @@ TraceStitcher::TraceStitcher(ProcessRegistry* processes, SpanCallback emit,
       options_(options),
       ids_(std::move(ids)),
       sampler_(options.sampler) {}
+
+void TraceStitcher::OnKernelContext(const ConnId& conn, KernelContext k) {
+  if (kernel_size_ >= options_.max_kernel_contexts) {
+    // Bounded: drop the oldest decision of the connection with the oldest.
+    auto oldest = kernel_.begin();
+    for (auto it = kernel_.begin(); it != kernel_.end(); ++it) {
+      if (it->second.front().ts_ns < oldest->second.front().ts_ns) oldest = it;
+    }
+    oldest->second.pop_front();
+    --kernel_size_;
+    ++stats_.kernel_contexts_unmatched;
+    if (oldest->second.empty()) kernel_.erase(oldest);
+  }
+  kernel_[conn].push_back(std::move(k));
+  ++kernel_size_;
+}
+
+std::optional<KernelContext> TraceStitcher::TakeKernelContext(const ConnId& conn, bool server,
+                                                              uint64_t ts) {
+  auto it = kernel_.find(conn);
+  if (it == kernel_.end()) return std::nullopt;
+  auto& q = it->second;
+  std::optional<KernelContext> found;
+  // Decisions are in request order; one made before this request's first
+  // byte belongs to a request the parser never reported (garbage, a lost
+  // event): drop it.
+  while (!q.empty() && q.front().ts_ns <= ts) {
+    KernelContext k = std::move(q.front());
+    q.pop_front();
+    --kernel_size_;
+    if (k.ts_ns == ts && k.server == server) {
+      found = std::move(k);
+      break;
+    }
+    ++stats_.kernel_contexts_unmatched;
+  }
+  if (q.empty()) kernel_.erase(it);
+  return found;
+}
 
 SpanContextRecord TraceStitcher::NewRoot() {
   SpanContextRecord ctx;
@@ -69,12 +133,34 @@ SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const http1
     }
   }
 
+  if (auto k = TakeKernelContext(conn.id, /*server=*/true, req.first_byte_ts_enter)) {
+    // The kernel's ids are the ones it sends on: they win.
+    ++stats_.server_spans_from_kernel;
+    if (k->origin == HT_CTX_REMOTE) ++stats_.server_spans_with_remote_parent;
+    if (k->origin == HT_CTX_INVALID) ++stats_.invalid_traceparent;
+    SpanContextRecord ctx = std::move(k->ctx);
+    if (k->origin == HT_CTX_REMOTE && local_parent && local_parent->trace_id == ctx.trace_id &&
+        local_parent->span_id != ctx.parent_span_id) {
+      // The caller traced here passed on a traceparent it did not make (a
+      // proxy, or a client that reused its parent's header): its CLIENT
+      // span is the closer parent, in the same trace.
+      ctx.parent_span_id = local_parent->span_id;
+      ++stats_.server_spans_relinked;
+    }
+    return ctx;
+  }
   if (auto tp = req.Header("traceparent")) {
     auto parsed = ParseTraceparent(*tp, req.Header("tracestate").value_or(""));
     if (parsed) {
       ++stats_.server_spans_with_remote_parent;
-      return ChildOf(parsed->trace_id, parsed->parent_id, parsed->flags,
-                     std::move(parsed->tracestate));
+      SpanContextRecord ctx = ChildOf(parsed->trace_id, parsed->parent_id, parsed->flags,
+                                      std::move(parsed->tracestate));
+      if (local_parent && local_parent->trace_id == ctx.trace_id &&
+          local_parent->span_id != ctx.parent_span_id) {
+        ctx.parent_span_id = local_parent->span_id;
+        ++stats_.server_spans_relinked;
+      }
+      return ctx;
     }
     ++stats_.invalid_traceparent;  // W3C: restart the trace, ignore tracestate
   }
@@ -87,16 +173,32 @@ SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const http1
 }
 
 SpanContextRecord TraceStitcher::ClientContext(const ConnInfo& conn, const http1::Message& req) {
+  if (auto k = TakeKernelContext(conn.id, /*server=*/false, req.first_byte_ts_enter)) {
+    // The kernel wrote this span's id into the request: exactly these ids.
+    ++stats_.client_spans_from_kernel;
+    return std::move(k->ctx);
+  }
+  std::optional<TraceContext> own;
+  if (auto tp = req.Header("traceparent")) {
+    own = ParseTraceparent(*tp, req.Header("tracestate").value_or(""));
+  }
+  if (own) {
+    auto r = received_.find(ReceivedKey(conn.id.pid, own->trace_id, own->parent_id));
+    if (r != received_.end()) {
+      // A traceparent this process received, passed on unchanged (nginx,
+      // any proxy): the request belongs to the SERVER span that got it.
+      ++stats_.client_spans_passthrough;
+      const SpanContextRecord& parent = r->second;
+      return ChildOf(parent.trace_id, parent.span_id, parent.flags, parent.tracestate);
+    }
+  }
   if (auto it = thread_server_.find(ThreadKey(conn.id.pid, req.tid)); it != thread_server_.end()) {
     const SpanContextRecord& parent = it->second.ctx;
     ++stats_.client_spans_with_thread_parent;
     return ChildOf(parent.trace_id, parent.span_id, parent.flags, parent.tracestate);
   }
-  if (auto tp = req.Header("traceparent")) {
-    if (auto parsed = ParseTraceparent(*tp, req.Header("tracestate").value_or(""))) {
-      return ChildOf(parsed->trace_id, parsed->parent_id, parsed->flags,
-                     std::move(parsed->tracestate));
-    }
+  if (own) {
+    return ChildOf(own->trace_id, own->parent_id, own->flags, std::move(own->tracestate));
   }
   return NewRoot();
 }
@@ -107,6 +209,13 @@ void TraceStitcher::OnRequestHead(const ConnInfo& conn, http1::Role role,
   SpanContextRecord ctx = server ? ServerContext(conn, request) : ClientContext(conn, request);
   if (server) {
     thread_server_[ThreadKey(conn.id.pid, request.tid)] = ThreadServer{ctx, conn.id};
+    if (ctx.parent_span_id.IsValid()) {
+      if (auto tp = request.Header("traceparent")) {
+        if (auto in = ParseTraceparent(*tp)) {
+          received_[ReceivedKey(conn.id.pid, in->trace_id, in->parent_id)] = ctx;
+        }
+      }
+    }
   } else if (conn.tuple_known) {
     if (outbound_size_ >= options_.max_outbound) {
       // Bounded: the oldest waiting context is the least likely to be claimed.
@@ -140,6 +249,12 @@ void TraceStitcher::OnExchange(const ConnInfo& conn, http1::Role role, http1::Re
   if (server) {
     auto t = thread_server_.find(ThreadKey(conn.id.pid, record.request.tid));
     if (t != thread_server_.end() && t->second.ctx.span_id == ctx.span_id) thread_server_.erase(t);
+    if (auto tp = record.request.Header("traceparent")) {
+      if (auto in = ParseTraceparent(*tp)) {
+        auto r = received_.find(ReceivedKey(conn.id.pid, in->trace_id, in->parent_id));
+        if (r != received_.end() && r->second.span_id == ctx.span_id) received_.erase(r);
+      }
+    }
   } else if (conn.tuple_known) {
     // The server read this request before it answered, so a traced server
     // has claimed its context by now; what is left has no traced server.
@@ -172,6 +287,11 @@ void TraceStitcher::OnExchange(const ConnInfo& conn, http1::Role role, http1::Re
 
 void TraceStitcher::OnConnectionGone(const ConnInfo& conn) {
   pending_.erase(conn.id);
+  if (auto k = kernel_.find(conn.id); k != kernel_.end()) {
+    kernel_size_ -= k->second.size();
+    stats_.kernel_contexts_unmatched += k->second.size();
+    kernel_.erase(k);
+  }
   for (auto it = thread_server_.begin(); it != thread_server_.end();) {
     it = it->second.conn == conn.id ? thread_server_.erase(it) : std::next(it);
   }
@@ -187,6 +307,18 @@ void TraceStitcher::Tick(uint64_t now_ns) {
       ++stats_.outbound_expired;
     }
     it = q.empty() ? outbound_.erase(it) : std::next(it);
+  }
+  // Decisions for requests the agent never saw (a connection it does not
+  // follow, events lost) go after the same time.
+  for (auto it = kernel_.begin(); it != kernel_.end();) {
+    auto& q = it->second;
+    while (!q.empty() && now_ns > q.front().ts_ns &&
+           now_ns - q.front().ts_ns > options_.outbound_ttl_ns) {
+      q.pop_front();
+      --kernel_size_;
+      ++stats_.kernel_contexts_unmatched;
+    }
+    it = q.empty() ? kernel_.erase(it) : std::next(it);
   }
 }
 

@@ -1,12 +1,24 @@
 // Decides the trace context of every HTTP span and emits the spans.
 //
+// The kernel's decision comes first: with propagation on, the kernel decides
+// the context of every request a selected process reads (HT_EV_SERVER_CTX)
+// and of every request it writes a traceparent into (HT_EV_CLIENT_CTX), and
+// those ids are on the wire, so the spans must carry exactly them. A kernel
+// context is matched to its request by connection and by the entry time of
+// the syscall that moved the request's first byte. Without one:
+//
 // - SERVER span: the request's valid W3C traceparent (trace id, parent =
 //   its parent-id, flags, tracestate); else, when this host also traced the
 //   CLIENT side of the same TCP connection, that client span as parent;
 //   else a new trace. Invalid traceparents start a new trace (W3C 3.2.2.x).
-// - CLIENT span: the SERVER span that the same thread of the same process
-//   is serving right now (thread-per-request servers); else the request's
-//   own traceparent (an instrumented caller); else a new trace.
+//   When the traceparent names the caller's parent rather than the caller's
+//   CLIENT span traced here (a proxy passed it through), the CLIENT span is
+//   the parent: same trace, one more link.
+// - CLIENT span: a request that passes through a traceparent this process
+//   received is the child of the SERVER span that received it (proxies);
+//   else the SERVER span that the same thread of the same process is serving
+//   right now (thread-per-request servers); else the request's own
+//   traceparent (an instrumented caller); else a new trace.
 //
 // Contexts are decided when a request head is seen, not when the exchange
 // ends, because that is when the thread and the connection say who is who.
@@ -16,6 +28,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -32,7 +45,21 @@ struct TraceStitcherOptions {
   SamplerConfig sampler;
   size_t max_outbound = 65536;  // client contexts waiting for their server side
   uint64_t outbound_ttl_ns = 60ull * 1000 * 1000 * 1000;
+  size_t max_kernel_contexts = 65536;  // kernel decisions waiting for their request
 };
+
+// A context the kernel decided for one request (HT_EV_SERVER_CTX or
+// HT_EV_CLIENT_CTX), as the agent keeps it until the request is parsed.
+struct KernelContext {
+  bool server = true;
+  uint64_t ts_ns = 0;  // entry of the syscall with the request's first byte
+  ht_ctx_origin origin = HT_CTX_NEW_TRACE;
+  uint8_t ctx_flags = 0;  // HT_CTX_F_*
+  SpanContextRecord ctx;  // exactly the ids on the wire
+};
+
+// From the event (bpf/socket_trace.h) to the agent's form.
+KernelContext KernelContextFrom(const CtxEvent& ev);
 
 struct TraceStitcherStats {
   uint64_t spans = 0;
@@ -43,6 +70,11 @@ struct TraceStitcherStats {
   uint64_t outbound_expired = 0;
   uint64_t dropped_at_shutdown = 0;  // exchanges still open when the agent stopped
   uint64_t sampled_out = 0;          // spans not recorded by the sampler
+  uint64_t server_spans_from_kernel = 0;  // ids decided by the kernel
+  uint64_t client_spans_from_kernel = 0;  // traceparent injected by the kernel
+  uint64_t server_spans_relinked = 0;     // passed-through traceparent, local caller
+  uint64_t client_spans_passthrough = 0;  // child of the server span that received it
+  uint64_t kernel_contexts_unmatched = 0; // no request of theirs was parsed
 };
 
 class TraceStitcher : public ExchangeHandler {
@@ -57,6 +89,8 @@ class TraceStitcher : public ExchangeHandler {
   void OnExchange(const ConnInfo& conn, http1::Role role, http1::Record record,
                   const std::optional<Closing>& closing) override;
   void OnConnectionGone(const ConnInfo& conn) override;
+  // A kernel decision; comes before the data event that completes its request.
+  void OnKernelContext(const ConnId& conn, KernelContext k);
 
   // Drops expired client contexts. now: CLOCK_MONOTONIC ns.
   void Tick(uint64_t now_ns);
@@ -64,6 +98,7 @@ class TraceStitcher : public ExchangeHandler {
   const TraceStitcherStats& stats() const { return stats_; }
   size_t open_server_spans() const { return thread_server_.size(); }
   size_t outbound_waiting() const { return outbound_size_; }
+  size_t kernel_contexts_waiting() const { return kernel_size_; }
 
  private:
   struct Outbound {
@@ -77,6 +112,9 @@ class TraceStitcher : public ExchangeHandler {
 
   SpanContextRecord ServerContext(const ConnInfo& conn, const http1::Message& req);
   SpanContextRecord ClientContext(const ConnInfo& conn, const http1::Message& req);
+  // The kernel's decision for the request whose first byte came with the
+  // syscall entered at ts; older undecided ones of the connection are dropped.
+  std::optional<KernelContext> TakeKernelContext(const ConnId& conn, bool server, uint64_t ts);
   SpanContextRecord NewRoot();
   // A child of a parent context (remote or local): same trace, new span id,
   // the sampler's decision in the sampled flag.
@@ -97,6 +135,13 @@ class TraceStitcher : public ExchangeHandler {
   // Connection 4-tuple (client's view) -> client spans awaiting their server.
   std::unordered_map<std::string, std::deque<Outbound>> outbound_;
   size_t outbound_size_ = 0;
+  // Kernel decisions per connection, in request order.
+  std::unordered_map<ConnId, std::deque<KernelContext>, ConnIdHash> kernel_;
+  size_t kernel_size_ = 0;
+  // (pid, trace id, parent id) of a traceparent a SERVER span of pid received
+  // -> that span, while it is open: a request passing the same traceparent
+  // on is that span's child.
+  std::unordered_map<std::string, SpanContextRecord> received_;
 };
 
 }  // namespace hoptrace

@@ -6,6 +6,7 @@
 
 #include "maps.bpf.h"
 #include "sock.bpf.h"
+#include "head_scan.bpf.h"
 
 #define HT_MAX_IOV 4
 #define HT_EINPROGRESS 115
@@ -176,14 +177,18 @@ static __always_inline bool ht_classify(struct ht_conn_info *info, const struct 
 	return info->proto == HT_PROTO_HTTP;
 }
 
-static __always_inline void ht_emit_data(__u64 pid_tgid, struct ht_conn_info *info,
-					 const struct ht_io_args *a, __s64 ret, __u64 ts_exit)
+/* Builds the data event of a syscall in the scratch buffer; returns it, or
+ * NULL. ht_submit_data() sends it. */
+static __always_inline struct ht_data_scratch *ht_fill_data(__u64 pid_tgid,
+							    struct ht_conn_info *info,
+							    const struct ht_io_args *a, __s64 ret,
+							    __u64 ts_exit)
 {
 	__u32 zero = 0, limit, off = 0;
 	struct ht_data_scratch *s = bpf_map_lookup_elem(&ht_scratch, &zero);
 
 	if (!s)
-		return;
+		return NULL;
 	limit = targ_max_payload < HT_MAX_PAYLOAD ? targ_max_payload : HT_MAX_PAYLOAD;
 	if ((__u64)ret < limit)
 		limit = (__u32)ret;
@@ -213,6 +218,13 @@ static __always_inline void ht_emit_data(__u64 pid_tgid, struct ht_conn_info *in
 	s->ev._pad = 0;
 	if ((__u64)ret > off)
 		ht_count(HT_CNT_TRUNCATED);
+	return s;
+}
+
+static __always_inline void ht_submit_data(struct ht_data_scratch *s)
+{
+	__u32 off = s->ev.captured;
+
 	ht_count(HT_CNT_DATA_EVENTS);
 	/* off <= HT_MAX_PAYLOAD already; the mask restates it for the verifier
 	 * (the scratch value is 3 * MAX long, so any masked value fits). */
@@ -259,8 +271,10 @@ static __always_inline int ht_io_exit(__s64 ret)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct ht_io_args *a = bpf_map_lookup_elem(&ht_active_io, &pid_tgid);
 	struct ht_conn_info *info;
+	struct ht_data_scratch *s;
 	struct ht_io_args args;
 	__u64 key, now;
+	__u32 captured;
 
 	if (!a)
 		return 0;
@@ -277,7 +291,21 @@ static __always_inline int ht_io_exit(__s64 ret)
 		info->reported = 1;
 		ht_emit_conn(HT_EV_CONN_OPEN, pid_tgid, args.fd, info, args.ts_enter);
 	}
-	ht_emit_data(pid_tgid, info, &args, ret, now);
+	s = ht_fill_data(pid_tgid, info, &args, ret, now);
+	if (!s)
+		return 0;
+	/* The context event goes first: the agent decides the span's context
+	 * when this data event completes the request head. */
+	if (targ_kernel_ctx) {
+		captured = s->ev.captured & (HT_MAX_PAYLOAD - 1);
+		if (s->ev.captured >= HT_MAX_PAYLOAD)
+			captured = HT_MAX_PAYLOAD - 1;
+		if (args.direction == HT_DIR_INGRESS)
+			ht_hs_ingress(pid_tgid, key, info, &args, ret, s->ev.payload, captured);
+		else
+			ht_hs_egress(key, info, s->ev.payload, captured);
+	}
+	ht_submit_data(s);
 	return 0;
 }
 

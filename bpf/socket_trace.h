@@ -28,6 +28,14 @@ enum ht_event_type {
 	HT_EV_CONN_CLOSE = 3, /* close(2) of a socket we reported */
 	HT_EV_PROC_EXEC = 4,  /* exec by any process (only when asked for) */
 	HT_EV_PROC_EXIT = 5,  /* exit of a selected process (whole thread group) */
+	/* 6..7: kernel-side trace context, struct ht_ctx_event */
+	HT_EV_SERVER_CTX = 6, /* context decided for a request the process read */
+	HT_EV_CLIENT_CTX = 7, /* traceparent injected into a request it wrote */
+	/* 8..11: net_probe.bpf.c, struct ht_tcp_event (bpf/net_probe.h) */
+	HT_EV_TCP_STATS = 8,          /* RTT / TTL sample of a followed connection */
+	HT_EV_TCP_RETRANSMIT = 9,     /* it retransmitted a segment */
+	HT_EV_TCP_RESET_RECEIVED = 10, /* it received a RST */
+	HT_EV_TCP_RESET_SENT = 11,    /* it sent a RST */
 };
 
 enum ht_direction {
@@ -110,6 +118,47 @@ struct ht_proc_event {
 	__u32 ppid;
 	__s32 exit_code;
 	char comm[HT_COMM_LEN];
+};
+
+/* Longest tracestate the kernel carries. W3C: "vendors SHOULD propagate at
+ * least 512 characters of a combined header"; a longer list is dropped whole
+ * (HT_CTX_F_TRACESTATE_DROPPED). */
+#define HT_TRACESTATE_MAX 512
+
+/* Where the context of an ht_ctx_event came from. */
+enum ht_ctx_origin {
+	HT_CTX_NEW_TRACE = 1, /* SERVER: no traceparent in the head: a new trace */
+	HT_CTX_REMOTE = 2,    /* SERVER: a valid traceparent: its child */
+	HT_CTX_INVALID = 3,   /* SERVER: invalid or repeated traceparent: a new trace */
+	HT_CTX_INJECTED = 4,  /* CLIENT: traceparent inserted by the sk_msg program */
+};
+
+/* Bits of ht_ctx_event.ctx_flags. */
+#define HT_CTX_F_HEAD_CUT 0x1          /* head longer than the bytes scanned */
+#define HT_CTX_F_TRACESTATE_DROPPED 0x2 /* invalid or longer than the maximum */
+#define HT_CTX_F_BOUND_AT_CONNECT 0x4  /* CLIENT: parent chosen when the socket connected */
+
+/* HT_EV_SERVER_CTX and HT_EV_CLIENT_CTX: the ids the kernel chose for one
+ * request. hdr names the connection and the request: ts_enter_ns is the entry
+ * of the syscall that moved the request's first byte, the same value as in
+ * that syscall's data event; tid is the thread that read (SERVER) or wrote
+ * (CLIENT) it. The event comes before that syscall's data event. */
+struct ht_ctx_event {
+	struct ht_event_header hdr;
+	__u8 trace_id[16];
+	/* SERVER: the span id of the server span (made in the kernel);
+	 * CLIENT: the parent-id sent in the injected traceparent. */
+	__u8 span_id[8];
+	/* SERVER: the incoming parent-id (HT_CTX_REMOTE only, else zero);
+	 * CLIENT: the server span the request was made for. */
+	__u8 parent_id[8];
+	__u8 trace_flags; /* W3C trace-flags of the span; bit 0 = sampled */
+	__u8 origin;      /* enum ht_ctx_origin */
+	__u8 ctx_flags;   /* HT_CTX_F_* */
+	__u8 _pad;
+	__u16 tracestate_len; /* <= HT_TRACESTATE_MAX */
+	__u16 _pad2;
+	char tracestate[HT_TRACESTATE_MAX]; /* as received, OWS trimmed, joined by "," */
 };
 
 #endif /* HOPTRACE_BPF_SOCKET_TRACE_H */

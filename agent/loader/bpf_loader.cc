@@ -106,6 +106,9 @@ std::unique_ptr<BpfLoader> BpfLoader::Start(const LoaderOptions& options, EventC
   ro->targ_port_filter = !options.ports.empty();
   ro->targ_exec_events = options.exec_events;
   ro->targ_max_payload = std::min<uint32_t>(options.max_payload, HT_MAX_PAYLOAD);
+  ro->targ_kernel_ctx = options.kernel_context;
+  ro->targ_sampler = options.sampler_kind;
+  ro->targ_sample_threshold = options.sample_threshold;
   // Ring buffer size must be a power-of-two multiple of the page size.
   uint32_t rb = 1u << 16;
   while (rb < options.ringbuf_bytes && rb < (1u << 30)) rb <<= 1;
@@ -159,6 +162,11 @@ void BpfLoader::DeselectPid(pid_t pid) {
 void BpfLoader::ForgetConnection(pid_t pid, int fd) {
   uint64_t key = (static_cast<uint64_t>(pid) << 32) | static_cast<uint32_t>(fd);
   bpf_map__delete_elem(skel_->maps.ht_conns, &key, sizeof(key), 0);
+}
+
+int BpfLoader::MapFd(const char* name) const {
+  const bpf_map* map = bpf_object__find_map_by_name(skel_->obj, name);
+  return map ? bpf_map__fd(map) : -1;
 }
 
 KernelCounters BpfLoader::ReadCounters() const {

@@ -32,6 +32,12 @@ struct LoaderOptions {
   bool exec_events = false;        // report execs (for --exe selection)
   uint32_t max_payload = 4096;     // bytes captured per syscall
   uint32_t ringbuf_bytes = 8u << 20;
+  // Kernel-side trace context (bpf/head_scan.bpf.h): the kernel decides the
+  // context of each request a selected process reads, sampling as the agent
+  // would (sampler_kind: hoptrace::SamplerKind; threshold: Sampler's).
+  bool kernel_context = false;
+  uint32_t sampler_kind = 3;
+  uint64_t sample_threshold = 0;
 };
 
 struct KernelCounters {
@@ -61,6 +67,9 @@ class BpfLoader {
   // Drops the kernel's entry for a connection the agent knows is gone.
   void ForgetConnection(pid_t pid, int fd);
   KernelCounters ReadCounters() const;
+  // File descriptor of the capture object's map `name`, or -1: for other
+  // objects that share its maps (net_probe_loader.cc).
+  int MapFd(const char* name) const;
 
   // Routes libbpf's own messages into the agent's log.
   static void InstallLibbpfLogger();

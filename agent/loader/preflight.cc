@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "agent/loader/bpf_loader.h"
+#include "net_probe.skel.h"
 #include "socket_trace.skel.h"
 
 namespace hoptrace {
@@ -119,6 +120,15 @@ std::vector<PreflightItem> RunPreflight() {
                          err == 0 ? "loaded and verified" : std::string("load failed: ") + strerror(-err),
                          "everything", true));
     if (skel) socket_trace_bpf__destroy(skel);
+
+    // The network probes load on their own here (with maps of their own).
+    net_probe_bpf* net = net_probe_bpf__open();
+    int net_err = net ? net_probe_bpf__load(net) : -errno;
+    items.push_back(Item("network probe programs (tp_btf tcp)", net && net_err == 0,
+                         net_err == 0 ? "loaded and verified"
+                                      : std::string("load failed: ") + strerror(-net_err),
+                         "RTT, retransmissions, resets, IP hops on spans", false));
+    if (net) net_probe_bpf__destroy(net);
   }
   return items;
 }

@@ -20,6 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = Path(__file__).resolve().parent / "services"
 PYTHON = "/usr/bin/python3"
 
+# tests/integration/otlp holds the OTLP tests' Node tools (and node_modules),
+# not tests.
+collect_ignore = ["otlp"]
+
 
 def hoptrace_bin():
     path = os.environ.get("HOPTRACE_BIN", str(ROOT / "build" / "agent" / "hoptrace"))
@@ -133,19 +137,35 @@ class Topology:
 
 
 class Agent:
-    """hoptrace run, writing JSON lines to a file the test reads."""
+    """hoptrace run, writing JSON lines to a file the test reads.
 
-    def __init__(self, tmp_path, args):
-        self.out = tmp_path / "spans.jsonl"
-        self.log = tmp_path / "agent.log"
+    outputs: the --output sinks, in order ("jsonl" always writes to self.out).
+    env: when given, the agent's environment is this one's without any
+    OTEL_* variable, plus env (so a test sets exactly the OTEL_* it means).
+    name: suffix of the spans/log file names, for several agents in one test."""
+
+    def __init__(self, tmp_path, args, env=None, outputs=("jsonl",), name=""):
+        suffix = f"-{name}" if name else ""
+        self.out = tmp_path / f"spans{suffix}.jsonl"
+        self.log = tmp_path / f"agent{suffix}.log"
         self.args = args
+        self.env = env
+        self.outputs = list(outputs)
         self.proc = None
         self.final_stats = None
 
     def start(self, timeout=20):
-        self.proc = subprocess.Popen(
-            [hoptrace_bin(), "run", "--output", "jsonl", "--output-file", str(self.out)]
-            + self.args, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
+        argv = [hoptrace_bin(), "run"]
+        for o in self.outputs:
+            argv += ["--output", o]
+        if "jsonl" in self.outputs:
+            argv += ["--output-file", str(self.out)]
+        env = None
+        if self.env is not None:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+            env.update(self.env)
+        self.proc = subprocess.Popen(argv + self.args, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.log, "w"), env=env)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if "hoptrace ready" in self.log_text():
@@ -182,7 +202,7 @@ class Agent:
         m = re.findall(r"stats \(final\): (.*)", self.log_text())
         if m:
             self.final_stats = dict(kv.split("=", 1) for kv in m[-1].split())
-        return self.proc.returncode
+        return self.proc.returncode if self.proc else None
 
 
 @pytest.fixture
@@ -196,8 +216,8 @@ def topo():
 def agent_factory(tmp_path):
     agents = []
 
-    def make(*args):
-        a = Agent(tmp_path, list(args))
+    def make(*args, **kw):
+        a = Agent(tmp_path, list(args), **kw)
         agents.append(a)
         return a.start()
 

@@ -28,16 +28,17 @@ def test_exe_selects_processes_started_later_and_only_those(topo, agent_factory)
 
 
 def test_port_selects_connections_whatever_the_process(topo, agent_factory):
+    # --port watches the whole host: an unusual port keeps other traffic out.
     c, s = two_services(topo)
-    topo.service(s, "10.213.1.2", 8080, "byport")
-    topo.service(s, "10.213.1.2", 8081, "otherport")
-    agent = agent_factory("--port", "8080")
-    assert topo.curl(c, "http://10.213.1.2:8080/status/203") == "203"
-    assert topo.curl(c, "http://10.213.1.2:8081/status/204") == "204"
+    topo.service(s, "10.213.1.2", 18473, "byport")
+    topo.service(s, "10.213.1.2", 18474, "otherport")
+    agent = agent_factory("--port", "18473")
+    assert topo.curl(c, "http://10.213.1.2:18473/status/203") == "203"
+    assert topo.curl(c, "http://10.213.1.2:18474/status/204") == "204"
     agent.wait_spans(lambda s: len(s) >= 2)
     time.sleep(0.5)
     spans = agent.spans()
-    # Both ends of the port-8080 connection (curl is traced too), nothing else.
+    # Both ends of the port-18473 connection (curl is traced too), nothing else.
     assert sorted((x["kind"], attr(x, "http.response.status_code")) for x in spans) == [
         ("CLIENT", 203), ("SERVER", 203)]
     [client] = by_kind(spans, "CLIENT")

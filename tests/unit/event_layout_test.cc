@@ -5,6 +5,7 @@
 
 #include <cstddef>
 
+#include "net_probe.h"
 #include "socket_trace.h"
 
 namespace {
@@ -63,6 +64,27 @@ TEST(EventLayout, EnumValuesAreStable) {
   EXPECT_EQ(HT_ROLE_SERVER, 2);
   // Power of two: the BPF side masks with it.
   EXPECT_EQ(HT_MAX_PAYLOAD & (HT_MAX_PAYLOAD - 1), 0);
+}
+
+TEST(EventLayout, TcpEventOfTheNetworkProbes) {
+  EXPECT_EQ(sizeof(ht_tcp_event), 72u);
+  EXPECT_EQ(offsetof(ht_tcp_event, srtt_us), 40u);
+  EXPECT_EQ(offsetof(ht_tcp_event, rttvar_us), 44u);
+  EXPECT_EQ(offsetof(ht_tcp_event, min_rtt_us), 48u);
+  EXPECT_EQ(offsetof(ht_tcp_event, total_retrans), 52u);
+  EXPECT_EQ(offsetof(ht_tcp_event, total_rto), 56u);
+  EXPECT_EQ(offsetof(ht_tcp_event, family), 60u);
+  EXPECT_EQ(offsetof(ht_tcp_event, ttl), 62u);
+  EXPECT_EQ(offsetof(ht_tcp_event, state), 63u);
+  EXPECT_EQ(offsetof(ht_tcp_event, ca_state), 64u);
+  EXPECT_EQ(offsetof(ht_tcp_event, flags), 65u);
+  EXPECT_EQ(offsetof(ht_tcp_event, reason), 66u);
+  EXPECT_EQ(HT_EV_TCP_STATS, 8);
+  EXPECT_EQ(HT_EV_TCP_RETRANSMIT, 9);
+  EXPECT_EQ(HT_EV_TCP_RESET_RECEIVED, 10);
+  EXPECT_EQ(HT_EV_TCP_RESET_SENT, 11);
+  EXPECT_EQ(HT_TCP_SAMPLE_ACCEPT, 4);
+  EXPECT_EQ(HT_TCP_F_TIMEOUT, 1);
 }
 
 }  // namespace

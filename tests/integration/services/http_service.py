@@ -10,6 +10,7 @@ Python standard library only; knows nothing about tracing. Routes:
 """
 import argparse
 import http.server
+import socket
 import socketserver
 import sys
 import time
@@ -77,6 +78,8 @@ def main():
     ap.add_argument("--sleep-ms", type=int, default=0)
     ap.add_argument("--downstream", default="")
     opts = ap.parse_args()
+    if ":" in opts.host:  # an IPv6 address
+        Server.address_family = socket.AF_INET6
     srv = Server((opts.host, opts.port), Handler)
     srv.opts = opts
     print("listening", flush=True)

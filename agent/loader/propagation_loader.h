@@ -1,0 +1,73 @@
+// Black-box context propagation (bpf/propagation.bpf.c): loads the sockops
+// and sk_msg programs so that they share the capture object's maps (the
+// selection, its connections and syscalls in flight, the kernel-side
+// contexts and the ring buffer), attaches sockops to the one cgroup v2
+// directory the configuration names and sk_msg to the sockhash. Destroying
+// the loader detaches both and frees the sockhash, which takes every socket
+// out of it; nothing is pinned.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/loader/bpf_loader.h"
+
+struct propagation_bpf;
+struct bpf_link;
+
+namespace hoptrace {
+
+struct PropagationOptions {
+  std::string cgroup_path;  // a cgroup v2 directory
+};
+
+struct PropagationCounters {
+  uint64_t server_contexts = 0;  // decided by the kernel
+  uint64_t remote = 0;           // ... joining an incoming traceparent
+  uint64_t invalid = 0;          // ... restarting after an invalid one
+  uint64_t head_cut = 0;         // ... on a head longer than what was captured
+  uint64_t injected = 0;
+  uint64_t already_present = 0;  // requests left untouched: had a traceparent
+  uint64_t no_context = 0;       // ... written by a thread serving nothing
+  uint64_t untracked = 0;        // ... in a write the capture did not follow
+  uint64_t inject_failed = 0;
+  uint64_t sockets_added = 0;
+  uint64_t sockets_busy = 0;  // another sk_msg program already had the socket
+  uint64_t sockets_failed = 0;
+  uint64_t not_http = 0;
+};
+
+class PropagationLoader {
+ public:
+  // capture must have been started with LoaderOptions::kernel_context and
+  // outlive this loader. Throws StartupError with what to do.
+  static std::unique_ptr<PropagationLoader> Start(const PropagationOptions& options,
+                                                  const LoaderOptions& capture_options,
+                                                  const BpfLoader& capture);
+  ~PropagationLoader();
+  PropagationLoader(const PropagationLoader&) = delete;
+  PropagationLoader& operator=(const PropagationLoader&) = delete;
+
+  PropagationCounters ReadCounters() const;
+  // sockops programs of others on the cgroup (effective, inherited ones
+  // included) when we attached: "id NAME" each. Their sk_msg programs, if
+  // any, keep the sockets they claim (counted as sockets_busy).
+  const std::vector<std::string>& other_sockops() const { return other_sockops_; }
+
+ private:
+  PropagationLoader() = default;
+
+  propagation_bpf* skel_ = nullptr;
+  int cgroup_fd_ = -1;
+  bpf_link* sockops_link_ = nullptr;
+  bool msg_attached_ = false;
+  std::vector<std::string> other_sockops_;
+};
+
+// "" if path is a directory of a cgroup v2 hierarchy we may attach to, else
+// a sentence saying what is wrong.
+std::string CheckPropagationCgroup(const std::string& path);
+
+}  // namespace hoptrace

@@ -1,0 +1,201 @@
+#include "agent/network_attributes.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <string>
+
+namespace hoptrace {
+namespace {
+
+// include/net/tcp_states.h
+std::string_view TcpStateName(uint8_t state) {
+  static constexpr std::array<std::string_view, 13> kNames = {
+      "UNKNOWN",   "ESTABLISHED", "SYN_SENT", "SYN_RECV",   "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
+      "CLOSE",     "CLOSE_WAIT",  "LAST_ACK", "LISTEN",     "CLOSING",   "NEW_SYN_RECV"};
+  return state < kNames.size() ? kNames[state] : "UNKNOWN";
+}
+
+bool IsV4Mapped(const std::array<uint8_t, 16>& addr) {
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return memcmp(addr.data(), kMapped, sizeof(kMapped)) == 0;
+}
+
+void Add(Attributes& attrs, std::string key, AttrValue value) {
+  attrs.push_back(Attribute{std::move(key), std::move(value)});
+}
+
+}  // namespace
+
+uint8_t LikelyInitialTtl(uint8_t observed) {
+  if (observed == 0) return 0;
+  for (uint8_t initial : {uint8_t{64}, uint8_t{128}, uint8_t{255}}) {
+    if (observed <= initial) return initial;
+  }
+  return 255;
+}
+
+std::optional<int> InferIpHops(uint8_t observed) {
+  if (observed == 0) return std::nullopt;
+  return LikelyInitialTtl(observed) - observed;
+}
+
+size_t NetworkFacts::SpanIdHash::operator()(const SpanId& s) const {
+  uint64_t v;
+  memcpy(&v, s.bytes.data(), sizeof(v));
+  return std::hash<uint64_t>()(v);
+}
+
+void NetworkFacts::OnTcpEvent(const TcpEvent& ev) {
+  const ht_event_header& h = *ev.hdr;
+  const ht_tcp_event& t = *ev.tcp;
+  ++stats_.events;
+  const ConnId id{h.pid, h.fd, h.conn_gen};
+  auto it = conns_.find(id);
+  if (it == conns_.end()) {
+    if (conns_.size() >= options_.max_connections) {
+      // Bounded: the connection heard from longest ago goes.
+      auto oldest = std::min_element(conns_.begin(), conns_.end(), [](const auto& a, const auto& b) {
+        return a.second.last_event_ns < b.second.last_event_ns;
+      });
+      conns_.erase(oldest);
+      ++stats_.evicted;
+    }
+    it = conns_.emplace(id, ConnNetFacts{}).first;
+  }
+  ConnNetFacts& f = it->second;
+  f.sampled = true;
+  f.srtt_us = t.srtt_us;
+  f.rttvar_us = t.rttvar_us;
+  f.min_rtt_us = t.min_rtt_us;
+  f.total_retrans = t.total_retrans;
+  f.total_rto = t.total_rto;
+  if (t.ttl != 0) f.ttl = t.ttl;
+  f.family = t.family;
+  f.last_event_ns = std::max<uint64_t>(f.last_event_ns, h.ts_exit_ns);
+
+  TcpIncident incident;
+  incident.ts_ns = h.ts_exit_ns;
+  incident.state = t.state;
+  switch (h.type) {
+    case HT_EV_TCP_RETRANSMIT:
+      incident.kind = TcpIncidentKind::kRetransmit;
+      incident.timeout = (t.flags & HT_TCP_F_TIMEOUT) != 0;
+      ++stats_.retransmits;
+      break;
+    case HT_EV_TCP_RESET_RECEIVED:
+      incident.kind = TcpIncidentKind::kResetReceived;
+      ++stats_.resets;
+      break;
+    case HT_EV_TCP_RESET_SENT:
+      incident.kind = TcpIncidentKind::kResetSent;
+      ++stats_.resets;
+      break;
+    default:
+      return;  // a sample, not an incident
+  }
+  if (f.incidents.size() >= options_.max_incidents_per_connection) {
+    f.incidents.pop_front();
+    ++stats_.incidents_dropped;
+  }
+  f.incidents.push_back(incident);
+}
+
+const ConnNetFacts* NetworkFacts::Find(const ConnId& id) const {
+  auto it = conns_.find(id);
+  return it == conns_.end() ? nullptr : &it->second;
+}
+
+std::vector<TcpIncident> NetworkFacts::IncidentsBetween(const ConnId& id, uint64_t start_ns,
+                                                        uint64_t end_ns) const {
+  std::vector<TcpIncident> out;
+  if (const ConnNetFacts* f = Find(id)) {
+    for (const TcpIncident& i : f->incidents) {
+      if (i.ts_ns >= start_ns && i.ts_ns <= end_ns) out.push_back(i);
+    }
+  }
+  return out;
+}
+
+void NetworkFacts::NoteSpanConnection(const SpanId& span_id, const ConnId& conn) {
+  // As many as connections: a SERVER span's caller finishes within moments.
+  if (span_order_.size() >= options_.max_connections) {
+    span_conns_.erase(span_order_.front());
+    span_order_.pop_front();
+  }
+  if (span_conns_.emplace(span_id, conn).second) span_order_.push_back(span_id);
+}
+
+std::optional<ConnId> NetworkFacts::SpanConnection(const SpanId& span_id) const {
+  auto it = span_conns_.find(span_id);
+  if (it == span_conns_.end()) return std::nullopt;
+  return it->second;
+}
+
+void NetworkFacts::Tick(uint64_t now_ns) {
+  for (auto it = conns_.begin(); it != conns_.end();) {
+    const bool idle = now_ns > it->second.last_event_ns &&
+                      now_ns - it->second.last_event_ns > options_.idle_ttl_ns;
+    it = idle ? conns_.erase(it) : std::next(it);
+  }
+}
+
+SpanEvent IncidentEvent(const TcpIncident& incident, std::string_view endpoint,
+                        int64_t monotonic_to_unix_ns) {
+  SpanEvent e;
+  e.time_unix_nano = static_cast<uint64_t>(static_cast<int64_t>(incident.ts_ns) + monotonic_to_unix_ns);
+  Add(e.attributes, "hoptrace.tcp.endpoint", std::string(endpoint));
+  Add(e.attributes, "hoptrace.tcp.state", std::string(TcpStateName(incident.state)));
+  if (incident.kind == TcpIncidentKind::kRetransmit) {
+    e.name = "hoptrace.tcp.retransmit";
+    Add(e.attributes, "hoptrace.tcp.timeout", incident.timeout);
+  } else {
+    e.name = "hoptrace.tcp.reset";
+    Add(e.attributes, "hoptrace.tcp.reset.direction",
+        std::string(incident.kind == TcpIncidentKind::kResetReceived ? "received" : "sent"));
+  }
+  return e;
+}
+
+void AddNetworkAttributes(const ConnInfo& conn, bool server, const SpanBuildOptions& options,
+                          Span* span) {
+  NetworkFacts& facts = *options.network;
+  const int64_t monotonic_to_unix_ns = options.monotonic_to_unix_ns;
+  if (server) facts.NoteSpanConnection(span->span_id, conn.id);
+  const ConnNetFacts* f = facts.Find(conn.id);
+  if (f == nullptr) return;
+  auto& a = span->attributes;
+  const bool v6 = f->family == AF_INET6 && !(conn.tuple_known && IsV4Mapped(conn.remote_addr));
+  Add(a, "network.type", std::string(v6 ? "ipv6" : "ipv4"));
+  if (f->sampled && f->srtt_us != 0) {
+    Add(a, "hoptrace.tcp.srtt_us", int64_t{f->srtt_us});
+    Add(a, "hoptrace.tcp.rttvar_us", int64_t{f->rttvar_us});
+    if (f->min_rtt_us != ~0u && f->min_rtt_us != 0) Add(a, "hoptrace.tcp.min_rtt_us", int64_t{f->min_rtt_us});
+  }
+  if (f->ttl != 0) {
+    Add(a, "hoptrace.network.peer_ttl", int64_t{f->ttl});
+    Add(a, "hoptrace.network.ip_hops", int64_t{*InferIpHops(f->ttl)});
+  }
+  const uint64_t start = static_cast<uint64_t>(static_cast<int64_t>(span->start_unix_nano) - monotonic_to_unix_ns);
+  const uint64_t end = static_cast<uint64_t>(static_cast<int64_t>(span->end_unix_nano) - monotonic_to_unix_ns);
+  int64_t retransmits = 0, timeouts = 0, resets = 0;
+  const std::string_view endpoint = server ? "server" : "client";
+  for (const TcpIncident& i : facts.IncidentsBetween(conn.id, start, end)) {
+    if (i.kind == TcpIncidentKind::kRetransmit) {
+      ++retransmits;
+      timeouts += i.timeout ? 1 : 0;
+    } else {
+      ++resets;
+    }
+    span->events.push_back(IncidentEvent(i, endpoint, monotonic_to_unix_ns));
+  }
+  Add(a, "hoptrace.tcp.retransmits", retransmits);
+  Add(a, "hoptrace.tcp.timeouts", timeouts);
+  Add(a, "hoptrace.tcp.resets", resets);
+  Add(a, "hoptrace.tcp.connection.retransmits", int64_t{f->total_retrans});
+  Add(a, "hoptrace.tcp.connection.timeouts", int64_t{f->total_rto});
+}
+
+}  // namespace hoptrace

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/*
+ * Black-box context propagation for the processes of one cgroup (the agent
+ * attaches ht_sockops to the cgroup the configuration names, and ht_sk_msg to
+ * ht_prop_sockhash):
+ *
+ * - ht_sockops, when a selected process connects: remembers in the socket
+ *   which server span the connecting thread serves (context.bpf.h), and once
+ *   the connection is established puts the socket in ht_prop_sockhash. Other
+ *   processes' sockets never enter it.
+ * - ht_sk_msg, on every message written to a socket in the sockhash: inserts
+ *   a traceparent into HTTP/1.x requests that carry none (inject.bpf.h).
+ *
+ * The maps this object shares with socket_trace.bpf.c (selection, the
+ * capture's connections and syscalls in flight, the contexts, the ring
+ * buffer) are that object's: the agent reuses their fds.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+#include "inject.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define HT_EBUSY 16
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64); /* socket cookie */
+	__type(value, __u64);
+} ht_prop_sockhash SEC(".maps");
+
+SEC("sockops")
+int ht_sockops(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct ht_prop_sock *ps;
+	struct ht_server_ctx *c;
+	__u64 pid_tgid, cookie;
+	long err;
+
+	if (!sk)
+		return 1;
+	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+		/* connect(2) runs this in the connecting thread: the one place
+		 * where both the process and the request it serves are known. */
+		pid_tgid = bpf_get_current_pid_tgid();
+		if (!ht_prop_selected(pid_tgid >> 32, skops->remote_port))
+			return 1;
+		ps = bpf_sk_storage_get(&ht_prop_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!ps)
+			return 1;
+		ps->selected = 1;
+		c = ht_thread_pick(pid_tgid, true);
+		ps->bound_span = c ? c->span_id : 0;
+		return 1;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		/* softirq context: only the mark made at connect counts. */
+		ps = bpf_sk_storage_get(&ht_prop_socks, sk, 0, 0);
+		if (!ps || !ps->selected)
+			return 1;
+		cookie = bpf_get_socket_cookie(skops);
+		err = bpf_sock_hash_update(skops, &ht_prop_sockhash, &cookie, BPF_NOEXIST);
+		if (!err)
+			ht_ctx_count(HT_CTXC_SOCK_ADDED);
+		else if (err == -HT_EBUSY)
+			ht_ctx_count(HT_CTXC_SOCK_BUSY); /* another sk_msg program has it */
+		else
+			ht_ctx_count(HT_CTXC_SOCK_FAILED);
+		return 1;
+	default:
+		return 1;
+	}
+}
+
+SEC("sk_msg")
+int ht_sk_msg(struct sk_msg_md *msg)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct ht_prop_sock *ps;
+
+	/* The writer, not just the socket's creator, must be selected (a
+	 * socket can be inherited or passed to another process). */
+	if (!ht_prop_selected(pid_tgid >> 32, msg->remote_port))
+		return SK_PASS;
+	if (!msg->sk)
+		return SK_PASS;
+	ps = bpf_sk_storage_get(&ht_prop_socks, msg->sk, 0, 0);
+	if (!ps || ps->kind == HT_PK_OTHER)
+		return SK_PASS;
+	ht_msg_inject(msg, pid_tgid, ps);
+	return SK_PASS;
+}

@@ -1,0 +1,222 @@
+"""Helpers of the propagation tests: a cgroup of their own, services that
+log the raw heads they receive, and checks on those heads.
+
+Safety: propagation changes bytes on the wire, so every test creates its own
+cgroup v2 directory under /sys/fs/cgroup/unified (hoptrace-test-<random>),
+starts only its own processes in it (each moves itself there before exec),
+points the agent's --propagation-cgroup at it, and removes it afterwards.
+The root cgroup is never used.
+"""
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import PYTHON, SERVICES
+
+CGROUP_ROOT = Path("/sys/fs/cgroup/unified")
+TP_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+class TestCgroup:
+    """A cgroup v2 directory for the processes of one test."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self):
+        if not (CGROUP_ROOT / "cgroup.procs").exists():
+            pytest.skip(f"no cgroup v2 hierarchy at {CGROUP_ROOT}")
+        self.path = CGROUP_ROOT / f"hoptrace-test-{uuid.uuid4().hex[:10]}"
+        self.path.mkdir()
+        self.extra_pids = []
+
+    def preexec(self):
+        """For Popen(preexec_fn=...): the child joins the cgroup before exec,
+        so every socket it (or any child) makes belongs to it."""
+        procs = str(self.path / "cgroup.procs")
+
+        def join():
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+
+        return join
+
+    def pids(self):
+        try:
+            return [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
+        except FileNotFoundError:
+            return []
+
+    def remove(self, started):
+        """Removes the directory once the processes the test started are
+        gone. started: the test's Popen objects, killed by pid if alive;
+        self.extra_pids: children of those the test recorded (nginx
+        workers), killed by pid too. Nothing else is touched."""
+        for p in started:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+        for pid in self.extra_pids:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + 10
+        while self.pids() and time.time() < deadline:
+            time.sleep(0.05)
+        try:
+            self.path.rmdir()
+        except OSError as e:
+            raise AssertionError(f"cgroup {self.path} not removable: {e}, pids {self.pids()}")
+
+
+def start_in(topo, cg, ns, argv, env=None):
+    """Starts argv in namespace ns, inside cgroup cg."""
+    return topo.start(ns, argv, env=env, preexec_fn=cg.preexec())
+
+
+def py_service(topo, cg, ns, host, port, name, model="threads", downstream=(), sleep_ms=0,
+               env=None, jitter_ms=0):
+    """tests/integration/services/prop_service.py as `name`.py; returns
+    (Popen, path of its raw-head log)."""
+    d = Path(f"/tmp/ht{topo.tag}")
+    d.mkdir(exist_ok=True)
+    script = d / f"{name}.py"
+    if not script.exists():
+        script.symlink_to(SERVICES / "prop_service.py")
+    log = d / f"{name}.heads.jsonl"
+    argv = [PYTHON, str(script), "--host", host, "--port", str(port), "--model", model,
+            "--sleep-ms", str(sleep_ms), "--jitter-ms", str(jitter_ms), "--headers-log", str(log)]
+    for url in downstream:
+        argv += ["--downstream", url]
+    p = start_in(topo, cg, ns, argv, env=env)
+    line = p.stdout.readline()
+    assert line.strip() == b"listening", f"{name} did not start"
+    return p, log
+
+
+def node_service(topo, cg, ns, host, port, name, downstream="", env=None, jitter_ms=0):
+    """tests/integration/services/prop_service.js; returns (Popen, head log)."""
+    d = Path(f"/tmp/ht{topo.tag}")
+    d.mkdir(exist_ok=True)
+    script = d / f"{name}.js"
+    if not script.exists():
+        script.symlink_to(SERVICES / "prop_service.js")
+    log = d / f"{name}.heads.jsonl"
+    argv = ["node", str(script), "--host", host, "--port", str(port), "--headers-log", str(log),
+            "--jitter-ms", str(jitter_ms)]
+    if downstream:
+        argv += ["--downstream", downstream]
+    p = start_in(topo, cg, ns, argv, env=env)
+    line = p.stdout.readline()
+    assert line.strip() == b"listening", f"{name} did not start"
+    return p, log
+
+
+NGINX_CONF = """
+daemon off;
+master_process on;
+worker_processes {workers};
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  log_format heads escape=json '{{"traceparent":"$http_traceparent","tracestate":"$http_tracestate"}}';
+  access_log {dir}/access.log heads;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  server {{
+    listen {host}:{port};
+    location / {{
+      proxy_pass {upstream};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}
+}}
+"""
+
+
+def nginx_proxy(topo, cg, ns, host, port, upstream, workers=1):
+    """nginx as a reverse proxy to upstream; returns (master Popen, dir). Its
+    access log holds the traceparent/tracestate each request arrived with."""
+    d = Path(f"/tmp/ht{topo.tag}/nginx-{port}")
+    d.mkdir(parents=True, exist_ok=True)
+    conf = d / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=d, host=host, port=port, upstream=upstream,
+                                      workers=workers))
+    p = start_in(topo, cg, ns, ["nginx", "-c", str(conf), "-p", str(d)])
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        kids = nginx_workers(p.pid)
+        if len(kids) >= workers and port_open(topo, ns, port):
+            cg.extra_pids += kids
+            return p, d
+        time.sleep(0.05)
+    raise AssertionError("nginx did not start: " + (d / "error.log").read_text())
+
+
+def nginx_workers(master_pid):
+    try:
+        kids = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(k) for k in kids]
+
+
+def port_open(topo, ns, port):
+    r = subprocess.run(["ip", "netns", "exec", ns, "ss", "-ltnH", f"( sport = :{port} )"],
+                       capture_output=True, text=True)
+    return bool(r.stdout.strip())
+
+
+def heads(log):
+    """The raw request heads a service logged, in arrival order."""
+    if not Path(log).exists():
+        return []
+    return [json.loads(line)["head"] for line in Path(log).read_text().splitlines() if line]
+
+
+def header_values(head, name):
+    """Every value of field `name` (case-insensitive) in a raw head, OWS trimmed."""
+    out = []
+    for line in head.split("\r\n")[1:]:
+        if not line:
+            break
+        k, sep, v = line.partition(":")
+        if sep and k.lower() == name.lower():
+            out.append(v.strip(" \t"))
+    return out
+
+
+def one_traceparent(head):
+    """Asserts the head holds exactly one valid version-00 traceparent;
+    returns (trace id, parent id, flags)."""
+    values = header_values(head, "traceparent")
+    assert len(values) == 1, f"expected one traceparent in:\n{head}"
+    m = TP_RE.match(values[0])
+    assert m, f"invalid traceparent {values[0]!r}"
+    return m.group(1), m.group(2), m.group(3)
+
+
+def wait_heads(log, n, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        h = heads(log)
+        if len(h) >= n:
+            return h
+        time.sleep(0.05)
+    return heads(log)
+
+
+def bpf_objects_named(*names):
+    """Loaded BPF programs whose name is one of names (bpftool)."""
+    r = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return []
+    return [p for p in json.loads(r.stdout or "[]") if p.get("name") in names]

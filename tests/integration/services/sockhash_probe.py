@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""Client side of the propagation no-harm tests. Runs in the test's cgroup
+and is selected by the agent, so every connection it makes enters the
+propagation sockhash; it does its socket experiments while serving a request
+(GET /run?case=NAME&peer=HOST:PORT), so its HTTP requests get a traceparent
+injected. Each case talks to tests/integration/services/sink.py and answers
+200 {"ok": true, ...} or 500 {"ok": false, "why": ...}. Standard library only.
+"""
+import argparse
+import fcntl
+import hashlib
+import http.client
+import json
+import os
+import random
+import re
+import select
+import socket
+import socketserver
+import struct
+import sys
+import tempfile
+import termios
+import threading
+import time
+import urllib.parse
+
+TP = re.compile(r"^traceparent: 00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}\r?$", re.I | re.M)
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, why):
+    if not cond:
+        raise Fail(why)
+
+
+def connect(peer):
+    host, port = peer.split(":")
+    s = socket.create_connection((host, int(port)), timeout=20)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def read_response(s, buf=b""):
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        check(chunk, "connection closed before a response head")
+        buf += chunk
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    n = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+    while len(buf) < n:
+        chunk = s.recv(65536)
+        check(chunk, "connection closed in a response body")
+        buf += chunk
+    return head, buf[:n], buf[n:]
+
+
+def traceparents(head):
+    return TP.findall(head)
+
+
+def request(path, body_len=None, extra=""):
+    h = f"POST {path} HTTP/1.1\r\nHost: sink\r\nUser-Agent: probe\r\n{extra}"
+    if body_len is not None:
+        h += f"Content-Length: {body_len}\r\n"
+    return (h + "\r\n").encode()
+
+
+def pattern(n):
+    block = bytes(range(256)) * 64
+    out = bytearray()
+    while len(out) < n:
+        out += block
+    return bytes(out[:n])
+
+
+def expect_sink_reply(s, body, buf=b""):
+    head, reply, buf = read_response(s, buf)
+    got = json.loads(reply)
+    check(got["len"] == len(body), f"sink got {got['len']} bytes, sent {len(body)}")
+    check(got["sha"] == hashlib.sha256(body).hexdigest(), "body changed on the way")
+    tps = traceparents(got["head"])
+    check(len(tps) <= 1, f"{len(tps)} traceparents in {got['head']!r}")
+    return got, buf
+
+
+# ---- cases ------------------------------------------------------------------
+
+def case_http(peer):
+    """A plain GET through whatever peer (sink directly, or nginx in front)."""
+    host, port = peer.split(":")
+    c = http.client.HTTPConnection(host, int(port), timeout=20)
+    c.request("GET", "/json")
+    r = c.getresponse()
+    body = r.read()
+    check(r.status == 200, f"status {r.status}")
+    got = json.loads(body)
+    tps = traceparents(got["head"])
+    check(len(tps) == 1, f"expected one traceparent, head {got['head']!r}")
+    return {"traceparents": tps}
+
+
+def case_fionread(peer):
+    s = connect(peer)
+    n = 50000
+    s.sendall(b"GET /blob?n=%d HTTP/1.1\r\nHost: sink\r\n\r\n" % n)
+    expected = len(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n) + n
+    deadline = time.time() + 10
+    pending = 0
+    while time.time() < deadline:
+        pending = struct.unpack("i", fcntl.ioctl(s, termios.FIONREAD, b"\0\0\0\0"))[0]
+        if pending >= expected:
+            break
+        time.sleep(0.01)
+    check(pending == expected, f"FIONREAD {pending}, expected {expected}")
+    head, body, rest = read_response(s)
+    check(body == pattern(n) and not rest, "blob changed")
+    after = struct.unpack("i", fcntl.ioctl(s, termios.FIONREAD, b"\0\0\0\0"))[0]
+    check(after == 0, f"FIONREAD {after} after reading everything")
+    s.close()
+    return {"fionread": pending}
+
+
+def case_poll(peer):
+    s = connect(peer)
+    s.setblocking(False)
+    ep = select.epoll()
+    ep.register(s.fileno(), select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP)
+    ev = dict(ep.poll(2))
+    check(ev.get(s.fileno(), 0) & select.EPOLLOUT, "not writable after connect")
+    check(not ev.get(s.fileno(), 0) & select.EPOLLIN, "readable before anything was sent")
+    ep.modify(s.fileno(), select.EPOLLIN | select.EPOLLRDHUP)
+    check(not ep.poll(0.2), "readable before the request")
+    s.sendall(b"GET /blob?n=1000 HTTP/1.1\r\nHost: sink\r\n\r\n")
+    ev = dict(ep.poll(5))
+    check(ev.get(s.fileno(), 0) & select.EPOLLIN, "epoll: no EPOLLIN for the response")
+    r, _, _ = select.select([s], [], [], 5)
+    check(r, "select: not readable")
+    p = select.poll()
+    p.register(s, select.POLLIN)
+    check(p.poll(5000), "poll: not readable")
+    s.setblocking(True)
+    head, body, rest = read_response(s)
+    check(body == pattern(1000), "blob changed")
+    s.setblocking(False)
+    check(not ep.poll(0.2), "readable after the response was read")
+    # A request whose body ends with our half-close; the sink answers and
+    # closes: EPOLLIN and EPOLLRDHUP, then the answer, then EOF.
+    body = b"half" * 1000
+    s.sendall(request("/eof", extra="X-Body: eof\r\n") + body)
+    s.shutdown(socket.SHUT_WR)
+    got = b""
+    deadline = time.time() + 10
+    saw_rdhup = False
+    while time.time() < deadline:
+        ev = dict(ep.poll(5))
+        flags = ev.get(s.fileno(), 0)
+        saw_rdhup |= bool(flags & select.EPOLLRDHUP)
+        try:
+            chunk = s.recv(65536)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            break
+        got += chunk
+    check(saw_rdhup, "no EPOLLRDHUP after the peer closed")
+    s.setblocking(True)
+    head, reply, rest = read_response(_Replay(got))
+    check(json.loads(reply)["sha"] == hashlib.sha256(body).hexdigest(), "half-closed body changed")
+    s.close()
+    return {}
+
+
+class _Replay:
+    """recv() over bytes already read."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def recv(self, n):
+        out, self.data = self.data[:n], self.data[n:]
+        return out
+
+
+def case_sendfile(peer):
+    n = 2 * 1024 * 1024
+    body = os.urandom(n)
+    with tempfile.TemporaryFile() as f:
+        f.write(body)
+        f.flush()
+        s = connect(peer)
+        s.sendall(request("/sendfile", n))
+        sent = 0
+        while sent < n:
+            sent += os.sendfile(s.fileno(), f.fileno(), sent, n - sent)
+        got, _ = expect_sink_reply(s, body)
+        s.close()
+    check(len(traceparents(got["head"])) == 1, "no traceparent in the sendfile request")
+    return {}
+
+
+def case_splice(peer):
+    n = 1024 * 1024
+    body = os.urandom(n)
+    r, w = os.pipe()
+    s = connect(peer)
+    s.sendall(request("/splice", n))
+
+    def feed():
+        os.write(w, body)  # blocks until splice drains the pipe
+        os.close(w)
+
+    t = threading.Thread(target=feed)
+    t.start()
+    moved = 0
+    while moved < n:
+        k = os.splice(r, s.fileno(), n - moved)
+        check(k > 0, "splice moved nothing")
+        moved += k
+    t.join()
+    os.close(r)
+    got, _ = expect_sink_reply(s, body)
+    s.close()
+    check(len(traceparents(got["head"])) == 1, "no traceparent in the spliced request")
+    return {}
+
+
+def case_halfclose(peer):
+    body = os.urandom(300000)
+    s = connect(peer)
+    s.sendall(request("/halfclose", extra="X-Body: eof\r\n"))
+    for i in range(0, len(body), 7000):
+        s.sendall(body[i:i + 7000])
+    s.shutdown(socket.SHUT_WR)
+    got, rest = expect_sink_reply(s, body)
+    check(s.recv(1) == b"", "no EOF after the answer")
+    s.close()
+    check(len(traceparents(got["head"])) == 1, "no traceparent in the half-closed request")
+    return {}
+
+
+def case_stream(peer):
+    """Pipelined requests with bodies, cut into writes every which way;
+    small send buffer, non-blocking phases: nothing lost, reordered,
+    duplicated or stalled."""
+    rnd = random.Random(4)
+    s = connect(peer)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+    bodies = [bytes(rnd.choice(b"abcdefghij") for _ in range(rnd.choice([0, 1, 100, 5000, 70000])))
+              for _ in range(120)]
+    wire = [request(f"/s{i}", len(b)) + b for i, b in enumerate(bodies)]
+    results, errors = [], []
+
+    def reader():
+        buf = b""
+        try:
+            for b in bodies:
+                got, buf = expect_sink_reply(s, b, buf)
+                results.append(got)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    t = threading.Thread(target=reader)
+    t.start()
+    for i, msg in enumerate(wire):
+        mode = i % 4
+        if mode == 0:
+            s.sendall(msg)
+        elif mode == 1:  # writev: several buffers, one syscall
+            cut = sorted(rnd.sample(range(1, len(msg)), min(3, len(msg) - 1)))
+            parts = [msg[a:b] for a, b in zip([0] + cut, cut + [len(msg)])]
+            sent = s.sendmsg(parts)
+            if sent < len(msg):
+                s.sendall(msg[sent:])
+        elif mode == 2:  # MSG_MORE then the rest
+            k = len(msg) // 2
+            if k:
+                s.sendall(msg[:k], socket.MSG_MORE)
+            s.sendall(msg[k:])
+        else:  # non-blocking, small pieces, waiting for room
+            s.setblocking(False)
+            off = 0
+            while off < len(msg):
+                try:
+                    off += s.send(msg[off:off + rnd.choice([1, 13, 700, 9000])])
+                except BlockingIOError:
+                    select.select([], [s], [], 5)
+            s.setblocking(True)
+            s.settimeout(20)
+    t.join(60)
+    check(not t.is_alive(), "stalled: responses stopped coming")
+    check(not errors, f"reader: {errors}")
+    check(len(results) == len(bodies), f"{len(results)} answers for {len(bodies)} requests")
+    injected = [traceparents(r["head"]) for r in results]
+    spans = [tp[0].split("-")[2] for tp in injected if tp]
+    check(len(spans) == len(set(spans)), "a span id was injected twice")
+    s.close()
+    return {"requests": len(bodies), "injected": len(spans)}
+
+
+def case_bigwrite(peer):
+    body = os.urandom(16 * 1024 * 1024)
+    s = connect(peer)
+    s.sendall(request("/big", len(body)) + body)
+    got, _ = expect_sink_reply(s, body)
+    s.close()
+    check(len(traceparents(got["head"])) == 1, "no traceparent in the big request")
+    return {}
+
+
+CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+
+class Handler(socketserver.StreamRequestHandler):
+    def handle(self):
+        line = self.rfile.readline()
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(line.split()[1].decode()).query)
+        case, peer = q["case"][0], q["peer"][0]
+        try:
+            out = {"ok": True, **CASES[case](peer)}
+            code = 200
+        except Exception as e:  # noqa: BLE001 - the test reads why
+            out, code = {"ok": False, "why": f"{type(e).__name__}: {e}"}, 500
+        body = json.dumps(out).encode()
+        self.wfile.write(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                         % (code, len(body)) + body)
+
+
+class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    opts = ap.parse_args()
+    srv = Server((opts.host, opts.port), Handler)
+    print("listening", flush=True)
+    sys.stdout.flush()
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

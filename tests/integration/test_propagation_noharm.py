@@ -1,0 +1,130 @@
+"""No harm: a socket in the propagation sockhash (sk_msg on its every write)
+behaves as any other. A real client (services/sockhash_probe.py, in the
+test's cgroup, selected, serving a request while it runs the case so that its
+requests get a traceparent) against a real server (services/sink.py, which
+checks every byte): FIONREAD, poll/epoll/select readiness, sendfile, splice,
+half-close, pipelined writes cut every which way with a small send buffer and
+non-blocking phases, one 16 MiB write; the injected requests are valid for
+nginx (and for Python and Node: test_propagation.py); a second agent with its
+own sk_msg program on the same cgroup is detected and reported, and neither
+crashes; and nothing stays in the kernel afterwards."""
+import json
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import PYTHON, SERVICES
+from propagation_util import TestCgroup, bpf_objects_named, nginx_proxy, start_in
+
+
+@pytest.fixture
+def cg(topo):
+    c = TestCgroup()
+    yield c
+    c.remove(topo.procs)
+
+
+def start_pair(topo, cg):
+    c, a, b = topo.ns("c"), topo.ns("a"), topo.ns("b")
+    topo.link(c, "10.214.1.1", a, "10.214.1.2")
+    topo.link(a, "10.214.2.1", b, "10.214.2.2")
+    sink = topo.start(b, [PYTHON, str(SERVICES / "sink.py"), "--host", "0.0.0.0",
+                          "--port", "9000"])
+    assert sink.stdout.readline().strip() == b"listening"
+    probe = start_in(topo, cg, a, [PYTHON, str(SERVICES / "sockhash_probe.py"),
+                                   "--host", "10.214.1.2", "--port", "8000"])
+    assert probe.stdout.readline().strip() == b"listening"
+    return c, a, b, probe
+
+
+def run_case(topo, c, case, peer="10.214.2.2:9000"):
+    r = subprocess.run(["ip", "netns", "exec", c, "curl", "-s", "-m", "120",
+                        f"http://10.214.1.2:8000/run?case={case}&peer={peer}"],
+                       capture_output=True, text=True)
+    assert r.stdout, f"{case}: no answer ({r.stderr})"
+    return json.loads(r.stdout)
+
+
+def prop_stats(agent):
+    m = re.findall(r"propagation \(final\): (.*)", agent.log_text())
+    assert m, agent.log_text()
+    return {k: int(v) for k, v in (kv.split("=", 1) for kv in m[-1].split())}
+
+
+CASES = ["http", "fionread", "poll", "sendfile", "splice", "halfclose", "stream", "bigwrite"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_socket_in_sockhash_behaves(topo, cg, agent_factory, case):
+    c, a, b, probe = start_pair(topo, cg)
+    agent = agent_factory("--pid", str(probe.pid), "--propagation-cgroup", str(cg.path))
+    t0 = time.time()
+    out = run_case(topo, c, case)
+    assert out["ok"], out.get("why")
+    assert time.time() - t0 < 60
+    agent.stop()
+    st = prop_stats(agent)
+    assert st["sockets"] >= 1, st  # the probe's socket was in the sockhash
+    assert st["inject_failed"] == 0 and st["sockets_failed"] == 0, st
+    if case != "fionread" and case != "poll":
+        assert st["injected"] >= 1, st
+    if case == "stream":
+        assert st["injected"] == out["injected"] >= 1
+
+
+def test_injected_request_is_valid_for_nginx(topo, cg, agent_factory):
+    c, a, b, probe = start_pair(topo, cg)
+    # nginx (not selected: it only proxies) in front of the sink.
+    n = topo.ns("n")
+    topo.link(a, "10.214.3.1", n, "10.214.3.2")
+    topo.link(n, "10.214.4.1", b, "10.214.4.2")
+    nginx_proxy(topo, cg, n, "10.214.3.2", 8080, "http://10.214.4.2:9000")
+    agent = agent_factory("--pid", str(probe.pid), "--propagation-cgroup", str(cg.path))
+    out = run_case(topo, c, "http", peer="10.214.3.2:8080")
+    assert out["ok"], out.get("why")
+    [tp] = out["traceparents"]  # nginx passed exactly one on
+    agent.stop()
+    assert prop_stats(agent)["injected"] == 1
+
+
+def test_second_agent_with_its_own_sk_msg_is_detected(topo, cg, agent_factory):
+    c, a, b, probe = start_pair(topo, cg)
+    first = agent_factory("--pid", str(probe.pid), "--propagation-cgroup", str(cg.path),
+                          name="first")
+    second = agent_factory("--pid", str(probe.pid), "--propagation-cgroup", str(cg.path),
+                           name="second")
+    assert "already runs sockops program" in second.log_text()
+    out = run_case(topo, c, "http")
+    assert out["ok"], out.get("why")
+    assert len(out["traceparents"]) == 1  # one agent injected, not two
+    second.stop()
+    first.stop()
+    s1, s2 = prop_stats(first), prop_stats(second)
+    assert s1["injected"] + s2["injected"] == 1, (s1, s2)
+    # The socket went to the first sockhash; the second agent's sockops
+    # found it taken and said so.
+    assert s1["sockets"] >= 1 and s2["sockets_busy"] >= 1, (s1, s2)
+    assert "already had another program's sk_msg" in second.log_text()
+    assert first.proc.returncode == 0 and second.proc.returncode == 0
+
+
+def test_nothing_stays_in_the_kernel(topo, cg, agent_factory):
+    c, a, b, probe = start_pair(topo, cg)
+    before = {p["id"] for p in bpf_objects_named("ht_sockops", "ht_sk_msg")}
+    agent = agent_factory("--pid", str(probe.pid), "--propagation-cgroup", str(cg.path))
+    ours = {p["id"] for p in bpf_objects_named("ht_sockops", "ht_sk_msg")} - before
+    assert len(ours) == 2
+    assert run_case(topo, c, "http")["ok"]
+    assert agent.stop() == 0
+    deadline = time.time() + 5
+    left = ours
+    while left and time.time() < deadline:
+        left = ours & {p["id"] for p in bpf_objects_named("ht_sockops", "ht_sk_msg")}
+        time.sleep(0.1)
+    assert not left
+    r = subprocess.run(["bpftool", "cgroup", "show", str(cg.path)], capture_output=True, text=True)
+    assert "sock_ops" not in r.stdout, r.stdout
+    # The probe's sockets still work without the sockhash.
+    assert run_case(topo, c, "stream")["ok"]
