@@ -2,6 +2,7 @@
 # Installs every Debian 12 package hoptrace's build, tests, benchmarks and
 # demo need. Idempotent: does nothing when all are present. Run as root.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 PACKAGES=(
   # build
@@ -22,8 +23,23 @@ for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 
+# Node.js runs the OTLP test receiver and the SDK-instrumented test service.
+# Debian's nodejs/npm unless a Node is already on PATH.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+
+install_node_modules() {
+  # Pinned by package-lock.json; from the npm registry.
+  local dir=tests/integration/otlp
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    echo "setup: npm ci in $dir"
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+    touch "$dir/node_modules"
+  fi
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "setup: all ${#PACKAGES[@]} packages present"
+  install_node_modules
   exit 0
 fi
 
@@ -44,4 +60,5 @@ if [ ! -e "$policy" ]; then
 fi
 trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_node_modules
 echo "setup: done"
