@@ -21,6 +21,7 @@
 #include "agent/hops_api.h"
 #include "agent/network_attributes.h"
 #include "agent/process_registry.h"
+#include "agent/process_tree.h"
 #include "agent/span_pipeline.h"
 #include "agent/trace_stitcher.h"
 #include "agent/metrics_server.h"
@@ -276,6 +277,8 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     lo.exec_events = true;
     for (pid_t pid : ScanProcesses(processes, run.exe_names)) lo.pids.push_back(pid);
   }
+  // Workers forked before we started are selected with their parent.
+  if (!lo.pids.empty()) lo.pids = WithDescendants(lo.pids);
   if (!lo.trace_all && lo.pids.empty() && lo.ports.empty() && run.exe_names.empty()) {
     throw StartupError("nothing selected: pass --pid, --exe, --port or --all");
   }

@@ -127,9 +127,16 @@ class Topology:
             time.sleep(0.05)
 
     def cleanup(self):
+        # Our own children only, by pid. SIGTERM first: a server with workers
+        # (nginx) takes them down with it; SIGKILL would orphan them.
         for p in self.procs:
             if p.poll() is None:
-                p.kill()  # our own children only, by pid
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
                 p.wait(timeout=10)
         for ns in self.namespaces:
             subprocess.run(["ip", "netns", "del", ns], check=False)

@@ -90,3 +90,44 @@ def test_default_output_is_a_readable_tree(topo, tmp_path):
     lines = [l for l in text.splitlines() if l.strip()]
     assert lines[0].startswith("trace ") and "1 span" in lines[0]
     assert lines[1].startswith("└─ treesvc  SERVER GET /work?x=REDACTED  200  ")
+
+
+NGINX_CONF = """
+worker_processes 2;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {prefix}/tmp; proxy_temp_path {prefix}/tmp;
+  fastcgi_temp_path {prefix}/tmp; uwsgi_temp_path {prefix}/tmp; scgi_temp_path {prefix}/tmp;
+  server {{
+    listen 10.213.1.2:8080;
+    location / {{ return 207 "nginx\\n"; }}
+  }}
+}}
+"""
+
+
+def test_workers_forked_before_the_agent_are_traced_with_their_master(topo, agent_factory,
+                                                                      tmp_path):
+    c, s = two_services(topo)
+    prefix = tmp_path / "nginx"
+    (prefix / "tmp").mkdir(parents=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(prefix=prefix))
+    master = topo.start(s, ["nginx", "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"])
+    deadline = time.time() + 10
+    while topo.curl(c, "http://10.213.1.2:8080/", timeout=1) != "207":
+        assert time.time() < deadline, "nginx did not start"
+        time.sleep(0.1)
+    agent = agent_factory("--pid", str(master.pid))  # the master only
+    for _ in range(4):
+        assert topo.curl(c, "http://10.213.1.2:8080/x") == "207"
+    spans = agent.wait_spans(lambda s: len(s) >= 4)
+    assert len(spans) == 4
+    for span in spans:
+        assert span["kind"] == "SERVER"
+        assert attr(span, "http.response.status_code") == 207
+        assert span["resource"]["attributes"]["service.name"] == "nginx"
+        assert span["resource"]["attributes"]["process.pid"] != master.pid  # a worker
