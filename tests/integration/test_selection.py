@@ -1,5 +1,7 @@
 """Which processes are traced: --exe (also for processes started after the
 agent), --port, and children of a selected pid. Only the selected ones."""
+import os
+import signal
 import subprocess
 import time
 
@@ -69,6 +71,10 @@ def test_children_and_execs_of_a_selected_pid_are_traced(topo, agent_factory, tm
     [span] = by_kind(spans, "SERVER")
     assert attr(span, "http.response.status_code") == 205
     assert span["resource"]["attributes"]["service.name"] == "child"
+    served_by = span["resource"]["attributes"]["process.pid"]
+    assert (served_by == shell.pid) == (how == "exec")
+    if served_by != shell.pid:
+        os.kill(served_by, signal.SIGTERM)  # our service, forked by our shell
 
 
 def test_default_output_is_a_readable_tree(topo, tmp_path):
