@@ -32,7 +32,7 @@ install_node_modules() {
   local dir=tests/integration/otlp
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
     echo "setup: npm ci in $dir"
-    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+    npm ci --prefix "$dir" --prefer-offline --ignore-scripts --no-audit --no-fund --loglevel=error
     touch "$dir/node_modules"
   fi
 }

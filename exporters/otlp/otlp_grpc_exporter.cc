@@ -153,6 +153,11 @@ AttemptResult OtlpGrpcExporter::SendAttempt(std::chrono::milliseconds timeout) n
   try {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+    // Without wait_for_ready a call on a channel in TRANSIENT_FAILURE fails at
+    // once, and gRPC only notices a collector that came back at its next
+    // background poll (~5 s): every batch of that window would be lost. With
+    // it, the call waits (up to the deadline) for the reconnect.
+    ctx.set_wait_for_ready(true);
     for (const auto& [key, value] : metadata_) ctx.AddMetadata(key, value);
     // Also per call: an injected stub has no channel with our defaults.
     if (options().compression == OtlpCompression::kGzip) {

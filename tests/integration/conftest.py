@@ -21,8 +21,9 @@ SERVICES = Path(__file__).resolve().parent / "services"
 PYTHON = "/usr/bin/python3"
 
 # tests/integration/otlp holds the OTLP tests' Node tools (and node_modules),
-# not tests.
+# not tests; its fixtures (receiver, receivers, sdk_services) are shared here.
 collect_ignore = ["otlp"]
+from otlp.fixtures import receiver, receivers, sdk_services  # noqa: E402,F401
 
 
 def hoptrace_bin():

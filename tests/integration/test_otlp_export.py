@@ -16,7 +16,6 @@ import time
 import pytest
 
 from conftest import attr, by_kind
-from otlp.fixtures import receiver, receivers  # noqa: F401 (fixtures)
 from otlp.harness import (JSONL_KIND, JSONL_STATUS, KIND_CLIENT, KIND_SERVER, STATUS_UNSET,
                           attrs, free_port, python_value_type, wait_metrics)
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from conftest import SERVICES, PYTHON
-from otlp.fixtures import receiver, receivers, sdk_services  # noqa: F401 (fixtures)
 from otlp.harness import KIND_CLIENT, KIND_SERVER, free_port
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

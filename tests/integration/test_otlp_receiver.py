@@ -14,7 +14,6 @@ import urllib.request
 
 import pytest
 
-from otlp.fixtures import receiver, receivers, sdk_services  # noqa: F401 (fixtures)
 from otlp.harness import (KIND_CLIENT, KIND_SERVER, OTLP_DIR, STATUS_ERROR, STATUS_UNSET,
                           node_bin)
 

@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -229,7 +228,7 @@ class Receiver:
     def spans(self, accepted_only=True):
         return flatten(self.entries(), accepted_only)
 
-    def wait(self, pred, timeout=20, what=None):
+    def wait(self, pred, timeout=20):
         """Waits until pred(self) is true; returns the last value of pred."""
         deadline = time.time() + timeout
         while True:

@@ -29,7 +29,8 @@
 //   wire_bytes     body size as received; body_bytes: size after decompression
 //   response       what the receiver answered: {grpc_code, grpc_message} or {http_status};
 //                  plus delay_ms when it waited first and partial_success when it sent one
-//   accepted       true when the answer was a success (gRPC OK / HTTP 200), partial or not
+//   accepted       true when the answer chosen was a success (gRPC OK / HTTP 200), partial or
+//                  not; with delay_ms, a client that gave up first never got that answer
 //   span_count     spans in the request (0 when it could not be decoded)
 //   error          present when the request could not be read or decoded
 //   request        the decoded ExportTraceServiceRequest (null when it could not be decoded):
