@@ -256,8 +256,8 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   // client/server pairing and the hop table behind `hoptrace hops`.
   NetworkFacts net_facts;
   if (run.net_probes) stitch_options.span.network = &net_facts;
-  HopTable hop_table;
-  HopJoiner joiner(stitch_options.span.network, &hop_table,
+  HopTable hop_table;  // only kept when someone can ask (the metrics endpoint)
+  HopJoiner joiner(stitch_options.span.network, run.metrics_address.empty() ? nullptr : &hop_table,
                    [&](Span span) { pipeline.Submit(std::move(span)); },
                    stitch_options.span.monotonic_to_unix_ns);
   TraceStitcher stitcher(&processes,
@@ -316,6 +316,8 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     auto h = tracker.stitcher_stats();
     m.kernel_events = reader.stats().events;
     m.kernel_events_lost = k.ringbuf_drops;
+    // The network probes write into the same ring buffer.
+    if (net_probe) m.kernel_events_lost += net_probe->ReadCounters().ringbuf_drops;
     m.kernel_payload_truncated = k.truncated;
     m.events_malformed = reader.stats().malformed;
     m.connections_tracked = tracker.tracked_connections();
@@ -374,6 +376,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     const uint64_t mono = MonotonicNowNs();
     tracker.Tick(mono);
     stitcher.Tick(mono);
+    if (propagation) propagation->Sweep();
     joiner.Tick(mono);
     net_facts.Tick(mono);
     publish();
@@ -430,12 +433,13 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     spdlog::info(
         "propagation (final): server_contexts={} remote={} invalid={} head_cut={} injected={} "
         "already_present={} no_context={} untracked={} inject_failed={} sockets={} "
-        "sockets_busy={} sockets_failed={} not_http={} server_spans_from_kernel={} "
+        "sockets_busy={} sockets_failed={} not_http={} released={} server_spans_from_kernel={} "
         "client_spans_from_kernel={} relinked={} passthrough={} kernel_unmatched={}",
         c.server_contexts, c.remote, c.invalid, c.head_cut, c.injected, c.already_present,
         c.no_context, c.untracked, c.inject_failed, c.sockets_added, c.sockets_busy,
-        c.sockets_failed, c.not_http, t.server_spans_from_kernel, t.client_spans_from_kernel,
-        t.server_spans_relinked, t.client_spans_passthrough, t.kernel_contexts_unmatched);
+        c.sockets_failed, c.not_http, c.released, t.server_spans_from_kernel,
+        t.client_spans_from_kernel, t.server_spans_relinked, t.client_spans_passthrough,
+        t.kernel_contexts_unmatched);
     if (c.sockets_busy > 0) {
       spdlog::warn("propagation: {} socket(s) already had another program's sk_msg; their "
                    "requests were not injected",

@@ -282,7 +282,7 @@ std::optional<Span> SpanFromJson(const json& j) {
   }
   ParseHex(GetStr(j, "parent_span_id"), &span.parent_span_id.bytes);
   const std::string kind = GetStr(j, "kind");
-  span.kind = kind == "SERVER" ? SpanKind::kServer
+  span.kind = kind == "SERVER"   ? SpanKind::kServer
               : kind == "CLIENT" ? SpanKind::kClient
                                  : SpanKind::kInternal;
   span.name = GetStr(j, "name");

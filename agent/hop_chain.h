@@ -10,11 +10,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "agent/span.h"
 
@@ -37,17 +36,19 @@ struct HopSpan {
   // CLIENT spans paired with their SERVER span by the agent (same host).
   std::optional<int64_t> network_ns, request_ns, response_ns, server_ns, network_retransmits;
 
-  uint64_t duration_ns() const { return end_unix_ns > start_unix_ns ? end_unix_ns - start_unix_ns : 0; }
+  uint64_t duration_ns() const {
+    return end_unix_ns > start_unix_ns ? end_unix_ns - start_unix_ns : 0;
+  }
 };
 
 HopSpan SummarizeSpan(const Span& span);
 
 struct Hop {
-  int depth = 0;                 // 0: entry of the trace; +1 per call deeper
-  std::string caller;            // service, or the address of an untraced caller
-  std::string caller_address;    // "ip:port" of the caller's end
-  std::string callee;            // service, or server.address of an untraced callee
-  std::string callee_address;    // "ip:port" the caller reached
+  int depth = 0;               // 0: entry of the trace; +1 per call deeper
+  std::string caller;          // service, or the address of an untraced caller
+  std::string caller_address;  // "ip:port" of the caller's end
+  std::string callee;          // service, or server.address of an untraced callee
+  std::string callee_address;  // "ip:port" the caller reached
   std::string method, target;
   int64_t status_code = 0;
   bool error = false;

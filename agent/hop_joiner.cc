@@ -33,10 +33,16 @@ HopJoiner::HopJoiner(NetworkFacts* facts, HopTable* table, Sink sink, int64_t mo
 void HopJoiner::OnSpan(Span span, uint64_t now_ns) {
   Tick(now_ns);
   if (span.kind == SpanKind::kServer) {
-    ServerSide side{SummarizeSpan(span), span.span_id, span.start_unix_nano, span.end_unix_nano,
-                    now_ns + options_.server_wait_ns};
+    ServerSide side{span.span_id,
+                    span.start_unix_nano,
+                    span.end_unix_nano,
+                    now_ns + options_.server_wait_ns,
+                    {}};
     const SpanId parent = span.parent_span_id;
-    if (table_) table_->AddSpan(side.summary);
+    if (table_) {
+      side.summary = SummarizeSpan(span);
+      table_->AddSpan(side.summary);
+    }
     sink_(std::move(span));
     if (!parent.IsValid()) {
       ExpireServer(side, now_ns);  // a root: nobody traced called it
@@ -113,14 +119,17 @@ void HopJoiner::Join(Span* client, const ServerSide& server) {
     return;  // the caller's connection has no facts: say nothing about the network
   }
   if (auto conn = facts_->SpanConnection(server.span_id)) {
-    const uint64_t start = static_cast<uint64_t>(static_cast<int64_t>(client->start_unix_nano) - mono_to_unix_);
-    const uint64_t end = static_cast<uint64_t>(static_cast<int64_t>(client->end_unix_nano) - mono_to_unix_);
+    const uint64_t start =
+        static_cast<uint64_t>(static_cast<int64_t>(client->start_unix_nano) - mono_to_unix_);
+    const uint64_t end =
+        static_cast<uint64_t>(static_cast<int64_t>(client->end_unix_nano) - mono_to_unix_);
     for (const TcpIncident& i : facts_->IncidentsBetween(*conn, start, end)) {
       if (i.kind == TcpIncidentKind::kRetransmit) ++retransmits;
       client->events.push_back(IncidentEvent(i, "server", mono_to_unix_));
     }
-    std::sort(client->events.begin(), client->events.end(),
-              [](const SpanEvent& x, const SpanEvent& y) { return x.time_unix_nano < y.time_unix_nano; });
+    std::sort(
+        client->events.begin(), client->events.end(),
+        [](const SpanEvent& x, const SpanEvent& y) { return x.time_unix_nano < y.time_unix_nano; });
   }
   Add(a, "hoptrace.network.retransmits", retransmits);
 }

@@ -35,7 +35,7 @@
 namespace hoptrace {
 
 struct HopJoinerOptions {
-  uint64_t hold_ns = 300'000'000;          // CLIENT span waiting for its SERVER span
+  uint64_t hold_ns = 300'000'000;           // CLIENT span waiting for its SERVER span
   uint64_t server_wait_ns = 2'000'000'000;  // SERVER span's times waiting for the CLIENT span
   size_t max_held = 8192;
   size_t max_servers = 16384;
@@ -52,7 +52,8 @@ class HopJoiner {
  public:
   using Sink = std::function<void(Span)>;
 
-  // facts may be null (no network probes); table may be null (no hop table).
+  // facts may be null (no network probes); table may be null (nobody asks
+  // for hops: the agent then keeps no summaries at all).
   HopJoiner(NetworkFacts* facts, HopTable* table, Sink sink, int64_t monotonic_to_unix_ns,
             HopJoinerOptions options = {});
 
@@ -75,10 +76,10 @@ class HopJoiner {
     uint64_t deadline_ns;
   };
   struct ServerSide {
-    HopSpan summary;
     SpanId span_id;
     uint64_t start_unix_ns, end_unix_ns;
     uint64_t deadline_ns;
+    HopSpan summary;  // only with a hop table
   };
 
   void Join(Span* client, const ServerSide& server);

@@ -105,9 +105,10 @@ void HopTable::AddHop(const Hop& hop, uint64_t now_ns) {
   auto it = edges_.find(key);
   if (it == edges_.end()) {
     if (edges_.size() >= options_.max_edges) {
-      auto oldest = std::min_element(edges_.begin(), edges_.end(), [](const auto& a, const auto& b) {
-        return a.second.last_seen_ns < b.second.last_seen_ns;
-      });
+      auto oldest =
+          std::min_element(edges_.begin(), edges_.end(), [](const auto& a, const auto& b) {
+            return a.second.last_seen_ns < b.second.last_seen_ns;
+          });
       edges_.erase(oldest);
       ++stats_.edges_evicted;
     }
@@ -128,7 +129,8 @@ void HopTable::AddHop(const Hop& hop, uint64_t now_ns) {
   w.errors += hop.error ? 1 : 0;
   if (hop.total_ns) w.total.Record(static_cast<uint64_t>(std::max<int64_t>(0, *hop.total_ns)));
   if (hop.server_ns) w.server.Record(static_cast<uint64_t>(std::max<int64_t>(0, *hop.server_ns)));
-  if (hop.network_ns) w.network.Record(static_cast<uint64_t>(std::max<int64_t>(0, *hop.network_ns)));
+  if (hop.network_ns)
+    w.network.Record(static_cast<uint64_t>(std::max<int64_t>(0, *hop.network_ns)));
   // RTT goes in as ns like the rest (the histogram's first bucket ends at 1.024 us).
   if (hop.srtt_us) w.srtt.Record(static_cast<uint64_t>(std::max<int64_t>(0, *hop.srtt_us)) * 1000);
   if (hop.ip_hops) e.ip_hops = hop.ip_hops;
@@ -206,8 +208,8 @@ nlohmann::json HopTable::RecentTraces(size_t limit) const {
     }
     json j = {{"trace_id", *it}, {"spans", t.spans.size()}};
     if (root != nullptr) {
-      j["root"] = root->service + " " + std::string(SpanKindName(root->kind)) + " " +
-                  root->method + " " + root->target;
+      j["root"] = root->service + " " + std::string(SpanKindName(root->kind)) + " " + root->method +
+                  " " + root->target;
       j["start_time_unix_nano"] = start;
       j["duration_ns"] = end > start ? end - start : 0;
     }

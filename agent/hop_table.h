@@ -14,11 +14,10 @@
 #include <cstdint>
 #include <list>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "agent/hop_chain.h"
 #include "agent/latency_histogram.h"

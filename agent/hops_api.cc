@@ -50,7 +50,8 @@ void RegisterHopRoutes(MetricsServer* server, const HopTable* table,
     if (auto l = QueryParam(query, "limit")) {
       size_t n = 0;
       auto [p, ec] = std::from_chars(l->data(), l->data() + l->size(), n);
-      if (ec == std::errc() && p == l->data() + l->size() && n > 0) limit = std::min<size_t>(n, 1000);
+      if (ec == std::errc() && p == l->data() + l->size() && n > 0)
+        limit = std::min<size_t>(n, 1000);
     }
     return reply(200, {{"traces", table->RecentTraces(limit)}});
   });

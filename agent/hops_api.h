@@ -24,7 +24,6 @@ namespace hoptrace {
 std::optional<std::string> QueryParam(std::string_view query, std::string_view key);
 
 // now: CLOCK_MONOTONIC ns (edge windows).
-void RegisterHopRoutes(MetricsServer* server, const HopTable* table,
-                       std::function<uint64_t()> now);
+void RegisterHopRoutes(MetricsServer* server, const HopTable* table, std::function<uint64_t()> now);
 
 }  // namespace hoptrace

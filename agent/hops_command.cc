@@ -9,12 +9,11 @@
 #include <ctime>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "agent/hop_chain.h"
 #include "agent/hop_table.h"
@@ -49,9 +48,7 @@ std::string Duration(std::optional<int64_t> ns) {
   return buf;
 }
 
-std::string Micros(std::optional<int64_t> us) {
-  return us ? Duration(*us * 1000) : "-";
-}
+std::string Micros(std::optional<int64_t> us) { return us ? Duration(*us * 1000) : "-"; }
 
 std::string Number(std::optional<int64_t> n) { return n ? std::to_string(*n) : "-"; }
 
@@ -118,12 +115,14 @@ std::optional<std::vector<HopSpan>> ReadSpans(const std::string& path, std::stri
 // ---- tables --------------------------------------------------------------------
 
 void PrintHops(const std::string& trace_id, const std::vector<Hop>& hops, FILE* out) {
-  fprintf(out, "trace %s: %zu hop%s\n\n", trace_id.c_str(), hops.size(), hops.size() == 1 ? "" : "s");
+  fprintf(out, "trace %s: %zu hop%s\n\n", trace_id.c_str(), hops.size(),
+          hops.size() == 1 ? "" : "s");
   std::vector<std::string> who, call;
   size_t who_w = std::string("caller -> callee (address)").size(), call_w = 4;
   for (const Hop& h : hops) {
     std::string w = std::string(2 * h.depth, ' ') + Clean(h.caller, 32) + " -> " +
-                    Clean(h.callee, 32) + (h.callee_address.empty() ? "" : " (" + Clean(h.callee_address) + ")");
+                    Clean(h.callee, 32) +
+                    (h.callee_address.empty() ? "" : " (" + Clean(h.callee_address) + ")");
     std::string c = Clean(h.method, 12) + " " + Clean(h.target) +
                     (h.status_code ? " " + std::to_string(h.status_code) : "");
     who_w = std::max(who_w, w.size());
@@ -143,10 +142,11 @@ void PrintHops(const std::string& trace_id, const std::vector<Hop>& hops, FILE* 
             Duration(h.response_ns).c_str(), Micros(h.srtt_us).c_str(), Number(h.ip_hops).c_str(),
             static_cast<long long>(h.retransmits));
   }
-  fprintf(out,
-          "\ntotal: the caller's wait; server: the callee's own span; network = total - server;\n"
-          "request/response: one-way times (caller's send -> callee's read, callee's last write ->\n"
-          "caller's read; same host only); rtt: TCP's smoothed RTT; ip hops: routers crossed.\n");
+  fprintf(
+      out,
+      "\ntotal: the caller's wait; server: the callee's own span; network = total - server;\n"
+      "request/response: one-way times (caller's send -> callee's read, callee's last write ->\n"
+      "caller's read; same host only); rtt: TCP's smoothed RTT; ip hops: routers crossed.\n");
 }
 
 std::string Pair(const EdgePercentiles& p, bool micros) {
@@ -169,12 +169,12 @@ void PrintEdges(const std::vector<EdgeReport>& edges, FILE* out) {
           "network p50/p99", "rtt p50/p99", "hops", "retrans", "errors");
   for (size_t i = 0; i < edges.size(); ++i) {
     const EdgeReport& e = edges[i];
-    fprintf(out, "%-*s  %8.1f %8llu  %-17s %-17s %-17s %-15s %4s %7llu %6llu\n", static_cast<int>(w),
-            names[i].c_str(), e.rate_per_s, static_cast<unsigned long long>(e.requests),
-            Pair(e.total, false).c_str(), Pair(e.server, false).c_str(),
-            Pair(e.network, false).c_str(), Pair(e.srtt, true).c_str(), Number(e.ip_hops).c_str(),
-            static_cast<unsigned long long>(e.retransmits),
-            static_cast<unsigned long long>(e.errors));
+    fprintf(
+        out, "%-*s  %8.1f %8llu  %-17s %-17s %-17s %-15s %4s %7llu %6llu\n", static_cast<int>(w),
+        names[i].c_str(), e.rate_per_s, static_cast<unsigned long long>(e.requests),
+        Pair(e.total, false).c_str(), Pair(e.server, false).c_str(), Pair(e.network, false).c_str(),
+        Pair(e.srtt, true).c_str(), Number(e.ip_hops).c_str(),
+        static_cast<unsigned long long>(e.retransmits), static_cast<unsigned long long>(e.errors));
   }
   if (edges.empty()) fprintf(out, "(no calls seen yet)\n");
 }
@@ -269,7 +269,9 @@ int FromFile(const HopsOptions& o) {
     if (o.json) {
       json list = json::array();
       for (const Hop& h : hops) list.push_back(HopToJson(h));
-      printf("%s\n", json{{"trace_id", o.trace_id}, {"spans", mine.size()}, {"hops", list}}.dump(2).c_str());
+      printf(
+          "%s\n",
+          json{{"trace_id", o.trace_id}, {"spans", mine.size()}, {"hops", list}}.dump(2).c_str());
     } else {
       PrintHops(o.trace_id, hops, stdout);
     }
@@ -304,11 +306,13 @@ int FromFile(const HopsOptions& o) {
 
 int RunHops(const HopsOptions& options, const std::atomic<bool>* stop) {
   if (options.agent.empty() == options.from_file.empty()) {
-    return Fail("say where the spans are: --agent HOST:PORT (a `hoptrace run --metrics-address`) "
-                "or --from FILE (JSON lines of `hoptrace run --output jsonl`)");
+    return Fail(
+        "say where the spans are: --agent HOST:PORT (a `hoptrace run --metrics-address`) "
+        "or --from FILE (JSON lines of `hoptrace run --output jsonl`)");
   }
-  if (!options.trace_id.empty() && (options.trace_id.size() != 32 ||
-      options.trace_id.find_first_not_of("0123456789abcdef") != std::string::npos)) {
+  if (!options.trace_id.empty() &&
+      (options.trace_id.size() != 32 ||
+       options.trace_id.find_first_not_of("0123456789abcdef") != std::string::npos)) {
     return Fail("a trace id is 32 lower-case hex digits, got \"" + Clean(options.trace_id) + "\"");
   }
   if (!options.from_file.empty()) {

@@ -13,8 +13,8 @@ namespace {
 // include/net/tcp_states.h
 std::string_view TcpStateName(uint8_t state) {
   static constexpr std::array<std::string_view, 13> kNames = {
-      "UNKNOWN",   "ESTABLISHED", "SYN_SENT", "SYN_RECV",   "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
-      "CLOSE",     "CLOSE_WAIT",  "LAST_ACK", "LISTEN",     "CLOSING",   "NEW_SYN_RECV"};
+      "UNKNOWN", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",   "TIME_WAIT",
+      "CLOSE",   "CLOSE_WAIT",  "LAST_ACK", "LISTEN",   "CLOSING",   "NEW_SYN_RECV"};
   return state < kNames.size() ? kNames[state] : "UNKNOWN";
 }
 
@@ -55,14 +55,7 @@ void NetworkFacts::OnTcpEvent(const TcpEvent& ev) {
   const ConnId id{h.pid, h.fd, h.conn_gen};
   auto it = conns_.find(id);
   if (it == conns_.end()) {
-    if (conns_.size() >= options_.max_connections) {
-      // Bounded: the connection heard from longest ago goes.
-      auto oldest = std::min_element(conns_.begin(), conns_.end(), [](const auto& a, const auto& b) {
-        return a.second.last_event_ns < b.second.last_event_ns;
-      });
-      conns_.erase(oldest);
-      ++stats_.evicted;
-    }
+    if (conns_.size() >= options_.max_connections) EvictOldest();
     it = conns_.emplace(id, ConnNetFacts{}).first;
   }
   ConnNetFacts& f = it->second;
@@ -134,7 +127,23 @@ std::optional<ConnId> NetworkFacts::SpanConnection(const SpanId& span_id) const 
   return it->second;
 }
 
+void NetworkFacts::EvictOldest() {
+  // The connections heard from longest ago go, an eighth at a time, so that
+  // a full table costs one pass per many new connections, not one each.
+  std::vector<std::pair<uint64_t, ConnId>> by_age;
+  by_age.reserve(conns_.size());
+  for (const auto& [id, f] : conns_) by_age.emplace_back(f.last_event_ns, id);
+  const size_t n = std::max<size_t>(1, by_age.size() / 8);
+  std::nth_element(by_age.begin(), by_age.begin() + (n - 1), by_age.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 0; i < n; ++i) conns_.erase(by_age[i].second);
+  stats_.evicted += n;
+}
+
 void NetworkFacts::Tick(uint64_t now_ns) {
+  // Idleness is counted in minutes: a pass per second is plenty.
+  if (now_ns < last_sweep_ns_ + 1'000'000'000) return;
+  last_sweep_ns_ = now_ns;
   for (auto it = conns_.begin(); it != conns_.end();) {
     const bool idle = now_ns > it->second.last_event_ns &&
                       now_ns - it->second.last_event_ns > options_.idle_ttl_ns;
@@ -145,7 +154,8 @@ void NetworkFacts::Tick(uint64_t now_ns) {
 SpanEvent IncidentEvent(const TcpIncident& incident, std::string_view endpoint,
                         int64_t monotonic_to_unix_ns) {
   SpanEvent e;
-  e.time_unix_nano = static_cast<uint64_t>(static_cast<int64_t>(incident.ts_ns) + monotonic_to_unix_ns);
+  e.time_unix_nano =
+      static_cast<uint64_t>(static_cast<int64_t>(incident.ts_ns) + monotonic_to_unix_ns);
   Add(e.attributes, "hoptrace.tcp.endpoint", std::string(endpoint));
   Add(e.attributes, "hoptrace.tcp.state", std::string(TcpStateName(incident.state)));
   if (incident.kind == TcpIncidentKind::kRetransmit) {
@@ -172,14 +182,15 @@ void AddNetworkAttributes(const ConnInfo& conn, bool server, const SpanBuildOpti
   if (f->sampled && f->srtt_us != 0) {
     Add(a, "hoptrace.tcp.srtt_us", int64_t{f->srtt_us});
     Add(a, "hoptrace.tcp.rttvar_us", int64_t{f->rttvar_us});
-    if (f->min_rtt_us != ~0u && f->min_rtt_us != 0) Add(a, "hoptrace.tcp.min_rtt_us", int64_t{f->min_rtt_us});
   }
   if (f->ttl != 0) {
     Add(a, "hoptrace.network.peer_ttl", int64_t{f->ttl});
     Add(a, "hoptrace.network.ip_hops", int64_t{*InferIpHops(f->ttl)});
   }
-  const uint64_t start = static_cast<uint64_t>(static_cast<int64_t>(span->start_unix_nano) - monotonic_to_unix_ns);
-  const uint64_t end = static_cast<uint64_t>(static_cast<int64_t>(span->end_unix_nano) - monotonic_to_unix_ns);
+  const uint64_t start =
+      static_cast<uint64_t>(static_cast<int64_t>(span->start_unix_nano) - monotonic_to_unix_ns);
+  const uint64_t end =
+      static_cast<uint64_t>(static_cast<int64_t>(span->end_unix_nano) - monotonic_to_unix_ns);
   int64_t retransmits = 0, timeouts = 0, resets = 0;
   const std::string_view endpoint = server ? "server" : "client";
   for (const TcpIncident& i : facts.IncidentsBetween(conn.id, start, end)) {
@@ -191,11 +202,12 @@ void AddNetworkAttributes(const ConnInfo& conn, bool server, const SpanBuildOpti
     }
     span->events.push_back(IncidentEvent(i, endpoint, monotonic_to_unix_ns));
   }
+  // Every attribute costs each exported span: the rare counts only when not 0.
   Add(a, "hoptrace.tcp.retransmits", retransmits);
-  Add(a, "hoptrace.tcp.timeouts", timeouts);
-  Add(a, "hoptrace.tcp.resets", resets);
-  Add(a, "hoptrace.tcp.connection.retransmits", int64_t{f->total_retrans});
-  Add(a, "hoptrace.tcp.connection.timeouts", int64_t{f->total_rto});
+  if (timeouts) Add(a, "hoptrace.tcp.timeouts", timeouts);
+  if (resets) Add(a, "hoptrace.tcp.resets", resets);
+  if (f->total_retrans) Add(a, "hoptrace.tcp.connection.retransmits", int64_t{f->total_retrans});
+  if (f->total_rto) Add(a, "hoptrace.tcp.connection.timeouts", int64_t{f->total_rto});
 }
 
 }  // namespace hoptrace

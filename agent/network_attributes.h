@@ -55,7 +55,7 @@ struct ConnNetFacts {
 };
 
 struct NetworkFactsOptions {
-  size_t max_connections = 65536;
+  size_t max_connections = 65536;  // when full, the oldest eighth goes
   size_t max_incidents_per_connection = 64;
   // Connections with no event for this long are forgotten (spans of a
   // connection are built within moments of its events).
@@ -96,8 +96,11 @@ class NetworkFacts {
     size_t operator()(const SpanId& s) const;
   };
 
+  void EvictOldest();
+
   NetworkFactsOptions options_;
   std::unordered_map<ConnId, ConnNetFacts, ConnIdHash> conns_;
+  uint64_t last_sweep_ns_ = 0;
   std::unordered_map<SpanId, ConnId, SpanIdHash> span_conns_;
   std::deque<SpanId> span_order_;
   NetworkFactsStats stats_;

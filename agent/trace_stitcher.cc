@@ -147,6 +147,17 @@ SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const http1
       ctx.parent_span_id = local_parent->span_id;
       ++stats_.server_spans_relinked;
     }
+    if (k->origin == HT_CTX_NEW_TRACE && local_parent) {
+      // No header, but the caller is traced on this host (its requests are
+      // not injected): the 4-tuple names the parent. The kernel's span id
+      // stays. Only calls this server's kernel already injected, if any,
+      // keep the kernel's trace id.
+      ctx.trace_id = local_parent->trace_id;
+      ctx.parent_span_id = local_parent->span_id;
+      ctx.flags = local_parent->flags;
+      ctx.tracestate = std::move(local_parent->tracestate);
+      ++stats_.server_spans_linked_locally;
+    }
     return ctx;
   }
   if (auto tp = req.Header("traceparent")) {

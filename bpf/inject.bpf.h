@@ -21,6 +21,7 @@
 #define HT_INJ_SCAN 4096 /* bytes of a message looked at; power of two */
 #define HT_INJ_MAX 2048  /* room for the inserted lines; power of two */
 #define HT_TP_LINE_LEN 70 /* "traceparent: " 55 "\r\n" */
+#define HT_INJ_LINEARIZE_MAX 65536 /* messages made one piece again after insertion */
 
 /* What propagation knows about one socket (socket-local storage). */
 enum ht_prop_kind {
@@ -31,10 +32,35 @@ enum ht_prop_kind {
 
 struct ht_prop_sock {
 	__u64 bound_span; /* server span of the thread that connected it, unused yet */
+	__u64 cookie;     /* its key in the sockhash */
 	__u8 selected;    /* made by a selected process: may enter the sockhash */
 	__u8 kind;        /* enum ht_prop_kind */
 	__u8 _pad[6];
 };
+
+/* Sockets whose first message was not an HTTP request: the agent takes them
+ * out of the sockhash (only its own bpf(2) may: sk_msg programs cannot
+ * delete from a sockmap), so they get the kernel's plain TCP paths back
+ * (kernels that lack the tcp_bpf_ioctl fix answer FIONREAD with 0 for
+ * sockets in a sockmap). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* socket cookie */
+	__type(value, __u8);
+} ht_prop_release SEC(".maps");
+
+static __always_inline void ht_prop_not_http(struct ht_prop_sock *ps)
+{
+	__u8 one = 1;
+
+	if (ps->kind != HT_PK_UNKNOWN)
+		return;
+	ps->kind = HT_PK_OTHER;
+	ht_ctx_count(HT_CTXC_NOT_HTTP);
+	if (ps->cookie)
+		bpf_map_update_elem(&ht_prop_release, &ps->cookie, &one, BPF_ANY);
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -344,13 +370,11 @@ static __always_inline void ht_msg_inject(struct sk_msg_md *msg, __u64 pid_tgid,
 	n = msg->size;
 	if (n > HT_INJ_SCAN - 1)
 		n = HT_INJ_SCAN - 1;
-	if (n < 16) /* shorter than "GET / HTTP/1.1\r\n" */
-		return;
-	if (bpf_msg_pull_data(msg, 0, n, 0))
+	if (n == 0 || bpf_msg_pull_data(msg, 0, n, 0))
 		return;
 	data = (void *)(long)msg->data;
 	end = (void *)(long)msg->data_end;
-	if (data + 16 > end)
+	if (data + 1 > end)
 		return;
 	if (data + n > end)
 		n = (__u32)((long)end - (long)data);
@@ -360,22 +384,18 @@ static __always_inline void ht_msg_inject(struct sk_msg_md *msg, __u64 pid_tgid,
 	/* n < HT_INJ_SCAN already; the mask, in the register that is passed,
 	 * says so to the verifier. */
 	asm volatile("%[n] &= %[m]" : [n] "+r"(n) : [m] "i"(HT_INJ_SCAN - 1));
-	if (n < 16 || bpf_probe_read_kernel(s->buf, n, data))
+	if (n < 1 || bpf_probe_read_kernel(s->buf, n, data))
 		return;
-	if (!ht_is_request_start(s->buf, 4)) {
-		if (ps->kind == HT_PK_UNKNOWN) {
-			ps->kind = HT_PK_OTHER;
-			ht_ctx_count(HT_CTXC_NOT_HTTP);
-		}
+	if (!ht_is_request_start(s->buf, n < 4 ? n : 4)) {
+		ht_prop_not_http(ps);
 		return; /* a request body, or not HTTP at all */
 	}
+	if (n < 16) /* shorter than "GET / HTTP/1.1\r\n": not a whole request line */
+		return;
 	l.buf = s->buf;
 	bpf_loop(n, ht_rq_step, &l, 0);
 	if (!ht_rq_line_ok(s->buf, l.line1_end)) {
-		if (ps->kind == HT_PK_UNKNOWN) {
-			ps->kind = HT_PK_OTHER;
-			ht_ctx_count(HT_CTXC_NOT_HTTP);
-		}
+		ht_prop_not_http(ps);
 		return;
 	}
 	ps->kind = HT_PK_HTTP;
@@ -452,6 +472,15 @@ static __always_inline void ht_msg_inject(struct sk_msg_md *msg, __u64 pid_tgid,
 		ht_ctx_count(HT_CTXC_INJECT_FAILED);
 		return;
 	}
+	/* push_data left the message in three or more pieces (before, ours,
+	 * after), and the kernel sends each piece with its own
+	 * tcp_sendmsg_locked(): on a socket without TCP_NODELAY, Nagle then holds
+	 * the small second piece until the first is acked, and a peer that waits
+	 * for the whole head to answer delays that ack (40 ms). One piece again,
+	 * as the application wrote it; a message too big to copy cheaply keeps
+	 * its pieces (its body segments are full-sized anyway). */
+	if (msg->size <= HT_INJ_LINEARIZE_MAX && bpf_msg_pull_data(msg, 0, msg->size, 0))
+		ht_ctx_count(HT_CTXC_NOT_LINEAR);
 	ht_ctx_count(HT_CTXC_INJECTED);
 	ht_emit_client_ctx(pid_tgid, a, info, c, span_id, ctx_flags);
 }

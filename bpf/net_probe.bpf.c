@@ -38,14 +38,19 @@ int BPF_PROG(hn_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 }
 
 SEC("tp_btf/tcp_retransmit_skb")
-int BPF_PROG(hn_tcp_retransmit, const struct sock *csk, const struct sk_buff *skb, int err)
+int hn_tcp_retransmit(__u64 *ctx)
 {
-	struct sock *sk = (struct sock *)csk;
+	struct sock *sk = (struct sock *)ctx[0];
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	struct hn_conn *st;
 	__u8 flags = 0;
 
-	if (err) /* not sent after all */
+	/* Count only what left, as the kernel does (total_retrans). Newer
+	 * kernels report failed attempts too, with the error as a third
+	 * argument; their event has an err field. Elsewhere the branch is gone
+	 * before the verifier looks, and with it the read of a missing argument. */
+	if (bpf_core_field_exists(struct trace_event_raw_tcp_retransmit_skb, err) &&
+	    (int)ctx[2] != 0)
 		return 0;
 	st = hn_conn_known((__u64)sk);
 	if (!st)
@@ -77,10 +82,10 @@ int BPF_PROG(hn_tcp_receive_reset, struct sock *sk)
 	return 0;
 }
 
-/* sk is NULL for a reset that answers a segment no socket wanted. */
+/* sk is NULL for a reset that answers a segment no socket wanted. Only the
+ * first argument is read: the others changed over kernel versions. */
 SEC("tp_btf/tcp_send_reset")
-int BPF_PROG(hn_tcp_send_reset, const struct sock *csk, const struct sk_buff *skb,
-	     const enum sk_rst_reason reason)
+int BPF_PROG(hn_tcp_send_reset, const struct sock *csk)
 {
 	struct hn_conn *st;
 
@@ -88,8 +93,7 @@ int BPF_PROG(hn_tcp_send_reset, const struct sock *csk, const struct sk_buff *sk
 		return 0;
 	st = hn_conn_known((__u64)csk);
 	if (st)
-		hn_emit(HT_EV_TCP_RESET_SENT, (struct sock *)csk, st, 0, (__u16)reason,
-			bpf_ktime_get_ns());
+		hn_emit(HT_EV_TCP_RESET_SENT, (struct sock *)csk, st, 0, 0, bpf_ktime_get_ns());
 	return 0;
 }
 

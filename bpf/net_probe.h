@@ -39,7 +39,7 @@ struct ht_tcp_event {
 	__u8 state;          /* TCP state (TCP_ESTABLISHED = 1, ...) */
 	__u8 ca_state;       /* congestion state; 4 = loss (after a timeout) */
 	__u8 flags;          /* HT_TCP_F_* */
-	__u16 reason;        /* stats: enum ht_tcp_sample_reason; reset sent: sk_rst_reason */
+	__u16 reason;        /* stats: enum ht_tcp_sample_reason; else 0 */
 };
 
 /* Indexes into the per-CPU counter array "hn_counters". */

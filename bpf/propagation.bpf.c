@@ -64,6 +64,7 @@ int ht_sockops(struct bpf_sock_ops *skops)
 		if (!ps || !ps->selected)
 			return 1;
 		cookie = bpf_get_socket_cookie(skops);
+		ps->cookie = cookie;
 		err = bpf_sock_hash_update(skops, &ht_prop_sockhash, &cookie, BPF_NOEXIST);
 		if (!err)
 			ht_ctx_count(HT_CTXC_SOCK_ADDED);

@@ -26,7 +26,8 @@ enum ht_ctx_counter {
 	HT_CTXC_SOCK_FAILED = 11,  /* sockhash full or other insert error */
 	HT_CTXC_NOT_HTTP = 12,     /* sockets whose first bytes are not a request */
 	HT_CTXC_REPLACED = 13,     /* invalid traceparent replaced (W3C restart) */
-	HT_CTXC_MAX = 14,
+	HT_CTXC_NOT_LINEAR = 14,   /* injected message left in pieces (copy failed) */
+	HT_CTXC_MAX = 15,
 };
 
 #endif /* HOPTRACE_BPF_PROPAGATION_H */

@@ -170,8 +170,18 @@ static __always_inline void hn_sample(struct sock *sk, struct hn_conn *st, __u8 
 			  (BPF_CORE_READ(tp, mdev_us) >> 2) != st->rttvar_us))
 			why = HT_TCP_SAMPLE_PERIODIC;
 	}
-	if (why)
-		hn_emit(HT_EV_TCP_STATS, sk, st, 0, why, now);
+	if (!why)
+		return;
+	/* A connection socket_trace found not to be HTTP makes no span: say
+	 * nothing of it (one more lookup, per event, not per segment). */
+	struct ht_conn_info *info = bpf_map_lookup_elem(&ht_conns, &st->conn_key);
+
+	if (info && info->gen == st->gen && info->proto == HT_PROTO_OTHER) {
+		st->emitted = 1; /* and ask again only once per interval */
+		st->last_emit_ns = now;
+		return;
+	}
+	hn_emit(HT_EV_TCP_STATS, sk, st, 0, why, now);
 }
 
 #endif /* HOPTRACE_BPF_TCP_FACTS_BPF_H */

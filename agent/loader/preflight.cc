@@ -124,7 +124,7 @@ std::vector<PreflightItem> RunPreflight() {
     // The network probes load on their own here (with maps of their own).
     net_probe_bpf* net = net_probe_bpf__open();
     int net_err = net ? net_probe_bpf__load(net) : -errno;
-    items.push_back(Item("network probe programs (tp_btf tcp)", net && net_err == 0,
+    items.push_back(Item("network probe programs", net && net_err == 0,
                          net_err == 0 ? "loaded and verified"
                                       : std::string("load failed: ") + strerror(-net_err),
                          "RTT, retransmissions, resets, IP hops on spans", false));

@@ -37,6 +37,7 @@ struct PropagationCounters {
   uint64_t sockets_busy = 0;  // another sk_msg program already had the socket
   uint64_t sockets_failed = 0;
   uint64_t not_http = 0;
+  uint64_t released = 0;  // non-HTTP sockets taken out of the sockhash by Sweep()
 };
 
 class PropagationLoader {
@@ -51,6 +52,13 @@ class PropagationLoader {
   PropagationLoader& operator=(const PropagationLoader&) = delete;
 
   PropagationCounters ReadCounters() const;
+  // Takes the sockets the sk_msg program found not to speak HTTP out of the
+  // sockhash (BPF programs of that type may not). Call it every tick.
+  void Sweep();
+  // Whether FIONREAD still counts the bytes waiting on a socket in the
+  // sockhash (checked at start in a network namespace of its own; kernels
+  // without the upstream tcp_bpf_ioctl fix answer 0).
+  bool fionread_kept() const { return fionread_kept_; }
   // sockops programs of others on the cgroup (effective, inherited ones
   // included) when we attached: "id NAME" each. Their sk_msg programs, if
   // any, keep the sockets they claim (counted as sockets_busy).
@@ -63,6 +71,8 @@ class PropagationLoader {
   int cgroup_fd_ = -1;
   bpf_link* sockops_link_ = nullptr;
   bool msg_attached_ = false;
+  bool fionread_kept_ = true;
+  uint64_t released_ = 0;
   std::vector<std::string> other_sockops_;
 };
 

@@ -115,7 +115,8 @@ die() { echo "wrk_overhead: $*" >&2; exit 1; }
 log() { echo "[wrk_overhead] $*" >&2; }
 
 for v in DURATION CONNECTIONS THREADS WARMUP ROUNDS QUIET_WAIT; do
-  [[ "${!v}" =~ ^[0-9]+$ ]] || die "--${v,,} needs a whole number"
+  opt=${v,,}
+  [[ "${!v}" =~ ^[0-9]+$ ]] || die "--${opt//_/-} needs a whole number"
 done
 [ "$DURATION" -gt 0 ] || die "--duration must be > 0"
 [ "$ROUNDS" -gt 0 ] || die "--rounds must be > 0"
@@ -583,7 +584,7 @@ fi
 
 python3 - "$RESULTS" "$TMP/final_stats.tsv" "$DURATION" "$THREADS" "$CONNECTIONS" "$NCPU" \
   "$AGENT_SRC" "$BPF_STATS" "$SELECT" "$(nginx -v 2>&1 | sed 's/.*: //')" \
-  "$(wrk --version 2>&1 | head -1 | awk '{ print $1, $2 }')" "$(uname -r)" "${AGENT_ARGS[*]:-}" \
+  "$(wrk --version 2>&1 | head -1 | awk '{ print $2 }')" "$(uname -r)" "${AGENT_ARGS[*]:-}" \
   "$AGENT_ID" "$GIT_ID" "$AGENT_OUTPUT" <<'EOF'
 import statistics, sys
 

@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 
 from conftest import PYTHON, SERVICES, attr, by_kind, hoptrace_bin
+from propagation_util import TestCgroup, py_service
 
 MS = 1_000_000
 BRIDGE = SERVICES / "delay_bridge.py"
+RELAY = SERVICES / "tcp_relay.py"
 
 
 def free_port():
@@ -73,12 +75,12 @@ def loaded_prog_ids():
     return {p["id"] for p in shown}
 
 
-def resolve_neighbours(topo, ns, host):
-    """One connection from ns to host:9090 before the test's: a SYN sent
+def resolve_neighbours(topo, ns, host, port=9090):
+    """One connection from ns to host:port before the test's: a SYN sent
     while ARP / neighbour discovery is pending is held (or, for IPv6 through a
     router, lost and resent after 1 s), and would be the connection's first
     RTT sample."""
-    r = topo.python(ns, f"import socket; socket.create_connection(('{host}', 9090), 5).close()")
+    r = topo.python(ns, f"import socket; socket.create_connection(('{host}', {port}), 5).close()")
     assert r.returncode == 0, r.stderr
 
 
@@ -193,7 +195,7 @@ def test_hops_counts_the_routers_between_services(topo, agent_factory, routers, 
         assert 0 < attr(s, "hoptrace.tcp.srtt_us") < 100_000
         assert attr(s, "hoptrace.tcp.rttvar_us") >= 0
         assert attr(s, "hoptrace.tcp.retransmits") == 0
-        assert attr(s, "hoptrace.tcp.resets") == 0
+        assert attr(s, "hoptrace.tcp.resets") is None  # rare counts only when not 0
     # The pair is joined: the callee's own time, the rest is the network.
     server_ns = b_srv["end_time_unix_nano"] - b_srv["start_time_unix_nano"]
     total_ns = a_cli["end_time_unix_nano"] - a_cli["start_time_unix_nano"]
@@ -237,13 +239,13 @@ def test_link_delay_is_network_time_and_server_sleep_is_server_time(topo, agent_
         srv = [s for s in servers.values() if s["parent_span_id"] == cli["span_id"]]
         assert len(srv) == 1, "the backend span is the child of the frontend's call"
         server_ns = srv[0]["end_time_unix_nano"] - srv[0]["start_time_unix_nano"]
-        assert 50 * MS <= server_ns < 58 * MS  # the sleep, untouched by the link
+        assert 50 * MS <= server_ns < 65 * MS  # the sleep, untouched by the link
         assert attr(cli, "hoptrace.server.time_ns") == server_ns
         # The link's delay, within a few ms: the rest is the backend's accept
         # and thread start before its first read, and the bridge's own time.
         net = attr(cli, "hoptrace.network.time_ns")
-        assert 20 * MS <= net < 28 * MS, net
-        assert 20 * MS <= attr(cli, "hoptrace.network.request_ns") < 27 * MS  # delayed way
+        assert 20 * MS <= net < 33 * MS, net  # 20 ms link + accept/thread start, with slack for a loaded CI box
+        assert 20 * MS <= attr(cli, "hoptrace.network.request_ns") < 32 * MS  # delayed way
         assert attr(cli, "hoptrace.network.response_ns") < 5 * MS  # undelayed way
         # Both ends' TCP measured the 20 ms round trip (the backend's samples
         # also hold the frontend's delayed ACKs).
@@ -254,15 +256,15 @@ def test_link_delay_is_network_time_and_server_sleep_is_server_time(topo, agent_
     got = hops_json(port, clients[0]["trace_id"])
     call = got["hops"][1]
     assert (call["caller"], call["callee"]) == ("frontend", "backend")
-    assert 20 * MS <= call["network_ns"] < 28 * MS
-    assert 50 * MS <= call["server_ns"] < 58 * MS
+    assert 20 * MS <= call["network_ns"] < 33 * MS
+    assert 50 * MS <= call["server_ns"] < 65 * MS
     assert 19_000 <= call["srtt_us"] < 30_000
 
     edges = {(e["caller"], e["callee"]): e for e in hops_json(port, "--edges")["edges"]}
     e = edges[("frontend", "backend")]
     assert e["requests"] == 3 and e["requests_total"] == 3
-    assert 20 * MS * 0.97 <= e["network_ns"]["p50"] < 28 * MS * 1.03
-    assert 50 * MS * 0.97 <= e["server_ns"]["p50"] < 58 * MS * 1.03
+    assert 20 * MS * 0.97 <= e["network_ns"]["p50"] < 33 * MS * 1.03
+    assert 50 * MS * 0.97 <= e["server_ns"]["p50"] < 65 * MS * 1.03
     assert 19_000 * 0.97 <= e["srtt_us"]["p50"] < 30_000 * 1.03
     assert e["ip_hops"] == 0
     assert e["rate_per_s"] > 0
@@ -274,7 +276,7 @@ def test_server_sleep_without_link_delay_is_not_network_time(topo, agent_factory
     assert topo.curl(a, url + "/work") == "200"
     spans = chain_spans(agent)
     [cli] = by_kind(spans, "CLIENT", "frontend")
-    assert 50 * MS <= attr(cli, "hoptrace.server.time_ns") < 58 * MS
+    assert 50 * MS <= attr(cli, "hoptrace.server.time_ns") < 65 * MS
     # A few ms at most: the backend's accept and thread start before it reads.
     assert attr(cli, "hoptrace.network.time_ns") < 8 * MS
     assert attr(cli, "hoptrace.network.ip_hops") == 0
@@ -512,3 +514,51 @@ def test_request_queued_before_accept_still_gets_its_ttl(topo, agent_factory):
     assert attr(srv, "hoptrace.network.peer_ttl") == 64
     assert attr(srv, "hoptrace.network.ip_hops") == 0
     assert 19_000 <= attr(srv, "hoptrace.tcp.srtt_us") < 45_000  # the handshake's
+
+
+@pytest.fixture
+def cg(topo):
+    c = TestCgroup()
+    yield c
+    c.remove(topo.procs)
+
+
+def test_untraced_relay_between_services_is_network_time(topo, cg, agent_factory):
+    # frontend -> TCP relay (not traced; holds the frontend's bytes 20 ms) ->
+    # backend. Two TCP connections, so no 4-tuple joins the two ends: the
+    # traceparent hoptrace injects into the frontend's request (frontend in
+    # the test's cgroup) makes the backend's span the child of the
+    # frontend's call, and the pair is joined by that parent link.
+    a, r, b = topo.ns("a"), topo.ns("r"), topo.ns("b")
+    topo.link(a, "10.216.1.1", r, "10.216.1.2")
+    topo.link(r, "10.216.2.1", b, "10.216.2.2")
+    backend = topo.service(b, "10.216.2.2", 9090, "backend")
+    relay = topo.start(r, [PYTHON, str(RELAY), "--listen", "10.216.1.2:9000",
+                           "--upstream", "10.216.2.2:9090", "--delay-ms", "20"])
+    assert relay.stdout.readline().strip() == b"listening"
+    front, _ = py_service(topo, cg, a, "10.216.1.1", 8080, "frontend",
+                          downstream=["http://10.216.1.2:9000"])
+    resolve_neighbours(topo, a, "10.216.1.2", port=9000)
+    agent, port = start_agent(agent_factory, front.pid, backend.pid,
+                              extra=("--propagation-cgroup", str(cg.path)))
+    for _ in range(3):
+        assert topo.curl(a, "http://10.216.1.1:8080/work") == "200"
+    spans = chain_spans(agent, n=3)
+    clients = by_kind(spans, "CLIENT", "frontend")
+    servers = by_kind(spans, "SERVER", "backend")
+    assert len(clients) == 3
+    for cli in clients:
+        [srv] = [s for s in servers if s["parent_span_id"] == cli["span_id"]]
+        server_ns = srv["end_time_unix_nano"] - srv["start_time_unix_nano"]
+        assert attr(cli, "hoptrace.server.time_ns") == server_ns
+        assert server_ns < 15 * MS  # the relay's 20 ms are not the backend's time
+        assert 20 * MS <= attr(cli, "hoptrace.network.time_ns") < 28 * MS
+        assert 20 * MS <= attr(cli, "hoptrace.network.request_ns") < 27 * MS
+        # The frontend's TCP peer is the relay, next door: its RTT is not the delay.
+        assert attr(cli, "hoptrace.tcp.srtt_us") < 5_000
+        assert attr(cli, "network.peer.port") == 9000
+    got = hops_json(port, clients[0]["trace_id"])
+    call = got["hops"][1]
+    assert (call["caller"], call["callee"], call["callee_address"]) == (
+        "frontend", "backend", "10.216.1.2:9000")
+    assert 20 * MS <= call["network_ns"] < 33 * MS

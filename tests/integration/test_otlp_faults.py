@@ -147,10 +147,13 @@ def test_collector_killed_and_restarted(topo, receiver, agent_factory, tmp_path,
     total = len(first) + len(during) + len(probes) + len(last)
     m = wait_settled(metrics, total)
     ids = accepted_span_ids(receiver)
-    # Nothing was in flight when the collector died: no request can have
-    # been received but not answered, so the counts must agree exactly.
     assert len(ids) == len(set(ids)), "a span was delivered twice"
-    assert m.exported_otlp == len(ids), m
+    # Every span is counted once, as exported or dropped. A call that waited
+    # for the channel (wait_for_ready) may reach the restarted collector just
+    # as its deadline passes: delivered, yet counted as a failed export. OTLP
+    # is at-least-once; what the collector got can only exceed what the agent
+    # counts as exported by such failures.
+    assert m.exported_otlp <= len(ids) <= m.exported_otlp + m.dropped, m
     assert m.get("hoptrace_kernel_events_lost_total") == 0
     print(f"outage {OUTAGE_S}s: {len(during)} requests during it, recovered in "
           f"{recovery:.1f}s, exported {m.exported_otlp}, dropped {m.dropped}")

@@ -53,7 +53,9 @@ def prop_stats(agent):
     return {k: int(v) for k, v in (kv.split("=", 1) for kv in m[-1].split())}
 
 
-CASES = ["http", "fionread", "poll", "sendfile", "splice", "halfclose", "stream", "bigwrite"]
+CASES = ["http", "fionread", "fionread_not_http", "poll", "sendfile", "splice", "halfclose",
+         "stream", "nagle", "bigwrite"]
+FIONREAD_BROKEN = "this kernel answers FIONREAD with 0 on sockets in a sockmap"
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -62,14 +64,21 @@ def test_socket_in_sockhash_behaves(topo, cg, agent_factory, case):
     agent = agent_factory("--pid", str(probe.pid), "--propagation-cgroup", str(cg.path))
     t0 = time.time()
     out = run_case(topo, c, case)
+    if case == "fionread" and FIONREAD_BROKEN in agent.log_text():
+        # A kernel limitation the agent detected at start and reported: the
+        # tcp_bpf ioctl of this kernel counts only sockmap-redirected bytes.
+        assert not out["ok"] and "FIONREAD 0" in out["why"], out
+        pytest.xfail("kernel: FIONREAD on sockets in a sockmap (reported by the agent)")
     assert out["ok"], out.get("why")
     assert time.time() - t0 < 60
     agent.stop()
     st = prop_stats(agent)
     assert st["sockets"] >= 1, st  # the probe's socket was in the sockhash
     assert st["inject_failed"] == 0 and st["sockets_failed"] == 0, st
-    if case != "fionread" and case != "poll":
+    if case not in ("fionread", "fionread_not_http", "poll"):
         assert st["injected"] >= 1, st
+    if case == "fionread_not_http":
+        assert st["not_http"] == 1 and st["released"] == 1, st
     if case == "stream":
         assert st["injected"] == out["injected"] >= 1
 

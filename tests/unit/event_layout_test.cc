@@ -52,6 +52,25 @@ TEST(EventLayout, ProcEvent) {
   EXPECT_EQ(offsetof(ht_proc_event, comm), 48u);
 }
 
+TEST(EventLayout, CtxEvent) {
+  EXPECT_EQ(sizeof(ht_ctx_event), 592u);
+  EXPECT_EQ(offsetof(ht_ctx_event, trace_id), 40u);
+  EXPECT_EQ(offsetof(ht_ctx_event, span_id), 56u);
+  EXPECT_EQ(offsetof(ht_ctx_event, parent_id), 64u);
+  EXPECT_EQ(offsetof(ht_ctx_event, trace_flags), 72u);
+  EXPECT_EQ(offsetof(ht_ctx_event, origin), 73u);
+  EXPECT_EQ(offsetof(ht_ctx_event, ctx_flags), 74u);
+  EXPECT_EQ(offsetof(ht_ctx_event, tracestate_len), 76u);
+  EXPECT_EQ(offsetof(ht_ctx_event, tracestate), 80u);
+  EXPECT_EQ(HT_TRACESTATE_MAX, 512);
+  EXPECT_EQ(HT_EV_SERVER_CTX, 6);
+  EXPECT_EQ(HT_EV_CLIENT_CTX, 7);
+  EXPECT_EQ(HT_CTX_NEW_TRACE, 1);
+  EXPECT_EQ(HT_CTX_REMOTE, 2);
+  EXPECT_EQ(HT_CTX_INVALID, 3);
+  EXPECT_EQ(HT_CTX_INJECTED, 4);
+}
+
 TEST(EventLayout, EnumValuesAreStable) {
   EXPECT_EQ(HT_EV_CONN_OPEN, 1);
   EXPECT_EQ(HT_EV_DATA, 2);

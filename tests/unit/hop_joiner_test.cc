@@ -36,8 +36,8 @@ Span Server() {
 class HopJoinerTest : public ::testing::Test {
  protected:
   HopJoiner Make(NetworkFacts* facts = nullptr, HopJoinerOptions o = {}) {
-    return HopJoiner(facts, &table_, [this](Span s) { out_.push_back(std::move(s)); },
-                     kMonoToUnix, o);
+    return HopJoiner(
+        facts, &table_, [this](Span s) { out_.push_back(std::move(s)); }, kMonoToUnix, o);
   }
   HopTable table_;
   std::vector<Span> out_;
@@ -127,7 +127,8 @@ TEST_F(HopJoinerTest, CalleesRetransmissionsDuringTheCallJoinTheCallersSpan) {
   testing::ConnGenerator srv_conn(&clock, 300, 4, HT_ROLE_SERVER, "10.0.2.2", 9090, "10.0.2.1",
                                   50000);
   // Mono times: the client span runs 5.000 s .. 5.060 s, the server's 5.021 .. 5.058.
-  clock.Advance(5'000'000'000 - clock.now() + 59 * kMs);  // after the server's span, inside the client's
+  clock.Advance(5'000'000'000 - clock.now() +
+                59 * kMs);  // after the server's span, inside the client's
   auto rec = testing::TcpRecord(clock, srv_conn, HT_EV_TCP_RETRANSMIT, {.flags = HT_TCP_F_TIMEOUT});
   const auto* ev = reinterpret_cast<const ht_tcp_event*>(rec.data());
   facts.OnTcpEvent(TcpEvent{&ev->hdr, ev});

@@ -50,7 +50,7 @@ TEST(HopTable, EdgeReportsRatePercentilesHopsRetransmitsErrors) {
   EXPECT_EQ(e.network.p50, 10 * kMs);  // every call: 10 ms of network
   EXPECT_EQ(e.network.p99, 10 * kMs);
   EXPECT_NEAR(static_cast<double>(e.srtt.p50), 1050, 1050 * 0.032);  // us
-  EXPECT_EQ(e.ip_hops, 2);  // the last seen
+  EXPECT_EQ(e.ip_hops, 2);                                           // the last seen
   EXPECT_EQ(e.retransmits, 10u);
   EXPECT_EQ(e.errors, 3u);
 }

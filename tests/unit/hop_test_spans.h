@@ -28,8 +28,8 @@ inline std::shared_ptr<const Resource> Service(const std::string& name) {
 
 // A span of trace 1 from start to end (ns); parent 0 = none.
 inline Span HttpSpan(SpanKind kind, const std::string& service, uint8_t id, uint8_t parent,
-                     uint64_t start, uint64_t end, const std::string& local,
-                     int64_t local_port, const std::string& peer, int64_t peer_port) {
+                     uint64_t start, uint64_t end, const std::string& local, int64_t local_port,
+                     const std::string& peer, int64_t peer_port) {
   Span s;
   s.trace_id = Tid(1);
   s.span_id = Sid(id);

@@ -37,7 +37,8 @@ TEST(LatencyHistogram, PercentilesWithinThreePercentOfExact) {
   }
   std::sort(values.begin(), values.end());
   for (double q : {0.5, 0.9, 0.99, 0.999}) {
-    const double exact = static_cast<double>(values[static_cast<size_t>(std::ceil(q * values.size())) - 1]);
+    const double exact =
+        static_cast<double>(values[static_cast<size_t>(std::ceil(q * values.size())) - 1]);
     EXPECT_NEAR(static_cast<double>(h.Quantile(q)), exact, exact * 0.032) << q;
   }
   EXPECT_EQ(h.count(), values.size());

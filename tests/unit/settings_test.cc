@@ -50,6 +50,20 @@ TEST_F(SettingsTest, FlagBeatsEnvironmentBeatsFile) {
   EXPECT_EQ(s.Get("OTEL_TRACES_SAMPLER_ARG"), std::nullopt);
 }
 
+TEST_F(SettingsTest, FileSetsPropagationCgroupAndSwitch) {
+  Settings s(FakeEnv());
+  EXPECT_TRUE(s.run().propagation);
+  EXPECT_EQ(s.run().propagation_cgroup, "");
+  ASSERT_EQ(s.LoadFile(WriteFile("propagation:\n  cgroup: /sys/fs/cgroup/unified/shop\n"
+                                 "  enabled: false\n")),
+            std::nullopt);
+  EXPECT_EQ(s.run().propagation_cgroup, "/sys/fs/cgroup/unified/shop");
+  EXPECT_FALSE(s.run().propagation);
+  auto err = s.LoadFile(WriteFile("propagation:\n  cgroups: /x\n"));
+  ASSERT_TRUE(err.has_value());
+  EXPECT_NE(err->find("propagation.cgroups"), std::string::npos) << *err;
+}
+
 TEST_F(SettingsTest, FileSetsSelectionOutputsAndCapture) {
   Settings s(FakeEnv());
   ASSERT_EQ(s.LoadFile(WriteFile(R"(

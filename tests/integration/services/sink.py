@@ -40,7 +40,8 @@ class Handler(socketserver.BaseRequestHandler):
                 k, sep, v = line.partition(b":")
                 if sep:
                     fields.setdefault(k.strip().lower(), v.strip())
-            target = head.split(b" ", 2)[1].decode("latin-1")
+            parts = head.split(b" ", 2)
+            target = parts[1].decode("latin-1") if len(parts) > 2 else "/"
             h = hashlib.sha256()
             length = 0
             if fields.get(b"x-body") == b"eof":

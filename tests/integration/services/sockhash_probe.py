@@ -23,6 +23,7 @@ import tempfile
 import termios
 import threading
 import time
+import traceback
 import urllib.parse
 
 TP = re.compile(r"^traceparent: 00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}\r?$", re.I | re.M)
@@ -124,6 +125,30 @@ def case_fionread(peer):
     return {"fionread": pending}
 
 
+def case_fionread_not_http(peer):
+    """A connection whose first write is not HTTP leaves the sockhash (the
+    agent takes it out): FIONREAD counts what waits, as without the agent."""
+    s = connect(peer)
+    s.sendall(b"PING\r\n\r\n")  # not a request: the sink answers as for "/"
+    time.sleep(0.5)  # the agent sweeps every 100 ms
+    head, body, rest = read_response(s)
+    n = 50000
+    s.sendall(b"GET /blob?n=%d HTTP/1.1\r\nHost: sink\r\n\r\n" % n)
+    expected = len(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n) + n
+    deadline = time.time() + 10
+    pending = 0
+    while time.time() < deadline:
+        pending = struct.unpack("i", fcntl.ioctl(s, termios.FIONREAD, b"\0\0\0\0"))[0]
+        if pending >= expected:
+            break
+        time.sleep(0.01)
+    check(pending == expected, f"FIONREAD {pending}, expected {expected}")
+    head, body, rest = read_response(s)
+    check(body == pattern(n), "blob changed")
+    s.close()
+    return {"fionread": pending}
+
+
 def case_poll(peer):
     s = connect(peer)
     s.setblocking(False)
@@ -134,7 +159,9 @@ def case_poll(peer):
     check(not ev.get(s.fileno(), 0) & select.EPOLLIN, "readable before anything was sent")
     ep.modify(s.fileno(), select.EPOLLIN | select.EPOLLRDHUP)
     check(not ep.poll(0.2), "readable before the request")
+    s.setblocking(True)
     s.sendall(b"GET /blob?n=1000 HTTP/1.1\r\nHost: sink\r\n\r\n")
+    s.setblocking(False)
     ev = dict(ep.poll(5))
     check(ev.get(s.fileno(), 0) & select.EPOLLIN, "epoll: no EPOLLIN for the response")
     r, _, _ = select.select([s], [], [], 5)
@@ -150,8 +177,10 @@ def case_poll(peer):
     # A request whose body ends with our half-close; the sink answers and
     # closes: EPOLLIN and EPOLLRDHUP, then the answer, then EOF.
     body = b"half" * 1000
+    s.setblocking(True)
     s.sendall(request("/eof", extra="X-Body: eof\r\n") + body)
     s.shutdown(socket.SHUT_WR)
+    s.setblocking(False)
     got = b""
     deadline = time.time() + 10
     saw_rdhup = False
@@ -192,6 +221,7 @@ def case_sendfile(peer):
         f.write(body)
         f.flush()
         s = connect(peer)
+        s.setblocking(True)  # os.sendfile on a blocking socket, as servers do
         s.sendall(request("/sendfile", n))
         sent = 0
         while sent < n:
@@ -207,6 +237,7 @@ def case_splice(peer):
     body = os.urandom(n)
     r, w = os.pipe()
     s = connect(peer)
+    s.setblocking(True)
     s.sendall(request("/splice", n))
 
     def feed():
@@ -280,16 +311,14 @@ def case_stream(peer):
             if k:
                 s.sendall(msg[:k], socket.MSG_MORE)
             s.sendall(msg[k:])
-        else:  # non-blocking, small pieces, waiting for room
-            s.setblocking(False)
+        else:  # non-blocking sends (MSG_DONTWAIT), small pieces, waiting for room
             off = 0
             while off < len(msg):
                 try:
-                    off += s.send(msg[off:off + rnd.choice([1, 13, 700, 9000])])
+                    off += s.send(msg[off:off + rnd.choice([1, 13, 700, 9000])],
+                                  socket.MSG_DONTWAIT)
                 except BlockingIOError:
                     select.select([], [s], [], 5)
-            s.setblocking(True)
-            s.settimeout(20)
     t.join(60)
     check(not t.is_alive(), "stalled: responses stopped coming")
     check(not errors, f"reader: {errors}")
@@ -299,6 +328,26 @@ def case_stream(peer):
     check(len(spans) == len(set(spans)), "a span id was injected twice")
     s.close()
     return {"requests": len(bodies), "injected": len(spans)}
+
+
+def case_nagle(peer):
+    """Keep-alive request/response without TCP_NODELAY (Nagle on, as nginx's
+    upstream connections have it): an inserted header must not turn one
+    write into pieces that Nagle holds until the peer's delayed ack."""
+    s = connect(peer)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+    worst = 0.0
+    buf = b""
+    for i in range(40):
+        body = b"n" * (i * 37 % 300)
+        t0 = time.perf_counter()
+        s.sendall(request(f"/nagle{i}", len(body)) + body)
+        got, buf = expect_sink_reply(s, body, buf)
+        worst = max(worst, time.perf_counter() - t0)
+        check(len(traceparents(got["head"])) == 1, "no traceparent")
+    s.close()
+    check(worst < 0.025, f"a request took {worst * 1000:.1f} ms (a delayed-ack stall)")
+    return {"worst_ms": worst * 1000}
 
 
 def case_bigwrite(peer):
@@ -325,7 +374,9 @@ class Handler(socketserver.StreamRequestHandler):
             out = {"ok": True, **CASES[case](peer)}
             code = 200
         except Exception as e:  # noqa: BLE001 - the test reads why
-            out, code = {"ok": False, "why": f"{type(e).__name__}: {e}"}, 500
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            out = {"ok": False, "why": f"{type(e).__name__}: {e} (line {where.lineno})"}
+            code = 500
         body = json.dumps(out).encode()
         self.wfile.write(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
                          % (code, len(body)) + body)
