@@ -106,9 +106,16 @@ void HopJoiner::Join(Span* client, const ServerSide& server) {
   const int64_t server_ns = Diff(server.end_unix_ns, server.start_unix_ns);
   auto& a = client->attributes;
   Add(a, "hoptrace.server.time_ns", server_ns);
-  Add(a, "hoptrace.network.time_ns", std::max<int64_t>(0, total - server_ns));
-  Add(a, "hoptrace.network.request_ns", Diff(server.start_unix_ns, client->start_unix_nano));
-  Add(a, "hoptrace.network.response_ns", Diff(client->end_unix_nano, server.end_unix_ns));
+  const int64_t network = std::max<int64_t>(0, total - server_ns);
+  // The two ways always add up to the network time. The callee's last
+  // write can return after the caller's read already has its bytes (by a
+  // few hundred ns): the response way is then 0, and the request way what
+  // remains, rather than a sum that is off by that overlap.
+  const int64_t request =
+      std::min(network, Diff(server.start_unix_ns, client->start_unix_nano));
+  Add(a, "hoptrace.network.time_ns", network);
+  Add(a, "hoptrace.network.request_ns", request);
+  Add(a, "hoptrace.network.response_ns", network - request);
   if (facts_ == nullptr) return;
   // The callee's socket retransmits what the caller waits for: those belong
   // to this call too, inside the caller's window.
