@@ -189,7 +189,9 @@ class Agent:
     def spans(self):
         if not self.out.exists():
             return []
-        return [json.loads(line) for line in self.out.read_text().splitlines() if line.strip()]
+        # Only whole lines: the agent may be writing the last one right now.
+        lines = self.out.read_text().split("\n")[:-1]
+        return [json.loads(line) for line in lines if line.strip()]
 
     def wait_spans(self, pred, timeout=15):
         """Waits until pred(spans) is true; returns the spans."""

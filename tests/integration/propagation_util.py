@@ -179,7 +179,9 @@ def heads(log):
     """The raw request heads a service logged, in arrival order."""
     if not Path(log).exists():
         return []
-    return [json.loads(line)["head"] for line in Path(log).read_text().splitlines() if line]
+    # Only whole lines: the service may be writing the last one right now.
+    lines = Path(log).read_text().split("\n")[:-1]
+    return [json.loads(line)["head"] for line in lines if line]
 
 
 def header_values(head, name):
