@@ -243,10 +243,17 @@ def test_link_delay_is_network_time_and_server_sleep_is_server_time(topo, agent_
         assert attr(cli, "hoptrace.server.time_ns") == server_ns
         # The link's delay, within a few ms: the rest is the backend's accept
         # and thread start before its first read, and the bridge's own time.
-        net = attr(cli, "hoptrace.network.time_ns")
-        assert 20 * MS <= net < 33 * MS, net  # 20 ms link + accept/thread start, with slack for a loaded CI box
-        assert 20 * MS <= attr(cli, "hoptrace.network.request_ns") < 32 * MS  # delayed way
-        assert attr(cli, "hoptrace.network.response_ns") < 5 * MS  # undelayed way
+        # Each call holds the whole delay; the best of the three shows it
+        # within a few ms (a busy machine slows the Python bridge and
+        # backend, never speeds them up).
+        assert attr(cli, "hoptrace.network.time_ns") >= 20 * MS
+        assert attr(cli, "hoptrace.network.request_ns") >= 20 * MS  # delayed way
+    best = min(clients, key=lambda c: attr(c, "hoptrace.network.time_ns"))
+    assert attr(best, "hoptrace.network.time_ns") < 33 * MS, attr(best, "hoptrace.network.time_ns")
+    assert attr(best, "hoptrace.network.request_ns") < 32 * MS
+    assert attr(best, "hoptrace.network.response_ns") < 5 * MS  # undelayed way
+    for cli in clients:
+        srv = [s for s in servers.values() if s["parent_span_id"] == cli["span_id"]]
         # Both ends' TCP measured the 20 ms round trip (the backend's samples
         # also hold the frontend's delayed ACKs).
         assert 19_000 <= attr(cli, "hoptrace.tcp.srtt_us") < 30_000
