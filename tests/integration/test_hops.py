@@ -559,8 +559,10 @@ def test_untraced_relay_between_services_is_network_time(topo, cg, agent_factory
         server_ns = srv["end_time_unix_nano"] - srv["start_time_unix_nano"]
         assert attr(cli, "hoptrace.server.time_ns") == server_ns
         assert server_ns < 15 * MS  # the relay's 20 ms are not the backend's time
-        assert 20 * MS <= attr(cli, "hoptrace.network.time_ns") < 40 * MS  # a user-space relay: its 20 ms plus scheduling on a busy box
-        assert 20 * MS <= attr(cli, "hoptrace.network.request_ns") < 27 * MS
+        # Every call holds the relay's 20 ms; the best of three shows them
+        # within a few ms (a busy machine only slows the relay down).
+        assert attr(cli, "hoptrace.network.time_ns") >= 20 * MS
+        assert attr(cli, "hoptrace.network.request_ns") >= 20 * MS
         # The frontend's TCP peer is the relay, next door: its RTT is not the delay.
         assert attr(cli, "hoptrace.tcp.srtt_us") < 5_000
         assert attr(cli, "network.peer.port") == 9000
@@ -568,4 +570,7 @@ def test_untraced_relay_between_services_is_network_time(topo, cg, agent_factory
     call = got["hops"][1]
     assert (call["caller"], call["callee"], call["callee_address"]) == (
         "frontend", "backend", "10.216.1.2:9000")
-    assert 20 * MS <= call["network_ns"] < 40 * MS
+    assert call["network_ns"] >= 20 * MS
+    best = min(clients, key=lambda c: attr(c, "hoptrace.network.time_ns"))
+    assert attr(best, "hoptrace.network.time_ns") < 33 * MS
+    assert attr(best, "hoptrace.network.request_ns") < 30 * MS
