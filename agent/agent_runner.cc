@@ -432,14 +432,16 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     const auto& c = prop_counters;
     spdlog::info(
         "propagation (final): server_contexts={} remote={} invalid={} head_cut={} injected={} "
+        "replaced={} not_linear={} "
         "already_present={} no_context={} untracked={} inject_failed={} sockets={} "
         "sockets_busy={} sockets_failed={} not_http={} released={} server_spans_from_kernel={} "
-        "client_spans_from_kernel={} relinked={} passthrough={} kernel_unmatched={}",
-        c.server_contexts, c.remote, c.invalid, c.head_cut, c.injected, c.already_present,
+        "client_spans_from_kernel={} relinked={} passthrough={} aliased={} kernel_unmatched={}",
+        c.server_contexts, c.remote, c.invalid, c.head_cut, c.injected, c.replaced,
+        c.not_linear, c.already_present,
         c.no_context, c.untracked, c.inject_failed, c.sockets_added, c.sockets_busy,
         c.sockets_failed, c.not_http, c.released, t.server_spans_from_kernel,
         t.client_spans_from_kernel, t.server_spans_relinked, t.client_spans_passthrough,
-        t.kernel_contexts_unmatched);
+        t.kernel_traces_aliased, t.kernel_contexts_unmatched);
     if (c.sockets_busy > 0) {
       spdlog::warn("propagation: {} socket(s) already had another program's sk_msg; their "
                    "requests were not injected",

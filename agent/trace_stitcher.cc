@@ -45,7 +45,8 @@ KernelContext KernelContextFrom(const CtxEvent& ev) {
   memcpy(k.ctx.trace_id.bytes.data(), e.trace_id, 16);
   memcpy(k.ctx.span_id.bytes.data(), e.span_id, 8);
   // A SERVER span's parent is the remote caller's span, when there was one.
-  if (!k.server || k.origin == HT_CTX_REMOTE) memcpy(k.ctx.parent_span_id.bytes.data(), e.parent_id, 8);
+  if (!k.server || k.origin == HT_CTX_REMOTE)
+    memcpy(k.ctx.parent_span_id.bytes.data(), e.parent_id, 8);
   k.ctx.flags = e.trace_flags;
   k.ctx.tracestate = std::string(ev.tracestate);
   return k;
@@ -75,6 +76,13 @@ void TraceStitcher::OnKernelContext(const ConnId& conn, KernelContext k) {
   ++kernel_size_;
 }
 
+void TraceStitcher::ApplyAlias(SpanContextRecord* ctx) const {
+  if (trace_alias_.empty()) return;
+  auto it =
+      trace_alias_.find(std::string(reinterpret_cast<const char*>(ctx->trace_id.bytes.data()), 16));
+  if (it != trace_alias_.end()) ctx->trace_id = it->second.to;
+}
+
 std::optional<KernelContext> TraceStitcher::TakeKernelContext(const ConnId& conn, bool server,
                                                               uint64_t ts) {
   auto it = kernel_.find(conn);
@@ -89,6 +97,7 @@ std::optional<KernelContext> TraceStitcher::TakeKernelContext(const ConnId& conn
     q.pop_front();
     --kernel_size_;
     if (k.ts_ns == ts && k.server == server) {
+      ApplyAlias(&k.ctx);
       found = std::move(k);
       break;
     }
@@ -114,7 +123,8 @@ SpanContextRecord TraceStitcher::ChildOf(const TraceId& trace_id, const SpanId& 
   ctx.span_id = ids_.NewSpanId();
   ctx.tracestate = std::move(tracestate);
   const bool sampled = sampler_.ShouldSample(trace_id, (flags & kTraceFlagSampled) != 0);
-  ctx.flags = static_cast<uint8_t>((flags & ~kTraceFlagSampled) | (sampled ? kTraceFlagSampled : 0));
+  ctx.flags =
+      static_cast<uint8_t>((flags & ~kTraceFlagSampled) | (sampled ? kTraceFlagSampled : 0));
   return ctx;
 }
 
@@ -150,12 +160,17 @@ SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const http1
     if (k->origin == HT_CTX_NEW_TRACE && local_parent) {
       // No header, but the caller is traced on this host (its requests are
       // not injected): the 4-tuple names the parent. The kernel's span id
-      // stays. Only calls this server's kernel already injected, if any,
-      // keep the kernel's trace id.
+      // stays, and its trace id, already sent on in the requests this
+      // server makes, becomes an alias of the caller's: every span this
+      // agent reports under it joins the caller's trace. The sampled flag
+      // and tracestate stay the kernel's, as on the wire.
+      std::string key(reinterpret_cast<const char*>(ctx.trace_id.bytes.data()), 16);
+      if (trace_alias_.size() < options_.max_outbound) {
+        trace_alias_[key] = Alias{local_parent->trace_id, req.first_byte_ts_enter};
+        ++stats_.kernel_traces_aliased;
+      }
       ctx.trace_id = local_parent->trace_id;
       ctx.parent_span_id = local_parent->span_id;
-      ctx.flags = local_parent->flags;
-      ctx.tracestate = std::move(local_parent->tracestate);
       ++stats_.server_spans_linked_locally;
     }
     return ctx;
@@ -218,9 +233,10 @@ void TraceStitcher::OnRequestHead(const ConnInfo& conn, http1::Role role,
                                   const http1::Message& request) {
   const bool server = role == http1::Role::kServer;
   SpanContextRecord ctx = server ? ServerContext(conn, request) : ClientContext(conn, request);
+  ApplyAlias(&ctx);  // also for contexts read from headers the kernel wrote
   if (server) {
     thread_server_[ThreadKey(conn.id.pid, request.tid)] = ThreadServer{ctx, conn.id};
-    if (ctx.parent_span_id.IsValid()) {
+    if (ctx.parent_span_id.IsValid() && received_.size() < options_.max_outbound) {
       if (auto tp = request.Header("traceparent")) {
         if (auto in = ParseTraceparent(*tp)) {
           received_[ReceivedKey(conn.id.pid, in->trace_id, in->parent_id)] = ctx;
@@ -318,6 +334,11 @@ void TraceStitcher::Tick(uint64_t now_ns) {
       ++stats_.outbound_expired;
     }
     it = q.empty() ? outbound_.erase(it) : std::next(it);
+  }
+  for (auto it = trace_alias_.begin(); it != trace_alias_.end();) {
+    it = now_ns > it->second.ts_ns && now_ns - it->second.ts_ns > options_.outbound_ttl_ns
+             ? trace_alias_.erase(it)
+             : std::next(it);
   }
   // Decisions for requests the agent never saw (a connection it does not
   // follow, events lost) go after the same time.

@@ -13,7 +13,10 @@
 //   else a new trace. Invalid traceparents start a new trace (W3C 3.2.2.x).
 //   When the traceparent names the caller's parent rather than the caller's
 //   CLIENT span traced here (a proxy passed it through), the CLIENT span is
-//   the parent: same trace, one more link.
+//   the parent: same trace, one more link. When the kernel started a new
+//   trace but the caller is traced here (it sent no header), the SERVER span
+//   joins the caller's trace and the kernel's trace id becomes an alias of
+//   it for every span reported under it on this host.
 // - CLIENT span: a request that passes through a traceparent this process
 //   received is the child of the SERVER span that received it (proxies);
 //   else the SERVER span that the same thread of the same process is serving
@@ -68,13 +71,14 @@ struct TraceStitcherStats {
   uint64_t client_spans_with_thread_parent = 0;
   uint64_t invalid_traceparent = 0;
   uint64_t outbound_expired = 0;
-  uint64_t dropped_at_shutdown = 0;  // exchanges still open when the agent stopped
-  uint64_t sampled_out = 0;          // spans not recorded by the sampler
-  uint64_t server_spans_from_kernel = 0;  // ids decided by the kernel
-  uint64_t client_spans_from_kernel = 0;  // traceparent injected by the kernel
-  uint64_t server_spans_relinked = 0;     // passed-through traceparent, local caller
-  uint64_t client_spans_passthrough = 0;  // child of the server span that received it
-  uint64_t kernel_contexts_unmatched = 0; // no request of theirs was parsed
+  uint64_t dropped_at_shutdown = 0;        // exchanges still open when the agent stopped
+  uint64_t sampled_out = 0;                // spans not recorded by the sampler
+  uint64_t server_spans_from_kernel = 0;   // ids decided by the kernel
+  uint64_t client_spans_from_kernel = 0;   // traceparent injected by the kernel
+  uint64_t server_spans_relinked = 0;      // passed-through traceparent, local caller
+  uint64_t client_spans_passthrough = 0;   // child of the server span that received it
+  uint64_t kernel_contexts_unmatched = 0;  // no request of theirs was parsed
+  uint64_t kernel_traces_aliased = 0;      // kernel's new trace joined to a local caller's
 };
 
 class TraceStitcher : public ExchangeHandler {
@@ -142,6 +146,16 @@ class TraceStitcher : public ExchangeHandler {
   // -> that span, while it is open: a request passing the same traceparent
   // on is that span's child.
   std::unordered_map<std::string, SpanContextRecord> received_;
+  // Trace ids the kernel made (a new trace) that this agent reports under
+  // another: a SERVER span whose caller is traced on this host but sent no
+  // traceparent joins the caller's trace, and so must everything the kernel
+  // sent on under its own id (same host). Key and value: 16-byte ids.
+  struct Alias {
+    TraceId to;
+    uint64_t ts_ns;
+  };
+  std::unordered_map<std::string, Alias> trace_alias_;
+  void ApplyAlias(SpanContextRecord* ctx) const;
 };
 
 }  // namespace hoptrace

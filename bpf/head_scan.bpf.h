@@ -399,4 +399,20 @@ static __always_inline void ht_hs_egress(__u64 key, struct ht_conn_info *info, c
 	h->cur_span = 0;
 }
 
+/* The connection is gone: a request it never answered is over too (else an
+ * event loop's next call could take it for the oldest unclaimed one). */
+static __always_inline void ht_hs_conn_gone(__u64 key)
+{
+	struct ht_head_scan *h;
+
+	if (!targ_kernel_ctx)
+		return;
+	h = bpf_map_lookup_elem(&ht_head_scans, &key);
+	if (!h)
+		return;
+	if (h->cur_span)
+		bpf_map_delete_elem(&ht_server_ctxs, &h->cur_span);
+	bpf_map_delete_elem(&ht_head_scans, &key);
+}
+
 #endif /* HOPTRACE_BPF_HEAD_SCAN_BPF_H */

@@ -2,10 +2,11 @@
 /*
  * traceparent injection into HTTP/1.x requests, for the sk_msg program of
  * propagation.bpf.c: recognise a request at the start of a message, leave it
- * alone if its head already has a traceparent, else insert
+ * alone if its head already has a valid traceparent, else insert
  *   traceparent: 00-<trace id>-<new span id>-<flags>\r\n
  *   tracestate: <the server span's tracestate>\r\n      (when it has one)
- * right after the request line with bpf_msg_push_data, and report the new
+ * right after the request line with bpf_msg_push_data (an invalid or repeated
+ * traceparent, and its tracestate, are taken out first), and report the new
  * span id to the agent (HT_EV_CLIENT_CTX).
  *
  * Limits: the head is looked at in the first HT_INJ_SCAN bytes of the
@@ -352,7 +353,9 @@ static __always_inline void ht_emit_client_ctx(__u64 pid_tgid, const struct ht_i
 
 /* The body of the sk_msg program, for a message of a selected process on a
  * socket propagation follows. Never drops or reorders: every path passes the
- * message on, changed only when the whole insertion succeeded. */
+ * message on. It is changed only by a complete insertion (room made and
+ * filled, or taken back), or, when an invalid traceparent is replaced and a
+ * later step fails, by the removal of those invalid lines alone. */
 static __always_inline void ht_msg_inject(struct sk_msg_md *msg, __u64 pid_tgid,
 					  struct ht_prop_sock *ps)
 {
@@ -361,8 +364,8 @@ static __always_inline void ht_msg_inject(struct sk_msg_md *msg, __u64 pid_tgid,
 	struct ht_server_ctx *c = NULL;
 	struct ht_io_args *a;
 	struct ht_conn_info *info;
-	__u32 zero = 0, n, len, at;
-	__u8 span_id[8], ctx_flags = 0;
+	__u32 zero = 0, n, len, at, head;
+	__u8 span_id[8], first[4] = {}, ctx_flags = 0;
 	bool replace = false;
 	__u64 key;
 	void *data, *end;
@@ -370,11 +373,34 @@ static __always_inline void ht_msg_inject(struct sk_msg_md *msg, __u64 pid_tgid,
 	n = msg->size;
 	if (n > HT_INJ_SCAN - 1)
 		n = HT_INJ_SCAN - 1;
-	if (n == 0 || bpf_msg_pull_data(msg, 0, n, 0))
+	if (n == 0)
+		return;
+	/* The first bytes first: most messages (bodies, other protocols) stop
+	 * here, after a look at four bytes. */
+	head = n < 4 ? n : 4;
+	if (bpf_msg_pull_data(msg, 0, head, 0))
 		return;
 	data = (void *)(long)msg->data;
 	end = (void *)(long)msg->data_end;
-	if (data + 1 > end)
+	if (data + 4 <= end) {
+		__builtin_memcpy(first, data, 4);
+	} else if (data + 1 <= end) {
+		first[0] = *(__u8 *)data;
+		head = 1;
+	} else {
+		return;
+	}
+	if (!ht_is_request_start(first, head)) {
+		ht_prop_not_http(ps);
+		return; /* a request body, or not HTTP at all */
+	}
+	if (n < 16) /* shorter than "GET / HTTP/1.1\r\n": not a whole request line */
+		return;
+	if (bpf_msg_pull_data(msg, 0, n, 0))
+		return;
+	data = (void *)(long)msg->data;
+	end = (void *)(long)msg->data_end;
+	if (data + 16 > end)
 		return;
 	if (data + n > end)
 		n = (__u32)((long)end - (long)data);
@@ -384,18 +410,15 @@ static __always_inline void ht_msg_inject(struct sk_msg_md *msg, __u64 pid_tgid,
 	/* n < HT_INJ_SCAN already; the mask, in the register that is passed,
 	 * says so to the verifier. */
 	asm volatile("%[n] &= %[m]" : [n] "+r"(n) : [m] "i"(HT_INJ_SCAN - 1));
-	if (n < 1 || bpf_probe_read_kernel(s->buf, n, data))
-		return;
-	if (!ht_is_request_start(s->buf, n < 4 ? n : 4)) {
-		ht_prop_not_http(ps);
-		return; /* a request body, or not HTTP at all */
-	}
-	if (n < 16) /* shorter than "GET / HTTP/1.1\r\n": not a whole request line */
+	if (n < 16 || bpf_probe_read_kernel(s->buf, n, data))
 		return;
 	l.buf = s->buf;
 	bpf_loop(n, ht_rq_step, &l, 0);
 	if (!ht_rq_line_ok(s->buf, l.line1_end)) {
-		ht_prop_not_http(ps);
+		/* Not HTTP/1.x after all; but a request line longer than what we
+		 * look at proves nothing. */
+		if (l.line1_end)
+			ht_prop_not_http(ps);
 		return;
 	}
 	ps->kind = HT_PK_HTTP;

@@ -152,6 +152,7 @@ int ht_enter_close(struct trace_event_raw_sys_enter *ctx)
 		ht_emit_conn(HT_EV_CONN_CLOSE, pid_tgid, fd, info, bpf_ktime_get_ns());
 	bpf_map_delete_elem(&ht_sk_owners, &info->sk);
 	bpf_map_delete_elem(&ht_conns, &key);
+	ht_hs_conn_gone(key);
 	return 0;
 }
 
@@ -182,6 +183,7 @@ int ht_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		ht_emit_conn(HT_EV_CONN_CLOSE, (conn_key & 0xffffffff00000000ULL) | (conn_key >> 32),
 			     (__s32)conn_key, info, bpf_ktime_get_ns());
 	bpf_map_delete_elem(&ht_conns, &conn_key);
+	ht_hs_conn_gone(conn_key);
 	return 0;
 }
 

@@ -137,7 +137,7 @@ static __always_inline bool ht_ts_member_done(struct ht_ts_check *k)
 
 	if (k->val_nows < 1 || k->val_nows > 256 || n >= HT_TS_MAX_MEMBERS)
 		return false;
-	for (int i = 0; i < HT_TS_MAX_MEMBERS; i++) {
+	for (__u32 i = 0; i < HT_TS_MAX_MEMBERS; i++) {
 		if (i >= n)
 			break;
 		if (k->hashes[i] == k->hash)

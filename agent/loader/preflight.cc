@@ -11,6 +11,7 @@
 
 #include "agent/loader/bpf_loader.h"
 #include "net_probe.skel.h"
+#include "propagation.skel.h"
 #include "socket_trace.skel.h"
 
 namespace hoptrace {
@@ -129,6 +130,25 @@ std::vector<PreflightItem> RunPreflight() {
                                       : std::string("load failed: ") + strerror(-net_err),
                          "RTT, retransmissions, resets, IP hops on spans", false));
     if (net) net_probe_bpf__destroy(net);
+
+    // Context propagation: the capture with kernel-side contexts on, and the
+    // sockops/sk_msg object (here with maps of its own).
+    socket_trace_bpf* ctx = socket_trace_bpf__open();
+    int ctx_err = -errno;
+    if (ctx) {
+      ctx->rodata->targ_kernel_ctx = true;
+      ctx_err = socket_trace_bpf__load(ctx);
+    }
+    propagation_bpf* prop = propagation_bpf__open();
+    int prop_err = prop ? propagation_bpf__load(prop) : -errno;
+    const bool prop_ok = ctx && ctx_err == 0 && prop && prop_err == 0;
+    items.push_back(Item("context propagation programs", prop_ok,
+                         prop_ok ? "loaded and verified"
+                                 : std::string("load failed: ") +
+                                       strerror(-(ctx_err != 0 ? ctx_err : prop_err)),
+                         "--propagation-cgroup (traceparent injection)", false));
+    if (prop) propagation_bpf__destroy(prop);
+    if (ctx) socket_trace_bpf__destroy(ctx);
   }
   return items;
 }

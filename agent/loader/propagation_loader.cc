@@ -4,17 +4,16 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <linux/magic.h>
-#include <spdlog/spdlog.h>
-#include <sys/stat.h>
-#include <sys/vfs.h>
-#include <unistd.h>
-
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -109,8 +108,9 @@ std::string CheckPropagationCgroup(const std::string& path) {
     return "cannot open the propagation cgroup " + path + ": " + Errno(errno);
   }
   if (fs.f_type != CGROUP2_SUPER_MAGIC) {
-    return path + " is not a cgroup v2 directory (cgroup v2 is often mounted at "
-                  "/sys/fs/cgroup or /sys/fs/cgroup/unified)";
+    return path +
+           " is not a cgroup v2 directory (cgroup v2 is often mounted at "
+           "/sys/fs/cgroup or /sys/fs/cgroup/unified)";
   }
   struct stat st {};
   if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return path + " is not a directory";
@@ -147,13 +147,12 @@ std::unique_ptr<PropagationLoader> PropagationLoader::Start(const PropagationOpt
     const int fd = capture.MapFd(name);
     if (fd < 0) continue;
     if (int err = bpf_map__reuse_fd(map, fd); err != 0) {
-      throw StartupError(std::string("cannot share the capture's map ") + name + ": " +
-                         Errno(err));
+      throw StartupError(std::string("cannot share the capture's map ") + name + ": " + Errno(err));
     }
   }
   if (int err = propagation_bpf__load(self->skel_); err != 0) {
-    throw StartupError("loading the propagation programs (sockops, sk_msg) failed (" +
-                       Errno(err) + "); run `hoptrace check`, or run with --no-propagation");
+    throw StartupError("loading the propagation programs (sockops, sk_msg) failed (" + Errno(err) +
+                       "); run `hoptrace check`, or run with --no-propagation");
   }
 
   self->cgroup_fd_ = open(options.cgroup_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -188,8 +187,7 @@ std::unique_ptr<PropagationLoader> PropagationLoader::Start(const PropagationOpt
   } else if (fionread < 0) {
     spdlog::debug("propagation: could not check FIONREAD on sockhash sockets");
   }
-  self->sockops_link_ = bpf_program__attach_cgroup(self->skel_->progs.ht_sockops,
-                                                   self->cgroup_fd_);
+  self->sockops_link_ = bpf_program__attach_cgroup(self->skel_->progs.ht_sockops, self->cgroup_fd_);
   if (!self->sockops_link_) {
     throw StartupError("attaching the sockops program to " + options.cgroup_path + " failed (" +
                        Errno(errno) + "); run with --no-propagation");
@@ -216,9 +214,8 @@ void PropagationLoader::Sweep() {
   const int sockhash = bpf_map__fd(skel_->maps.ht_prop_sockhash);
   uint64_t key = 0, next = 0;
   std::vector<uint64_t> cookies;
-  for (uint64_t* prev = nullptr; bpf_map_get_next_key(release, prev, &next) == 0 &&
-                                 cookies.size() < 4096;
-       prev = &key) {
+  for (uint64_t* prev = nullptr;
+       bpf_map_get_next_key(release, prev, &next) == 0 && cookies.size() < 4096; prev = &key) {
     cookies.push_back(next);
     key = next;
   }
@@ -255,6 +252,8 @@ PropagationCounters PropagationLoader::ReadCounters() const {
   out.sockets_busy = sum(HT_CTXC_SOCK_BUSY);
   out.sockets_failed = sum(HT_CTXC_SOCK_FAILED);
   out.not_http = sum(HT_CTXC_NOT_HTTP);
+  out.replaced = sum(HT_CTXC_REPLACED);
+  out.not_linear = sum(HT_CTXC_NOT_LINEAR);
   out.released = released_;
   return out;
 }

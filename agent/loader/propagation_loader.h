@@ -37,7 +37,9 @@ struct PropagationCounters {
   uint64_t sockets_busy = 0;  // another sk_msg program already had the socket
   uint64_t sockets_failed = 0;
   uint64_t not_http = 0;
-  uint64_t released = 0;  // non-HTTP sockets taken out of the sockhash by Sweep()
+  uint64_t released = 0;    // non-HTTP sockets taken out of the sockhash by Sweep()
+  uint64_t replaced = 0;    // invalid or repeated traceparent replaced
+  uint64_t not_linear = 0;  // injected messages left in pieces (copy failed)
 };
 
 class PropagationLoader {

@@ -210,6 +210,7 @@ def test_chain_invalid_incoming_traceparent_restarts_the_whole_chain(topo, cg, a
         assert by_trace[trace] == chain_spans(tspans)[("nginx", "CLIENT")]["span_id"]
     agent.stop()
     assert f"invalid={n} " in agent.log_text()
+    assert f"replaced={n} " in agent.log_text()  # in nginx's requests to front
 
 
 def pair(topo, cg, sampler_args=(), leaf_in_cgroup=True, **front_kw):
@@ -360,3 +361,65 @@ def test_only_selected_processes_in_the_cgroup_are_touched(topo, cg, agent_facto
     m = re.search(r"propagation \(final\): (.*)", agent.log_text())
     st = dict(kv.split("=") for kv in m.group(1).split())
     assert st["sockets"] == "0" and st["injected"] == "0", st
+
+
+def test_ipv6_chain(topo, cg, agent_factory):
+    c, a, b = topo.ns("c"), topo.ns("a"), topo.ns("b")
+    topo.link(c, "fd00:218:1::1", a, "fd00:218:1::2", prefix="64 nodad")
+    topo.link(a, "fd00:218:2::1", b, "fd00:218:2::2", prefix="64 nodad")
+    leaf, leaf_log = py_service(topo, cg, b, "fd00:218:2::2", 9090, "leaf")
+    front, _ = py_service(topo, cg, a, "fd00:218:1::2", 8080, "front",
+                          downstream=["http://[fd00:218:2::2]:9090"])
+    agent = agent_factory("--pid", str(front.pid), "--pid", str(leaf.pid),
+                          "--propagation-cgroup", str(cg.path))
+    assert topo.curl(c, "http://[fd00:218:1::2]:8080/work", "-g") == "200"
+    spans = agent.wait_spans(lambda s: len(s) >= 3)
+    [f_srv] = svc(spans, "SERVER", "front")
+    [f_cli] = svc(spans, "CLIENT", "front")
+    [l_srv] = svc(spans, "SERVER", "leaf")
+    assert f_cli["parent_span_id"] == f_srv["span_id"]
+    assert l_srv["parent_span_id"] == f_cli["span_id"]
+    [head] = wait_heads(leaf_log, 1)
+    assert one_traceparent(head) == (f_srv["trace_id"], f_cli["span_id"], "01")
+
+
+@pytest.mark.parametrize("how", ["port", "exe"])
+def test_selection_by_port_or_name_reaches_propagation(topo, cg, agent_factory, how):
+    # Ports and names only this test uses: --port and --exe select whatever
+    # process matches on the host (read-only tracing; injection stays in the
+    # test's cgroup), and other tests may run alongside.
+    front_name, leaf_name = f"front{topo.tag}", f"leaf{topo.tag}"
+    c, a, b = topo.ns("c"), topo.ns("a"), topo.ns("b")
+    topo.link(c, "10.219.1.1", a, "10.219.1.2")
+    topo.link(a, "10.219.2.1", b, "10.219.2.2")
+    leaf, leaf_log = py_service(topo, cg, b, "10.219.2.2", 19431, leaf_name)
+    front, _ = py_service(topo, cg, a, "10.219.1.2", 18431, front_name,
+                          downstream=["http://10.219.2.2:19431"])
+    if how == "port":  # the front's incoming and outgoing connections, by port
+        agent = agent_factory("--port", "18431", "--port", "19431",
+                              "--propagation-cgroup", str(cg.path))
+    else:  # by the service names derived from the scripts' names
+        agent = agent_factory("--exe", front_name, "--exe", leaf_name,
+                              "--propagation-cgroup", str(cg.path))
+    assert topo.curl(c, "http://10.219.1.2:18431/work") == "200"
+    spans = agent.wait_spans(lambda s: len(svc(s, "CLIENT", front_name)) >= 1 and
+                             len(svc(s, "SERVER", front_name)) >= 1)
+    spans = agent.wait_spans(lambda s: len(svc(s, "SERVER", leaf_name)) >= 1)
+    [f_srv] = svc(spans, "SERVER", front_name)
+    [f_cli] = svc(spans, "CLIENT", front_name)
+    [l_srv] = svc(spans, "SERVER", leaf_name)
+    [head] = wait_heads(leaf_log, 1)
+    trace, parent, flags = one_traceparent(head)
+    assert (parent, flags) == (f_cli["span_id"], "01")
+    assert f_cli["parent_span_id"] == f_srv["span_id"]
+    assert l_srv["parent_span_id"] == f_cli["span_id"]
+    assert f_srv["trace_id"] == f_cli["trace_id"] == l_srv["trace_id"]
+    if how == "port":
+        # curl's own connection matches --port too: it is traced (not
+        # injected: not in the cgroup), so on this host the front joins
+        # curl's trace, and so does what the kernel sent on under its own id.
+        [curl] = svc(spans, "CLIENT", "curl")
+        assert f_srv["parent_span_id"] == curl["span_id"]
+        assert f_srv["trace_id"] == curl["trace_id"] != trace
+    else:
+        assert f_srv["trace_id"] == trace

@@ -66,8 +66,9 @@ class KernelContextTest : public ::testing::Test, public EventHandler {
  protected:
   KernelContextTest()
       : processes_("testhost", "/nonexistent-proc"),
-        stitcher_(&processes_, [this](Span s) { spans_.push_back(std::move(s)); },
-                  TraceStitcherOptions{}, IdGenerator(7)),
+        stitcher_(
+            &processes_, [this](Span s) { spans_.push_back(std::move(s)); }, TraceStitcherOptions{},
+            IdGenerator(7)),
         tracker_(&stitcher_),
         reader_(this) {}
 
@@ -83,8 +84,8 @@ class KernelContextTest : public ::testing::Test, public EventHandler {
   }
 
   // A connection; its generation is the clock when it was made.
-  std::pair<ConnGenerator, uint64_t> Conn(int32_t fd, ht_role role, uint16_t lport,
-                                          uint16_t rport, const char* local = "10.0.0.2",
+  std::pair<ConnGenerator, uint64_t> Conn(int32_t fd, ht_role role, uint16_t lport, uint16_t rport,
+                                          const char* local = "10.0.0.2",
                                           const char* remote = "10.0.0.1", uint32_t pid = 100) {
     const uint64_t gen = clock_.now();
     return {ConnGenerator(&clock_, pid, fd, role, local, lport, remote, rport), gen};
@@ -125,8 +126,8 @@ TEST_F(KernelContextTest, KernelDecisionWinsOverTheAgentsOwnParse) {
   auto [srv, gen] = Conn(5, HT_ROLE_SERVER, 8080, 40000);
   Feed(srv.Open());
   Feed(Ctx{.gen = gen, .ts_enter = clock_.now(), .origin = HT_CTX_INVALID}.Record());
-  const std::string tp = "traceparent: 00-" + std::string(kTrace) + "-" + std::string(kParent) +
-                         "-01\r\n";
+  const std::string tp =
+      "traceparent: 00-" + std::string(kTrace) + "-" + std::string(kParent) + "-01\r\n";
   Feed(srv.Data(HT_DIR_INGRESS, "GET / HTTP/1.1\r\n" + tp + tp + "tracestate: a=1\r\n\r\n"));
   Feed(srv.Data(HT_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
   ASSERT_EQ(spans_.size(), 1u);
@@ -139,12 +140,15 @@ TEST_F(KernelContextTest, KernelDecisionWinsOverTheAgentsOwnParse) {
 TEST_F(KernelContextTest, RemoteParentAndTracestateComeFromTheKernel) {
   auto [srv, gen] = Conn(5, HT_ROLE_SERVER, 8080, 40000);
   Feed(srv.Open());
-  Feed(Ctx{.gen = gen, .ts_enter = clock_.now(), .trace = kTrace, .parent = kParent,
-           .origin = HT_CTX_REMOTE, .tracestate = "k=v,o=1"}
+  Feed(Ctx{.gen = gen,
+           .ts_enter = clock_.now(),
+           .trace = kTrace,
+           .parent = kParent,
+           .origin = HT_CTX_REMOTE,
+           .tracestate = "k=v,o=1"}
            .Record());
-  Feed(srv.Data(HT_DIR_INGRESS, "GET / HTTP/1.1\r\ntraceparent: 00-" + std::string(kTrace) +
-                                    "-" + std::string(kParent) +
-                                    "-01\r\ntracestate: k=v,o=1\r\n\r\n"));
+  Feed(srv.Data(HT_DIR_INGRESS, "GET / HTTP/1.1\r\ntraceparent: 00-" + std::string(kTrace) + "-" +
+                                    std::string(kParent) + "-01\r\ntracestate: k=v,o=1\r\n\r\n"));
   Feed(srv.Data(HT_DIR_EGRESS, "HTTP/1.1 204 No Content\r\n\r\n"));
   ASSERT_EQ(spans_.size(), 1u);
   EXPECT_EQ(spans_[0].trace_id.Hex(), kTrace);
@@ -173,8 +177,13 @@ TEST_F(KernelContextTest, ClientSpanHasTheInjectedSpanIdAndTheKernelsParent) {
   Feed(out.Open());
   // Another thread writes it (a pool worker): only the kernel knew.
   out.set_tid(999);
-  Feed(Ctx{.type = HT_EV_CLIENT_CTX, .tid = 999, .fd = 6, .gen = out_gen,
-           .ts_enter = clock_.now(), .span = kInjected, .parent = kKernelSpan,
+  Feed(Ctx{.type = HT_EV_CLIENT_CTX,
+           .tid = 999,
+           .fd = 6,
+           .gen = out_gen,
+           .ts_enter = clock_.now(),
+           .span = kInjected,
+           .parent = kKernelSpan,
            .origin = HT_CTX_INJECTED}
            .Record());
   Feed(out.Data(HT_DIR_EGRESS, "GET /b HTTP/1.1\r\nHost: b\r\n\r\n"));
@@ -253,8 +262,14 @@ TEST_F(KernelContextTest, ServerBehindAProxyOnThisHostIsTheChildOfItsClientSpan)
   Feed(px_out.Open());
   Feed(px_out.Data(HT_DIR_EGRESS, "GET /x HTTP/1.1\r\n" + tp + "\r\n"));
   Feed(srv.Open());
-  Feed(Ctx{.pid = 200, .tid = 200, .fd = 7, .gen = srv_gen, .ts_enter = clock_.now(),
-           .trace = kTrace, .parent = kParent, .origin = HT_CTX_REMOTE}
+  Feed(Ctx{.pid = 200,
+           .tid = 200,
+           .fd = 7,
+           .gen = srv_gen,
+           .ts_enter = clock_.now(),
+           .trace = kTrace,
+           .parent = kParent,
+           .origin = HT_CTX_REMOTE}
            .Record());
   Feed(srv.Data(HT_DIR_INGRESS, "GET /x HTTP/1.1\r\n" + tp + "\r\n"));
   Feed(srv.Data(HT_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
@@ -266,6 +281,49 @@ TEST_F(KernelContextTest, ServerBehindAProxyOnThisHostIsTheChildOfItsClientSpan)
   EXPECT_EQ(server->trace_id.Hex(), kTrace);
   EXPECT_EQ(server->parent_span_id, client->span_id);
   EXPECT_EQ(stitcher_.stats().server_spans_relinked, 1u);
+}
+
+TEST_F(KernelContextTest, NewTraceOfAServerWithALocalCallerJoinsTheCallersTraceDownstreamToo) {
+  // curl (pid 300, traced, not injected: no traceparent) -> server (pid 100):
+  // the kernel starts trace K for the server and injects K into its call;
+  // on this host the agent reports all of it in the caller's trace.
+  auto [caller, caller_gen] = Conn(3, HT_ROLE_CLIENT, 41000, 8080, "10.0.0.1", "10.0.0.2", 300);
+  auto [in, in_gen] = Conn(5, HT_ROLE_SERVER, 8080, 41000);
+  auto [out, out_gen] = Conn(6, HT_ROLE_CLIENT, 50000, 9090, "10.0.1.1", "10.0.1.2");
+  Feed(caller.Open());
+  Feed(caller.Data(HT_DIR_EGRESS, "GET /a HTTP/1.1\r\n\r\n"));
+  Feed(in.Open());
+  Feed(Ctx{.gen = in_gen, .ts_enter = clock_.now()}.Record());
+  Feed(in.Data(HT_DIR_INGRESS, "GET /a HTTP/1.1\r\n\r\n"));
+  Feed(out.Open());
+  Feed(Ctx{.type = HT_EV_CLIENT_CTX,
+           .fd = 6,
+           .gen = out_gen,
+           .ts_enter = clock_.now(),
+           .span = kInjected,
+           .parent = kKernelSpan,
+           .origin = HT_CTX_INJECTED}
+           .Record());
+  Feed(out.Data(HT_DIR_EGRESS, "GET /b HTTP/1.1\r\n\r\n"));
+  Feed(out.Data(HT_DIR_INGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+  Feed(in.Data(HT_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+  Feed(caller.Data(HT_DIR_INGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+  ASSERT_EQ(spans_.size(), 3u);
+  const Span* server = Find(SpanKind::kServer);
+  std::vector<const Span*> clients;
+  for (const auto& s : spans_) {
+    if (s.kind == SpanKind::kClient) clients.push_back(&s);
+  }
+  ASSERT_TRUE(server);
+  ASSERT_EQ(clients.size(), 2u);
+  const Span* root = clients[0]->span_id.Hex() == kInjected ? clients[1] : clients[0];
+  const Span* call = clients[0]->span_id.Hex() == kInjected ? clients[0] : clients[1];
+  EXPECT_EQ(server->span_id.Hex(), kKernelSpan);
+  EXPECT_EQ(server->parent_span_id, root->span_id);
+  EXPECT_EQ(server->trace_id, root->trace_id);
+  EXPECT_EQ(call->parent_span_id, server->span_id);
+  EXPECT_EQ(call->trace_id, root->trace_id);  // not the kernel's K
+  EXPECT_EQ(stitcher_.stats().kernel_traces_aliased, 1u);
 }
 
 TEST_F(KernelContextTest, MalformedContextRecordIsDropped) {

@@ -212,6 +212,8 @@ def main():
         asyncio.run(main_async(opts))
         return
     POOL = concurrent.futures.ThreadPoolExecutor(max_workers=4)
+    if ":" in opts.host:
+        Server.address_family = socket.AF_INET6
     srv = Server((opts.host, opts.port), Handler)
     srv.opts = opts
     print("listening", flush=True)
