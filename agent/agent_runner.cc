@@ -228,6 +228,36 @@ class Dispatcher : public EventHandler {
   NetworkFacts* network_ = nullptr;
 };
 
+// Between the connection tracker and the stitcher: a client exchange whose
+// response the process has read in full is when its socket may go back into
+// the propagation sockhash (read guard, PropagationLoader::Rearm).
+class RearmTap : public ExchangeHandler {
+ public:
+  explicit RearmTap(ExchangeHandler* next) : next_(next) {}
+  void set_propagation(PropagationLoader* p) { propagation_ = p; }
+
+  void OnRequestHead(const ConnInfo& conn, http1::Role role,
+                     const http1::Message& request) override {
+    next_->OnRequestHead(conn, role, request);
+  }
+  void OnExchange(const ConnInfo& conn, http1::Role role, http1::Record record,
+                  const std::optional<Closing>& closing) override {
+    const bool rearm = propagation_ != nullptr && role == http1::Role::kClient && !closing &&
+                       record.outcome == http1::Record::Outcome::kComplete &&
+                       conn.followed_from_open && conn.tuple_known;
+    next_->OnExchange(conn, role, std::move(record), closing);
+    if (rearm) {
+      propagation_->Rearm(conn.id.pid, conn.id.fd, conn.local_port, conn.bytes_written,
+                          conn.bytes_read);
+    }
+  }
+  void OnConnectionGone(const ConnInfo& conn) override { next_->OnConnectionGone(conn); }
+
+ private:
+  ExchangeHandler* next_;
+  PropagationLoader* propagation_ = nullptr;
+};
+
 }  // namespace
 
 int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
@@ -263,7 +293,8 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   TraceStitcher stitcher(&processes,
                          [&](Span span) { joiner.OnSpan(std::move(span), MonotonicNowNs()); },
                          stitch_options);
-  ConnTracker tracker(&stitcher);
+  RearmTap rearm_tap(&stitcher);
+  ConnTracker tracker(&rearm_tap);
   Dispatcher dispatcher(&tracker, &processes, run.exe_names);
   EventReader reader(&dispatcher);
 
@@ -295,7 +326,14 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   dispatcher.set_loader(loader.get());
   std::unique_ptr<PropagationLoader> propagation;
   if (propagate) {
-    propagation = PropagationLoader::Start(PropagationOptions{run.propagation_cgroup}, lo, *loader);
+    PropagationOptions po;
+    po.cgroup_path = run.propagation_cgroup;
+    if (!ParseFionreadGuard(run.fionread_guard, &po.fionread_guard)) {
+      throw StartupError("fionread_guard must be auto, on or off, got \"" + run.fionread_guard +
+                         "\"");
+    }
+    propagation = PropagationLoader::Start(po, lo, *loader);
+    if (propagation->read_guard()) rearm_tap.set_propagation(propagation.get());
   }
   std::unique_ptr<NetProbeLoader> net_probe;
   if (run.net_probes) {
@@ -432,12 +470,12 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     const auto& c = prop_counters;
     spdlog::info(
         "propagation (final): server_contexts={} remote={} invalid={} head_cut={} injected={} "
-        "replaced={} not_linear={} "
+        "replaced={} not_linear={} disarmed={} rearmed={} rearm_skipped={} "
         "already_present={} no_context={} untracked={} inject_failed={} sockets={} "
         "sockets_busy={} sockets_failed={} not_http={} released={} server_spans_from_kernel={} "
         "client_spans_from_kernel={} relinked={} passthrough={} aliased={} kernel_unmatched={}",
         c.server_contexts, c.remote, c.invalid, c.head_cut, c.injected, c.replaced,
-        c.not_linear, c.already_present,
+        c.not_linear, c.disarmed, c.rearmed, c.rearm_skipped, c.already_present,
         c.no_context, c.untracked, c.inject_failed, c.sockets_added, c.sockets_busy,
         c.sockets_failed, c.not_http, c.released, t.server_spans_from_kernel,
         t.client_spans_from_kernel, t.server_spans_relinked, t.client_spans_passthrough,

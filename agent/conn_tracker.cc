@@ -95,6 +95,7 @@ ConnTracker::Connection* ConnTracker::Open(const ht_event_header& hdr, const ht_
   ConnInfo info;
   info.id = ConnId{hdr.pid, hdr.fd, hdr.conn_gen};
   info.kernel_role = role;
+  info.followed_from_open = role != HT_ROLE_UNKNOWN;
   if (tuple != nullptr) {
     info.tuple_known = true;
     info.family = tuple->family;
@@ -122,6 +123,7 @@ void ConnTracker::OnData(const DataEvent& ev) {
     conn = Open(hdr, nullptr, HT_ROLE_UNKNOWN);
   }
   conn->last_activity_ns = hdr.ts_exit_ns;
+  (ev.direction == HT_DIR_EGRESS ? conn->info.bytes_written : conn->info.bytes_read) += ev.bytes;
   conn->stitcher.OnData(
       ev.direction == HT_DIR_EGRESS ? http1::Direction::kEgress : http1::Direction::kIngress,
       ev.captured, ev.bytes, hdr.ts_enter_ns, hdr.ts_exit_ns, hdr.tid);

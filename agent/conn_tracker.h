@@ -50,6 +50,11 @@ struct ConnInfo {
   uint16_t local_port = 0;
   uint16_t remote_port = 0;
   ht_role kernel_role = HT_ROLE_UNKNOWN;
+  // Bytes the process wrote and read on it so far, as the events say; whole
+  // only when the connection was followed from its open event on.
+  bool followed_from_open = false;
+  uint64_t bytes_written = 0;
+  uint64_t bytes_read = 0;
 
   std::string LocalAddress() const;   // "10.0.0.1", "::1"; "" if unknown
   std::string RemoteAddress() const;

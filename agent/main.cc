@@ -102,6 +102,12 @@ int main(int argc, char** argv) {
   bool no_propagation = false;
   run->add_flag("--no-propagation", no_propagation,
                 "never change bytes on the wire: read-only tracing");
+  std::string fionread_guard;
+  auto* o_guard = run->add_option(
+      "--fionread-guard", fionread_guard,
+      "auto|on|off: keep sockets in the propagation sockhash only while they have nothing to "
+      "read (auto: on kernels whose sockhash misreports FIONREAD)")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
   std::vector<std::string> otlp_headers;
   run->add_option("--otlp-header", otlp_headers, "KEY=VALUE sent with every export (repeatable)");
   bool otlp_insecure = false;
@@ -161,6 +167,7 @@ int main(int argc, char** argv) {
   if (no_redact) r.redact_query = false;
   if (o_prop_cgroup->count()) r.propagation_cgroup = cli.propagation_cgroup;
   if (no_propagation) r.propagation = false;
+  if (o_guard->count()) r.fionread_guard = fionread_guard;
   if (no_net_probes) r.net_probes = false;
   if (o_metrics->count()) r.metrics_address = cli.metrics_address;
   if (!log_level.empty()) r.log_level = log_level;

@@ -103,9 +103,10 @@ class FileReader {
         Expect(v, "resource", {"attributes"});
         if (v["attributes"]) (*otel_)["OTEL_RESOURCE_ATTRIBUTES"] = MapToList(v["attributes"]);
       } else if (key == "propagation") {
-        Expect(v, "propagation", {"cgroup", "enabled"});
+        Expect(v, "propagation", {"cgroup", "enabled", "fionread_guard"});
         if (v["cgroup"]) run_->propagation_cgroup = v["cgroup"].as<std::string>();
         if (v["enabled"]) run_->propagation = v["enabled"].as<bool>();
+        if (v["fionread_guard"]) run_->fionread_guard = v["fionread_guard"].as<std::string>();
       } else if (key == "otlp" || key == "sampler" || key == "batch") {
         Otel(key, v);
       } else {

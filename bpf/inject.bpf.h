@@ -24,21 +24,6 @@
 #define HT_TP_LINE_LEN 70 /* "traceparent: " 55 "\r\n" */
 #define HT_INJ_LINEARIZE_MAX 65536 /* messages made one piece again after insertion */
 
-/* What propagation knows about one socket (socket-local storage). */
-enum ht_prop_kind {
-	HT_PK_UNKNOWN = 0, /* nothing written yet */
-	HT_PK_HTTP = 1,    /* its first message was an HTTP/1.x request */
-	HT_PK_OTHER = 2,   /* it was not: never looked at again */
-};
-
-struct ht_prop_sock {
-	__u64 bound_span; /* server span of the thread that connected it, unused yet */
-	__u64 cookie;     /* its key in the sockhash */
-	__u8 selected;    /* made by a selected process: may enter the sockhash */
-	__u8 kind;        /* enum ht_prop_kind */
-	__u8 _pad[6];
-};
-
 /* Sockets whose first message was not an HTTP request: the agent takes them
  * out of the sockhash (only its own bpf(2) may: sk_msg programs cannot
  * delete from a sockmap), so they get the kernel's plain TCP paths back

@@ -10,6 +10,12 @@
  *   processes' sockets never enter it.
  * - ht_sk_msg, on every message written to a socket in the sockhash: inserts
  *   a traceparent into HTTP/1.x requests that carry none (inject.bpf.h).
+ * - The read guard (ht_read_guard, set by the agent on kernels whose
+ *   sockhash answers FIONREAD with 0, see PropagationLoader): a socket is in
+ *   the sockhash only while it has nothing to read. ht_sockops takes it out
+ *   when the peer acknowledges what it wrote (BPF_SOCK_OPS_RTT_CB: under the
+ *   socket lock, before any byte of the answer can be read); the agent puts
+ *   it back once the process has read the whole response.
  *
  * The maps this object shares with socket_trace.bpf.c (selection, the
  * capture's connections and syscalls in flight, the contexts, the ring
@@ -25,6 +31,9 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define HT_EBUSY 16
+
+/* Written by the agent after load (.data): see the read guard above. */
+volatile bool ht_read_guard = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
@@ -66,12 +75,23 @@ int ht_sockops(struct bpf_sock_ops *skops)
 		cookie = bpf_get_socket_cookie(skops);
 		ps->cookie = cookie;
 		err = bpf_sock_hash_update(skops, &ht_prop_sockhash, &cookie, BPF_NOEXIST);
-		if (!err)
+		if (!err) {
 			ht_ctx_count(HT_CTXC_SOCK_ADDED);
-		else if (err == -HT_EBUSY)
+			if (ht_read_guard)
+				bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
+								 BPF_SOCK_OPS_RTT_CB_FLAG);
+		} else if (err == -HT_EBUSY)
 			ht_ctx_count(HT_CTXC_SOCK_BUSY); /* another sk_msg program has it */
 		else
 			ht_ctx_count(HT_CTXC_SOCK_FAILED);
+		return 1;
+	case BPF_SOCK_OPS_RTT_CB:
+		/* The peer acknowledged bytes this socket sent (a request):
+		 * an answer may follow, so out of the sockhash it goes (only
+		 * sockets the guard armed get this callback). */
+		ps = bpf_sk_storage_get(&ht_prop_socks, sk, 0, 0);
+		if (ps && ps->cookie && !bpf_map_delete_elem(&ht_prop_sockhash, &ps->cookie))
+			ht_ctx_count(HT_CTXC_DISARMED);
 		return 1;
 	default:
 		return 1;
@@ -83,6 +103,7 @@ int ht_sk_msg(struct sk_msg_md *msg)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct ht_prop_sock *ps;
+	__u32 size;
 
 	/* The writer, not just the socket's creator, must be selected (a
 	 * socket can be inherited or passed to another process). */
@@ -93,6 +114,9 @@ int ht_sk_msg(struct sk_msg_md *msg)
 	ps = bpf_sk_storage_get(&ht_prop_socks, msg->sk, 0, 0);
 	if (!ps || ps->kind == HT_PK_OTHER)
 		return SK_PASS;
+	size = msg->size;
 	ht_msg_inject(msg, pid_tgid, ps);
+	if (msg->size != size) /* the agent compares the kernel's counts with its own */
+		ps->wire_delta += (__s64)msg->size - (__s64)size;
 	return SK_PASS;
 }

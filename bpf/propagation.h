@@ -27,7 +27,25 @@ enum ht_ctx_counter {
 	HT_CTXC_NOT_HTTP = 12,     /* sockets whose first bytes are not a request */
 	HT_CTXC_REPLACED = 13,     /* invalid traceparent replaced (W3C restart) */
 	HT_CTXC_NOT_LINEAR = 14,   /* injected message left in pieces (copy failed) */
-	HT_CTXC_MAX = 15,
+	HT_CTXC_DISARMED = 15,     /* guard: socket left the sockhash, peer acked a write */
+	HT_CTXC_MAX = 16,
+};
+
+/* What propagation knows about one socket (socket-local storage, map
+ * "ht_prop_socks"; the agent reads it by socket fd). */
+enum ht_prop_kind {
+	HT_PK_UNKNOWN = 0, /* nothing written yet */
+	HT_PK_HTTP = 1,    /* its first message was an HTTP/1.x request */
+	HT_PK_OTHER = 2,   /* it was not: never looked at again */
+};
+
+struct ht_prop_sock {
+	__u64 bound_span; /* server span of the thread that connected it */
+	__u64 cookie;     /* its key in the sockhash */
+	__u8 selected;    /* made by a selected process: may enter the sockhash */
+	__u8 kind;        /* enum ht_prop_kind */
+	__u8 _pad[6];
+	__s64 wire_delta; /* bytes on the wire minus bytes the process wrote */
 };
 
 #endif /* HOPTRACE_BPF_PROPAGATION_H */

@@ -4,6 +4,8 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -12,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -99,7 +102,43 @@ int ProbeFionread(int sockhash_fd) {
   return result;
 }
 
+// What the kernel counts for a TCP socket: bytes the process wrote (acked,
+// in flight or not sent yet) and bytes that arrived (read or not).
+struct TcpCounts {
+  uint64_t written = 0;
+  uint64_t received = 0;
+  bool operator==(const TcpCounts&) const = default;
+};
+
+bool ReadTcpCounts(int sock, TcpCounts* out) {
+  tcp_info ti{};
+  socklen_t len = sizeof(ti);
+  int outq = 0;
+  if (getsockopt(sock, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+      len < offsetof(tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received) ||
+      ioctl(sock, SIOCOUTQ, &outq) != 0 || ti.tcpi_bytes_acked == 0) {
+    return false;
+  }
+  // tcpi_bytes_acked counts the SYN too.
+  out->written = ti.tcpi_bytes_acked - 1 + static_cast<uint64_t>(outq);
+  out->received = ti.tcpi_bytes_received;
+  return true;
+}
+
 }  // namespace
+
+bool ParseFionreadGuard(const std::string& text, FionreadGuard* out) {
+  if (text == "auto") {
+    *out = FionreadGuard::kAuto;
+  } else if (text == "on") {
+    *out = FionreadGuard::kOn;
+  } else if (text == "off") {
+    *out = FionreadGuard::kOff;
+  } else {
+    return false;
+  }
+  return true;
+}
 
 std::string CheckPropagationCgroup(const std::string& path) {
   if (path.empty()) return "no cgroup given";
@@ -178,12 +217,21 @@ std::unique_ptr<PropagationLoader> PropagationLoader::Start(const PropagationOpt
   self->msg_attached_ = true;
   const int fionread = ProbeFionread(sockhash);
   self->fionread_kept_ = fionread != 0;
-  if (fionread == 0) {
+  self->read_guard_ = options.fionread_guard == FionreadGuard::kOn ||
+                      (options.fionread_guard == FionreadGuard::kAuto && fionread == 0);
+  self->skel_->bss->ht_read_guard = self->read_guard_;
+  if (fionread == 0 && self->read_guard_) {
+    spdlog::info(
+        "propagation: this kernel answers FIONREAD with 0 on sockets in a sockmap (sockmap "
+        "FIONREAD regression); read guard on: a socket is in the sockhash only while it has "
+        "nothing to read, so FIONREAD and readiness stay exact; a keep-alive request written "
+        "before the agent saw the previous response read goes without traceparent");
+  } else if (fionread == 0) {
     spdlog::warn(
-        "propagation: this kernel answers FIONREAD with 0 on sockets in a sockmap (its "
-        "tcp_bpf_ioctl predates the upstream fix): on the outgoing HTTP connections of the "
-        "processes propagation serves, FIONREAD under-reports; connections whose first write "
-        "is not HTTP leave the sockhash at once");
+        "propagation: this kernel answers FIONREAD with 0 on sockets in a sockmap (sockmap "
+        "FIONREAD regression) and the read guard is off: programs that size reads with "
+        "FIONREAD (nginx, Java, .NET) may stall on the outgoing connections propagation "
+        "serves; use --fionread-guard auto");
   } else if (fionread < 0) {
     spdlog::debug("propagation: could not check FIONREAD on sockhash sockets");
   }
@@ -197,7 +245,76 @@ std::unique_ptr<PropagationLoader> PropagationLoader::Start(const PropagationOpt
   return self;
 }
 
+void PropagationLoader::Rearm(uint32_t pid, int fd, uint16_t local_port, uint64_t written,
+                              uint64_t read) {
+  if (!read_guard_ || fd < 0) return;
+  auto it = pidfds_.find(pid);
+  if (it == pidfds_.end()) {
+    if (pidfds_.size() >= 4096) {
+      for (auto& [p, pfd] : pidfds_) close(pfd);
+      pidfds_.clear();
+    }
+    const int pfd = static_cast<int>(syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0));
+    if (pfd < 0) return;  // gone
+    it = pidfds_.emplace(pid, pfd).first;
+  }
+  // A reference to the process's socket, for as long as this call runs.
+  const int sock = static_cast<int>(syscall(SYS_pidfd_getfd, it->second, fd, 0));
+  if (sock < 0) {
+    if (errno == ESRCH) {  // the process is gone (its pid may come back as another)
+      close(it->second);
+      pidfds_.erase(it);
+      return;
+    }
+    if (errno == EPERM && !rearm_warned_) {
+      rearm_warned_ = true;
+      spdlog::warn("propagation: cannot take a process's socket back into the sockhash ({}; "
+                   "needs CAP_SYS_PTRACE): keep-alive requests after the first go without "
+                   "traceparent",
+                   Errno(errno));
+    }
+    ++rearm_skipped_;
+    return;
+  }
+  const int socks = bpf_map__fd(skel_->maps.ht_prop_socks);
+  const int sockhash = bpf_map__fd(skel_->maps.ht_prop_sockhash);
+  ht_prop_sock ps{};
+  sockaddr_storage local{};
+  socklen_t local_len = sizeof(local);
+  TcpCounts before, after;
+  // Only a socket of ours (selected at connect, HTTP so far), the one the
+  // event was about (the descriptor may have been reused since), on which
+  // the kernel counts what the capture saw (plus what injection added):
+  // nothing written since the answered request, nothing arrived unread.
+  if (bpf_map_lookup_elem(socks, &sock, &ps) != 0 || !ps.selected || ps.kind != HT_PK_HTTP ||
+      ps.cookie == 0) {
+    close(sock);
+    return;
+  }
+  const bool same = getsockname(sock, reinterpret_cast<sockaddr*>(&local), &local_len) == 0 &&
+                    ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port) == local_port;
+  const uint64_t value = static_cast<uint64_t>(sock);
+  if (!same || !ReadTcpCounts(sock, &before) ||
+      before.written != written + static_cast<uint64_t>(ps.wire_delta) ||
+      before.received != read) {
+    ++rearm_skipped_;
+  } else if (bpf_map_update_elem(sockhash, &ps.cookie, &value, BPF_NOEXIST) == 0) {
+    // Anything sent or received while it went in, and it comes out again:
+    // a request the kernel may not have seen acknowledged, or bytes to read.
+    if (ReadTcpCounts(sock, &after) && after == before) {
+      ++rearmed_;
+    } else {
+      bpf_map_delete_elem(sockhash, &ps.cookie);
+      ++rearm_skipped_;
+    }
+  } else if (errno != EEXIST) {
+    ++rearm_skipped_;
+  }
+  close(sock);
+}
+
 PropagationLoader::~PropagationLoader() {
+  for (auto& [pid, pfd] : pidfds_) close(pfd);
   // No new sockets first, then no more injection; freeing the sockhash (with
   // the skeleton) takes every socket out of it and restores its protocol ops.
   if (sockops_link_) bpf_link__destroy(sockops_link_);
@@ -254,7 +371,10 @@ PropagationCounters PropagationLoader::ReadCounters() const {
   out.not_http = sum(HT_CTXC_NOT_HTTP);
   out.replaced = sum(HT_CTXC_REPLACED);
   out.not_linear = sum(HT_CTXC_NOT_LINEAR);
+  out.disarmed = sum(HT_CTXC_DISARMED);
   out.released = released_;
+  out.rearmed = rearmed_;
+  out.rearm_skipped = rearm_skipped_;
   return out;
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "agent/loader/bpf_loader.h"
@@ -19,8 +20,26 @@ struct bpf_link;
 
 namespace hoptrace {
 
+// Kernels with the sockmap FIONREAD regression (upstream 929e30f93125, fixed
+// by 04af4efde58a; in 6.6.128+, 6.12.75+, 6.18.14+ until the fix) answer
+// FIONREAD with 0 on a socket in a sockhash without a verdict program, and
+// programs that size their reads with it (nginx, Java, .NET, Dart) stall.
+// The read guard keeps a socket in the sockhash only while it has nothing to
+// read: the kernel takes it out when the peer acknowledges a request (before
+// any answer can be read), the agent puts it back once the process has read
+// the whole response (Rearm).
+enum class FionreadGuard {
+  kAuto,  // on when the start-up probe finds the regression
+  kOn,
+  kOff,   // sockets stay in the sockhash; FIONREAD under-reports on such kernels
+};
+
+// "auto", "on", "off"; nullopt-like false when the text is none of them.
+bool ParseFionreadGuard(const std::string& text, FionreadGuard* out);
+
 struct PropagationOptions {
   std::string cgroup_path;  // a cgroup v2 directory
+  FionreadGuard fionread_guard = FionreadGuard::kAuto;
 };
 
 struct PropagationCounters {
@@ -40,6 +59,11 @@ struct PropagationCounters {
   uint64_t released = 0;    // non-HTTP sockets taken out of the sockhash by Sweep()
   uint64_t replaced = 0;    // invalid or repeated traceparent replaced
   uint64_t not_linear = 0;  // injected messages left in pieces (copy failed)
+  // Read guard: sockets the kernel took out (peer acked a request), put
+  // back by Rearm(), or left out (bytes still waiting, socket gone).
+  uint64_t disarmed = 0;
+  uint64_t rearmed = 0;
+  uint64_t rearm_skipped = 0;
 };
 
 class PropagationLoader {
@@ -57,10 +81,18 @@ class PropagationLoader {
   // Takes the sockets the sk_msg program found not to speak HTTP out of the
   // sockhash (BPF programs of that type may not). Call it every tick.
   void Sweep();
+  // Read guard: the process pid has read a whole response on its socket fd,
+  // having written `written` and read `read` bytes on it in all (as the
+  // capture saw them). If that socket is one of ours, out of the sockhash,
+  // and the kernel's counts say the same (nothing sent since: no request
+  // waiting for an answer; nothing arrived unread), it goes back in, and its
+  // next request gets a traceparent again. A no-op without the guard.
+  void Rearm(uint32_t pid, int fd, uint16_t local_port, uint64_t written, uint64_t read);
   // Whether FIONREAD still counts the bytes waiting on a socket in the
   // sockhash (checked at start in a network namespace of its own; kernels
   // without the upstream tcp_bpf_ioctl fix answer 0).
   bool fionread_kept() const { return fionread_kept_; }
+  bool read_guard() const { return read_guard_; }
   // sockops programs of others on the cgroup (effective, inherited ones
   // included) when we attached: "id NAME" each. Their sk_msg programs, if
   // any, keep the sockets they claim (counted as sockets_busy).
@@ -74,7 +106,12 @@ class PropagationLoader {
   bpf_link* sockops_link_ = nullptr;
   bool msg_attached_ = false;
   bool fionread_kept_ = true;
+  bool read_guard_ = false;
   uint64_t released_ = 0;
+  uint64_t rearmed_ = 0;
+  uint64_t rearm_skipped_ = 0;
+  bool rearm_warned_ = false;
+  std::unordered_map<uint32_t, int> pidfds_;  // pid -> pidfd, for pidfd_getfd
   std::vector<std::string> other_sockops_;
 };
 
