@@ -236,6 +236,9 @@ class RearmTap : public ExchangeHandler {
   explicit RearmTap(ExchangeHandler* next) : next_(next) {}
   void set_propagation(PropagationLoader* p) { propagation_ = p; }
 
+  void OnConnectionOpen(const ConnInfo& conn, uint32_t tid) override {
+    next_->OnConnectionOpen(conn, tid);
+  }
   void OnRequestHead(const ConnInfo& conn, http1::Role role,
                      const http1::Message& request) override {
     next_->OnRequestHead(conn, role, request);

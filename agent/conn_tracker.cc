@@ -107,6 +107,7 @@ ConnTracker::Connection* ConnTracker::Open(const ht_event_header& hdr, const ht_
   auto conn = std::make_unique<Connection>(std::move(info), handler_, options_.stitcher_limits);
   conn->last_activity_ns = hdr.ts_exit_ns;
   ++stats_.opened;
+  if (conn->info.followed_from_open) handler_->OnConnectionOpen(conn->info, hdr.tid);
   return conns_.emplace(key, std::move(conn)).first->second.get();
 }
 

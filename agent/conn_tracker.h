@@ -73,6 +73,9 @@ struct Closing {
 class ExchangeHandler {
  public:
   virtual ~ExchangeHandler() = default;
+  // A connection seen from its open event on (connect or accept), by the
+  // thread that opened it.
+  virtual void OnConnectionOpen(const ConnInfo& /*conn*/, uint32_t /*tid*/) {}
   virtual void OnRequestHead(const ConnInfo& conn, http1::Role role,
                              const http1::Message& request) = 0;
   // closing is set when the record was produced by the connection ending.

@@ -199,9 +199,16 @@ SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const http1
 }
 
 SpanContextRecord TraceStitcher::ClientContext(const ConnInfo& conn, const http1::Message& req) {
+  // Only the first request of a connection has a bound parent.
+  std::optional<SpanContextRecord> bound;
+  if (auto b = bound_at_connect_.find(conn.id); b != bound_at_connect_.end()) {
+    bound = std::move(b->second);
+    bound_at_connect_.erase(b);
+  }
   if (auto k = TakeKernelContext(conn.id, /*server=*/false, req.first_byte_ts_enter)) {
     // The kernel wrote this span's id into the request: exactly these ids.
     ++stats_.client_spans_from_kernel;
+    MarkClaimed(conn.id.pid, req.tid, k->ctx.parent_span_id);
     return std::move(k->ctx);
   }
   std::optional<TraceContext> own;
@@ -218,8 +225,12 @@ SpanContextRecord TraceStitcher::ClientContext(const ConnInfo& conn, const http1
       return ChildOf(parent.trace_id, parent.span_id, parent.flags, parent.tracestate);
     }
   }
-  if (auto it = thread_server_.find(ThreadKey(conn.id.pid, req.tid)); it != thread_server_.end()) {
-    const SpanContextRecord& parent = it->second.ctx;
+  if (bound) {
+    ++stats_.client_spans_with_thread_parent;
+    return ChildOf(bound->trace_id, bound->span_id, bound->flags, std::move(bound->tracestate));
+  }
+  if (const ThreadServer* t = PickThreadServer(conn.id.pid, req.tid)) {
+    const SpanContextRecord& parent = t->ctx;
     ++stats_.client_spans_with_thread_parent;
     return ChildOf(parent.trace_id, parent.span_id, parent.flags, parent.tracestate);
   }
@@ -235,7 +246,13 @@ void TraceStitcher::OnRequestHead(const ConnInfo& conn, http1::Role role,
   SpanContextRecord ctx = server ? ServerContext(conn, request) : ClientContext(conn, request);
   ApplyAlias(&ctx);  // also for contexts read from headers the kernel wrote
   if (server) {
-    thread_server_[ThreadKey(conn.id.pid, request.tid)] = ThreadServer{ctx, conn.id};
+    auto& open = thread_server_[ThreadKey(conn.id.pid, request.tid)];
+    if (open.size() >= kMaxThreadOpen) {
+      open.pop_front();
+      --open_server_spans_;
+    }
+    open.push_back(ThreadServer{ctx, conn.id});
+    ++open_server_spans_;
     if (ctx.parent_span_id.IsValid() && received_.size() < options_.max_outbound) {
       if (auto tp = request.Header("traceparent")) {
         if (auto in = ParseTraceparent(*tp)) {
@@ -274,8 +291,18 @@ void TraceStitcher::OnExchange(const ConnInfo& conn, http1::Role role, http1::Re
     ctx = NewRoot();  // OnRequestHead always comes first; be safe anyway
   }
   if (server) {
-    auto t = thread_server_.find(ThreadKey(conn.id.pid, record.request.tid));
-    if (t != thread_server_.end() && t->second.ctx.span_id == ctx.span_id) thread_server_.erase(t);
+    if (auto t = thread_server_.find(ThreadKey(conn.id.pid, record.request.tid));
+        t != thread_server_.end()) {
+      auto& open = t->second;
+      for (auto e = open.begin(); e != open.end(); ++e) {
+        if (e->ctx.span_id == ctx.span_id) {
+          open.erase(e);
+          --open_server_spans_;
+          break;
+        }
+      }
+      if (open.empty()) thread_server_.erase(t);
+    }
     if (auto tp = record.request.Header("traceparent")) {
       if (auto in = ParseTraceparent(*tp)) {
         auto r = received_.find(ReceivedKey(conn.id.pid, in->trace_id, in->parent_id));
@@ -314,13 +341,54 @@ void TraceStitcher::OnExchange(const ConnInfo& conn, http1::Role role, http1::Re
 
 void TraceStitcher::OnConnectionGone(const ConnInfo& conn) {
   pending_.erase(conn.id);
+  bound_at_connect_.erase(conn.id);
   if (auto k = kernel_.find(conn.id); k != kernel_.end()) {
     kernel_size_ -= k->second.size();
     stats_.kernel_contexts_unmatched += k->second.size();
     kernel_.erase(k);
   }
   for (auto it = thread_server_.begin(); it != thread_server_.end();) {
-    it = it->second.conn == conn.id ? thread_server_.erase(it) : std::next(it);
+    auto& open = it->second;
+    for (auto e = open.begin(); e != open.end();) {
+      if (e->conn == conn.id) {
+        e = open.erase(e);
+        --open_server_spans_;
+      } else {
+        ++e;
+      }
+    }
+    it = open.empty() ? thread_server_.erase(it) : std::next(it);
+  }
+}
+
+void TraceStitcher::OnConnectionOpen(const ConnInfo& conn, uint32_t tid) {
+  if (conn.kernel_role != HT_ROLE_CLIENT) return;
+  if (bound_at_connect_.size() >= options_.max_outbound) return;
+  if (const ThreadServer* t = PickThreadServer(conn.id.pid, tid)) {
+    bound_at_connect_[conn.id] = t->ctx;
+  }
+}
+
+const TraceStitcher::ThreadServer* TraceStitcher::PickThreadServer(uint32_t pid, uint32_t tid) {
+  auto it = thread_server_.find(ThreadKey(pid, tid));
+  if (it == thread_server_.end() || it->second.empty()) return nullptr;
+  for (auto& t : it->second) {
+    if (!t.claimed) {
+      t.claimed = true;
+      return &t;
+    }
+  }
+  return &it->second.back();
+}
+
+void TraceStitcher::MarkClaimed(uint32_t pid, uint32_t tid, const SpanId& span_id) {
+  auto it = thread_server_.find(ThreadKey(pid, tid));
+  if (it == thread_server_.end()) return;
+  for (auto& t : it->second) {
+    if (t.ctx.span_id == span_id) {
+      t.claimed = true;
+      return;
+    }
   }
 }
 

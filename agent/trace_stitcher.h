@@ -88,6 +88,7 @@ class TraceStitcher : public ExchangeHandler {
   TraceStitcher(ProcessRegistry* processes, SpanCallback emit, TraceStitcherOptions options,
                 IdGenerator ids = IdGenerator());
 
+  void OnConnectionOpen(const ConnInfo& conn, uint32_t tid) override;
   void OnRequestHead(const ConnInfo& conn, http1::Role role,
                      const http1::Message& request) override;
   void OnExchange(const ConnInfo& conn, http1::Role role, http1::Record record,
@@ -100,7 +101,7 @@ class TraceStitcher : public ExchangeHandler {
   void Tick(uint64_t now_ns);
 
   const TraceStitcherStats& stats() const { return stats_; }
-  size_t open_server_spans() const { return thread_server_.size(); }
+  size_t open_server_spans() const { return open_server_spans_; }
   size_t outbound_waiting() const { return outbound_size_; }
   size_t kernel_contexts_waiting() const { return kernel_size_; }
 
@@ -112,7 +113,20 @@ class TraceStitcher : public ExchangeHandler {
   struct ThreadServer {
     SpanContextRecord ctx;
     ConnId conn;
+    bool claimed = false;  // an outgoing request of the thread took it as parent
   };
+  // The thread's SERVER span an outgoing request of it belongs to, as the
+  // kernel picks (bpf/context.bpf.h ht_thread_pick): the oldest one no
+  // request claimed yet (an event loop works in arrival order), else the
+  // newest. nullptr if the thread serves nothing.
+  const ThreadServer* PickThreadServer(uint32_t pid, uint32_t tid);
+  // The kernel picked span_id for a request of this thread: claimed here too.
+  void MarkClaimed(uint32_t pid, uint32_t tid, const SpanId& span_id);
+  // Client connections -> the SERVER span their connecting thread served
+  // when they connected, for their first request (an event loop connects in
+  // the handler, writes when connected; thread pools connect on the request
+  // thread and write on a worker). Bounded by max_outbound.
+  std::unordered_map<ConnId, SpanContextRecord, ConnIdHash> bound_at_connect_;
 
   SpanContextRecord ServerContext(const ConnInfo& conn, const http1::Message& req);
   SpanContextRecord ClientContext(const ConnInfo& conn, const http1::Message& req);
@@ -134,8 +148,11 @@ class TraceStitcher : public ExchangeHandler {
 
   // Contexts of requests in flight, per connection, in request order.
   std::unordered_map<ConnId, std::deque<SpanContextRecord>, ConnIdHash> pending_;
-  // (pid << 32 | tid) -> the server span that thread is serving.
-  std::unordered_map<uint64_t, ThreadServer> thread_server_;
+  // (pid << 32 | tid) -> the SERVER spans that thread is serving (request
+  // read, response not yet written), oldest first; at most kMaxThreadOpen.
+  static constexpr size_t kMaxThreadOpen = 64;
+  std::unordered_map<uint64_t, std::deque<ThreadServer>> thread_server_;
+  size_t open_server_spans_ = 0;
   // Connection 4-tuple (client's view) -> client spans awaiting their server.
   std::unordered_map<std::string, std::deque<Outbound>> outbound_;
   size_t outbound_size_ = 0;

@@ -302,8 +302,10 @@ static __always_inline int ht_io_exit(__s64 ret)
 			captured = HT_MAX_PAYLOAD - 1;
 		if (args.direction == HT_DIR_INGRESS)
 			ht_hs_ingress(pid_tgid, key, info, &args, ret, s->ev.payload, captured);
-		else
+		else {
 			ht_hs_egress(key, info, s->ev.payload, captured);
+			ht_hs_request_out(pid_tgid, &args, info, s->ev.payload, captured);
+		}
 	}
 	ht_submit_data(s);
 	return 0;

@@ -399,6 +399,66 @@ static __always_inline void ht_hs_egress(__u64 key, struct ht_conn_info *info, c
 	h->cur_span = 0;
 }
 
+/* Reports the context of an outgoing request (HT_EV_CLIENT_CTX): the server
+ * span c it belongs to and its own span id (injected into the request, or
+ * only picked: origin). */
+static __always_inline void ht_emit_client_ctx(__u64 pid_tgid, const struct ht_io_args *a,
+					       const struct ht_conn_info *info,
+					       const struct ht_server_ctx *c, const __u8 *span_id,
+					       __u8 ctx_flags, __u8 origin)
+{
+	struct ht_ctx_event *ev = bpf_ringbuf_reserve(&ht_events, sizeof(*ev), 0);
+	__u32 ts_len = c->tracestate_len;
+
+	if (!ev) {
+		ht_count(HT_CNT_RINGBUF_DROPS);
+		return;
+	}
+	if (ts_len > HT_TRACESTATE_MAX)
+		ts_len = HT_TRACESTATE_MAX;
+	ev->hdr.type = HT_EV_CLIENT_CTX;
+	ev->hdr.pid = pid_tgid >> 32;
+	ev->hdr.tid = (__u32)pid_tgid;
+	ev->hdr.fd = a->fd;
+	ev->hdr.conn_gen = info->gen;
+	ev->hdr.ts_enter_ns = a->ts_enter;
+	ev->hdr.ts_exit_ns = bpf_ktime_get_ns();
+	__builtin_memcpy(ev->trace_id, c->trace_id, 16);
+	__builtin_memcpy(ev->span_id, span_id, 8);
+	__builtin_memcpy(ev->parent_id, &c->span_id, 8);
+	ev->trace_flags = c->flags;
+	ev->origin = origin;
+	ev->ctx_flags = ctx_flags;
+	ev->_pad = 0;
+	ev->tracestate_len = ts_len;
+	ev->_pad2 = 0;
+	bpf_probe_read_kernel(ev->tracestate, ts_len, c->tracestate);
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/* An outgoing request that the propagation sk_msg program did not see (its
+ * socket is not in the sockhash: out of scope, or out for now under the read
+ * guard): the kernel still picks, and claims, the server span it belongs to,
+ * as for an injected one, so that later picks of the thread stay in order;
+ * the agent gets the pick (origin HT_CTX_PICKED). A request that carries its
+ * own traceparent claims one too (the head is not scanned here). */
+static __always_inline void ht_hs_request_out(__u64 pid_tgid, const struct ht_io_args *a,
+					      const struct ht_conn_info *info, const __u8 *buf,
+					      __u32 captured)
+{
+	struct ht_server_ctx *c;
+	__u8 span_id[8];
+
+	if (!targ_kernel_ctx || a->prop_seen || info->role != HT_ROLE_CLIENT || captured < 4 ||
+	    !ht_is_request_start(buf, 4))
+		return;
+	c = ht_thread_pick(pid_tgid, true);
+	if (!c)
+		return;
+	ht_random_id(span_id, 8);
+	ht_emit_client_ctx(pid_tgid, a, info, c, span_id, 0, HT_CTX_PICKED);
+}
+
 /* The connection is gone: a request it never answered is over too (else an
  * event loop's next call could take it for the oldest unclaimed one). */
 static __always_inline void ht_hs_conn_gone(__u64 key)

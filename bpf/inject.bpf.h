@@ -302,40 +302,6 @@ static __always_inline int ht_msg_write(struct sk_msg_md *msg, const char *src, 
 	return 0;
 }
 
-static __always_inline void ht_emit_client_ctx(__u64 pid_tgid, const struct ht_io_args *a,
-					       const struct ht_conn_info *info,
-					       const struct ht_server_ctx *c, const __u8 *span_id,
-					       __u8 ctx_flags)
-{
-	struct ht_ctx_event *ev = bpf_ringbuf_reserve(&ht_events, sizeof(*ev), 0);
-	__u32 ts_len = c->tracestate_len;
-
-	if (!ev) {
-		ht_count(HT_CNT_RINGBUF_DROPS);
-		return;
-	}
-	if (ts_len > HT_TRACESTATE_MAX)
-		ts_len = HT_TRACESTATE_MAX;
-	ev->hdr.type = HT_EV_CLIENT_CTX;
-	ev->hdr.pid = pid_tgid >> 32;
-	ev->hdr.tid = (__u32)pid_tgid;
-	ev->hdr.fd = a->fd;
-	ev->hdr.conn_gen = info->gen;
-	ev->hdr.ts_enter_ns = a->ts_enter;
-	ev->hdr.ts_exit_ns = bpf_ktime_get_ns();
-	__builtin_memcpy(ev->trace_id, c->trace_id, 16);
-	__builtin_memcpy(ev->span_id, span_id, 8);
-	__builtin_memcpy(ev->parent_id, &c->span_id, 8);
-	ev->trace_flags = c->flags;
-	ev->origin = HT_CTX_INJECTED;
-	ev->ctx_flags = ctx_flags;
-	ev->_pad = 0;
-	ev->tracestate_len = ts_len;
-	ev->_pad2 = 0;
-	bpf_probe_read_kernel(ev->tracestate, ts_len, c->tracestate);
-	bpf_ringbuf_submit(ev, 0);
-}
-
 /* The body of the sk_msg program, for a message of a selected process on a
  * socket propagation follows. Never drops or reorders: every path passes the
  * message on. It is changed only by a complete insertion (room made and
@@ -490,7 +456,7 @@ static __always_inline void ht_msg_inject(struct sk_msg_md *msg, __u64 pid_tgid,
 	if (msg->size <= HT_INJ_LINEARIZE_MAX && bpf_msg_pull_data(msg, 0, msg->size, 0))
 		ht_ctx_count(HT_CTXC_NOT_LINEAR);
 	ht_ctx_count(HT_CTXC_INJECTED);
-	ht_emit_client_ctx(pid_tgid, a, info, c, span_id, ctx_flags);
+	ht_emit_client_ctx(pid_tgid, a, info, c, span_id, ctx_flags, HT_CTX_INJECTED);
 }
 
 #endif /* HOPTRACE_BPF_INJECT_BPF_H */

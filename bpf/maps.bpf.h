@@ -43,7 +43,8 @@ struct ht_io_args {
 	__u16 syscall; /* enum ht_syscall */
 	__u8 kind;     /* enum ht_io_kind */
 	__u8 direction;
-	__u32 _pad;
+	__u8 prop_seen; /* the propagation sk_msg program saw this write */
+	__u8 _pad[3];
 };
 
 /* (tgid << 32 | fd) -> connection. LRU: a missed close costs a slot, not a leak. */

@@ -103,6 +103,7 @@ int ht_sk_msg(struct sk_msg_md *msg)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct ht_prop_sock *ps;
+	struct ht_io_args *a;
 	__u32 size;
 
 	/* The writer, not just the socket's creator, must be selected (a
@@ -111,6 +112,10 @@ int ht_sk_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 	if (!msg->sk)
 		return SK_PASS;
+	/* The capture must not pick a context for this write too. */
+	a = bpf_map_lookup_elem(&ht_active_io, &pid_tgid);
+	if (a)
+		a->prop_seen = 1;
 	ps = bpf_sk_storage_get(&ht_prop_socks, msg->sk, 0, 0);
 	if (!ps || ps->kind == HT_PK_OTHER)
 		return SK_PASS;

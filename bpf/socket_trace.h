@@ -131,6 +131,9 @@ enum ht_ctx_origin {
 	HT_CTX_REMOTE = 2,    /* SERVER: a valid traceparent: its child */
 	HT_CTX_INVALID = 3,   /* SERVER: invalid or repeated traceparent: a new trace */
 	HT_CTX_INJECTED = 4,  /* CLIENT: traceparent inserted by the sk_msg program */
+	HT_CTX_PICKED = 5,    /* CLIENT: not injected (its socket was not in the
+			       * propagation sockhash); the server span it
+			       * belongs to, as the kernel picked and claimed it */
 };
 
 /* Bits of ht_ctx_event.ctx_flags. */

@@ -151,6 +151,46 @@ TEST_F(PipelineTest, ClientCallOfServingThreadIsChildOfServerSpan) {
   EXPECT_EQ(Attr(server, "error.type"), "502");
 }
 
+TEST_F(PipelineTest, EventLoopCallsTakeTheOldestUnclaimedServerSpanOfTheThread) {
+  // One thread (an event loop) reads three requests, then makes one call per
+  // request in arrival order on one keep-alive connection, and a fourth call
+  // while all three are claimed: that one goes to the newest.
+  std::vector<ConnGenerator> in;
+  for (int i = 0; i < 3; ++i) {
+    in.emplace_back(&clock_, 100, 5 + i, HT_ROLE_SERVER, "10.0.0.2", 8080, "10.0.0.1",
+                    40000 + i);
+    in.back().set_tid(101);
+  }
+  ConnGenerator out(&clock_, 100, 9, HT_ROLE_CLIENT, "10.0.1.1", 50000, "10.0.1.2", 9090);
+  out.set_tid(101);
+  Feed(out.Open());
+  for (int i = 0; i < 3; ++i) {
+    Feed(in[i].Open());
+    Feed(in[i].Data(HT_DIR_INGRESS, "GET /r" + std::to_string(i) + " HTTP/1.1\r\n\r\n"));
+    clock_.Advance(kMs);
+  }
+  for (int i = 0; i < 4; ++i) {
+    Feed(out.Data(HT_DIR_EGRESS, "GET /call" + std::to_string(i) + " HTTP/1.1\r\n\r\n"));
+    Feed(out.Data(HT_DIR_INGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    clock_.Advance(kMs);
+  }
+  for (int i = 0; i < 3; ++i) {
+    Feed(in[i].Data(HT_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+  }
+  ASSERT_EQ(spans_.size(), 7u);
+  std::vector<const Span*> calls, servers;
+  for (const Span& s : spans_) (s.kind == SpanKind::kClient ? calls : servers).push_back(&s);
+  ASSERT_EQ(calls.size(), 4u);
+  ASSERT_EQ(servers.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Attr(*servers[i], "url.path"), "/r" + std::to_string(i));
+    EXPECT_EQ(calls[i]->parent_span_id, servers[i]->span_id) << i;
+    EXPECT_EQ(calls[i]->trace_id, servers[i]->trace_id) << i;
+  }
+  EXPECT_EQ(calls[3]->parent_span_id, servers[2]->span_id);
+  EXPECT_EQ(stitcher_.open_server_spans(), 0u);
+}
+
 TEST_F(PipelineTest, OtherThreadsClientCallIsNotAChild) {
   ConnGenerator in(&clock_, 100, 5, HT_ROLE_SERVER, "10.0.0.2", 8080, "10.0.0.1", 40000);
   ConnGenerator out(&clock_, 100, 6, HT_ROLE_CLIENT, "10.0.1.1", 50000, "10.0.1.2", 9090);

@@ -69,6 +69,7 @@ TEST(EventLayout, CtxEvent) {
   EXPECT_EQ(HT_CTX_REMOTE, 2);
   EXPECT_EQ(HT_CTX_INVALID, 3);
   EXPECT_EQ(HT_CTX_INJECTED, 4);
+  EXPECT_EQ(HT_CTX_PICKED, 5);
 }
 
 TEST(EventLayout, EnumValuesAreStable) {
