@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "agent/loader/bpf_loader.h"
+#include "agent/loader/propagation_loader.h"
 #include "net_probe.skel.h"
 #include "propagation.skel.h"
 #include "socket_trace.skel.h"
@@ -149,6 +150,15 @@ std::vector<PreflightItem> RunPreflight() {
                          "--propagation-cgroup (traceparent injection)", false));
     if (prop) propagation_bpf__destroy(prop);
     if (ctx) socket_trace_bpf__destroy(ctx);
+    if (prop_ok) {
+      const int fionread = ProbeSockhashFionread();
+      items.push_back(Item(
+          "FIONREAD on sockhash sockets", fionread == 1,
+          fionread == 1   ? "exact"
+          : fionread == 0 ? "answers 0 (sockmap FIONREAD regression): the read guard will be on"
+                          : "could not check",
+          "keep-alive requests injected back to back", false));
+    }
   }
   return items;
 }

@@ -127,6 +127,20 @@ bool ReadTcpCounts(int sock, TcpCounts* out) {
 
 }  // namespace
 
+int ProbeSockhashFionread() {
+  propagation_bpf* skel = propagation_bpf__open_and_load();
+  if (!skel) return -1;
+  const int msg = bpf_program__fd(skel->progs.ht_sk_msg);
+  const int sockhash = bpf_map__fd(skel->maps.ht_prop_sockhash);
+  int result = -1;
+  if (bpf_prog_attach(msg, sockhash, BPF_SK_MSG_VERDICT, 0) == 0) {
+    result = ProbeFionread(sockhash);
+    bpf_prog_detach2(msg, sockhash, BPF_SK_MSG_VERDICT);
+  }
+  propagation_bpf__destroy(skel);
+  return result;
+}
+
 bool ParseFionreadGuard(const std::string& text, FionreadGuard* out) {
   if (text == "auto") {
     *out = FionreadGuard::kAuto;

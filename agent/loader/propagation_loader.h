@@ -115,6 +115,12 @@ class PropagationLoader {
   std::vector<std::string> other_sockops_;
 };
 
+// For `hoptrace check`: 1 if FIONREAD stays exact on a socket in a sockhash
+// with the propagation sk_msg program, 0 if this kernel answers 0 (the
+// sockmap FIONREAD regression: the read guard turns on), -1 if it cannot
+// tell. Loads the propagation object on its own maps for the test.
+int ProbeSockhashFionread();
+
 // "" if path is a directory of a cgroup v2 hierarchy we may attach to, else
 // a sentence saying what is wrong.
 std::string CheckPropagationCgroup(const std::string& path);

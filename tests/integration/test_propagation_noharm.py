@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import PYTHON, SERVICES
+from conftest import PYTHON, SERVICES, hoptrace_bin
 from propagation_util import TestCgroup, bpf_objects_named, nginx_proxy, start_in
 
 
@@ -190,3 +190,19 @@ def test_nginx_proxying_large_responses(topo, cg, agent_factory, guard):
     assert codes == ["200"] * 5 and sizes == [1_000_000] * 5, (codes, sizes)
     assert took < 10, took
     assert st["injected"] == 5, st  # every upstream request carried a traceparent
+
+
+def test_check_says_what_the_agent_finds(topo, cg, agent_factory):
+    # `hoptrace check` and the agent's start-up probe agree on the kernel.
+    r = subprocess.run([hoptrace_bin(), "check"], capture_output=True, text=True, timeout=60)
+    prog = [l for l in r.stdout.splitlines() if "context propagation programs" in l]
+    fion = [l for l in r.stdout.splitlines() if "FIONREAD on sockhash sockets" in l]
+    assert prog and prog[0].startswith("ok"), r.stdout
+    assert len(fion) == 1, r.stdout
+    c, a, b, probe = start_pair(topo, cg)
+    agent = agent_factory("--pid", str(probe.pid), "--propagation-cgroup", str(cg.path))
+    if FIONREAD_BROKEN in agent.log_text():
+        assert fion[0].startswith("MISSING") and "read guard will be on" in fion[0], fion
+        assert "read guard on" in agent.log_text()
+    else:
+        assert fion[0].startswith("ok") and "exact" in fion[0], fion
