@@ -405,7 +405,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   };
 
   const auto started = std::chrono::steady_clock::now();
-  auto last_stats = started, last_sweep = started;
+  auto last_stats = started, last_sweep = started, last_tick = started;
   uint64_t last_lost = 0;
   while (!stop->load()) {
     int n = loader->Poll(100);
@@ -414,6 +414,11 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
       break;
     }
     const auto now = std::chrono::steady_clock::now();
+    // Housekeeping (expiries, the propagation sweep, counters read from
+    // the kernel: a dozen bpf(2) calls) at most every 20 ms: under load the
+    // poll returns after every batch of events.
+    if (now - last_tick < std::chrono::milliseconds(20)) continue;
+    last_tick = now;
     const uint64_t mono = MonotonicNowNs();
     tracker.Tick(mono);
     stitcher.Tick(mono);

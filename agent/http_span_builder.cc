@@ -90,6 +90,9 @@ int64_t MonotonicToUnixOffsetNs() {
   return ns(real) - ns(mono);
 }
 
+// HTTP semantic-convention attributes (up to ~14) plus network ones (~10).
+constexpr size_t kSpanAttributeReserve = 28;
+
 Span BuildHttpSpan(const ConnInfo& conn, bool server, const http1::Record& record,
                    const SpanContextRecord& ctx, const std::optional<Closing>& closing,
                    const ProcessInfo& process, const SpanBuildOptions& options) {
@@ -129,6 +132,9 @@ Span BuildHttpSpan(const ConnInfo& conn, bool server, const http1::Record& recor
   std::string shown_query = options.redact_query ? RedactQuery(query) : std::string(query);
 
   auto& a = span.attributes;
+  // Room for the HTTP and network attributes of a span at once: growing the
+  // vector one attribute at a time was a fifth of the agent's CPU.
+  a.reserve(kSpanAttributeReserve);
   if (IsKnownMethod(req.method)) {
     Add(a, "http.request.method", req.method);
   } else {
