@@ -191,6 +191,7 @@ class Dispatcher : public EventHandler {
   void set_loader(BpfLoader* loader) { loader_ = loader; }
   void set_stitcher(TraceStitcher* stitcher) { stitcher_ = stitcher; }
   void set_network(NetworkFacts* network) { network_ = network; }
+  void set_propagation(PropagationLoader* propagation) { propagation_ = propagation; }
 
   void OnConnOpen(const ConnEvent& ev) override { tracker_->OnConnOpen(ev); }
   void OnData(const DataEvent& ev) override { tracker_->OnData(ev); }
@@ -218,6 +219,9 @@ class Dispatcher : public EventHandler {
   void OnTcpEvent(const TcpEvent& ev) override {
     if (network_) network_->OnTcpEvent(ev);
   }
+  void OnFionread(const FionreadEvent& ev) override {
+    if (propagation_) propagation_->OnFionread(ev.hdr->pid, ev.hdr->fd, ev.flags);
+  }
 
  private:
   ConnTracker* tracker_;
@@ -226,6 +230,7 @@ class Dispatcher : public EventHandler {
   BpfLoader* loader_ = nullptr;
   TraceStitcher* stitcher_ = nullptr;
   NetworkFacts* network_ = nullptr;
+  PropagationLoader* propagation_ = nullptr;
 };
 
 // Between the connection tracker and the stitcher: a client exchange whose
@@ -332,11 +337,13 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     PropagationOptions po;
     po.cgroup_path = run.propagation_cgroup;
     if (!ParseFionreadGuard(run.fionread_guard, &po.fionread_guard)) {
-      throw StartupError("fionread_guard must be auto, on or off, got \"" + run.fionread_guard +
+      throw StartupError("fionread_guard must be auto, on, off or detect, got \"" +
+                         run.fionread_guard +
                          "\"");
     }
     propagation = PropagationLoader::Start(po, lo, *loader);
     if (propagation->read_guard()) rearm_tap.set_propagation(propagation.get());
+    if (propagation->detect_mode()) dispatcher.set_propagation(propagation.get());
   }
   std::unique_ptr<NetProbeLoader> net_probe;
   if (run.net_probes) {
@@ -479,11 +486,13 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     spdlog::info(
         "propagation (final): server_contexts={} remote={} invalid={} head_cut={} injected={} "
         "replaced={} not_linear={} disarmed={} rearmed={} rearm_skipped={} "
+        "fionread_processes={} fionread_wakeups={} "
         "already_present={} no_context={} untracked={} inject_failed={} sockets={} "
         "sockets_busy={} sockets_failed={} not_http={} released={} server_spans_from_kernel={} "
         "client_spans_from_kernel={} relinked={} passthrough={} aliased={} kernel_unmatched={}",
         c.server_contexts, c.remote, c.invalid, c.head_cut, c.injected, c.replaced,
-        c.not_linear, c.disarmed, c.rearmed, c.rearm_skipped, c.already_present,
+        c.not_linear, c.disarmed, c.rearmed, c.rearm_skipped, c.fionread_processes,
+        c.fionread_wakeups, c.already_present,
         c.no_context, c.untracked, c.inject_failed, c.sockets_added, c.sockets_busy,
         c.sockets_failed, c.not_http, c.released, t.server_spans_from_kernel,
         t.client_spans_from_kernel, t.server_spans_relinked, t.client_spans_passthrough,

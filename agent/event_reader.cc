@@ -59,6 +59,12 @@ void EventReader::Dispatch(std::span<const uint8_t> record) {
       handler_->OnTcpEvent(TcpEvent{hdr, reinterpret_cast<const ht_tcp_event*>(record.data())});
       return;
     }
+    case HT_EV_FIONREAD: {
+      if (record.size() < sizeof(ht_fionread_event)) break;
+      handler_->OnFionread(
+          FionreadEvent{hdr, reinterpret_cast<const ht_fionread_event*>(record.data())->flags});
+      return;
+    }
     case HT_EV_SERVER_CTX:
     case HT_EV_CLIENT_CTX: {
       if (record.size() < sizeof(ht_ctx_event)) break;

@@ -46,6 +46,12 @@ struct CtxEvent {
   std::string_view tracestate;  // valid only during the call
 };
 
+// HT_EV_FIONREAD: a FIONREAD the propagation read guard ("detect") saw.
+struct FionreadEvent {
+  const ht_event_header* hdr;
+  uint32_t flags;  // HT_FIONREAD_F_*
+};
+
 class EventHandler {
  public:
   virtual ~EventHandler() = default;
@@ -58,6 +64,8 @@ class EventHandler {
   virtual void OnTraceContext(const CtxEvent& /*ev*/) {}
   // Only when the network probes run; handlers that do not care ignore them.
   virtual void OnTcpEvent(const TcpEvent& /*ev*/) {}
+  // Only with the propagation read guard in "detect" mode.
+  virtual void OnFionread(const FionreadEvent& /*ev*/) {}
 };
 
 struct EventReaderStats {

@@ -105,9 +105,10 @@ int main(int argc, char** argv) {
   std::string fionread_guard;
   auto* o_guard = run->add_option(
       "--fionread-guard", fionread_guard,
-      "auto|on|off: keep sockets in the propagation sockhash only while they have nothing to "
-      "read (auto: on kernels whose sockhash misreports FIONREAD)")
-      ->check(CLI::IsMember({"auto", "on", "off"}));
+      "auto|on|off|detect: keep sockets in the propagation sockhash only while they have "
+      "nothing to read (auto: on kernels whose sockhash misreports FIONREAD; detect: only "
+      "for processes seen asking FIONREAD)")
+      ->check(CLI::IsMember({"auto", "on", "off", "detect"}));
   std::vector<std::string> otlp_headers;
   run->add_option("--otlp-header", otlp_headers, "KEY=VALUE sent with every export (repeatable)");
   bool otlp_insecure = false;

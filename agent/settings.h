@@ -45,7 +45,7 @@ struct RunSettings {
   // selected processes in this cgroup v2 directory (empty: none, read-only).
   std::string propagation_cgroup;
   bool propagation = true;  // false: read-only tracing even with a cgroup
-  std::string fionread_guard = "auto";  // auto, on, off: see FionreadGuard
+  std::string fionread_guard = "auto";  // auto, on, off, detect: see FionreadGuard
   bool net_probes = true;    // TCP facts (RTT, retransmits, TTL) of traced connections
 };
 

@@ -27,13 +27,33 @@
 #include <bpf/bpf_endian.h>
 
 #include "inject.bpf.h"
+#include "sock.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define HT_EBUSY 16
 
-/* Written by the agent after load (.data): see the read guard above. */
-volatile bool ht_read_guard = false;
+/* Written by the agent after load (.bss): enum ht_guard_mode, see above. */
+volatile __u8 ht_guard_mode = HT_GUARD_OFF;
+
+/* Guard "detect": processes seen asking FIONREAD (their sockets are
+ * guarded), and the sockets in the sockhash now (cookie -> tgid), so that a
+ * FIONREAD on one of them is known at once. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} ht_fionread_users SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u32);
+} ht_prop_armed SEC(".maps");
+
+#define HT_FIONREAD 0x541B
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
@@ -64,6 +84,7 @@ int ht_sockops(struct bpf_sock_ops *skops)
 		if (!ps)
 			return 1;
 		ps->selected = 1;
+		ps->tgid = pid_tgid >> 32;
 		c = ht_thread_pick(pid_tgid, true);
 		ps->bound_span = c ? c->span_id : 0;
 		return 1;
@@ -77,9 +98,11 @@ int ht_sockops(struct bpf_sock_ops *skops)
 		err = bpf_sock_hash_update(skops, &ht_prop_sockhash, &cookie, BPF_NOEXIST);
 		if (!err) {
 			ht_ctx_count(HT_CTXC_SOCK_ADDED);
-			if (ht_read_guard)
+			if (ht_guard_mode != HT_GUARD_OFF)
 				bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
 								 BPF_SOCK_OPS_RTT_CB_FLAG);
+			if (ht_guard_mode == HT_GUARD_DETECT)
+				bpf_map_update_elem(&ht_prop_armed, &cookie, &ps->tgid, BPF_ANY);
 		} else if (err == -HT_EBUSY)
 			ht_ctx_count(HT_CTXC_SOCK_BUSY); /* another sk_msg program has it */
 		else
@@ -90,12 +113,69 @@ int ht_sockops(struct bpf_sock_ops *skops)
 		 * an answer may follow, so out of the sockhash it goes (only
 		 * sockets the guard armed get this callback). */
 		ps = bpf_sk_storage_get(&ht_prop_socks, sk, 0, 0);
-		if (ps && ps->cookie && !bpf_map_delete_elem(&ht_prop_sockhash, &ps->cookie))
+		if (!ps || !ps->cookie)
+			return 1;
+		/* "detect": only the sockets of processes that ask FIONREAD. */
+		if (ht_guard_mode == HT_GUARD_DETECT &&
+		    !bpf_map_lookup_elem(&ht_fionread_users, &ps->tgid))
+			return 1;
+		if (!bpf_map_delete_elem(&ht_prop_sockhash, &ps->cookie))
 			ht_ctx_count(HT_CTXC_DISARMED);
+		bpf_map_delete_elem(&ht_prop_armed, &ps->cookie);
 		return 1;
 	default:
 		return 1;
 	}
+}
+
+/* Guard "detect" (attached only then): a FIONREAD by a selected process, or
+ * on a socket in the sockhash. The process is marked (its sockets are
+ * guarded from now on); when the socket was in the sockhash this kernel
+ * answered 0 whatever waits, and the agent takes the socket out and wakes
+ * its reader (HT_EV_FIONREAD). */
+SEC("tracepoint/syscalls/sys_enter_ioctl")
+int ht_ioctl_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 pid_tgid, cookie = 0;
+	struct ht_fionread_event *ev;
+	struct sock *sk;
+	__u32 tgid, flags = 0;
+	__u8 one = 1;
+
+	if ((__u32)ctx->args[1] != HT_FIONREAD || ht_guard_mode != HT_GUARD_DETECT)
+		return 0;
+	pid_tgid = bpf_get_current_pid_tgid();
+	tgid = pid_tgid >> 32;
+	sk = ht_tcp_sock_of_fd((__s32)ctx->args[0]);
+	if (!sk)
+		return 0;
+	cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (cookie && bpf_map_lookup_elem(&ht_prop_armed, &cookie))
+		flags |= HT_FIONREAD_F_ARMED;
+	else if (!ht_pid_selected(tgid))
+		return 0;
+	if (!bpf_map_lookup_elem(&ht_fionread_users, &tgid)) {
+		bpf_map_update_elem(&ht_fionread_users, &tgid, &one, BPF_ANY);
+		flags |= HT_FIONREAD_F_FIRST;
+	}
+	if (!flags)
+		return 0;
+	ev = bpf_ringbuf_reserve(&ht_events, sizeof(*ev), 0);
+	if (!ev) {
+		ht_count(HT_CNT_RINGBUF_DROPS);
+		return 0;
+	}
+	ev->hdr.type = HT_EV_FIONREAD;
+	ev->hdr.pid = tgid;
+	ev->hdr.tid = (__u32)pid_tgid;
+	ev->hdr.fd = (__s32)ctx->args[0];
+	ev->hdr.conn_gen = 0;
+	ev->hdr.ts_enter_ns = bpf_ktime_get_ns();
+	ev->hdr.ts_exit_ns = ev->hdr.ts_enter_ns;
+	ev->flags = flags;
+	ev->_pad = 0;
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
 }
 
 SEC("sk_msg")

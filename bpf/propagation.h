@@ -39,12 +39,20 @@ enum ht_prop_kind {
 	HT_PK_OTHER = 2,   /* it was not: never looked at again */
 };
 
+/* Read guard modes (propagation.bpf.c ht_guard_mode). */
+enum ht_guard_mode {
+	HT_GUARD_OFF = 0,
+	HT_GUARD_ALL = 1,    /* every socket leaves the sockhash when its request is acked */
+	HT_GUARD_DETECT = 2, /* only sockets of processes seen asking FIONREAD */
+};
+
 struct ht_prop_sock {
 	__u64 bound_span; /* server span of the thread that connected it */
 	__u64 cookie;     /* its key in the sockhash */
 	__u8 selected;    /* made by a selected process: may enter the sockhash */
 	__u8 kind;        /* enum ht_prop_kind */
-	__u8 _pad[6];
+	__u8 _pad[2];
+	__u32 tgid;       /* the process that connected it */
 	__s64 wire_delta; /* bytes on the wire minus bytes the process wrote */
 };
 

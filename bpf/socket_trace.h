@@ -36,6 +36,8 @@ enum ht_event_type {
 	HT_EV_TCP_RETRANSMIT = 9,     /* it retransmitted a segment */
 	HT_EV_TCP_RESET_RECEIVED = 10, /* it received a RST */
 	HT_EV_TCP_RESET_SENT = 11,    /* it sent a RST */
+	/* 12: propagation.bpf.c, struct ht_fionread_event */
+	HT_EV_FIONREAD = 12, /* FIONREAD by a process propagation serves (guard "detect") */
 };
 
 enum ht_direction {
@@ -93,6 +95,15 @@ struct ht_event_header {
 	__u64 conn_gen;
 	__u64 ts_enter_ns; /* CLOCK_MONOTONIC at syscall entry */
 	__u64 ts_exit_ns;  /* CLOCK_MONOTONIC at syscall exit */
+};
+
+/* HT_EV_FIONREAD: hdr.pid/tid/fd say who asked FIONREAD of which socket. */
+#define HT_FIONREAD_F_ARMED 0x1 /* the socket was in the propagation sockhash */
+#define HT_FIONREAD_F_FIRST 0x2 /* the process's first FIONREAD seen */
+struct ht_fionread_event {
+	struct ht_event_header hdr;
+	__u32 flags;
+	__u32 _pad;
 };
 
 struct ht_conn_event {

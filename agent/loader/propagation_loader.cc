@@ -148,6 +148,8 @@ bool ParseFionreadGuard(const std::string& text, FionreadGuard* out) {
     *out = FionreadGuard::kOn;
   } else if (text == "off") {
     *out = FionreadGuard::kOff;
+  } else if (text == "detect") {
+    *out = FionreadGuard::kDetect;
   } else {
     return false;
   }
@@ -203,6 +205,8 @@ std::unique_ptr<PropagationLoader> PropagationLoader::Start(const PropagationOpt
       throw StartupError(std::string("cannot share the capture's map ") + name + ": " + Errno(err));
     }
   }
+  bpf_program__set_autoload(self->skel_->progs.ht_ioctl_enter,
+                            options.fionread_guard == FionreadGuard::kDetect);
   if (int err = propagation_bpf__load(self->skel_); err != 0) {
     throw StartupError("loading the propagation programs (sockops, sk_msg) failed (" + Errno(err) +
                        "); run `hoptrace check`, or run with --no-propagation");
@@ -231,21 +235,52 @@ std::unique_ptr<PropagationLoader> PropagationLoader::Start(const PropagationOpt
   self->msg_attached_ = true;
   const int fionread = ProbeFionread(sockhash);
   self->fionread_kept_ = fionread != 0;
-  self->read_guard_ = options.fionread_guard == FionreadGuard::kOn ||
-                      (options.fionread_guard == FionreadGuard::kAuto && fionread == 0);
-  self->skel_->bss->ht_read_guard = self->read_guard_;
-  if (fionread == 0 && self->read_guard_) {
+  switch (options.fionread_guard) {
+    case FionreadGuard::kOn:
+      self->guard_mode_ = HT_GUARD_ALL;
+      break;
+    case FionreadGuard::kAuto:
+      self->guard_mode_ = fionread == 0 ? HT_GUARD_ALL : HT_GUARD_OFF;
+      break;
+    case FionreadGuard::kDetect:
+      self->guard_mode_ = HT_GUARD_DETECT;
+      break;
+    case FionreadGuard::kOff:
+      self->guard_mode_ = HT_GUARD_OFF;
+      break;
+  }
+  self->skel_->bss->ht_guard_mode = self->guard_mode_;
+  if (self->guard_mode_ == HT_GUARD_DETECT) {
+    self->ioctl_link_ = bpf_program__attach(self->skel_->progs.ht_ioctl_enter);
+    if (!self->ioctl_link_) {
+      throw StartupError("attaching the FIONREAD tracepoint failed (" + Errno(errno) +
+                         "); use --fionread-guard auto");
+    }
     spdlog::info(
-        "propagation: this kernel answers FIONREAD with 0 on sockets in a sockmap (sockmap "
-        "FIONREAD regression); read guard on: a socket is in the sockhash only while it has "
-        "nothing to read, so FIONREAD and readiness stay exact; a keep-alive request written "
-        "before the agent saw the previous response read goes without traceparent");
-  } else if (fionread == 0) {
-    spdlog::warn(
-        "propagation: this kernel answers FIONREAD with 0 on sockets in a sockmap (sockmap "
-        "FIONREAD regression) and the read guard is off: programs that size reads with "
-        "FIONREAD (nginx, Java, .NET) may stall on the outgoing connections propagation "
-        "serves; use --fionread-guard auto");
+        "propagation: read guard \"detect\": sockets of processes seen asking FIONREAD leave "
+        "the sockhash while they have something to read; the first FIONREAD such a process "
+        "asks of a socket in the sockhash is answered 0 and its reader woken");
+  }
+  if (fionread == 0) {
+    const char* what =
+        self->guard_mode_ == HT_GUARD_ALL
+            ? "read guard on: a socket is in the sockhash only while it has nothing to read, so "
+              "FIONREAD and readiness stay exact; a keep-alive request written before the agent "
+              "saw the previous response read goes without traceparent"
+        : self->guard_mode_ == HT_GUARD_DETECT
+            ? "read guard \"detect\": processes that ask FIONREAD get the guard"
+            : "the read guard is off: programs that size reads with FIONREAD (nginx, Java, .NET) "
+              "may stall on the outgoing connections propagation serves; use --fionread-guard "
+              "auto";
+    if (self->guard_mode_ == HT_GUARD_OFF) {
+      spdlog::warn("propagation: this kernel answers FIONREAD with 0 on sockets in a sockmap "
+                   "(sockmap FIONREAD regression); {}",
+                   what);
+    } else {
+      spdlog::info("propagation: this kernel answers FIONREAD with 0 on sockets in a sockmap "
+                   "(sockmap FIONREAD regression); {}",
+                   what);
+    }
   } else if (fionread < 0) {
     spdlog::debug("propagation: could not check FIONREAD on sockhash sockets");
   }
@@ -259,9 +294,9 @@ std::unique_ptr<PropagationLoader> PropagationLoader::Start(const PropagationOpt
   return self;
 }
 
-void PropagationLoader::Rearm(uint32_t pid, int fd, uint16_t local_port, uint64_t written,
-                              uint64_t read) {
-  if (!read_guard_ || fd < 0) return;
+bool PropagationLoader::detect_mode() const { return guard_mode_ == HT_GUARD_DETECT; }
+
+int PropagationLoader::TakeSocket(uint32_t pid, int fd) {
   auto it = pidfds_.find(pid);
   if (it == pidfds_.end()) {
     if (pidfds_.size() >= 4096) {
@@ -269,24 +304,74 @@ void PropagationLoader::Rearm(uint32_t pid, int fd, uint16_t local_port, uint64_
       pidfds_.clear();
     }
     const int pfd = static_cast<int>(syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0));
-    if (pfd < 0) return;  // gone
+    if (pfd < 0) return -1;  // gone
     it = pidfds_.emplace(pid, pfd).first;
   }
-  // A reference to the process's socket, for as long as this call runs.
   const int sock = static_cast<int>(syscall(SYS_pidfd_getfd, it->second, fd, 0));
+  if (sock >= 0) return sock;
+  if (errno == ESRCH) {  // the process is gone (its pid may come back as another)
+    close(it->second);
+    pidfds_.erase(it);
+    return -1;
+  }
+  if (errno == EPERM && !rearm_warned_) {
+    rearm_warned_ = true;
+    spdlog::warn("propagation: cannot reach a process's socket ({}; needs CAP_SYS_PTRACE): "
+                 "keep-alive requests after the first go without traceparent",
+                 Errno(errno));
+  }
+  return -1;
+}
+
+void PropagationLoader::OnFionread(uint32_t pid, int fd, uint32_t flags) {
+  if (guard_mode_ != HT_GUARD_DETECT) return;
+  const int sockhash = bpf_map__fd(skel_->maps.ht_prop_sockhash);
+  const int armed = bpf_map__fd(skel_->maps.ht_prop_armed);
+  if (fionread_pids_.emplace(pid, true).second) {
+    spdlog::info("propagation: pid {} asks FIONREAD: its sockets are guarded from now on", pid);
+  }
+  if (flags & HT_FIONREAD_F_FIRST) {
+    // Every socket of the process in the sockhash goes out: one of them may
+    // hold an answer it will ask FIONREAD of next.
+    std::vector<uint64_t> cookies;
+    uint64_t key = 0, next = 0;
+    for (uint64_t* prev = nullptr; bpf_map_get_next_key(armed, prev, &next) == 0; prev = &key) {
+      uint32_t owner = 0;
+      if (bpf_map_lookup_elem(armed, &next, &owner) == 0 && owner == pid) cookies.push_back(next);
+      key = next;
+    }
+    for (uint64_t cookie : cookies) {
+      bpf_map_delete_elem(sockhash, &cookie);
+      bpf_map_delete_elem(armed, &cookie);
+    }
+  }
+  if (!(flags & HT_FIONREAD_F_ARMED)) return;
+  const int sock = TakeSocket(pid, fd);
+  if (sock < 0) return;
+  ht_prop_sock ps{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ht_prop_socks), &sock, &ps) == 0 && ps.cookie) {
+    bpf_map_delete_elem(sockhash, &ps.cookie);
+    bpf_map_delete_elem(armed, &ps.cookie);
+  }
+  // The FIONREAD that brought us here was answered 0: wake the reader so it
+  // asks again, now of a plain TCP socket. Setting SO_RCVLOWAT to its value
+  // changes nothing else and signals EPOLLIN when bytes wait.
+  int lowat = 1;
+  socklen_t len = sizeof(lowat);
+  if (getsockopt(sock, SOL_SOCKET, SO_RCVLOWAT, &lowat, &len) == 0 &&
+      setsockopt(sock, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)) == 0) {
+    ++fionread_wakeups_;
+  }
+  close(sock);
+}
+
+void PropagationLoader::Rearm(uint32_t pid, int fd, uint16_t local_port, uint64_t written,
+                              uint64_t read) {
+  if (guard_mode_ == HT_GUARD_OFF || fd < 0) return;
+  // "detect": only processes that ask FIONREAD have sockets taken out.
+  if (guard_mode_ == HT_GUARD_DETECT && !fionread_pids_.count(pid)) return;
+  const int sock = TakeSocket(pid, fd);
   if (sock < 0) {
-    if (errno == ESRCH) {  // the process is gone (its pid may come back as another)
-      close(it->second);
-      pidfds_.erase(it);
-      return;
-    }
-    if (errno == EPERM && !rearm_warned_) {
-      rearm_warned_ = true;
-      spdlog::warn("propagation: cannot take a process's socket back into the sockhash ({}; "
-                   "needs CAP_SYS_PTRACE): keep-alive requests after the first go without "
-                   "traceparent",
-                   Errno(errno));
-    }
     ++rearm_skipped_;
     return;
   }
@@ -317,6 +402,9 @@ void PropagationLoader::Rearm(uint32_t pid, int fd, uint16_t local_port, uint64_
     // a request the kernel may not have seen acknowledged, or bytes to read.
     if (ReadTcpCounts(sock, &after) && after == before) {
       ++rearmed_;
+      if (guard_mode_ == HT_GUARD_DETECT) {
+        bpf_map_update_elem(bpf_map__fd(skel_->maps.ht_prop_armed), &ps.cookie, &pid, BPF_ANY);
+      }
     } else {
       bpf_map_delete_elem(sockhash, &ps.cookie);
       ++rearm_skipped_;
@@ -329,6 +417,7 @@ void PropagationLoader::Rearm(uint32_t pid, int fd, uint16_t local_port, uint64_
 
 PropagationLoader::~PropagationLoader() {
   for (auto& [pid, pfd] : pidfds_) close(pfd);
+  if (ioctl_link_) bpf_link__destroy(ioctl_link_);
   // No new sockets first, then no more injection; freeing the sockhash (with
   // the skeleton) takes every socket out of it and restores its protocol ops.
   if (sockops_link_) bpf_link__destroy(sockops_link_);
@@ -353,6 +442,7 @@ void PropagationLoader::Sweep() {
   for (uint64_t cookie : cookies) {
     if (bpf_map_delete_elem(sockhash, &cookie) == 0) ++released_;
     bpf_map_delete_elem(release, &cookie);
+    bpf_map_delete_elem(bpf_map__fd(skel_->maps.ht_prop_armed), &cookie);
   }
 }
 
@@ -389,6 +479,8 @@ PropagationCounters PropagationLoader::ReadCounters() const {
   out.released = released_;
   out.rearmed = rearmed_;
   out.rearm_skipped = rearm_skipped_;
+  out.fionread_processes = fionread_pids_.size();
+  out.fionread_wakeups = fionread_wakeups_;
   return out;
 }
 

@@ -29,12 +29,19 @@ namespace hoptrace {
 // any answer can be read), the agent puts it back once the process has read
 // the whole response (Rearm).
 enum class FionreadGuard {
-  kAuto,  // on when the start-up probe finds the regression
+  kAuto,    // on when the start-up probe finds the regression
   kOn,
-  kOff,   // sockets stay in the sockhash; FIONREAD under-reports on such kernels
+  kOff,     // sockets stay in the sockhash; FIONREAD under-reports on such kernels
+  // Only for processes seen asking FIONREAD (a tracepoint on ioctl): the
+  // others keep their sockets in the sockhash and every keep-alive request
+  // injected. The first FIONREAD a process asks of a socket in the sockhash
+  // is answered 0; the agent then takes the socket out and wakes its reader
+  // (SO_RCVLOWAT set to what it is runs tcp_data_ready: an EPOLLIN edge), so
+  // it reads again instead of stalling.
+  kDetect,
 };
 
-// "auto", "on", "off"; nullopt-like false when the text is none of them.
+// "auto", "on", "off", "detect"; false when the text is none of them.
 bool ParseFionreadGuard(const std::string& text, FionreadGuard* out);
 
 struct PropagationOptions {
@@ -64,6 +71,9 @@ struct PropagationCounters {
   uint64_t disarmed = 0;
   uint64_t rearmed = 0;
   uint64_t rearm_skipped = 0;
+  // Guard "detect": processes seen asking FIONREAD, readers woken.
+  uint64_t fionread_processes = 0;
+  uint64_t fionread_wakeups = 0;
 };
 
 class PropagationLoader {
@@ -88,11 +98,17 @@ class PropagationLoader {
   // waiting for an answer; nothing arrived unread), it goes back in, and its
   // next request gets a traceparent again. A no-op without the guard.
   void Rearm(uint32_t pid, int fd, uint16_t local_port, uint64_t written, uint64_t read);
+  // Guard "detect": process pid asked FIONREAD of its socket fd (flags:
+  // HT_FIONREAD_F_*). Marks the process; a socket that was in the sockhash
+  // is taken out and its reader woken; on the first FIONREAD of a process
+  // all its sockets in the sockhash are taken out.
+  void OnFionread(uint32_t pid, int fd, uint32_t flags);
   // Whether FIONREAD still counts the bytes waiting on a socket in the
   // sockhash (checked at start in a network namespace of its own; kernels
   // without the upstream tcp_bpf_ioctl fix answer 0).
   bool fionread_kept() const { return fionread_kept_; }
-  bool read_guard() const { return read_guard_; }
+  bool read_guard() const { return guard_mode_ != 0; }
+  bool detect_mode() const;
   // sockops programs of others on the cgroup (effective, inherited ones
   // included) when we attached: "id NAME" each. Their sk_msg programs, if
   // any, keep the sockets they claim (counted as sockets_busy).
@@ -106,7 +122,12 @@ class PropagationLoader {
   bpf_link* sockops_link_ = nullptr;
   bool msg_attached_ = false;
   bool fionread_kept_ = true;
-  bool read_guard_ = false;
+  uint8_t guard_mode_ = 0;  // enum ht_guard_mode
+  bpf_link* ioctl_link_ = nullptr;
+  std::unordered_map<uint32_t, bool> fionread_pids_;  // guard "detect": marked processes
+  uint64_t fionread_wakeups_ = 0;
+  // A socket of the process, by its descriptor there (pidfd_getfd), or -1.
+  int TakeSocket(uint32_t pid, int fd);
   uint64_t released_ = 0;
   uint64_t rearmed_ = 0;
   uint64_t rearm_skipped_ = 0;

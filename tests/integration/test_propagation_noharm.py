@@ -168,7 +168,7 @@ def fetch_blobs(topo, ns, url, n, count):
     return [line[0] for line in lines], [int(line[1]) for line in lines]
 
 
-@pytest.mark.parametrize("guard", ["auto", "off"])
+@pytest.mark.parametrize("guard", ["auto", "off", "detect"])
 def test_nginx_proxying_large_responses(topo, cg, agent_factory, guard):
     # nginx sizes its reads of upstream responses with FIONREAD (edge-
     # triggered epoll: a 0 says "nothing more to read" and it waits for an
@@ -190,6 +190,9 @@ def test_nginx_proxying_large_responses(topo, cg, agent_factory, guard):
     assert codes == ["200"] * 5 and sizes == [1_000_000] * 5, (codes, sizes)
     assert took < 10, took
     assert st["injected"] == 5, st  # every upstream request carried a traceparent
+    if guard == "detect" and broken:
+        # nginx asked FIONREAD: marked, and its sockets guarded from then on.
+        assert st["fionread_processes"] >= 1, st
 
 
 def test_check_says_what_the_agent_finds(topo, cg, agent_factory):
@@ -206,3 +209,25 @@ def test_check_says_what_the_agent_finds(topo, cg, agent_factory):
         assert "read guard on" in agent.log_text()
     else:
         assert fion[0].startswith("ok") and "exact" in fion[0], fion
+
+
+@pytest.mark.parametrize("case", ["nagle", "fionread"])
+def test_read_guard_detect_mode(topo, cg, agent_factory, case):
+    # --fionread-guard detect: a process that never asks FIONREAD keeps its
+    # sockets in the sockhash (every back-to-back keep-alive request is
+    # injected); one that does is answered late once, woken, and guarded.
+    c, a, b, probe = start_pair(topo, cg)
+    agent = agent_factory("--pid", str(probe.pid), "--propagation-cgroup", str(cg.path),
+                          "--fionread-guard", "detect")
+    assert 'read guard "detect"' in agent.log_text()
+    out = run_case(topo, c, case)
+    assert out["ok"], out.get("why")
+    agent.stop()
+    st = prop_stats(agent)
+    if case == "nagle":
+        assert out["injected"] == st["injected"] == 40, (out, st)
+        assert st["fionread_processes"] == 0 and st["disarmed"] == 0, st
+    else:
+        assert st["fionread_processes"] == 1, st
+        if FIONREAD_BROKEN in agent.log_text():
+            assert st["fionread_wakeups"] >= 1, st
