@@ -239,6 +239,42 @@ static long ht_hs_step(__u64 i, struct ht_hs_loop *l)
 	}
 }
 
+/* One HT_EV_SERVER_CTX / HT_EV_CLIENT_CTX event: the context c (trace id,
+ * flags, tracestate) with this span id and parent id. */
+static __always_inline void ht_send_ctx_event(__u32 type, __u64 pid_tgid, __s32 fd, __u64 gen,
+					      __u64 ts_enter, const struct ht_server_ctx *c,
+					      const __u8 *span_id, const __u8 *parent_id,
+					      __u8 origin, __u8 ctx_flags)
+{
+	struct ht_ctx_event *ev = bpf_ringbuf_reserve(&ht_events, sizeof(*ev), 0);
+	__u32 ts_len = c->tracestate_len;
+
+	if (!ev) {
+		ht_count(HT_CNT_RINGBUF_DROPS);
+		return;
+	}
+	if (ts_len > HT_TRACESTATE_MAX)
+		ts_len = HT_TRACESTATE_MAX;
+	ev->hdr.type = type;
+	ev->hdr.pid = pid_tgid >> 32;
+	ev->hdr.tid = (__u32)pid_tgid;
+	ev->hdr.fd = fd;
+	ev->hdr.conn_gen = gen;
+	ev->hdr.ts_enter_ns = ts_enter;
+	ev->hdr.ts_exit_ns = bpf_ktime_get_ns();
+	__builtin_memcpy(ev->trace_id, c->trace_id, 16);
+	__builtin_memcpy(ev->span_id, span_id, 8);
+	__builtin_memcpy(ev->parent_id, parent_id, 8);
+	ev->trace_flags = c->flags;
+	ev->origin = origin;
+	ev->ctx_flags = ctx_flags;
+	ev->_pad = 0;
+	ev->tracestate_len = ts_len;
+	ev->_pad2 = 0;
+	bpf_probe_read_kernel(ev->tracestate, ts_len, c->tracestate);
+	bpf_ringbuf_submit(ev, 0);
+}
+
 /* Makes the server span's context from what the scan found, remembers it and
  * reports it. */
 static __always_inline void ht_hs_decide(__u64 pid_tgid, struct ht_head_scan *h,
@@ -247,7 +283,6 @@ static __always_inline void ht_hs_decide(__u64 pid_tgid, struct ht_head_scan *h,
 	__u32 zero = 0;
 	struct ht_server_ctx *c = bpf_map_lookup_elem(&ht_ctx_scratch, &zero);
 	struct ht_ts_check *k = bpf_map_lookup_elem(&ht_ts_scratch, &zero);
-	struct ht_ctx_event *ev;
 	__u8 parent_id[8] = {}, in_flags = 0, origin = HT_CTX_NEW_TRACE, ctx_flags = 0;
 	__u32 ts_len = 0;
 	__u64 span;
@@ -301,29 +336,8 @@ static __always_inline void ht_hs_decide(__u64 pid_tgid, struct ht_head_scan *h,
 	else if (origin == HT_CTX_INVALID)
 		ht_ctx_count(HT_CTXC_INVALID);
 
-	ev = bpf_ringbuf_reserve(&ht_events, sizeof(*ev), 0);
-	if (!ev) {
-		ht_count(HT_CNT_RINGBUF_DROPS);
-		return;
-	}
-	ev->hdr.type = HT_EV_SERVER_CTX;
-	ev->hdr.pid = pid_tgid >> 32;
-	ev->hdr.tid = (__u32)pid_tgid;
-	ev->hdr.fd = fd;
-	ev->hdr.conn_gen = info->gen;
-	ev->hdr.ts_enter_ns = h->head_ts;
-	ev->hdr.ts_exit_ns = bpf_ktime_get_ns();
-	__builtin_memcpy(ev->trace_id, c->trace_id, 16);
-	__builtin_memcpy(ev->span_id, &span, 8);
-	__builtin_memcpy(ev->parent_id, parent_id, 8);
-	ev->trace_flags = c->flags;
-	ev->origin = origin;
-	ev->ctx_flags = ctx_flags;
-	ev->_pad = 0;
-	ev->tracestate_len = ts_len;
-	ev->_pad2 = 0;
-	bpf_probe_read_kernel(ev->tracestate, ts_len, c->tracestate);
-	bpf_ringbuf_submit(ev, 0);
+	ht_send_ctx_event(HT_EV_SERVER_CTX, pid_tgid, fd, info->gen, h->head_ts, c, (__u8 *)&span,
+			  parent_id, origin, ctx_flags);
 }
 
 /* An ingress syscall on a followed connection moved `captured` bytes (of ret)
@@ -407,33 +421,8 @@ static __always_inline void ht_emit_client_ctx(__u64 pid_tgid, const struct ht_i
 					       const struct ht_server_ctx *c, const __u8 *span_id,
 					       __u8 ctx_flags, __u8 origin)
 {
-	struct ht_ctx_event *ev = bpf_ringbuf_reserve(&ht_events, sizeof(*ev), 0);
-	__u32 ts_len = c->tracestate_len;
-
-	if (!ev) {
-		ht_count(HT_CNT_RINGBUF_DROPS);
-		return;
-	}
-	if (ts_len > HT_TRACESTATE_MAX)
-		ts_len = HT_TRACESTATE_MAX;
-	ev->hdr.type = HT_EV_CLIENT_CTX;
-	ev->hdr.pid = pid_tgid >> 32;
-	ev->hdr.tid = (__u32)pid_tgid;
-	ev->hdr.fd = a->fd;
-	ev->hdr.conn_gen = info->gen;
-	ev->hdr.ts_enter_ns = a->ts_enter;
-	ev->hdr.ts_exit_ns = bpf_ktime_get_ns();
-	__builtin_memcpy(ev->trace_id, c->trace_id, 16);
-	__builtin_memcpy(ev->span_id, span_id, 8);
-	__builtin_memcpy(ev->parent_id, &c->span_id, 8);
-	ev->trace_flags = c->flags;
-	ev->origin = origin;
-	ev->ctx_flags = ctx_flags;
-	ev->_pad = 0;
-	ev->tracestate_len = ts_len;
-	ev->_pad2 = 0;
-	bpf_probe_read_kernel(ev->tracestate, ts_len, c->tracestate);
-	bpf_ringbuf_submit(ev, 0);
+	ht_send_ctx_event(HT_EV_CLIENT_CTX, pid_tgid, a->fd, info->gen, a->ts_enter, c, span_id,
+			  (const __u8 *)&c->span_id, origin, ctx_flags);
 }
 
 /* An outgoing request that the propagation sk_msg program did not see (its

@@ -26,13 +26,19 @@ def cg(topo):
     c.remove(topo.procs)
 
 
+def start_sink(topo, ns):
+    """services/sink.py on port 9000 of namespace ns."""
+    sink = topo.start(ns, [PYTHON, str(SERVICES / "sink.py"), "--host", "0.0.0.0",
+                           "--port", "9000"])
+    assert sink.stdout.readline().strip() == b"listening"
+    return sink
+
+
 def start_pair(topo, cg):
     c, a, b = topo.ns("c"), topo.ns("a"), topo.ns("b")
     topo.link(c, "10.214.1.1", a, "10.214.1.2")
     topo.link(a, "10.214.2.1", b, "10.214.2.2")
-    sink = topo.start(b, [PYTHON, str(SERVICES / "sink.py"), "--host", "0.0.0.0",
-                          "--port", "9000"])
-    assert sink.stdout.readline().strip() == b"listening"
+    start_sink(topo, b)
     probe = start_in(topo, cg, a, [PYTHON, str(SERVICES / "sockhash_probe.py"),
                                    "--host", "10.214.1.2", "--port", "8000"])
     assert probe.stdout.readline().strip() == b"listening"
@@ -148,9 +154,7 @@ def nginx_in_front_of_sink(topo, cg):
     c, a, b = topo.ns("c"), topo.ns("a"), topo.ns("b")
     topo.link(c, "10.214.5.1", a, "10.214.5.2")
     topo.link(a, "10.214.6.1", b, "10.214.6.2")
-    sink = topo.start(b, [PYTHON, str(SERVICES / "sink.py"), "--host", "0.0.0.0",
-                          "--port", "9000"])
-    assert sink.stdout.readline().strip() == b"listening"
+    start_sink(topo, b)
     nginx, _ = nginx_proxy(topo, cg, a, "10.214.5.2", 8080, "http://10.214.6.2:9000")
     return c, nginx
 
