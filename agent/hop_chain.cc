@@ -101,25 +101,35 @@ HopSpan SummarizeSpan(const Span& span) {
   return s;
 }
 
+namespace {
+
+// What a hop takes from the span seen at one of its ends: the request, its
+// outcome, and that end's TCP facts.
+void CopySpanFacts(const HopSpan& span, Hop* h) {
+  h->method = span.method;
+  h->target = span.target;
+  h->status_code = span.status_code;
+  h->error = span.error;
+  h->start_unix_ns = span.start_unix_ns;
+  h->srtt_us = span.srtt_us;
+  h->rttvar_us = span.rttvar_us;
+  h->ip_hops = span.ip_hops;
+  h->retransmits = span.retransmits;
+  h->timeouts = span.timeouts;
+  h->resets = span.resets;
+}
+
+}  // namespace
+
 Hop MakeCallHop(const HopSpan& c, const HopSpan* s) {
   Hop h;
+  CopySpanFacts(c, &h);
   h.caller = c.service;
   h.caller_address = c.local_address;
   h.callee = s ? s->service : c.server_address;
   h.callee_address = !c.peer_address.empty() ? c.peer_address : c.server_address;
-  h.method = c.method;
-  h.target = c.target;
-  h.status_code = c.status_code;
-  h.error = c.error;
-  h.start_unix_ns = c.start_unix_ns;
   h.total_ns = static_cast<int64_t>(c.duration_ns());
   h.client_span_id = c.span_id;
-  h.srtt_us = c.srtt_us;
-  h.rttvar_us = c.rttvar_us;
-  h.ip_hops = c.ip_hops;
-  h.retransmits = c.retransmits;
-  h.timeouts = c.timeouts;
-  h.resets = c.resets;
   if (s != nullptr) {
     h.server_span_id = s->span_id;
     // The agent's own pairing (same host, one clock) when it made one; from
@@ -142,22 +152,12 @@ Hop MakeCallHop(const HopSpan& c, const HopSpan* s) {
 
 Hop MakeEntryHop(const HopSpan& s) {
   Hop h;
+  CopySpanFacts(s, &h);
   h.caller_address = s.peer_address;
   h.caller = s.peer_address.empty() ? "?" : s.peer_address.substr(0, s.peer_address.rfind(':'));
   h.callee = s.service;
   h.callee_address = s.local_address;
-  h.method = s.method;
-  h.target = s.target;
-  h.status_code = s.status_code;
-  h.error = s.error;
-  h.start_unix_ns = s.start_unix_ns;
   h.server_ns = static_cast<int64_t>(s.duration_ns());
-  h.srtt_us = s.srtt_us;
-  h.rttvar_us = s.rttvar_us;
-  h.ip_hops = s.ip_hops;
-  h.retransmits = s.retransmits;
-  h.timeouts = s.timeouts;
-  h.resets = s.resets;
   h.server_span_id = s.span_id;
   return h;
 }

@@ -247,12 +247,8 @@ void TraceStitcher::OnRequestHead(const ConnInfo& conn, http1::Role role,
   ApplyAlias(&ctx);  // also for contexts read from headers the kernel wrote
   if (server) {
     auto& open = thread_server_[ThreadKey(conn.id.pid, request.tid)];
-    if (open.size() >= kMaxThreadOpen) {
-      open.pop_front();
-      --open_server_spans_;
-    }
+    if (open.size() >= kMaxThreadOpen) open.pop_front();
     open.push_back(ThreadServer{ctx, conn.id});
-    ++open_server_spans_;
     if (ctx.parent_span_id.IsValid() && received_.size() < options_.max_outbound) {
       if (auto tp = request.Header("traceparent")) {
         if (auto in = ParseTraceparent(*tp)) {
@@ -297,7 +293,6 @@ void TraceStitcher::OnExchange(const ConnInfo& conn, http1::Role role, http1::Re
       for (auto e = open.begin(); e != open.end(); ++e) {
         if (e->ctx.span_id == ctx.span_id) {
           open.erase(e);
-          --open_server_spans_;
           break;
         }
       }
@@ -349,14 +344,7 @@ void TraceStitcher::OnConnectionGone(const ConnInfo& conn) {
   }
   for (auto it = thread_server_.begin(); it != thread_server_.end();) {
     auto& open = it->second;
-    for (auto e = open.begin(); e != open.end();) {
-      if (e->conn == conn.id) {
-        e = open.erase(e);
-        --open_server_spans_;
-      } else {
-        ++e;
-      }
-    }
+    std::erase_if(open, [&](const ThreadServer& t) { return t.conn == conn.id; });
     it = open.empty() ? thread_server_.erase(it) : std::next(it);
   }
 }
@@ -367,6 +355,12 @@ void TraceStitcher::OnConnectionOpen(const ConnInfo& conn, uint32_t tid) {
   if (const ThreadServer* t = PickThreadServer(conn.id.pid, tid)) {
     bound_at_connect_[conn.id] = t->ctx;
   }
+}
+
+size_t TraceStitcher::open_server_spans() const {
+  size_t n = 0;
+  for (const auto& [key, open] : thread_server_) n += open.size();
+  return n;
 }
 
 const TraceStitcher::ThreadServer* TraceStitcher::PickThreadServer(uint32_t pid, uint32_t tid) {

@@ -101,7 +101,7 @@ class TraceStitcher : public ExchangeHandler {
   void Tick(uint64_t now_ns);
 
   const TraceStitcherStats& stats() const { return stats_; }
-  size_t open_server_spans() const { return open_server_spans_; }
+  size_t open_server_spans() const;
   size_t outbound_waiting() const { return outbound_size_; }
   size_t kernel_contexts_waiting() const { return kernel_size_; }
 
@@ -152,7 +152,6 @@ class TraceStitcher : public ExchangeHandler {
   // read, response not yet written), oldest first; at most kMaxThreadOpen.
   static constexpr size_t kMaxThreadOpen = 64;
   std::unordered_map<uint64_t, std::deque<ThreadServer>> thread_server_;
-  size_t open_server_spans_ = 0;
   // Connection 4-tuple (client's view) -> client spans awaiting their server.
   std::unordered_map<std::string, std::deque<Outbound>> outbound_;
   size_t outbound_size_ = 0;

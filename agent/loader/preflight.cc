@@ -148,10 +148,8 @@ std::vector<PreflightItem> RunPreflight() {
                                  : std::string("load failed: ") +
                                        strerror(-(ctx_err != 0 ? ctx_err : prop_err)),
                          "--propagation-cgroup (traceparent injection)", false));
-    if (prop) propagation_bpf__destroy(prop);
-    if (ctx) socket_trace_bpf__destroy(ctx);
     if (prop_ok) {
-      const int fionread = ProbeSockhashFionread();
+      const int fionread = ProbeSockhashFionread(prop);
       items.push_back(Item(
           "FIONREAD on sockhash sockets", fionread == 1,
           fionread == 1   ? "exact"
@@ -159,6 +157,8 @@ std::vector<PreflightItem> RunPreflight() {
                           : "could not check",
           "keep-alive requests injected back to back", false));
     }
+    if (prop) propagation_bpf__destroy(prop);
+    if (ctx) socket_trace_bpf__destroy(ctx);
   }
   return items;
 }

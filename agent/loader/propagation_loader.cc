@@ -127,17 +127,14 @@ bool ReadTcpCounts(int sock, TcpCounts* out) {
 
 }  // namespace
 
-int ProbeSockhashFionread() {
-  propagation_bpf* skel = propagation_bpf__open_and_load();
-  if (!skel) return -1;
-  const int msg = bpf_program__fd(skel->progs.ht_sk_msg);
-  const int sockhash = bpf_map__fd(skel->maps.ht_prop_sockhash);
+int ProbeSockhashFionread(propagation_bpf* loaded) {
+  const int msg = bpf_program__fd(loaded->progs.ht_sk_msg);
+  const int sockhash = bpf_map__fd(loaded->maps.ht_prop_sockhash);
   int result = -1;
   if (bpf_prog_attach(msg, sockhash, BPF_SK_MSG_VERDICT, 0) == 0) {
     result = ProbeFionread(sockhash);
     bpf_prog_detach2(msg, sockhash, BPF_SK_MSG_VERDICT);
   }
-  propagation_bpf__destroy(skel);
   return result;
 }
 
@@ -234,7 +231,6 @@ std::unique_ptr<PropagationLoader> PropagationLoader::Start(const PropagationOpt
   }
   self->msg_attached_ = true;
   const int fionread = ProbeFionread(sockhash);
-  self->fionread_kept_ = fionread != 0;
   switch (options.fionread_guard) {
     case FionreadGuard::kOn:
       self->guard_mode_ = HT_GUARD_ALL;
@@ -323,11 +319,16 @@ int PropagationLoader::TakeSocket(uint32_t pid, int fd) {
   return -1;
 }
 
+bool PropagationLoader::Release(uint64_t cookie) {
+  const bool was_in = bpf_map_delete_elem(bpf_map__fd(skel_->maps.ht_prop_sockhash), &cookie) == 0;
+  bpf_map_delete_elem(bpf_map__fd(skel_->maps.ht_prop_armed), &cookie);
+  return was_in;
+}
+
 void PropagationLoader::OnFionread(uint32_t pid, int fd, uint32_t flags) {
   if (guard_mode_ != HT_GUARD_DETECT) return;
-  const int sockhash = bpf_map__fd(skel_->maps.ht_prop_sockhash);
   const int armed = bpf_map__fd(skel_->maps.ht_prop_armed);
-  if (fionread_pids_.emplace(pid, true).second) {
+  if (fionread_pids_.insert(pid).second) {
     spdlog::info("propagation: pid {} asks FIONREAD: its sockets are guarded from now on", pid);
   }
   if (flags & HT_FIONREAD_F_FIRST) {
@@ -340,18 +341,14 @@ void PropagationLoader::OnFionread(uint32_t pid, int fd, uint32_t flags) {
       if (bpf_map_lookup_elem(armed, &next, &owner) == 0 && owner == pid) cookies.push_back(next);
       key = next;
     }
-    for (uint64_t cookie : cookies) {
-      bpf_map_delete_elem(sockhash, &cookie);
-      bpf_map_delete_elem(armed, &cookie);
-    }
+    for (uint64_t cookie : cookies) Release(cookie);
   }
   if (!(flags & HT_FIONREAD_F_ARMED)) return;
   const int sock = TakeSocket(pid, fd);
   if (sock < 0) return;
   ht_prop_sock ps{};
   if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ht_prop_socks), &sock, &ps) == 0 && ps.cookie) {
-    bpf_map_delete_elem(sockhash, &ps.cookie);
-    bpf_map_delete_elem(armed, &ps.cookie);
+    Release(ps.cookie);
   }
   // The FIONREAD that brought us here was answered 0: wake the reader so it
   // asks again, now of a plain TCP socket. Setting SO_RCVLOWAT to its value
@@ -369,7 +366,7 @@ void PropagationLoader::Rearm(uint32_t pid, int fd, uint16_t local_port, uint64_
                               uint64_t read) {
   if (guard_mode_ == HT_GUARD_OFF || fd < 0) return;
   // "detect": only processes that ask FIONREAD have sockets taken out.
-  if (guard_mode_ == HT_GUARD_DETECT && !fionread_pids_.count(pid)) return;
+  if (guard_mode_ == HT_GUARD_DETECT && !fionread_pids_.contains(pid)) return;
   const int sock = TakeSocket(pid, fd);
   if (sock < 0) {
     ++rearm_skipped_;
@@ -431,7 +428,6 @@ PropagationLoader::~PropagationLoader() {
 
 void PropagationLoader::Sweep() {
   const int release = bpf_map__fd(skel_->maps.ht_prop_release);
-  const int sockhash = bpf_map__fd(skel_->maps.ht_prop_sockhash);
   uint64_t key = 0, next = 0;
   std::vector<uint64_t> cookies;
   for (uint64_t* prev = nullptr;
@@ -440,9 +436,8 @@ void PropagationLoader::Sweep() {
     key = next;
   }
   for (uint64_t cookie : cookies) {
-    if (bpf_map_delete_elem(sockhash, &cookie) == 0) ++released_;
+    if (Release(cookie)) ++released_;
     bpf_map_delete_elem(release, &cookie);
-    bpf_map_delete_elem(bpf_map__fd(skel_->maps.ht_prop_armed), &cookie);
   }
 }
 

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "agent/loader/bpf_loader.h"
@@ -103,10 +104,6 @@ class PropagationLoader {
   // is taken out and its reader woken; on the first FIONREAD of a process
   // all its sockets in the sockhash are taken out.
   void OnFionread(uint32_t pid, int fd, uint32_t flags);
-  // Whether FIONREAD still counts the bytes waiting on a socket in the
-  // sockhash (checked at start in a network namespace of its own; kernels
-  // without the upstream tcp_bpf_ioctl fix answer 0).
-  bool fionread_kept() const { return fionread_kept_; }
   bool read_guard() const { return guard_mode_ != 0; }
   bool detect_mode() const;
   // sockops programs of others on the cgroup (effective, inherited ones
@@ -121,13 +118,15 @@ class PropagationLoader {
   int cgroup_fd_ = -1;
   bpf_link* sockops_link_ = nullptr;
   bool msg_attached_ = false;
-  bool fionread_kept_ = true;
   uint8_t guard_mode_ = 0;  // enum ht_guard_mode
   bpf_link* ioctl_link_ = nullptr;
-  std::unordered_map<uint32_t, bool> fionread_pids_;  // guard "detect": marked processes
+  std::unordered_set<uint32_t> fionread_pids_;  // guard "detect": marked processes
   uint64_t fionread_wakeups_ = 0;
   // A socket of the process, by its descriptor there (pidfd_getfd), or -1.
   int TakeSocket(uint32_t pid, int fd);
+  // Takes the socket with this cookie out of the sockhash (and out of the
+  // "detect" mirror of it); true if it was in.
+  bool Release(uint64_t cookie);
   uint64_t released_ = 0;
   uint64_t rearmed_ = 0;
   uint64_t rearm_skipped_ = 0;
@@ -139,8 +138,8 @@ class PropagationLoader {
 // For `hoptrace check`: 1 if FIONREAD stays exact on a socket in a sockhash
 // with the propagation sk_msg program, 0 if this kernel answers 0 (the
 // sockmap FIONREAD regression: the read guard turns on), -1 if it cannot
-// tell. Loads the propagation object on its own maps for the test.
-int ProbeSockhashFionread();
+// tell. loaded: the propagation object, loaded on maps of its own.
+int ProbeSockhashFionread(propagation_bpf* loaded);
 
 // "" if path is a directory of a cgroup v2 hierarchy we may attach to, else
 // a sentence saying what is wrong.

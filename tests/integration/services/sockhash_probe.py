@@ -59,6 +59,26 @@ def read_response(s, buf=b""):
     return head, buf[:n], buf[n:]
 
 
+def fionread(s):
+    """Bytes waiting on s, as FIONREAD says."""
+    return struct.unpack("i", fcntl.ioctl(s, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
+def blob_fionread(s, n):
+    """Asks the sink for an n-byte blob on s and polls FIONREAD (10 s at most)
+    until the whole answer waits: (what FIONREAD said, the answer's size)."""
+    s.sendall(b"GET /blob?n=%d HTTP/1.1\r\nHost: sink\r\n\r\n" % n)
+    expected = len(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n) + n
+    deadline = time.time() + 10
+    pending = 0
+    while time.time() < deadline:
+        pending = fionread(s)
+        if pending >= expected:
+            break
+        time.sleep(0.01)
+    return pending, expected
+
+
 def traceparents(head):
     return TP.findall(head)
 
@@ -107,19 +127,11 @@ def case_http(peer):
 def case_fionread(peer):
     s = connect(peer)
     n = 50000
-    s.sendall(b"GET /blob?n=%d HTTP/1.1\r\nHost: sink\r\n\r\n" % n)
-    expected = len(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n) + n
-    deadline = time.time() + 10
-    pending = 0
-    while time.time() < deadline:
-        pending = struct.unpack("i", fcntl.ioctl(s, termios.FIONREAD, b"\0\0\0\0"))[0]
-        if pending >= expected:
-            break
-        time.sleep(0.01)
+    pending, expected = blob_fionread(s, n)
     check(pending == expected, f"FIONREAD {pending}, expected {expected}")
     head, body, rest = read_response(s)
     check(body == pattern(n) and not rest, "blob changed")
-    after = struct.unpack("i", fcntl.ioctl(s, termios.FIONREAD, b"\0\0\0\0"))[0]
+    after = fionread(s)
     check(after == 0, f"FIONREAD {after} after reading everything")
     s.close()
     return {"fionread": pending}
@@ -137,14 +149,14 @@ def case_fionread_keepalive(peer):
         s.sendall(request("/echo", len(body)) + body)
         select.select([s], [], [], 10)
         time.sleep(0.05)  # the whole (small) answer is in
-        pending = struct.unpack("i", fcntl.ioctl(s, termios.FIONREAD, b"\0\0\0\0"))[0]
+        pending = fionread(s)
         head, reply, buf = read_response(s, buf)
         whole = len(head) + 4 + len(reply)
         check(pending == whole, f"request {i}: FIONREAD {pending}, the answer was {whole}")
         got = json.loads(reply)
         check(got["len"] == len(body), f"sink got {got['len']} bytes, sent {len(body)}")
         tps.append(len(traceparents(got["head"])))
-        after = struct.unpack("i", fcntl.ioctl(s, termios.FIONREAD, b"\0\0\0\0"))[0]
+        after = fionread(s)
         check(after == 0, f"request {i}: FIONREAD {after} after reading everything")
         time.sleep(0.3)  # as a pooled connection waits for the next call
     check(tps == [1, 1, 1, 1], f"traceparents per request: {tps}")
@@ -160,15 +172,7 @@ def case_fionread_not_http(peer):
     time.sleep(0.5)  # the agent sweeps every 100 ms
     head, body, rest = read_response(s)
     n = 50000
-    s.sendall(b"GET /blob?n=%d HTTP/1.1\r\nHost: sink\r\n\r\n" % n)
-    expected = len(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n) + n
-    deadline = time.time() + 10
-    pending = 0
-    while time.time() < deadline:
-        pending = struct.unpack("i", fcntl.ioctl(s, termios.FIONREAD, b"\0\0\0\0"))[0]
-        if pending >= expected:
-            break
-        time.sleep(0.01)
+    pending, expected = blob_fionread(s, n)
     check(pending == expected, f"FIONREAD {pending}, expected {expected}")
     head, body, rest = read_response(s)
     check(body == pattern(n), "blob changed")
