@@ -28,7 +28,7 @@ PACKAGES=(
   python3 curl iproute2 procps
 )
 TEST_PACKAGES=(
-  python3-pytest wrk nginx-light util-linux
+  python3-pytest python3-aiohttp wrk nginx-light util-linux  # aiohttp: the W3C suite harness
 )
 [ "$tests" = 1 ] && PACKAGES+=("${TEST_PACKAGES[@]}")
 
