@@ -75,8 +75,8 @@ std::vector<pid_t> ScanProcesses(ProcessRegistry& processes, const std::vector<s
 // The OTLP exporter, kept apart from the other sinks so its counters can be
 // published.
 struct Sinks {
-  std::vector<std::unique_ptr<SpanSink>> all;
-  const OtlpExporterBase* otlp = nullptr;
+  std::vector<SpanOutput> all;
+  const OtlpExporterBase* otlp = nullptr;  // the first of the OTLP exporters; counters shared
 };
 
 Sinks MakeSinks(const Settings& settings) {
@@ -91,25 +91,33 @@ Sinks MakeSinks(const Settings& settings) {
   for (const std::string& out : outputs) {
     if (out == "tree") {
       if (run.output_file.empty() || std::count(outputs.begin(), outputs.end(), "jsonl")) {
-        sinks.all.push_back(std::make_unique<TreeExporter>(stdout));
+        sinks.all.push_back(SpanOutput::Shared(std::make_unique<TreeExporter>(stdout)));
       } else {
-        sinks.all.push_back(std::make_unique<TreeExporter>(std::filesystem::path(run.output_file),
-                                                           TreeExporter::Options{}));
+        sinks.all.push_back(SpanOutput::Shared(std::make_unique<TreeExporter>(
+            std::filesystem::path(run.output_file), TreeExporter::Options{})));
       }
     } else if (out == "jsonl") {
       if (run.output_file.empty()) {
-        sinks.all.push_back(std::make_unique<JsonlExporter>(stdout));
+        sinks.all.push_back(SpanOutput::Shared(std::make_unique<JsonlExporter>(stdout)));
       } else {
-        sinks.all.push_back(std::make_unique<JsonlExporter>(std::filesystem::path(run.output_file)));
+        sinks.all.push_back(SpanOutput::Shared(
+            std::make_unique<JsonlExporter>(std::filesystem::path(run.output_file))));
       }
     } else if (out == "otlp") {
       auto options = OtlpOptionsFromEnv(settings.AsGetenv());
       if (!options.ok()) throw StartupError(options.error());
-      std::unique_ptr<OtlpExporterBase> otlp = MakeOtlpExporter(options.value());
-      sinks.otlp = otlp.get();
-      spdlog::info("exporting OTLP ({}) to {}", OtlpProtocolName(options.value().protocol),
-                   EffectiveOtlpEndpoint(options.value()));
-      sinks.all.push_back(std::move(otlp));
+      // One exporter per pipeline consumer, so that exports overlap; one set of counters.
+      SpanOutput out;
+      OtlpExporterHooks hooks;
+      hooks.counters = std::make_shared<OtlpExporterCounters>();
+      for (uint32_t i = 0; i < run.export_consumers; ++i) {
+        out.sinks.push_back(MakeOtlpExporter(options.value(), hooks));
+      }
+      sinks.otlp = static_cast<const OtlpExporterBase*>(out.sinks.front().get());
+      spdlog::info("exporting OTLP ({}) to {}, {} exports in flight at most",
+                   OtlpProtocolName(options.value().protocol),
+                   EffectiveOtlpEndpoint(options.value()), run.export_consumers);
+      sinks.all.push_back(std::move(out));
     } else if (out != "none") {
       throw StartupError("unknown output \"" + out + "\": use tree, jsonl, otlp or none");
     }
@@ -142,8 +150,10 @@ size_t PositiveSetting(const Settings& settings, std::string_view name, size_t f
   return static_cast<size_t>(n);
 }
 
-SpanPipelineOptions PipelineOptions(const Settings& settings) {
+SpanPipelineOptions PipelineOptions(const Settings& settings, const Sinks& sinks) {
   SpanPipelineOptions o;
+  // Workers only help where an output has one sink each: OTLP.
+  o.consumers = sinks.otlp != nullptr ? settings.run().export_consumers : 1;
   o.max_queue = PositiveSetting(settings, "OTEL_BSP_MAX_QUEUE_SIZE", o.max_queue);
   o.max_batch = std::min(o.max_queue,
                          PositiveSetting(settings, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", o.max_batch));
@@ -284,7 +294,8 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     throw StartupError(e.what());
   }
   const OtlpExporterBase* otlp = sinks.otlp;
-  SpanPipeline pipeline(std::move(sinks.all), PipelineOptions(settings));
+  SpanPipelineOptions pipeline_options = PipelineOptions(settings, sinks);
+  SpanPipeline pipeline(std::move(sinks.all), pipeline_options);
 
   TraceStitcherOptions stitch_options;
   stitch_options.span.redact_query = run.redact_query;

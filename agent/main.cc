@@ -109,6 +109,10 @@ int main(int argc, char** argv) {
       "nothing to read (auto: on kernels whose sockhash misreports FIONREAD; detect: only "
       "for processes seen asking FIONREAD)")
       ->check(CLI::IsMember({"auto", "on", "off", "detect"}));
+  auto* o_consumers =
+      run->add_option("--export-consumers", cli.export_consumers,
+                      "OTLP exports in flight at once (default 4)")
+          ->check(CLI::Range(1, 64));
   std::vector<std::string> otlp_headers;
   run->add_option("--otlp-header", otlp_headers, "KEY=VALUE sent with every export (repeatable)");
   bool otlp_insecure = false;
@@ -170,6 +174,7 @@ int main(int argc, char** argv) {
   if (no_propagation) r.propagation = false;
   if (o_guard->count()) r.fionread_guard = fionread_guard;
   if (no_net_probes) r.net_probes = false;
+  if (o_consumers->count()) r.export_consumers = cli.export_consumers;
   if (o_metrics->count()) r.metrics_address = cli.metrics_address;
   if (!log_level.empty()) r.log_level = log_level;
   r.stats_interval_s = cli.stats_interval_s;

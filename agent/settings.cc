@@ -150,6 +150,13 @@ class FileReader {
         (*otel_)["OTEL_EXPORTER_OTLP_HEADERS"] = MapToList(kv.second);
         continue;
       }
+      if (section == "batch" && k == "consumers") {  // hoptrace's own, not an OTEL_* variable
+        run_->export_consumers = kv.second.as<uint32_t>();
+        if (run_->export_consumers < 1 || run_->export_consumers > 64) {
+          throw std::runtime_error("\"batch.consumers\" must be 1..64");
+        }
+        continue;
+      }
       auto it = std::find_if(std::begin(kOtelKeys), std::end(kOtelKeys), [&](const OtelKey& o) {
         return o.section == section && o.key == k;
       });

@@ -1,11 +1,43 @@
 #include "agent/span_pipeline.h"
 
+#include <stdexcept>
+#include <string>
+
 namespace hoptrace {
+
+SpanOutput SpanOutput::Shared(std::unique_ptr<SpanSink> sink) {
+  SpanOutput o;
+  o.sinks.push_back(std::move(sink));
+  return o;
+}
+
+namespace {
+
+std::vector<SpanOutput> AllShared(std::vector<std::unique_ptr<SpanSink>> sinks) {
+  std::vector<SpanOutput> outputs;
+  for (auto& s : sinks) outputs.push_back(SpanOutput::Shared(std::move(s)));
+  return outputs;
+}
+
+}  // namespace
 
 SpanPipeline::SpanPipeline(std::vector<std::unique_ptr<SpanSink>> sinks,
                            SpanPipelineOptions options)
-    : sinks_(std::move(sinks)), options_(options) {
-  worker_ = std::thread([this] { Run(); });
+    : SpanPipeline(AllShared(std::move(sinks)), options) {}
+
+SpanPipeline::SpanPipeline(std::vector<SpanOutput> outputs, SpanPipelineOptions options)
+    : outputs_(std::move(outputs)), options_(options) {
+  if (options_.consumers == 0) options_.consumers = 1;
+  for (const auto& o : outputs_) {
+    if (o.sinks.size() != 1 && o.sinks.size() != options_.consumers) {
+      throw std::invalid_argument("a span output needs one sink or one per consumer (" +
+                                  std::to_string(options_.consumers) + "), got " +
+                                  std::to_string(o.sinks.size()));
+    }
+  }
+  for (size_t w = 0; w < options_.consumers; ++w) {
+    workers_.emplace_back([this, w] { Run(w); });
+  }
 }
 
 SpanPipeline::~SpanPipeline() { Shutdown(); }
@@ -24,13 +56,31 @@ bool SpanPipeline::Submit(Span span) {
     }
     if (queue_.empty()) oldest_ = std::chrono::steady_clock::now();
     queue_.push_back(std::move(span));
-    if (queue_.size() < options_.max_batch) return true;  // the worker's timer will come
+    if (queue_.size() < options_.max_batch) return true;  // a worker's timer will come
   }
   cv_.notify_one();
   return true;
 }
 
-void SpanPipeline::Run() {
+template <typename F>
+void SpanPipeline::ForEachSink(size_t worker, F&& f) {
+  for (auto& o : outputs_) {
+    if (o.sinks.size() == 1) {
+      std::lock_guard<std::mutex> lock(*o.shared_mu);
+      f(*o.sinks[0]);
+    } else {
+      f(*o.sinks[worker]);
+    }
+  }
+}
+
+bool SpanPipeline::ExportToAll(size_t worker, const std::vector<Span>& batch) {
+  bool ok = true;
+  ForEachSink(worker, [&](SpanSink& s) { ok = s.Export(batch) == ExportResult::kSuccess && ok; });
+  return ok;
+}
+
+void SpanPipeline::Run(size_t worker) {
   std::vector<Span> batch;
   std::unique_lock<std::mutex> lock(mu_);
   auto due = [this] {
@@ -52,30 +102,32 @@ void SpanPipeline::Run() {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
-      // What is left waits its own delay, measured from now.
+      // What is left waits its own delay, measured from now; another worker may take the
+      // next full batch meanwhile.
       oldest_ = std::chrono::steady_clock::now();
+      if (queue_.size() >= options_.max_batch) cv_.notify_one();
       lock.unlock();
-      uint64_t failed = 0;
-      for (auto& sink : sinks_) {
-        if (sink->Export(batch) != ExportResult::kSuccess) failed = batch.size();
-      }
+      const bool ok = ExportToAll(worker, batch);
       lock.lock();
-      stats_.exported += batch.size() - failed;
-      stats_.export_failures += failed;
+      if (ok) {
+        stats_.exported += batch.size();
+      } else {
+        stats_.export_failures += batch.size();
+      }
     }
     const bool stop = stopping_;
     lock.unlock();
     const auto now = std::chrono::steady_clock::now();
-    for (auto& sink : sinks_) {
+    ForEachSink(worker, [&](SpanSink& s) {
       if (stop) {
-        sink->Flush();
+        s.Flush();
       } else {
-        sink->Tick(now);
+        s.Tick(now);
       }
-    }
+    });
     lock.lock();
     if (stop) {
-      done_ = true;
+      ++done_;
       cv_.notify_all();
       return;
     }
@@ -85,20 +137,30 @@ void SpanPipeline::Run() {
 void SpanPipeline::Shutdown() {
   {
     std::unique_lock<std::mutex> lock(mu_);
-    if (stopping_ && !worker_.joinable()) return;
+    if (stopping_ && done_ == workers_.size()) {
+      lock.unlock();
+      for (auto& w : workers_) {
+        if (w.joinable()) w.join();
+      }
+      return;
+    }
     if (!stopping_) {
       stopping_ = true;
       deadline_ = std::chrono::steady_clock::now() + options_.shutdown_timeout;
     }
     cv_.notify_all();
     // An export under way does not look at the deadline: past it, the sinks are told to give
-    // up, so the worker comes back to count what is left and flush.
-    if (!cv_.wait_until(lock, deadline_, [this] { return done_; })) {
+    // up, so the workers come back to count what is left and flush.
+    if (!cv_.wait_until(lock, deadline_, [this] { return done_ == workers_.size(); })) {
       lock.unlock();
-      for (auto& sink : sinks_) sink->Cancel();
+      for (auto& o : outputs_) {
+        for (auto& s : o.sinks) s->Cancel();
+      }
     }
   }
-  if (worker_.joinable()) worker_.join();
+  for (auto& w : workers_) {
+    if (w.joinable()) w.join();
+  }
 }
 
 SpanPipelineStats SpanPipeline::stats() const {

@@ -1,8 +1,13 @@
-// Hands spans from the capture thread to the sinks without ever blocking
+// Hands spans from the capture thread to the outputs without ever blocking
 // capture: a bounded queue (full -> the span is dropped and counted) and
-// one worker thread that exports in batches and ticks the sinks, like the
-// OpenTelemetry batch span processor (OTEL_BSP_*): a batch leaves when it
-// is full or when its oldest span has waited schedule_delay.
+// `consumers` worker threads that export in batches and tick the sinks, like
+// the OpenTelemetry batch span processor (OTEL_BSP_*) with the Collector's
+// queue consumers: a batch leaves when it is full or when its oldest span has
+// waited schedule_delay, and up to `consumers` batches are in flight at once.
+//
+// Every batch reaches every output. An output is either one sink shared by
+// all workers (its calls serialized by a mutex: console, files) or one sink
+// per worker (OTLP: each worker its own exporter, so exports overlap).
 #pragma once
 
 #include <atomic>
@@ -28,6 +33,7 @@ struct SpanPipelineOptions {
   std::chrono::milliseconds schedule_delay{200};
   std::chrono::milliseconds shutdown_timeout{10000};
   std::chrono::milliseconds tick{100};
+  size_t consumers = 1;  // worker threads, i.e. batches in flight at most
 };
 
 struct SpanPipelineStats {
@@ -38,8 +44,19 @@ struct SpanPipelineStats {
   uint64_t dropped_shutdown = 0;  // still queued when the shutdown deadline passed
 };
 
+// One destination of spans: a single sink shared by every worker, or exactly one sink per
+// worker (SpanPipelineOptions::consumers of them).
+struct SpanOutput {
+  std::vector<std::unique_ptr<SpanSink>> sinks;
+  std::unique_ptr<std::mutex> shared_mu = std::make_unique<std::mutex>();
+  static SpanOutput Shared(std::unique_ptr<SpanSink> sink);
+};
+
 class SpanPipeline {
  public:
+  // Throws std::invalid_argument when an output has neither one sink nor one per consumer.
+  SpanPipeline(std::vector<SpanOutput> outputs, SpanPipelineOptions options = {});
+  // Each sink shared by all workers.
   SpanPipeline(std::vector<std::unique_ptr<SpanSink>> sinks, SpanPipelineOptions options = {});
   ~SpanPipeline();  // Shutdown()
   SpanPipeline(const SpanPipeline&) = delete;
@@ -47,26 +64,30 @@ class SpanPipeline {
 
   // Never blocks on the sinks. Returns false if the span was dropped.
   bool Submit(Span span);
-  // Exports everything queued, flushes the sinks and stops the worker, within
-  // shutdown_timeout: what is still queued then is dropped and counted, and an export
-  // under way is cancelled (SpanSink::Cancel).
+  // Exports everything queued, flushes the sinks and stops the workers, within
+  // shutdown_timeout: what is still queued then is dropped and counted, and the exports
+  // under way are cancelled (SpanSink::Cancel).
   void Shutdown();
   SpanPipelineStats stats() const;
 
  private:
-  void Run();
+  void Run(size_t worker);
+  // Sends one batch to every output; returns whether every output took it.
+  bool ExportToAll(size_t worker, const std::vector<Span>& batch);
+  template <typename F>
+  void ForEachSink(size_t worker, F&& f);
 
-  std::vector<std::unique_ptr<SpanSink>> sinks_;
+  std::vector<SpanOutput> outputs_;
   SpanPipelineOptions options_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Span> queue_;
   std::chrono::steady_clock::time_point oldest_;  // when the queue last became non-empty
   bool stopping_ = false;
-  bool done_ = false;                                // the worker has returned
+  size_t done_ = 0;                                  // workers that have returned
   std::chrono::steady_clock::time_point deadline_;  // set with stopping_
   SpanPipelineStats stats_;
-  std::thread worker_;
+  std::vector<std::thread> workers_;
 };
 
 }  // namespace hoptrace

@@ -29,7 +29,9 @@ OtlpExporterBase::OtlpExporterBase(const OtlpExporterOptions& options, std::stri
       transport_(transport),
       scope_version_(options.scope_version.empty() ? HOPTRACE_VERSION : options.scope_version),
       clock_(hooks.clock != nullptr ? hooks.clock : &RetryClock::Real()),
-      retry_(options.retry, std::move(hooks.jitter)) {}
+      retry_(options.retry, std::move(hooks.jitter)) {
+  if (hooks.counters) counters_ = std::move(hooks.counters);
+}
 
 void OtlpExporterBase::Cancel() noexcept {
   cancelled_.store(true, std::memory_order_release);

@@ -27,6 +27,9 @@ namespace hoptrace {
 struct OtlpExporterHooks {
   RetryClock* clock = nullptr;  // not owned; must outlive the exporter
   RetryPolicy::Uniform01 jitter;
+  // Counters shared by several exporters working side by side (one per pipeline consumer);
+  // null: the exporter's own.
+  std::shared_ptr<OtlpExporterCounters> counters;
 };
 
 class OtlpExporterBase : public SpanSink {

@@ -7,13 +7,14 @@
 
 namespace hoptrace {
 
-std::unique_ptr<OtlpExporterBase> MakeOtlpExporter(const OtlpExporterOptions& options) {
+std::unique_ptr<OtlpExporterBase> MakeOtlpExporter(const OtlpExporterOptions& options,
+                                                   OtlpExporterHooks hooks) {
   if (auto error = ValidateOtlpOptions(options)) throw std::invalid_argument(*error);
   switch (options.protocol) {
     case OtlpProtocol::kGrpc:
-      return std::make_unique<OtlpGrpcExporter>(options);
+      return std::make_unique<OtlpGrpcExporter>(options, std::move(hooks));
     case OtlpProtocol::kHttpProtobuf:
-      return std::make_unique<OtlpHttpExporter>(options);
+      return std::make_unique<OtlpHttpExporter>(options, std::move(hooks));
   }
   throw std::invalid_argument("unknown OTLP protocol");
 }

@@ -18,6 +18,7 @@ namespace hoptrace {
 // A gRPC or HTTP/protobuf exporter per options.protocol. Call it at start-up: it throws
 // std::invalid_argument for invalid options and std::runtime_error when a TLS file cannot be
 // read or libcurl cannot start, with a message that says what to fix. Never connects here.
-std::unique_ptr<OtlpExporterBase> MakeOtlpExporter(const OtlpExporterOptions& options);
+std::unique_ptr<OtlpExporterBase> MakeOtlpExporter(const OtlpExporterOptions& options,
+                                                   OtlpExporterHooks hooks = {});
 
 }  // namespace hoptrace

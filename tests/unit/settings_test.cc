@@ -64,6 +64,18 @@ TEST_F(SettingsTest, FileSetsPropagationCgroupAndSwitch) {
   EXPECT_NE(err->find("propagation.cgroups"), std::string::npos) << *err;
 }
 
+TEST_F(SettingsTest, BatchSectionSetsExportConsumersBesideTheBspVariables) {
+  Settings s(FakeEnv());
+  EXPECT_EQ(s.run().export_consumers, 4u);
+  ASSERT_EQ(s.LoadFile(WriteFile("batch:\n  consumers: 8\n  max_queue_size: 4096\n")),
+            std::nullopt);
+  EXPECT_EQ(s.run().export_consumers, 8u);
+  EXPECT_EQ(s.Get("OTEL_BSP_MAX_QUEUE_SIZE"), "4096");
+  auto err = s.LoadFile(WriteFile("batch:\n  consumers: 0\n"));
+  ASSERT_TRUE(err.has_value());
+  EXPECT_NE(err->find("batch.consumers"), std::string::npos) << *err;
+}
+
 TEST_F(SettingsTest, FileSetsSelectionOutputsAndCapture) {
   Settings s(FakeEnv());
   ASSERT_EQ(s.LoadFile(WriteFile(R"(

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -136,6 +137,90 @@ TEST(SpanPipelineTest, ShutdownCancelsAnExportUnderWayAtItsDeadline) {
   EXPECT_EQ(st.exported, 0u);
   EXPECT_EQ(st.export_failures + st.dropped_shutdown, 6u);
   EXPECT_EQ(st.export_failures, 2u);  // the cancelled batch; the rest never left
+}
+
+// Counts exports in flight at once; each export waits (up to 5 s) until `want` are in flight,
+// so the maximum seen is exactly how many the pipeline lets overlap.
+struct Overlap {
+  std::mutex mu;
+  std::condition_variable cv;
+  int in_flight = 0;
+  int max_seen = 0;
+  int want = 0;
+  size_t spans = 0;
+};
+
+class OverlapSink : public SpanSink {
+ public:
+  explicit OverlapSink(Overlap* o) : o_(o) {}
+  ExportResult Export(const std::vector<Span>& spans) noexcept override {
+    std::unique_lock<std::mutex> lock(o_->mu);
+    o_->spans += spans.size();
+    o_->max_seen = std::max(o_->max_seen, ++o_->in_flight);
+    if (o_->in_flight >= o_->want) o_->want = 0;  // seen once: let every export go
+    o_->cv.notify_all();
+    o_->cv.wait_for(lock, 5s, [this] { return o_->in_flight >= o_->want; });
+    --o_->in_flight;
+    return ExportResult::kSuccess;
+  }
+
+ private:
+  Overlap* o_;
+};
+
+TEST(SpanPipelineTest, ConsumersExportSeveralBatchesAtOnceAndEveryBatchReachesEveryOutput) {
+  Overlap overlap;
+  overlap.want = 4;
+  SpanOutput per_worker;
+  for (int i = 0; i < 4; ++i) per_worker.sinks.push_back(std::make_unique<OverlapSink>(&overlap));
+  auto recording = std::make_unique<RecordingSink>();
+  RecordingSink* shared = recording.get();
+  std::vector<SpanOutput> outputs;
+  outputs.push_back(std::move(per_worker));
+  outputs.push_back(SpanOutput::Shared(std::move(recording)));
+  SpanPipelineOptions o;
+  o.max_batch = 10;
+  o.max_queue = 1000;
+  o.consumers = 4;
+  SpanPipeline p(std::move(outputs), o);
+  for (int i = 0; i < 80; ++i) p.Submit(Span{});
+  p.Shutdown();
+  EXPECT_EQ(overlap.max_seen, 4);
+  EXPECT_EQ(overlap.spans, 80u);
+  size_t shared_spans = 0;
+  for (size_t b : shared->batches()) shared_spans += b;
+  EXPECT_EQ(shared_spans, 80u);
+  EXPECT_EQ(p.stats().exported, 80u);
+}
+
+TEST(SpanPipelineTest, AnOutputNeedsOneSinkOrOnePerConsumer) {
+  SpanOutput two;
+  two.sinks.push_back(std::make_unique<RecordingSink>());
+  two.sinks.push_back(std::make_unique<RecordingSink>());
+  std::vector<SpanOutput> outputs;
+  outputs.push_back(std::move(two));
+  SpanPipelineOptions o;
+  o.consumers = 3;
+  EXPECT_THROW(SpanPipeline(std::move(outputs), o), std::invalid_argument);
+}
+
+TEST(SpanPipelineTest, FullQueueCountsEveryDropExactly) {
+  RecordingSink* sink;
+  SpanPipelineOptions o;
+  o.max_queue = 100;
+  o.max_batch = 101;             // never full: nothing leaves before shutdown...
+  o.schedule_delay = std::chrono::hours(1);  // ...nor by time
+  o.consumers = 2;
+  SpanPipeline p(One(&sink), o);
+  size_t accepted = 0;
+  for (int i = 0; i < 1000; ++i) accepted += p.Submit(Span{});
+  EXPECT_EQ(accepted, 100u);
+  p.Shutdown();
+  const auto st = p.stats();
+  EXPECT_EQ(st.submitted, 1000u);
+  EXPECT_EQ(st.dropped_queue_full, 900u);
+  EXPECT_EQ(st.exported, 100u);
+  EXPECT_EQ(st.dropped_shutdown, 0u);
 }
 
 }  // namespace
