@@ -16,13 +16,13 @@ ExportResult JsonlExporter::Export(const std::vector<Span>& spans) noexcept {
   bool ok = true;
   try {
     // One write per batch: fewer syscalls than per span, and each line is complete.
-    std::string batch;
+    batch_.clear();  // keeps its capacity from batch to batch
     for (const Span& span : spans) {
-      batch += SpanToJsonLine(span);
-      batch += '\n';
+      AppendSpanJsonLine(span, &batch_);
+      batch_ += '\n';
       ++serialized;
     }
-    ok = out_.WriteAndFlush(batch);
+    ok = out_.WriteAndFlush(batch_);
   } catch (...) {  // Only std::bad_alloc is possible; nothing of the batch has been written.
     ok = false;
     serialized = 0;

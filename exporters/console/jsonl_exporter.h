@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <string>
 #include <vector>
 
 #include "exporters/console/output_file.h"
@@ -35,6 +36,7 @@ class JsonlExporter : public SpanSink {
 
  private:
   OutputFile out_;
+  std::string batch_;  // the lines of one batch, written at once
   Stats stats_;
 };
 

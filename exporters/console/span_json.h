@@ -32,9 +32,11 @@ nlohmann::json AttributesToJson(const Attributes& attributes);
 
 nlohmann::json SpanToJson(const Span& span);
 
-// SpanToJson(span) on one line, without the trailing newline. Use this rather than json::dump():
-// attribute values come from the wire and may be invalid UTF-8, on which dump() throws by
-// default; here such bytes become U+FFFD.
+// SpanToJson(span) on one line, without the trailing newline, written directly (no DOM; keys in
+// the order above). Use this rather than json::dump(): attribute values come from the wire and
+// may be invalid UTF-8, on which dump() throws by default; here each such byte becomes U+FFFD.
 std::string SpanToJsonLine(const Span& span);
+// The same, appended to *out (the sink reuses one buffer per batch).
+void AppendSpanJsonLine(const Span& span, std::string* out);
 
 }  // namespace hoptrace

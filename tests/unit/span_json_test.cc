@@ -169,6 +169,28 @@ TEST(SpanJsonTest, NonFiniteDoubleBecomesNull) {
   EXPECT_TRUE(json::parse(SpanToJsonLine(s))["attributes"]["x"].is_null());
 }
 
+// The direct writer must say exactly what the DOM says, for every kind of value.
+TEST(SpanJsonTest, JsonLineEqualsTheDomForAwkwardValues) {
+  Span s = KnownSpan();
+  s.name = std::string("q\"uo\\te\n\t\x01\x7f caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 27);
+  s.trace_state = "a=1,b=2";
+  s.status_message = "bad \r\f\b";
+  s.attributes = {{"d", 2.0}, {"e", 1.5e-300}, {"f", -0.125}, {"i", int64_t{-42}},
+                  {"m", std::numeric_limits<int64_t>::min()}, {"t", true}, {"n", false},
+                  {"u", std::string("\xed\xa0\x80 \xc0\xaf \xf4\x90\x80\x80 \xe2\x82")}};
+  SpanEvent ev;
+  ev.name = "exception";
+  ev.time_unix_nano = 18446744073709551615ull;
+  ev.attributes = {{"exception.type", std::string("E")}};
+  s.events = {ev, ev};
+  json dom = SpanToJson(s);
+  // dump() with replace, as the old writer did, gives the reference for invalid bytes.
+  const json reference = json::parse(
+      dom.dump(-1, ' ', /*ensure_ascii=*/false, json::error_handler_t::replace));
+  EXPECT_EQ(json::parse(SpanToJsonLine(s)), reference) << SpanToJsonLine(s);
+  EXPECT_EQ(json::parse(SpanToJsonLine(Span{})), SpanToJson(Span{}));
+}
+
 TEST(JsonlExporterTest, WritesOneParseableLinePerSpan) {
   MemFile out;
   JsonlExporter exporter(out.get());
