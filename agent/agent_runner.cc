@@ -187,7 +187,7 @@ Attributes ResourceAttributesFrom(const Settings& settings) {
       spdlog::warn("OTEL_RESOURCE_ATTRIBUTES: service.name is ignored; each process has its own");
       continue;
     }
-    out.push_back(Attribute{k, v});
+    if (auto key = AttrKey::Intern(k)) out.push_back(Attribute{*key, v});
   }
   return out;
 }

@@ -296,14 +296,16 @@ std::optional<Span> SpanFromJson(const json& j) {
   auto read_attrs = [](const json& obj, Attributes* out) {
     if (!obj.is_object()) return;
     for (const auto& [k, v] : obj.items()) {
+      auto key = AttrKey::Intern(k);
+      if (!key) continue;
       if (v.is_string()) {
-        out->push_back({k, v.get<std::string>()});
+        out->push_back({*key, v.get<std::string>()});
       } else if (v.is_boolean()) {
-        out->push_back({k, v.get<bool>()});
+        out->push_back({*key, v.get<bool>()});
       } else if (v.is_number_integer()) {
-        out->push_back({k, v.get<int64_t>()});
+        out->push_back({*key, v.get<int64_t>()});
       } else if (v.is_number()) {
-        out->push_back({k, v.get<double>()});
+        out->push_back({*key, v.get<double>()});
       }
     }
   };

@@ -6,10 +6,6 @@
 namespace hoptrace {
 namespace {
 
-void Add(Attributes& attrs, std::string key, AttrValue value) {
-  attrs.push_back(Attribute{std::move(key), std::move(value)});
-}
-
 int64_t Diff(uint64_t later, uint64_t earlier) {
   return later > earlier ? static_cast<int64_t>(later - earlier) : 0;
 }
@@ -105,7 +101,7 @@ void HopJoiner::Join(Span* client, const ServerSide& server) {
   const int64_t total = Diff(client->end_unix_nano, client->start_unix_nano);
   const int64_t server_ns = Diff(server.end_unix_ns, server.start_unix_ns);
   auto& a = client->attributes;
-  Add(a, "hoptrace.server.time_ns", server_ns);
+  AddAttribute(a, "hoptrace.server.time_ns", server_ns);
   const int64_t network = std::max<int64_t>(0, total - server_ns);
   // The two ways always add up to the network time. The callee's last
   // write can return after the caller's read already has its bytes (by a
@@ -113,9 +109,9 @@ void HopJoiner::Join(Span* client, const ServerSide& server) {
   // remains, rather than a sum that is off by that overlap.
   const int64_t request =
       std::min(network, Diff(server.start_unix_ns, client->start_unix_nano));
-  Add(a, "hoptrace.network.time_ns", network);
-  Add(a, "hoptrace.network.request_ns", request);
-  Add(a, "hoptrace.network.response_ns", network - request);
+  AddAttribute(a, "hoptrace.network.time_ns", network);
+  AddAttribute(a, "hoptrace.network.request_ns", request);
+  AddAttribute(a, "hoptrace.network.response_ns", network - request);
   if (facts_ == nullptr) return;
   // The callee's socket retransmits what the caller waits for: those belong
   // to this call too, inside the caller's window.
@@ -138,7 +134,7 @@ void HopJoiner::Join(Span* client, const ServerSide& server) {
         client->events.begin(), client->events.end(),
         [](const SpanEvent& x, const SpanEvent& y) { return x.time_unix_nano < y.time_unix_nano; });
   }
-  Add(a, "hoptrace.network.retransmits", retransmits);
+  AddAttribute(a, "hoptrace.network.retransmits", retransmits);
 }
 
 void HopJoiner::Release(Span client, const ServerSide* server, uint64_t now_ns) {

@@ -19,10 +19,6 @@ bool IsKnownMethod(std::string_view m) {
   return std::find(kKnownMethods.begin(), kKnownMethods.end(), m) != kKnownMethods.end();
 }
 
-void Add(Attributes& attrs, std::string key, AttrValue value) {
-  attrs.push_back(Attribute{std::move(key), std::move(value)});
-}
-
 struct HostPort {
   std::string host;
   std::optional<int64_t> port;
@@ -136,10 +132,10 @@ Span BuildHttpSpan(const ConnInfo& conn, bool server, const http1::Record& recor
   // vector one attribute at a time was a fifth of the agent's CPU.
   a.reserve(kSpanAttributeReserve);
   if (IsKnownMethod(req.method)) {
-    Add(a, "http.request.method", req.method);
+    AddAttribute(a, "http.request.method", req.method);
   } else {
-    Add(a, "http.request.method", std::string("_OTHER"));
-    Add(a, "http.request.method_original", req.method);
+    AddAttribute(a, "http.request.method", std::string("_OTHER"));
+    AddAttribute(a, "http.request.method_original", req.method);
   }
   auto host_header = req.Header("host");
   HostPort host = host_header ? ParseHost(*host_header) : HostPort{};
@@ -147,19 +143,19 @@ Span BuildHttpSpan(const ConnInfo& conn, bool server, const http1::Record& recor
   const std::string remote = conn.RemoteAddress();
 
   if (server) {
-    Add(a, "url.scheme", std::string("http"));
-    Add(a, "url.path", std::string(path));
-    if (!query.empty()) Add(a, "url.query", shown_query);
+    AddAttribute(a, "url.scheme", std::string("http"));
+    AddAttribute(a, "url.path", std::string(path));
+    if (!query.empty()) AddAttribute(a, "url.query", shown_query);
     if (!host.host.empty()) {
-      Add(a, "server.address", host.host);
-      if (host.port) Add(a, "server.port", *host.port);
+      AddAttribute(a, "server.address", host.host);
+      if (host.port) AddAttribute(a, "server.port", *host.port);
     } else if (!local.empty()) {
-      Add(a, "server.address", local);
+      AddAttribute(a, "server.address", local);
     }
-    if (!host.port && conn.tuple_known) Add(a, "server.port", int64_t{conn.local_port});
+    if (!host.port && conn.tuple_known) AddAttribute(a, "server.port", int64_t{conn.local_port});
     if (!remote.empty()) {
-      Add(a, "client.address", remote);
-      Add(a, "client.port", int64_t{conn.remote_port});
+      AddAttribute(a, "client.address", remote);
+      AddAttribute(a, "client.port", int64_t{conn.remote_port});
     }
   } else {
     std::string authority = host_header ? std::string(*host_header)
@@ -171,33 +167,33 @@ Span BuildHttpSpan(const ConnInfo& conn, bool server, const http1::Record& recor
                  ? std::string(target.substr(0, target.find('?') + 1)) + shown_query
                  : std::string(target);
     }
-    Add(a, "url.full", full);
-    Add(a, "server.address", host.host.empty() ? remote : host.host);
+    AddAttribute(a, "url.full", full);
+    AddAttribute(a, "server.address", host.host.empty() ? remote : host.host);
     if (host.port) {
-      Add(a, "server.port", *host.port);
+      AddAttribute(a, "server.port", *host.port);
     } else if (conn.tuple_known) {
-      Add(a, "server.port", int64_t{conn.remote_port});
+      AddAttribute(a, "server.port", int64_t{conn.remote_port});
     }
   }
   if (!remote.empty()) {
-    Add(a, "network.peer.address", remote);
-    Add(a, "network.peer.port", int64_t{conn.remote_port});
+    AddAttribute(a, "network.peer.address", remote);
+    AddAttribute(a, "network.peer.port", int64_t{conn.remote_port});
   }
   if (!local.empty()) {
-    Add(a, "network.local.address", local);
-    Add(a, "network.local.port", int64_t{conn.local_port});
+    AddAttribute(a, "network.local.address", local);
+    AddAttribute(a, "network.local.port", int64_t{conn.local_port});
   }
-  Add(a, "network.transport", std::string("tcp"));
-  Add(a, "network.protocol.name", std::string("http"));
-  Add(a, "network.protocol.version", std::string(ProtocolVersion(req)));
-  if (auto ua = req.Header("user-agent")) Add(a, "user_agent.original", std::string(*ua));
-  if (req.content_length >= 0) Add(a, "http.request.body.size", req.content_length);
+  AddAttribute(a, "network.transport", std::string("tcp"));
+  AddAttribute(a, "network.protocol.name", std::string("http"));
+  AddAttribute(a, "network.protocol.version", std::string(ProtocolVersion(req)));
+  if (auto ua = req.Header("user-agent")) AddAttribute(a, "user_agent.original", std::string(*ua));
+  if (req.content_length >= 0) AddAttribute(a, "http.request.body.size", req.content_length);
   if (resp) {
-    Add(a, "http.response.status_code", int64_t{resp->status_code});
-    if (resp->content_length >= 0) Add(a, "http.response.body.size", resp->content_length);
+    AddAttribute(a, "http.response.status_code", int64_t{resp->status_code});
+    if (resp->content_length >= 0) AddAttribute(a, "http.response.body.size", resp->content_length);
   }
   if (req.head_truncated || (resp && resp->head_truncated)) {
-    Add(a, "hoptrace.http.head_truncated", true);
+    AddAttribute(a, "hoptrace.http.head_truncated", true);
   }
 
   // Status (semconv http spans): server spans are errors for 5xx only,
@@ -217,7 +213,7 @@ Span BuildHttpSpan(const ConnInfo& conn, bool server, const http1::Record& recor
   }
   if (!error_type.empty()) {
     span.status = StatusCode::kError;
-    Add(a, "error.type", error_type);
+    AddAttribute(a, "error.type", error_type);
   }
   if (options.network) AddNetworkAttributes(conn, server, options, &span);
   return span;

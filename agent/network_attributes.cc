@@ -23,10 +23,6 @@ bool IsV4Mapped(const std::array<uint8_t, 16>& addr) {
   return memcmp(addr.data(), kMapped, sizeof(kMapped)) == 0;
 }
 
-void Add(Attributes& attrs, std::string key, AttrValue value) {
-  attrs.push_back(Attribute{std::move(key), std::move(value)});
-}
-
 }  // namespace
 
 uint8_t LikelyInitialTtl(uint8_t observed) {
@@ -156,14 +152,14 @@ SpanEvent IncidentEvent(const TcpIncident& incident, std::string_view endpoint,
   SpanEvent e;
   e.time_unix_nano =
       static_cast<uint64_t>(static_cast<int64_t>(incident.ts_ns) + monotonic_to_unix_ns);
-  Add(e.attributes, "hoptrace.tcp.endpoint", std::string(endpoint));
-  Add(e.attributes, "hoptrace.tcp.state", std::string(TcpStateName(incident.state)));
+  AddAttribute(e.attributes, "hoptrace.tcp.endpoint", std::string(endpoint));
+  AddAttribute(e.attributes, "hoptrace.tcp.state", std::string(TcpStateName(incident.state)));
   if (incident.kind == TcpIncidentKind::kRetransmit) {
     e.name = "hoptrace.tcp.retransmit";
-    Add(e.attributes, "hoptrace.tcp.timeout", incident.timeout);
+    AddAttribute(e.attributes, "hoptrace.tcp.timeout", incident.timeout);
   } else {
     e.name = "hoptrace.tcp.reset";
-    Add(e.attributes, "hoptrace.tcp.reset.direction",
+    AddAttribute(e.attributes, "hoptrace.tcp.reset.direction",
         std::string(incident.kind == TcpIncidentKind::kResetReceived ? "received" : "sent"));
   }
   return e;
@@ -178,14 +174,14 @@ void AddNetworkAttributes(const ConnInfo& conn, bool server, const SpanBuildOpti
   if (f == nullptr) return;
   auto& a = span->attributes;
   const bool v6 = f->family == AF_INET6 && !(conn.tuple_known && IsV4Mapped(conn.remote_addr));
-  Add(a, "network.type", std::string(v6 ? "ipv6" : "ipv4"));
+  AddAttribute(a, "network.type", std::string(v6 ? "ipv6" : "ipv4"));
   if (f->sampled && f->srtt_us != 0) {
-    Add(a, "hoptrace.tcp.srtt_us", int64_t{f->srtt_us});
-    Add(a, "hoptrace.tcp.rttvar_us", int64_t{f->rttvar_us});
+    AddAttribute(a, "hoptrace.tcp.srtt_us", int64_t{f->srtt_us});
+    AddAttribute(a, "hoptrace.tcp.rttvar_us", int64_t{f->rttvar_us});
   }
   if (f->ttl != 0) {
-    Add(a, "hoptrace.network.peer_ttl", int64_t{f->ttl});
-    Add(a, "hoptrace.network.ip_hops", int64_t{*InferIpHops(f->ttl)});
+    AddAttribute(a, "hoptrace.network.peer_ttl", int64_t{f->ttl});
+    AddAttribute(a, "hoptrace.network.ip_hops", int64_t{*InferIpHops(f->ttl)});
   }
   const uint64_t start =
       static_cast<uint64_t>(static_cast<int64_t>(span->start_unix_nano) - monotonic_to_unix_ns);
@@ -203,11 +199,11 @@ void AddNetworkAttributes(const ConnInfo& conn, bool server, const SpanBuildOpti
     span->events.push_back(IncidentEvent(i, endpoint, monotonic_to_unix_ns));
   }
   // Every attribute costs each exported span: the rare counts only when not 0.
-  Add(a, "hoptrace.tcp.retransmits", retransmits);
-  if (timeouts) Add(a, "hoptrace.tcp.timeouts", timeouts);
-  if (resets) Add(a, "hoptrace.tcp.resets", resets);
-  if (f->total_retrans) Add(a, "hoptrace.tcp.connection.retransmits", int64_t{f->total_retrans});
-  if (f->total_rto) Add(a, "hoptrace.tcp.connection.timeouts", int64_t{f->total_rto});
+  AddAttribute(a, "hoptrace.tcp.retransmits", retransmits);
+  if (timeouts) AddAttribute(a, "hoptrace.tcp.timeouts", timeouts);
+  if (resets) AddAttribute(a, "hoptrace.tcp.resets", resets);
+  if (f->total_retrans) AddAttribute(a, "hoptrace.tcp.connection.retransmits", int64_t{f->total_retrans});
+  if (f->total_rto) AddAttribute(a, "hoptrace.tcp.connection.timeouts", int64_t{f->total_rto});
 }
 
 }  // namespace hoptrace

@@ -1,6 +1,9 @@
 #include "agent/span.h"
 
 #include <algorithm>
+#include <mutex>
+#include <string>
+#include <unordered_set>
 
 namespace hoptrace {
 namespace {
@@ -44,6 +47,19 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kUnset: return "UNSET";
   }
   return "UNSET";
+}
+
+std::optional<AttrKey> AttrKey::Intern(std::string_view key) {
+  static std::mutex mu;
+  // Node-based: the strings never move, so views of them stay valid.
+  static std::unordered_set<std::string> keys;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = keys.find(std::string(key));
+  if (it == keys.end()) {
+    if (keys.size() >= kMaxInterned) return std::nullopt;
+    it = keys.emplace(key).first;
+  }
+  return AttrKey(it->data(), it->size());
 }
 
 const AttrValue* FindAttribute(const Attributes& attrs, std::string_view key) {

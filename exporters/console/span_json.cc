@@ -22,7 +22,7 @@ json AttributesToJson(const Attributes& attributes) {
   json out = json::object();
   for (const Attribute& a : attributes) {
     // emplace keeps the first value of a repeated key, matching FindAttribute().
-    out.emplace(a.key, AttrValueToJson(a.value));
+    out.emplace(std::string(a.key.view()), AttrValueToJson(a.value));
   }
   return out;
 }

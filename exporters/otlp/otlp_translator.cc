@@ -40,7 +40,7 @@ void SetAttributes(const Attributes& attrs,
   out->Reserve(out->size() + static_cast<int>(attrs.size()));
   for (const Attribute& a : attrs) {
     common::KeyValue* kv = out->Add();
-    kv->set_key(a.key);
+    kv->set_key(a.key.view().data(), a.key.view().size());
     SetValue(a.value, kv->mutable_value());
   }
 }

@@ -166,7 +166,7 @@ TEST_F(NetworkPipelineTest, WithoutFactsTheSpanHasNoNetworkAttributes) {
   Feed(cli.Data(HT_DIR_INGRESS, "HTTP/1.1 204 No Content\r\n\r\n"));
   ASSERT_EQ(spans_.size(), 1u);
   for (const Attribute& a : spans_[0].attributes) {
-    EXPECT_NE(a.key.rfind("hoptrace.tcp.", 0), 0u) << a.key;
+    EXPECT_NE(a.key.view().rfind("hoptrace.tcp.", 0), 0u) << a.key;
     EXPECT_NE(a.key, "network.type");
   }
   EXPECT_TRUE(spans_[0].events.empty());

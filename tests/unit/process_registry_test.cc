@@ -238,7 +238,7 @@ std::string StringAttr(const Resource& r, std::string_view key) {
 
 std::vector<std::string> Keys(const Resource& r) {
   std::vector<std::string> keys;
-  for (const auto& a : r.attributes) keys.push_back(a.key);
+  for (const auto& a : r.attributes) keys.push_back(std::string(a.key.view()));
   return keys;
 }
 
