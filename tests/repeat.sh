@@ -22,7 +22,8 @@ cmake --build build -j"$(nproc)" >/dev/null
 
 for i in $(seq 1 "$n"); do
   start=$(date +%s)
-  ctest --test-dir build --output-log "$work/run$i.log" "$@" > "$work/run$i.summary" 2>&1 || true
+  # -V: the log holds every test's own output (its pytest and GoogleTest lines per case).
+  ctest --test-dir build -V --output-log "$work/run$i.log" "$@" > "$work/run$i.summary" 2>&1 || true
   echo "run $i: $(grep -E 'tests passed|tests failed' "$work/run$i.summary" | tail -1)" \
        "($(( $(date +%s) - start )) s)"
 done
@@ -40,12 +41,12 @@ for i in range(1, n + 1):
         seen[m.group(1)] += 1
         passed[m.group(1)] += m.group(2) == "Passed"
     # pytest -v lines: "tests/integration/test_x.py::test_y[p] PASSED"
-    for m in re.finditer(r"^(\S+\.py::\S+) (PASSED|FAILED|ERROR|SKIPPED)", log, re.M):
+    for m in re.finditer(r"^(?:\d+: )?(\S+\.py::\S+) (PASSED|FAILED|ERROR|SKIPPED)", log, re.M):
         key = m.group(1).split("/")[-1]
         seen[key] += 1
         passed[key] += m.group(2) == "PASSED"
     # GoogleTest: "[       OK ] Suite.Test (3 ms)" / "[  FAILED  ] Suite.Test (3 ms)"
-    for m in re.finditer(r"^\[\s+(OK|FAILED)\s+\] (\w+\.\w+) \(", log, re.M):
+    for m in re.finditer(r"^(?:\d+: )?\[\s+(OK|FAILED)\s+\] (\S+) \(", log, re.M):
         seen[m.group(2)] += 1
         passed[m.group(2)] += m.group(1) == "OK"
 flaky = sorted(k for k in seen if passed[k] < n)

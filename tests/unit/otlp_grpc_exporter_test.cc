@@ -289,7 +289,7 @@ TEST(OtlpGrpcExporterBudgetTest, GivesUpWhenTheExportDeadlineWouldPass) {
   options.timeout = milliseconds(1000);
   options.max_export_time = milliseconds(2000);
   options.retry = {5, milliseconds(100), milliseconds(1000), 2.0};
-  OtlpGrpcExporter exporter(options, std::move(stub), {&clock, [] { return 0.5; }});
+  OtlpGrpcExporter exporter(options, std::move(stub), {&clock, [] { return 0.5; }, nullptr});
 
   EXPECT_EQ(exporter.Export(otlp_test::SampleBatch()), ExportResult::kFailure);
   // Attempt 1: 1000 ms (the timeout); back-off 50 ms; attempt 2: the 950 ms left; then the
