@@ -78,6 +78,16 @@ struct {
 	__type(value, __u8);
 } ht_selected_pids SEC(".maps");
 
+/* comm -> 1: a process that execs under one of these names is selected
+ * in the kernel, at its exec (--exe), so that a process that lives a few
+ * milliseconds is traced before the agent could hear of it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, char[HT_COMM_LEN]);
+	__type(value, __u8);
+} ht_selected_comms SEC(".maps");
+
 /* TCP port -> 1: connections to or from these ports are traced whatever the
  * process (only consulted when targ_port_filter). */
 struct {

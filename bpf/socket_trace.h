@@ -38,6 +38,8 @@ enum ht_event_type {
 	HT_EV_TCP_RESET_SENT = 11,    /* it sent a RST */
 	/* 12: propagation.bpf.c, struct ht_fionread_event */
 	HT_EV_FIONREAD = 12, /* FIONREAD by a process propagation serves (guard "detect") */
+	/* 13: struct ht_proc_identity_event */
+	HT_EV_PROC_IDENTITY = 13, /* who a selected process is, at its exec or fork */
 };
 
 enum ht_direction {
@@ -129,6 +131,29 @@ struct ht_proc_event {
 	__u32 ppid;
 	__s32 exit_code;
 	char comm[HT_COMM_LEN];
+};
+
+/* Longest exec path an identity event carries (longer ones are cut). */
+#define HT_PATH_MAX 256
+
+/* Bits of ht_proc_identity_event.flags. */
+#define HT_IDENTITY_F_EXEC 0x1	     /* at its exec: path is the file exec'd */
+#define HT_IDENTITY_F_FORK 0x2	     /* at its fork: comm is the parent's, no path */
+#define HT_IDENTITY_F_NAME_MATCH 0x4 /* the kernel selected it: its comm is in
+				      * ht_selected_comms (--exe) */
+
+/* HT_EV_PROC_IDENTITY: what the kernel knows of a selected process when it
+ * becomes who it is, so that the agent can name a process that is gone from
+ * /proc before the agent reads it (a CLI that lives a few milliseconds). */
+struct ht_proc_identity_event {
+	struct ht_event_header hdr; /* fd = -1, conn_gen = 0 */
+	__u32 ppid;
+	__u32 flags; /* HT_IDENTITY_F_* */
+	/* task->start_boottime: /proc/<pid>/stat's starttime in ns; 0 if unknown */
+	__u64 start_boottime_ns;
+	__u64 cgroup_id; /* cgroup v2 id */
+	char comm[HT_COMM_LEN];
+	char path[HT_PATH_MAX]; /* as given to execve (may be relative); NUL-terminated */
 };
 
 /* Longest tracestate the kernel carries. W3C: "vendors SHOULD propagate at
