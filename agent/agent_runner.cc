@@ -214,7 +214,11 @@ class Dispatcher : public EventHandler {
     k.pid = static_cast<pid_t>(ev.hdr->pid);
     k.ppid = static_cast<pid_t>(ev.identity->ppid);
     k.comm = ev.comm;
-    k.exec_path = ev.path;
+    if (ev.identity->flags & HT_IDENTITY_F_FIRST_SEEN) {
+      k.exe_name = ev.path;
+    } else {
+      k.exec_path = ev.path;
+    }
     k.start_boottime_ns = ev.identity->start_boottime_ns;
     k.cgroup_id = ev.identity->cgroup_id;
     auto info = processes_->Learn(k);

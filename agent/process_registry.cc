@@ -300,10 +300,15 @@ std::shared_ptr<const ProcessInfo> ProcessRegistry::Load(pid_t pid,
     info->resource = std::move(resource);
     return info;
   }
-  // Seen at its fork only: until it execs, the child is its parent's program.
+  // Not seen at exec, and its parent's executable: a forked child that has
+  // not exec'd is its parent's program.
   const ProcessInfo* parent = nullptr;
   if (kernel != nullptr && kernel->exec_path.empty()) {
-    if (auto it = cache_.find(kernel->ppid); it != cache_.end()) parent = it->second.get();
+    if (auto it = cache_.find(kernel->ppid);
+        it != cache_.end() &&
+        (kernel->exe_name.empty() || kernel->exe_name == it->second->executable_name)) {
+      parent = it->second.get();
+    }
   }
 
   if (comm) {
@@ -329,6 +334,8 @@ std::shared_ptr<const ProcessInfo> ProcessRegistry::Load(pid_t pid,
   } else if (parent != nullptr) {
     info->executable_path = parent->executable_path;
     info->executable_name = parent->executable_name;
+  } else if (kernel != nullptr && !kernel->exe_name.empty()) {
+    info->executable_name = kernel->exe_name;
   } else {
     info->executable_name = info->comm;
   }

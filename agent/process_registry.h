@@ -23,7 +23,8 @@ struct KernelIdentity {
   pid_t pid = 0;
   pid_t ppid = 0;
   std::string comm;
-  std::string exec_path;           // as given to execve (may be relative); empty at fork
+  std::string exec_path;           // as given to execve (may be relative); empty if not seen at exec
+  std::string exe_name;            // not seen at exec: its executable's file name, if known
   uint64_t start_boottime_ns = 0;  // 0 when unknown
   uint64_t cgroup_id = 0;          // 0 when unknown
 };
@@ -53,9 +54,10 @@ class ProcessRegistry {
   // The kernel says who a process became (exec) or that it was born (fork):
   // replaces what was known of the pid, reading /proc now (environment,
   // command line) while the process still exists, and keeping the kernel's
-  // facts for what /proc no longer has. A child seen only at its fork runs
-  // its parent's program and inherited its environment: it borrows what the
-  // parent's entry knows.
+  // facts for what /proc no longer has. A child seen only at its fork (or
+  // first seen running its parent's executable) runs its parent's program
+  // with the environment it inherited: it borrows what the parent's entry
+  // knows.
   std::shared_ptr<const ProcessInfo> Learn(const KernelIdentity& identity);
   // Attributes added to every resource unless the process has them already
   // (the agent's OTEL_RESOURCE_ATTRIBUTES: deployment.environment.name, ...).

@@ -141,9 +141,12 @@ struct ht_proc_event {
 #define HT_IDENTITY_F_FORK 0x2	     /* at its fork: comm is the parent's, no path */
 #define HT_IDENTITY_F_NAME_MATCH 0x4 /* the kernel selected it: its comm is in
 				      * ht_selected_comms (--exe) */
+#define HT_IDENTITY_F_FIRST_SEEN 0x8 /* at its first traced connection, not seen at
+				      * exec (--port, --all, older than the agent):
+				      * path is its executable's file name only */
 
 /* HT_EV_PROC_IDENTITY: what the kernel knows of a selected process when it
- * becomes who it is, so that the agent can name a process that is gone from
+ * becomes who it is (or is first seen), so that the agent can name a process that is gone from
  * /proc before the agent reads it (a CLI that lives a few milliseconds). */
 struct ht_proc_identity_event {
 	struct ht_event_header hdr; /* fd = -1, conn_gen = 0 */
@@ -153,7 +156,8 @@ struct ht_proc_identity_event {
 	__u64 start_boottime_ns;
 	__u64 cgroup_id; /* cgroup v2 id */
 	char comm[HT_COMM_LEN];
-	char path[HT_PATH_MAX]; /* as given to execve (may be relative); NUL-terminated */
+	/* as given to execve (may be relative), see HT_IDENTITY_F_*; NUL-terminated */
+	char path[HT_PATH_MAX];
 };
 
 /* Longest tracestate the kernel carries. W3C: "vendors SHOULD propagate at

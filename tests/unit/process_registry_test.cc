@@ -582,6 +582,30 @@ TEST(ProcessRegistryKernelTest, ChildSeenOnlyAtForkBorrowsItsParentsIdentity) {
   EXPECT_EQ(registry.Get(4243), after);
 }
 
+TEST(ProcessRegistryKernelTest, FirstSeenWithoutExecIsNamedByItsExecutable) {
+  FakeProc proc;
+  proc.AddPythonBackend(4242);
+  ProcessRegistry registry("node-a", proc.root());
+  registry.Get(4242);
+  KernelIdentity seen;  // --port: first seen at its connect, gone since
+  seen.pid = 4250;
+  seen.ppid = 4242;
+  seen.comm = "curl";
+  seen.exe_name = "curl";
+  seen.start_boottime_ns = 5 * kNsPerTick;
+  const auto info = registry.Learn(seen);
+  // Another program than its parent's: nothing borrowed.
+  EXPECT_EQ(info->service_name, "curl");
+  EXPECT_EQ(StringAttr(*info->resource, "process.executable.name"), "curl");
+  EXPECT_EQ(StringAttr(*info->resource, "process.executable.path"), "<absent>");
+  EXPECT_NE(StringAttr(*info->resource, "service.instance.id"), "<absent>");
+
+  seen.pid = 4251;  // a forked worker of the backend, first seen at its connect
+  seen.comm = "python3";
+  seen.exe_name = "python3.11";
+  EXPECT_EQ(registry.Learn(seen)->service_name, "backend");
+}
+
 TEST(ProcessRegistryKernelTest, ContainerOfAGoneProcessFromAnotherInItsCgroup) {
   FakeProc proc;
   proc.AddPythonBackend(4242);
