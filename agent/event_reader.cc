@@ -54,9 +54,9 @@ void EventReader::Dispatch(std::span<const uint8_t> record) {
     case HT_EV_PROC_IDENTITY: {
       if (record.size() < sizeof(ht_proc_identity_event)) break;
       const auto* ev = reinterpret_cast<const ht_proc_identity_event*>(record.data());
-      handler_->OnProcIdentity(
-          ProcIdentityEvent{hdr, ev, std::string_view(ev->comm, strnlen(ev->comm, sizeof(ev->comm))),
-                            std::string_view(ev->path, strnlen(ev->path, sizeof(ev->path)))});
+      handler_->OnProcIdentity(ProcIdentityEvent{
+          hdr, ev, std::string_view(ev->comm, strnlen(ev->comm, sizeof(ev->comm))),
+          std::string_view(ev->path, strnlen(ev->path, sizeof(ev->path)))});
       return;
     }
     case HT_EV_TCP_STATS:

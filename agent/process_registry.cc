@@ -387,7 +387,9 @@ std::shared_ptr<const ProcessInfo> ProcessRegistry::Load(pid_t pid,
   // nginx, postgres) has its whole command line, arguments included, there.
   // Without a command line (gone, or a zombie) the command name is comm.
   std::string_view command = info->comm;
-  if (!info->argv.empty()) command = std::string_view(info->argv[0]).substr(0, info->argv[0].find(' '));
+  if (!info->argv.empty()) {
+    command = std::string_view(info->argv[0]).substr(0, info->argv[0].find(' '));
+  }
   if (!command.empty()) attrs.push_back({"process.command", std::string(command)});
   if (!info->container_id.empty()) attrs.push_back({"container.id", info->container_id});
   AddExtraAttributes(attrs);

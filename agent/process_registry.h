@@ -23,7 +23,7 @@ struct KernelIdentity {
   pid_t pid = 0;
   pid_t ppid = 0;
   std::string comm;
-  std::string exec_path;           // as given to execve (may be relative); empty if not seen at exec
+  std::string exec_path;           // as given to execve (may be relative); empty if not at exec
   std::string exe_name;            // not seen at exec: its executable's file name, if known
   uint64_t start_boottime_ns = 0;  // 0 when unknown
   uint64_t cgroup_id = 0;          // 0 when unknown

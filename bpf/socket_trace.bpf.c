@@ -66,7 +66,8 @@ static __always_inline void ht_identity_once(__u32 tgid)
 		return;
 	bpf_map_update_elem(&ht_identity_sent, &tgid, &start, BPF_ANY);
 	ht_emit_identity(tgid, BPF_CORE_READ(task, real_parent, tgid), HT_IDENTITY_F_FIRST_SEEN,
-			 start, task->comm, BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name));
+			 start, task->comm,
+			 BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name));
 }
 
 /* ---- accept / connect ---------------------------------------------------- */

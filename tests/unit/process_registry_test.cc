@@ -260,8 +260,8 @@ TEST(ProcessRegistryTest, BuildsEveryResourceAttributeFromProc) {
   ASSERT_NE(info->resource, nullptr);
   const Resource& r = *info->resource;
   EXPECT_EQ(Keys(r), (Args{"service.name", "service.instance.id", "host.name", "process.pid",
-                           "process.parent_pid", "process.executable.name", "process.executable.path", "process.command",
-                           "container.id"}));
+                           "process.parent_pid", "process.executable.name",
+                           "process.executable.path", "process.command", "container.id"}));
   EXPECT_EQ(r.ServiceName(), "backend");
   // uuid.uuid5(UUID('4d63009a-8d0f-11ee-aad7-4c796ed8e320'),
   //            'node-a/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0/4242/987654')
