@@ -210,25 +210,14 @@ class Dispatcher : public EventHandler {
     }
   }
   void OnProcIdentity(const ProcIdentityEvent& ev) override {
-    KernelIdentity k;
-    k.pid = static_cast<pid_t>(ev.hdr->pid);
-    k.ppid = static_cast<pid_t>(ev.identity->ppid);
-    k.comm = ev.comm;
-    if (ev.identity->flags & HT_IDENTITY_F_FIRST_SEEN) {
-      k.exe_name = ev.path;
-    } else {
-      k.exec_path = ev.path;
-    }
-    k.start_boottime_ns = ev.identity->start_boottime_ns;
-    k.cgroup_id = ev.identity->cgroup_id;
-    auto info = processes_->Learn(k);
+    auto info = processes_->Learn(KernelIdentityOf(ev));
     if (!(ev.identity->flags & HT_IDENTITY_F_NAME_MATCH)) return;
     // The kernel matched 15 bytes of comm; a longer --exe name must match whole.
     if (Matches(*info, names_)) {
-      spdlog::info("tracing pid {} ({})", k.pid, info->service_name);
+      spdlog::info("tracing pid {} ({})", info->pid, info->service_name);
     } else if (loader_) {
-      loader_->DeselectPid(k.pid);
-      processes_->Forget(k.pid);
+      loader_->DeselectPid(info->pid);
+      processes_->Forget(info->pid);
     }
   }
   void OnProcExit(const ProcEvent& ev) override {

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <utility>
 
+#include "agent/event_reader.h"
 #include "agent/service_name.h"
 #include "agent/text_util.h"
 
@@ -239,6 +240,21 @@ std::string InstanceIdName(std::string_view host, std::string_view boot_id, pid_
 }
 
 }  // namespace
+
+KernelIdentity KernelIdentityOf(const ProcIdentityEvent& ev) {
+  KernelIdentity k;
+  k.pid = static_cast<pid_t>(ev.hdr->pid);
+  k.ppid = static_cast<pid_t>(ev.identity->ppid);
+  k.comm = ev.comm;
+  if (ev.identity->flags & HT_IDENTITY_F_FIRST_SEEN) {
+    k.exe_name = ev.path;
+  } else {
+    k.exec_path = ev.path;
+  }
+  k.start_boottime_ns = ev.identity->start_boottime_ns;
+  k.cgroup_id = ev.identity->cgroup_id;
+  return k;
+}
 
 ProcessRegistry::ProcessRegistry(std::string host_name, std::string proc_root)
     : host_name_(std::move(host_name)), proc_root_(std::move(proc_root)) {}

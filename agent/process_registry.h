@@ -29,6 +29,10 @@ struct KernelIdentity {
   uint64_t cgroup_id = 0;          // 0 when unknown
 };
 
+struct ProcIdentityEvent;
+// The identity an HT_EV_PROC_IDENTITY event reports.
+KernelIdentity KernelIdentityOf(const ProcIdentityEvent& ev);
+
 struct ProcessInfo {
   pid_t pid = 0;
   pid_t ppid = 0;               // 0 when unknown
