@@ -9,15 +9,19 @@ been reaped: every event of the client is then read after its /proc entry
 has vanished."""
 import os
 import signal
+import socket
 import subprocess
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 
 from conftest import PYTHON, attr, by_kind
 
 # Exits as soon as it has read the response, and reports when it sent its
-# last request and when it was about to exit (CLOCK_MONOTONIC ns). On a busy
+# last request and when it was about to exit (CLOCK_MONOTONIC ns), and its
+# start time as /proc/self/stat gives it (field 22). On a busy
 # machine the server may answer late: then it asks again (up to 20 times) so
 # that its last request is answered and followed by its exit within 5 ms.
 # With a 5th argument it waits for a byte on stdin before connecting.
@@ -26,9 +30,27 @@ CLIENT_C = r"""
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Field 22 of /proc/self/stat (starttime); comm, field 2, may hold spaces. */
+static unsigned long long start_ticks(void)
+{
+	char stat[1024], *p;
+	FILE *f = fopen("/proc/self/stat", "r");
+	size_t n = f ? fread(stat, 1, sizeof(stat) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	stat[n] = 0;
+	/* The k-th space after comm's ")" starts field 2 + k. */
+	p = strrchr(stat, ')');
+	for (int k = 0; p && k < 20; k++)
+		p = strchr(p + 1, ' ');
+	return p ? strtoull(p + 1, NULL, 10) : 0;
+}
 
 static long long now_ns(void)
 {
@@ -68,7 +90,8 @@ int main(int argc, char **argv)
 		close(fd);
 		t_done = now_ns();
 	} while (++tries < 20 && t_done - t_req >= 5000000LL);
-	printf("%d %lld %lld %.3s %d\n", getpid(), t_req, t_done, got > 12 ? head + 9 : "", tries);
+	printf("%d %lld %lld %.3s %d %llu\n", getpid(), t_req, t_done, got > 12 ? head + 9 : "",
+	       tries, start_ticks());
 	return 0;
 }
 """
@@ -134,8 +157,8 @@ class Stopped:
 
 
 def parse_client_line(line):
-    """(pid, number of requests) of the client's report."""
-    pid, t_req, t_done, status, tries = line.split()
+    """(pid, number of requests, start time in ticks) of the client's report."""
+    pid, t_req, t_done, status, tries, start = line.split()
     pid = int(pid)
     # Gone fast: from its (last) request to its exit within 5 ms, and no
     # longer in /proc by the time the agent gets to run again.
@@ -143,13 +166,22 @@ def parse_client_line(line):
     assert took < 5_000_000, f"client took {took} ns"
     assert not os.path.exists(f"/proc/{pid}")
     assert status == "201"
-    return pid, int(tries)
+    return pid, int(tries), int(start)
+
+
+def instance_id(pid, start_ticks):
+    """service.instance.id as the agent computes it for a live process
+    (agent/process_registry.cc: UUID v5 of host/boot id/pid/starttime)."""
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    name = f"{socket.gethostname()}/{boot_id}/{pid}/{start_ticks}"
+    return str(uuid.uuid5(uuid.UUID("4d63009a-8d0f-11ee-aad7-4c796ed8e320"), name))
 
 
 def wait_client_span(agent, client):
-    """The resource of the CLIENT spans of client (pid, requests): one span
-    per request, all of one resource."""
-    pid, tries = client
+    """The resource of the CLIENT spans of client (pid, requests, start):
+    one span per request, all of one resource, whose instance id is the one
+    a live process would have had."""
+    pid, tries, start = client
     spans = agent.wait_spans(
         lambda s: len([x for x in by_kind(s, "CLIENT")
                        if x["resource"]["attributes"].get("process.pid") == pid]) >= tries)
@@ -158,7 +190,9 @@ def wait_client_span(agent, client):
     assert len(mine) == tries, f"spans: {spans}\nagent log:\n{agent.log_text()}"
     assert [attr(x, "http.response.status_code") for x in mine] == [201] * tries
     assert all(x["resource"] == mine[0]["resource"] for x in mine)
-    return mine[0]["resource"]["attributes"]
+    res = mine[0]["resource"]["attributes"]
+    assert res["service.instance.id"] == instance_id(pid, start)
+    return res
 
 
 def test_fast_child_of_a_selected_parent_keeps_its_identity(topo, agent_factory, tmp_path,
@@ -179,7 +213,6 @@ def test_fast_child_of_a_selected_parent_keeps_its_identity(topo, agent_factory,
     assert res["process.executable.path"] == str(client_bin)
     assert res["process.command"] == client_bin.name
     assert res["process.parent_pid"] == launcher.pid
-    assert len(res["service.instance.id"]) == 36
 
 
 def test_fast_process_started_after_the_agent_is_selected_by_exe(topo, agent_factory,
@@ -190,9 +223,9 @@ def test_fast_process_started_after_the_agent_is_selected_by_exe(topo, agent_fac
         # The agent cannot select it: the kernel must, at its exec.
         client = topo.start(c, [str(client_bin), SERVER, str(PORT), "/status/201"])
         out, _ = client.communicate(timeout=10)
-        pid, tries = parse_client_line(out.decode())
-    assert pid == client.pid  # `ip netns exec` execs the client in its own place
-    res = wait_client_span(agent, (pid, tries))
+        report = parse_client_line(out.decode())
+    assert report[0] == client.pid  # `ip netns exec` execs the client in its own place
+    res = wait_client_span(agent, report)
     assert res["service.name"] == client_bin.name
     assert res["process.executable.name"] == client_bin.name
     assert res["process.executable.path"] == str(client_bin)
@@ -215,7 +248,6 @@ def test_fast_process_selected_by_port_is_named_at_its_connect(topo, agent_facto
     assert res["process.executable.name"] == client_bin.name
     assert res["process.command"] == client_bin.name
     assert res["process.parent_pid"] == os.getpid()
-    assert len(res["service.instance.id"]) == 36
 
 
 def test_otel_service_name_of_a_fast_child_is_read_when_it_is_selected(topo, agent_factory,
