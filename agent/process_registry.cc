@@ -299,23 +299,6 @@ std::shared_ptr<const ProcessInfo> ProcessRegistry::Load(pid_t pid,
   const std::string dir = proc_root_ + "/" + std::to_string(pid);
   auto info = std::make_shared<ProcessInfo>();
   info->pid = pid;
-  auto resource = std::make_shared<Resource>();
-  Attributes& attrs = resource->attributes;
-
-  const std::optional<std::string> comm = ReadFile(dir + "/comm");
-  const std::optional<std::string> stat_line = ReadFile(dir + "/stat");
-  if (!comm && !stat_line && kernel == nullptr) {
-    // Gone before we looked (or never ours to see). OpenTelemetry's fallback
-    // name, and the one fact that is certain. No instance id: without a start
-    // time it could not tell this process from the next one with its pid.
-    info->service_name = "unknown_service";
-    attrs.push_back({"service.name", info->service_name});
-    attrs.push_back({"host.name", host_name_});
-    attrs.push_back({"process.pid", static_cast<int64_t>(pid)});
-    AddExtraAttributes(attrs);
-    info->resource = std::move(resource);
-    return info;
-  }
   // Not seen at exec, and its parent's executable: a forked child that has
   // not exec'd is its parent's program.
   const ProcessInfo* parent = nullptr;
@@ -325,6 +308,33 @@ std::shared_ptr<const ProcessInfo> ProcessRegistry::Load(pid_t pid,
         (kernel->exe_name.empty() || kernel->exe_name == it->second->executable_name)) {
       parent = it->second.get();
     }
+  }
+  if (parent != nullptr && kernel->exe_name.empty()) {
+    // At its fork: a copy of its parent, with nothing of its own in /proc
+    // yet. Its exec, or its first connection, says more.
+    *info = *parent;
+    info->pid = pid;
+    info->ppid = kernel->ppid;
+    info->comm = kernel->comm;
+    info->cgroup_id = kernel->cgroup_id;
+    info->resource = BuildResource(*info, std::nullopt);
+    return info;
+  }
+
+  const std::optional<std::string> comm = ReadFile(dir + "/comm");
+  const std::optional<std::string> stat_line = ReadFile(dir + "/stat");
+  if (!comm && !stat_line && kernel == nullptr) {
+    // Gone before we looked (or never ours to see). OpenTelemetry's fallback
+    // name, and the one fact that is certain. No instance id: without a start
+    // time it could not tell this process from the next one with its pid.
+    info->service_name = "unknown_service";
+    auto resource = std::make_shared<Resource>();
+    resource->attributes = {{"service.name", info->service_name},
+                            {"host.name", host_name_},
+                            {"process.pid", static_cast<int64_t>(pid)}};
+    AddExtraAttributes(resource->attributes);
+    info->resource = std::move(resource);
+    return info;
   }
 
   if (comm) {
@@ -378,39 +388,46 @@ std::shared_ptr<const ProcessInfo> ProcessRegistry::Load(pid_t pid,
     }
   }
 
-  attrs.push_back({"service.name", info->service_name});
   std::optional<uint64_t> start = stat_line ? StatField(*stat_line, kStatStartTime) : std::nullopt;
   if (!start && kernel != nullptr && kernel->start_boottime_ns != 0) {
     start = StartTicksFromBoottimeNs(kernel->start_boottime_ns);
   }
-  if (start) {
+  info->resource = BuildResource(*info, start);
+  return info;
+}
+
+std::shared_ptr<const Resource> ProcessRegistry::BuildResource(
+    const ProcessInfo& info, std::optional<uint64_t> start_ticks) const {
+  auto resource = std::make_shared<Resource>();
+  Attributes& attrs = resource->attributes;
+  attrs.push_back({"service.name", info.service_name});
+  if (start_ticks) {
     const auto boot_id = ReadFile(proc_root_ + "/sys/kernel/random/boot_id");
-    const std::string name =
-        InstanceIdName(host_name_, boot_id ? Trim(*boot_id) : std::string_view(), pid, *start);
+    const std::string name = InstanceIdName(
+        host_name_, boot_id ? Trim(*boot_id) : std::string_view(), info.pid, *start_ticks);
     attrs.push_back({"service.instance.id", UuidV5(kServiceInstanceNamespace, name)});
   }
   attrs.push_back({"host.name", host_name_});
-  attrs.push_back({"process.pid", static_cast<int64_t>(pid)});
-  if (info->ppid > 0) attrs.push_back({"process.parent_pid", static_cast<int64_t>(info->ppid)});
-  if (!info->executable_name.empty()) {
-    attrs.push_back({"process.executable.name", info->executable_name});
+  attrs.push_back({"process.pid", static_cast<int64_t>(info.pid)});
+  if (info.ppid > 0) attrs.push_back({"process.parent_pid", static_cast<int64_t>(info.ppid)});
+  if (!info.executable_name.empty()) {
+    attrs.push_back({"process.executable.name", info.executable_name});
   }
-  if (!info->executable_path.empty()) {
-    attrs.push_back({"process.executable.path", info->executable_path});
+  if (!info.executable_path.empty()) {
+    attrs.push_back({"process.executable.path", info.executable_path});
   }
   // process.command is argv[0] ("the zeroth string in proc/[pid]/cmdline").
   // Cut at the first space: a process that rewrote its title (setproctitle,
   // nginx, postgres) has its whole command line, arguments included, there.
   // Without a command line (gone, or a zombie) the command name is comm.
-  std::string_view command = info->comm;
-  if (!info->argv.empty()) {
-    command = std::string_view(info->argv[0]).substr(0, info->argv[0].find(' '));
+  std::string_view command = info.comm;
+  if (!info.argv.empty()) {
+    command = std::string_view(info.argv[0]).substr(0, info.argv[0].find(' '));
   }
   if (!command.empty()) attrs.push_back({"process.command", std::string(command)});
-  if (!info->container_id.empty()) attrs.push_back({"container.id", info->container_id});
+  if (!info.container_id.empty()) attrs.push_back({"container.id", info.container_id});
   AddExtraAttributes(attrs);
-  info->resource = std::move(resource);
-  return info;
+  return resource;
 }
 
 void ProcessRegistry::AddExtraAttributes(Attributes& attrs) const {

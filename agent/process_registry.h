@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -73,6 +74,9 @@ class ProcessRegistry {
  private:
   std::shared_ptr<const ProcessInfo> Load(pid_t pid, const KernelIdentity* kernel);
   void Remember(pid_t pid, std::shared_ptr<const ProcessInfo> info);
+  // start_ticks: /proc/<pid>/stat's starttime; without it, no instance id.
+  std::shared_ptr<const Resource> BuildResource(const ProcessInfo& info,
+                                                std::optional<uint64_t> start_ticks) const;
   void AddExtraAttributes(Attributes& attrs) const;
 
   std::string host_name_;
