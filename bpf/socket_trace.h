@@ -26,7 +26,7 @@ enum ht_event_type {
 	HT_EV_CONN_OPEN = 1,  /* first HTTP-looking bytes on a TCP socket */
 	HT_EV_DATA = 2,       /* one read/write syscall on a tracked socket */
 	HT_EV_CONN_CLOSE = 3, /* close(2) of a socket we reported */
-	HT_EV_PROC_EXEC = 4,  /* exec by any process (only when asked for) */
+	HT_EV_PROC_EXEC = 4,  /* exec of a process not selected (only when asked for: --exe) */
 	HT_EV_PROC_EXIT = 5,  /* exit of a selected process (whole thread group) */
 	/* 6..7: kernel-side trace context, struct ht_ctx_event */
 	HT_EV_SERVER_CTX = 6, /* context decided for a request the process read */
@@ -39,7 +39,7 @@ enum ht_event_type {
 	/* 12: propagation.bpf.c, struct ht_fionread_event */
 	HT_EV_FIONREAD = 12, /* FIONREAD by a process propagation serves (guard "detect") */
 	/* 13: struct ht_proc_identity_event */
-	HT_EV_PROC_IDENTITY = 13, /* who a selected process is, at its exec or fork */
+	HT_EV_PROC_IDENTITY = 13, /* who a selected process is: exec, fork, first connection */
 };
 
 enum ht_direction {
@@ -146,8 +146,9 @@ struct ht_proc_event {
 				      * path is its executable's file name only */
 
 /* HT_EV_PROC_IDENTITY: what the kernel knows of a selected process when it
- * becomes who it is (or is first seen), so that the agent can name a process that is gone from
- * /proc before the agent reads it (a CLI that lives a few milliseconds). */
+ * becomes who it is (or is first seen), so that the agent can name a process
+ * that is gone from /proc before the agent reads it (a CLI that lives a few
+ * milliseconds). */
 struct ht_proc_identity_event {
 	struct ht_event_header hdr; /* fd = -1, conn_gen = 0 */
 	__u32 ppid;
