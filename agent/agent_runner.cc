@@ -46,11 +46,14 @@ std::string HostName() {
   return buf;
 }
 
-bool MatchesName(ProcessRegistry& processes, pid_t pid, const std::vector<std::string>& names) {
-  auto info = processes.Get(pid);
+bool Matches(const ProcessInfo& info, const std::vector<std::string>& names) {
   return std::any_of(names.begin(), names.end(), [&](const std::string& n) {
-    return n == info->executable_name || n == info->comm || n == info->service_name;
+    return n == info.executable_name || n == info.comm || n == info.service_name;
   });
+}
+
+bool MatchesName(ProcessRegistry& processes, pid_t pid, const std::vector<std::string>& names) {
+  return Matches(*processes.Get(pid), names);
 }
 
 std::vector<pid_t> ScanProcesses(ProcessRegistry& processes, const std::vector<std::string>& names) {
@@ -216,6 +219,17 @@ class Dispatcher : public EventHandler {
       processes_->Forget(pid);
     }
   }
+  void OnProcIdentity(const ProcIdentityEvent& ev) override {
+    auto info = processes_->Learn(KernelIdentityOf(ev));
+    if (!(ev.identity->flags & HT_IDENTITY_F_NAME_MATCH)) return;
+    // The kernel matched 15 bytes of comm; a longer --exe name must match whole.
+    if (Matches(*info, names_)) {
+      spdlog::info("tracing pid {} ({})", info->pid, info->service_name);
+    } else if (loader_) {
+      loader_->DeselectPid(info->pid);
+      processes_->Forget(info->pid);
+    }
+  }
   void OnProcExit(const ProcEvent& ev) override {
     tracker_->OnProcessExit(ev.hdr->pid, ev.hdr->ts_exit_ns);
     processes_->Forget(static_cast<pid_t>(ev.hdr->pid));
@@ -325,6 +339,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   lo.ringbuf_bytes = run.ringbuf_mb << 20;
   if (!run.exe_names.empty()) {
     lo.exec_events = true;
+    lo.exec_names = run.exe_names;
     for (pid_t pid : ScanProcesses(processes, run.exe_names)) lo.pids.push_back(pid);
   }
   // Workers forked before we started are selected with their parent.

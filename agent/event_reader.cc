@@ -51,6 +51,14 @@ void EventReader::Dispatch(std::span<const uint8_t> record) {
       }
       return;
     }
+    case HT_EV_PROC_IDENTITY: {
+      if (record.size() < sizeof(ht_proc_identity_event)) break;
+      const auto* ev = reinterpret_cast<const ht_proc_identity_event*>(record.data());
+      handler_->OnProcIdentity(ProcIdentityEvent{
+          hdr, ev, std::string_view(ev->comm, strnlen(ev->comm, sizeof(ev->comm))),
+          std::string_view(ev->path, strnlen(ev->path, sizeof(ev->path)))});
+      return;
+    }
     case HT_EV_TCP_STATS:
     case HT_EV_TCP_RETRANSMIT:
     case HT_EV_TCP_RESET_RECEIVED:

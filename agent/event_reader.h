@@ -32,6 +32,14 @@ struct ProcEvent {
   std::string_view comm;
 };
 
+// HT_EV_PROC_IDENTITY: who a selected process is, at its exec or its fork.
+struct ProcIdentityEvent {
+  const ht_event_header* hdr;
+  const ht_proc_identity_event* identity;
+  std::string_view comm;
+  std::string_view path;  // empty at fork
+};
+
 // HT_EV_TCP_*: TCP facts of a followed connection (bpf/net_probe.h).
 struct TcpEvent {
   const ht_event_header* hdr;
@@ -60,6 +68,7 @@ class EventHandler {
   virtual void OnConnClose(const ConnEvent& ev) = 0;
   virtual void OnProcExec(const ProcEvent& ev) = 0;
   virtual void OnProcExit(const ProcEvent& ev) = 0;
+  virtual void OnProcIdentity(const ProcIdentityEvent& /*ev*/) {}
   // Only when kernel-side context propagation runs.
   virtual void OnTraceContext(const CtxEvent& /*ev*/) {}
   // Only when the network probes run; handlers that do not care ignore them.

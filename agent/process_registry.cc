@@ -14,6 +14,7 @@
 #include <string_view>
 #include <utility>
 
+#include "agent/event_reader.h"
 #include "agent/service_name.h"
 #include "agent/text_util.h"
 
@@ -123,21 +124,20 @@ std::string ContainerIdFromCgroup(std::string_view cgroup) {
   return {};
 }
 
-// Field 22 of /proc/<pid>/stat, starttime in clock ticks since boot. Field 2,
-// comm, is in parentheses and may itself hold spaces and ")", so count from
-// the last ")".
-std::optional<uint64_t> StartTimeFromStat(std::string_view stat) {
+// A numeric field of /proc/<pid>/stat, counted from 1 as in proc(5): 4 is
+// ppid, 22 starttime (clock ticks since boot). Field 2, comm, is in
+// parentheses and may itself hold spaces and ")", so count from the last ")".
+std::optional<uint64_t> StatField(std::string_view stat, int wanted) {
   const size_t paren = stat.rfind(')');
   if (paren == std::string_view::npos) return std::nullopt;
   std::string_view rest = stat.substr(paren + 1);
   constexpr int kFirstFieldAfterComm = 3;
-  constexpr int kStartTimeField = 22;
   for (int field = kFirstFieldAfterComm;; ++field) {
     const size_t b = rest.find_first_not_of(' ');
     if (b == std::string_view::npos) return std::nullopt;
     rest.remove_prefix(b);
     const std::string_view token = rest.substr(0, rest.find(' '));
-    if (field == kStartTimeField) {
+    if (field == wanted) {
       uint64_t value = 0;
       const auto [ptr, ec] = std::from_chars(token.data(), token.data() + token.size(), value);
       if (ec != std::errc() || ptr != token.data() + token.size()) return std::nullopt;
@@ -145,6 +145,17 @@ std::optional<uint64_t> StartTimeFromStat(std::string_view stat) {
     }
     rest.remove_prefix(token.size());
   }
+}
+
+constexpr int kStatParentPid = 4;
+constexpr int kStatStartTime = 22;
+
+// /proc/<pid>/stat's starttime from the kernel's task->start_boottime:
+// nsec_to_clock_t() divides by NSEC_PER_SEC / USER_HZ, and USER_HZ is what
+// sysconf(_SC_CLK_TCK) reports.
+uint64_t StartTicksFromBoottimeNs(uint64_t ns) {
+  const long hz = sysconf(_SC_CLK_TCK);
+  return ns / (1'000'000'000ULL / static_cast<uint64_t>(hz > 0 ? hz : 100));
 }
 
 // ---- service.instance.id ----------------------------------------------------
@@ -230,12 +241,39 @@ std::string InstanceIdName(std::string_view host, std::string_view boot_id, pid_
 
 }  // namespace
 
+KernelIdentity KernelIdentityOf(const ProcIdentityEvent& ev) {
+  KernelIdentity k;
+  k.pid = static_cast<pid_t>(ev.hdr->pid);
+  k.ppid = static_cast<pid_t>(ev.identity->ppid);
+  k.comm = ev.comm;
+  if (ev.identity->flags & HT_IDENTITY_F_FIRST_SEEN) {
+    k.exe_name = ev.path;
+  } else {
+    k.exec_path = ev.path;
+  }
+  k.start_boottime_ns = ev.identity->start_boottime_ns;
+  k.cgroup_id = ev.identity->cgroup_id;
+  return k;
+}
+
 ProcessRegistry::ProcessRegistry(std::string host_name, std::string proc_root)
     : host_name_(std::move(host_name)), proc_root_(std::move(proc_root)) {}
 
 std::shared_ptr<const ProcessInfo> ProcessRegistry::Get(pid_t pid) {
   if (auto it = cache_.find(pid); it != cache_.end()) return it->second;
-  auto info = Load(pid);
+  auto info = Load(pid, nullptr);
+  Remember(pid, info);
+  return info;
+}
+
+std::shared_ptr<const ProcessInfo> ProcessRegistry::Learn(const KernelIdentity& identity) {
+  auto info = Load(identity.pid, &identity);
+  cache_.erase(identity.pid);
+  Remember(identity.pid, info);
+  return info;
+}
+
+void ProcessRegistry::Remember(pid_t pid, std::shared_ptr<const ProcessInfo> info) {
   if (cache_.size() >= kMaxCachedProcesses) {
     // Callers Forget() pids on exit; if exits were missed, drop entries of
     // processes that are gone, then arbitrary ones down to 7/8 full so the
@@ -251,40 +289,79 @@ std::shared_ptr<const ProcessInfo> ProcessRegistry::Get(pid_t pid) {
       cache_.erase(cache_.begin());
     }
   }
-  cache_.emplace(pid, info);
-  return info;
+  cache_.emplace(pid, std::move(info));
 }
 
 void ProcessRegistry::Forget(pid_t pid) { cache_.erase(pid); }
 
-std::shared_ptr<const ProcessInfo> ProcessRegistry::Load(pid_t pid) {
+std::shared_ptr<const ProcessInfo> ProcessRegistry::Load(pid_t pid,
+                                                         const KernelIdentity* kernel) {
   const std::string dir = proc_root_ + "/" + std::to_string(pid);
   auto info = std::make_shared<ProcessInfo>();
   info->pid = pid;
-  auto resource = std::make_shared<Resource>();
-  Attributes& attrs = resource->attributes;
+  // Not seen at exec, and its parent's executable: a forked child that has
+  // not exec'd is its parent's program.
+  const ProcessInfo* parent = nullptr;
+  if (kernel != nullptr && kernel->exec_path.empty()) {
+    if (auto it = cache_.find(kernel->ppid);
+        it != cache_.end() &&
+        (kernel->exe_name.empty() || kernel->exe_name == it->second->executable_name)) {
+      parent = it->second.get();
+    }
+  }
+  if (parent != nullptr && kernel->exe_name.empty()) {
+    // At its fork: a copy of its parent, with nothing of its own in /proc
+    // yet. Its exec, or its first connection, says more.
+    *info = *parent;
+    info->pid = pid;
+    info->ppid = kernel->ppid;
+    info->comm = kernel->comm;
+    info->cgroup_id = kernel->cgroup_id;
+    info->resource = BuildResource(*info, std::nullopt);
+    return info;
+  }
 
   const std::optional<std::string> comm = ReadFile(dir + "/comm");
   const std::optional<std::string> stat_line = ReadFile(dir + "/stat");
-  if (!comm && !stat_line) {
+  if (!comm && !stat_line && kernel == nullptr) {
     // Gone before we looked (or never ours to see). OpenTelemetry's fallback
     // name, and the one fact that is certain. No instance id: without a start
     // time it could not tell this process from the next one with its pid.
     info->service_name = "unknown_service";
-    attrs.push_back({"service.name", info->service_name});
-    attrs.push_back({"host.name", host_name_});
-    attrs.push_back({"process.pid", static_cast<int64_t>(pid)});
-    AddExtraAttributes(attrs);
+    auto resource = std::make_shared<Resource>();
+    resource->attributes = {{"service.name", info->service_name},
+                            {"host.name", host_name_},
+                            {"process.pid", static_cast<int64_t>(pid)}};
+    AddExtraAttributes(resource->attributes);
     info->resource = std::move(resource);
     return info;
   }
 
-  if (comm) info->comm = std::string(Trim(*comm));
+  if (comm) {
+    info->comm = std::string(Trim(*comm));
+  } else if (kernel != nullptr) {
+    info->comm = kernel->comm;
+  }
+  if (auto ppid = stat_line ? StatField(*stat_line, kStatParentPid) : std::nullopt) {
+    info->ppid = static_cast<pid_t>(*ppid);
+  } else if (kernel != nullptr) {
+    info->ppid = kernel->ppid;
+  }
   // Reading exe needs the same ptrace access as environ; without it the
-  // semantic conventions' other source for the name is comm.
+  // semantic conventions' other source for the name is comm. A process that
+  // has exited (a zombie too) has no exe link; the file it exec'd is the same
+  // program, though only an absolute path is a path we can report.
   if (auto exe = ReadLink(dir + "/exe")) {
     info->executable_path = *exe;
     info->executable_name = std::string(Basename(*exe));
+  } else if (kernel != nullptr && !kernel->exec_path.empty()) {
+    if (kernel->exec_path.front() == '/') info->executable_path = kernel->exec_path;
+    info->executable_name = std::string(Basename(kernel->exec_path));
+  } else if (parent != nullptr) {
+    info->executable_path = parent->executable_path;
+    info->executable_name = parent->executable_name;
+  } else if (kernel != nullptr && !kernel->exe_name.empty()) {
+    info->executable_name = kernel->exe_name;
   } else {
     info->executable_name = info->comm;
   }
@@ -292,36 +369,65 @@ std::shared_ptr<const ProcessInfo> ProcessRegistry::Load(pid_t pid) {
   // Used for the service name only, then dropped: environments hold secrets.
   std::vector<std::string> env;
   if (auto data = ReadFile(dir + "/environ")) env = SplitNul(*data);
-  info->service_name = DeriveServiceName(info->executable_name, info->argv, env);
+  if (parent != nullptr && info->argv.empty() && env.empty()) {
+    info->argv = parent->argv;
+    info->service_name = parent->service_name;
+  } else {
+    info->service_name = DeriveServiceName(info->executable_name, info->argv, env);
+  }
   if (auto cgroup = ReadFile(dir + "/cgroup")) info->container_id = ContainerIdFromCgroup(*cgroup);
+  if (kernel != nullptr && kernel->cgroup_id != 0) {
+    info->cgroup_id = kernel->cgroup_id;
+    if (!info->container_id.empty()) {
+      // Bounded by clearing: the map only saves /proc reads that failed.
+      if (containers_by_cgroup_.size() >= kMaxCachedProcesses) containers_by_cgroup_.clear();
+      containers_by_cgroup_[info->cgroup_id] = info->container_id;
+    } else if (auto it = containers_by_cgroup_.find(info->cgroup_id);
+               it != containers_by_cgroup_.end()) {
+      info->container_id = it->second;
+    }
+  }
 
-  attrs.push_back({"service.name", info->service_name});
-  if (auto start = stat_line ? StartTimeFromStat(*stat_line) : std::nullopt) {
+  std::optional<uint64_t> start = stat_line ? StatField(*stat_line, kStatStartTime) : std::nullopt;
+  if (!start && kernel != nullptr && kernel->start_boottime_ns != 0) {
+    start = StartTicksFromBoottimeNs(kernel->start_boottime_ns);
+  }
+  info->resource = BuildResource(*info, start);
+  return info;
+}
+
+std::shared_ptr<const Resource> ProcessRegistry::BuildResource(
+    const ProcessInfo& info, std::optional<uint64_t> start_ticks) const {
+  auto resource = std::make_shared<Resource>();
+  Attributes& attrs = resource->attributes;
+  attrs.push_back({"service.name", info.service_name});
+  if (start_ticks) {
     const auto boot_id = ReadFile(proc_root_ + "/sys/kernel/random/boot_id");
-    const std::string name =
-        InstanceIdName(host_name_, boot_id ? Trim(*boot_id) : std::string_view(), pid, *start);
+    const std::string name = InstanceIdName(
+        host_name_, boot_id ? Trim(*boot_id) : std::string_view(), info.pid, *start_ticks);
     attrs.push_back({"service.instance.id", UuidV5(kServiceInstanceNamespace, name)});
   }
   attrs.push_back({"host.name", host_name_});
-  attrs.push_back({"process.pid", static_cast<int64_t>(pid)});
-  if (!info->executable_name.empty()) {
-    attrs.push_back({"process.executable.name", info->executable_name});
+  attrs.push_back({"process.pid", static_cast<int64_t>(info.pid)});
+  if (info.ppid > 0) attrs.push_back({"process.parent_pid", static_cast<int64_t>(info.ppid)});
+  if (!info.executable_name.empty()) {
+    attrs.push_back({"process.executable.name", info.executable_name});
   }
-  if (!info->executable_path.empty()) {
-    attrs.push_back({"process.executable.path", info->executable_path});
+  if (!info.executable_path.empty()) {
+    attrs.push_back({"process.executable.path", info.executable_path});
   }
   // process.command is argv[0] ("the zeroth string in proc/[pid]/cmdline").
   // Cut at the first space: a process that rewrote its title (setproctitle,
   // nginx, postgres) has its whole command line, arguments included, there.
-  if (!info->argv.empty()) {
-    const std::string_view argv0 = info->argv[0];
-    const std::string_view command = argv0.substr(0, argv0.find(' '));
-    if (!command.empty()) attrs.push_back({"process.command", std::string(command)});
+  // Without a command line (gone, or a zombie) the command name is comm.
+  std::string_view command = info.comm;
+  if (!info.argv.empty()) {
+    command = std::string_view(info.argv[0]).substr(0, info.argv[0].find(' '));
   }
-  if (!info->container_id.empty()) attrs.push_back({"container.id", info->container_id});
+  if (!command.empty()) attrs.push_back({"process.command", std::string(command)});
+  if (!info.container_id.empty()) attrs.push_back({"container.id", info.container_id});
   AddExtraAttributes(attrs);
-  info->resource = std::move(resource);
-  return info;
+  return resource;
 }
 
 void ProcessRegistry::AddExtraAttributes(Attributes& attrs) const {

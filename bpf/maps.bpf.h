@@ -78,6 +78,26 @@ struct {
 	__type(value, __u8);
 } ht_selected_pids SEC(".maps");
 
+/* comm -> 1: a process that execs under one of these names is selected
+ * in the kernel, at its exec (--exe), so that a process that lives a few
+ * milliseconds is traced before the agent could hear of it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, char[HT_COMM_LEN]);
+	__type(value, __u8);
+} ht_selected_comms SEC(".maps");
+
+/* tgid -> start_boottime of a process whose identity went out at exec or
+ * at its first connection: one identity per process; a reused pid has
+ * another start time, so it is a new process. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u64);
+} ht_identity_sent SEC(".maps");
+
 /* TCP port -> 1: connections to or from these ports are traced whatever the
  * process (only consulted when targ_port_filter). */
 struct {

@@ -19,6 +19,57 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define ARG(ctx, n) ((ctx)->args[n])
 
+/* ---- process identity ----------------------------------------------------- */
+
+/* flags: HT_IDENTITY_F_*; path: the exec'd file, in kernel memory, or NULL. */
+static __always_inline void ht_emit_identity(__u32 pid, __u32 ppid, __u32 flags,
+					     __u64 start_boottime, const char *comm,
+					     const void *path)
+{
+	struct ht_proc_identity_event *ev;
+
+	ev = bpf_ringbuf_reserve(&ht_events, sizeof(*ev), 0);
+	if (!ev) {
+		ht_count(HT_CNT_RINGBUF_DROPS);
+		return;
+	}
+	ev->hdr.type = HT_EV_PROC_IDENTITY;
+	ev->hdr.pid = pid;
+	ev->hdr.tid = pid;
+	ev->hdr.fd = -1;
+	ev->hdr.conn_gen = 0;
+	ev->hdr.ts_enter_ns = bpf_ktime_get_ns();
+	ev->hdr.ts_exit_ns = ev->hdr.ts_enter_ns;
+	ev->ppid = ppid;
+	ev->flags = flags;
+	ev->start_boottime_ns = start_boottime;
+	/* Forks and execs share the cgroup of the task that runs them. */
+	ev->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_probe_read_kernel_str(ev->comm, sizeof(ev->comm), comm);
+	ev->path[0] = 0;
+	if (path)
+		bpf_probe_read_kernel_str(ev->path, sizeof(ev->path), path);
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/* A process the kernel has not described yet (selected by --port, forked
+ * under --all, older than the agent), at its first traced connection: it
+ * surely still exists now, which it may not by the time the agent reads
+ * /proc. */
+static __always_inline void ht_identity_once(__u32 tgid)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	__u64 start = BPF_CORE_READ(task, start_boottime);
+	__u64 *sent = bpf_map_lookup_elem(&ht_identity_sent, &tgid);
+
+	if (sent && *sent == start)
+		return;
+	bpf_map_update_elem(&ht_identity_sent, &tgid, &start, BPF_ANY);
+	ht_emit_identity(tgid, BPF_CORE_READ(task, real_parent, tgid), HT_IDENTITY_F_FIRST_SEEN,
+			 start, task->comm,
+			 BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name));
+}
+
 /* ---- accept / connect ---------------------------------------------------- */
 
 static __always_inline int ht_accept_exit(struct trace_event_raw_sys_exit *ctx)
@@ -27,7 +78,8 @@ static __always_inline int ht_accept_exit(struct trace_event_raw_sys_exit *ctx)
 
 	if (ctx->ret < 0)
 		return 0;
-	ht_conn_register(pid_tgid >> 32, (__s32)ctx->ret, HT_ROLE_SERVER);
+	if (ht_conn_register(pid_tgid >> 32, (__s32)ctx->ret, HT_ROLE_SERVER))
+		ht_identity_once(pid_tgid >> 32);
 	return 0;
 }
 
@@ -60,8 +112,9 @@ int ht_exit_connect(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	sfd = *fd;
 	bpf_map_delete_elem(&ht_active_connect, &pid_tgid);
-	if (ctx->ret == 0 || ctx->ret == -HT_EINPROGRESS)
-		ht_conn_register(pid_tgid >> 32, sfd, HT_ROLE_CLIENT);
+	if ((ctx->ret == 0 || ctx->ret == -HT_EINPROGRESS) &&
+	    ht_conn_register(pid_tgid >> 32, sfd, HT_ROLE_CLIENT))
+		ht_identity_once(pid_tgid >> 32);
 	return 0;
 }
 
@@ -223,20 +276,42 @@ int ht_sched_fork(struct trace_event_raw_sched_process_fork *ctx)
 	if (parent == child || !bpf_map_lookup_elem(&ht_selected_pids, &parent))
 		return 0;
 	bpf_map_update_elem(&ht_selected_pids, &child, &one, BPF_ANY);
+	/* A child that never execs is known by its parent's name; the child's
+	 * own start time is not reachable from here, so none is sent. */
+	ht_emit_identity(child, parent, HT_IDENTITY_F_FORK, 0, task->comm, NULL);
 	return 0;
 }
 
 SEC("tp/sched/sched_process_exec")
 int ht_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct task_struct *task;
+	__u64 pid_tgid = bpf_get_current_pid_tgid(), start;
+	__u32 tgid = pid_tgid >> 32, flags = HT_IDENTITY_F_EXEC;
+	char comm[HT_COMM_LEN] = {};
+	__u8 one = 1;
 
-	/* Name matching (--exe) wants every exec; otherwise only a selected
-	 * process's own exec matters: it changes who the process is. */
-	if ((pid_tgid >> 32) == targ_agent_tgid ||
-	    (!targ_exec_events && !ht_pid_selected(pid_tgid >> 32)))
+	if (tgid == targ_agent_tgid)
 		return 0;
-	ht_emit_proc(HT_EV_PROC_EXEC, pid_tgid >> 32, (__u32)pid_tgid, 0, 0);
+	if (!ht_pid_selected(tgid)) {
+		/* Name matching (--exe) wants every exec; otherwise only a
+		 * selected process's own exec matters: it changes who it is. */
+		if (!targ_exec_events)
+			return 0;
+		/* comm is the basename of the new file by now (begin_new_exec). */
+		bpf_get_current_comm(comm, sizeof(comm));
+		if (!bpf_map_lookup_elem(&ht_selected_comms, comm)) {
+			ht_emit_proc(HT_EV_PROC_EXEC, tgid, (__u32)pid_tgid, 0, 0);
+			return 0;
+		}
+		bpf_map_update_elem(&ht_selected_pids, &tgid, &one, BPF_ANY);
+		flags |= HT_IDENTITY_F_NAME_MATCH;
+	}
+	task = (struct task_struct *)bpf_get_current_task_btf();
+	start = BPF_CORE_READ(task, start_boottime);
+	bpf_map_update_elem(&ht_identity_sent, &tgid, &start, BPF_ANY);
+	ht_emit_identity(tgid, BPF_CORE_READ(task, real_parent, tgid), flags, start, task->comm,
+			 (void *)ctx + (ctx->__data_loc_filename & 0xffff));
 	return 0;
 }
 
@@ -255,5 +330,6 @@ int ht_sched_exit(void *ctx)
 	ht_emit_proc(HT_EV_PROC_EXIT, tgid, (__u32)pid_tgid, BPF_CORE_READ(task, real_parent, tgid),
 		     BPF_CORE_READ(task, exit_code));
 	bpf_map_delete_elem(&ht_selected_pids, &tgid);
+	bpf_map_delete_elem(&ht_identity_sent, &tgid);
 	return 0;
 }

@@ -26,7 +26,7 @@ enum ht_event_type {
 	HT_EV_CONN_OPEN = 1,  /* first HTTP-looking bytes on a TCP socket */
 	HT_EV_DATA = 2,       /* one read/write syscall on a tracked socket */
 	HT_EV_CONN_CLOSE = 3, /* close(2) of a socket we reported */
-	HT_EV_PROC_EXEC = 4,  /* exec by any process (only when asked for) */
+	HT_EV_PROC_EXEC = 4,  /* exec of a process not selected (only when asked for: --exe) */
 	HT_EV_PROC_EXIT = 5,  /* exit of a selected process (whole thread group) */
 	/* 6..7: kernel-side trace context, struct ht_ctx_event */
 	HT_EV_SERVER_CTX = 6, /* context decided for a request the process read */
@@ -38,6 +38,8 @@ enum ht_event_type {
 	HT_EV_TCP_RESET_SENT = 11,    /* it sent a RST */
 	/* 12: propagation.bpf.c, struct ht_fionread_event */
 	HT_EV_FIONREAD = 12, /* FIONREAD by a process propagation serves (guard "detect") */
+	/* 13: struct ht_proc_identity_event */
+	HT_EV_PROC_IDENTITY = 13, /* who a selected process is: exec, fork, first connection */
 };
 
 enum ht_direction {
@@ -129,6 +131,34 @@ struct ht_proc_event {
 	__u32 ppid;
 	__s32 exit_code;
 	char comm[HT_COMM_LEN];
+};
+
+/* Longest exec path an identity event carries (longer ones are cut). */
+#define HT_PATH_MAX 256
+
+/* Bits of ht_proc_identity_event.flags. */
+#define HT_IDENTITY_F_EXEC 0x1	     /* at its exec: path is the file exec'd */
+#define HT_IDENTITY_F_FORK 0x2	     /* at its fork: comm is the parent's, no path */
+#define HT_IDENTITY_F_NAME_MATCH 0x4 /* the kernel selected it: its comm is in
+				      * ht_selected_comms (--exe) */
+#define HT_IDENTITY_F_FIRST_SEEN 0x8 /* at its first traced connection, not seen at
+				      * exec (--port, --all, older than the agent):
+				      * path is its executable's file name only */
+
+/* HT_EV_PROC_IDENTITY: what the kernel knows of a selected process when it
+ * becomes who it is (or is first seen), so that the agent can name a process
+ * that is gone from /proc before the agent reads it (a CLI that lives a few
+ * milliseconds). */
+struct ht_proc_identity_event {
+	struct ht_event_header hdr; /* fd = -1, conn_gen = 0 */
+	__u32 ppid;
+	__u32 flags; /* HT_IDENTITY_F_* */
+	/* task->start_boottime: /proc/<pid>/stat's starttime in ns; 0 if unknown */
+	__u64 start_boottime_ns;
+	__u64 cgroup_id; /* cgroup v2 id */
+	char comm[HT_COMM_LEN];
+	/* as given to execve (may be relative), see HT_IDENTITY_F_*; NUL-terminated */
+	char path[HT_PATH_MAX];
 };
 
 /* Longest tracestate the kernel carries. W3C: "vendors SHOULD propagate at

@@ -119,6 +119,13 @@ std::unique_ptr<BpfLoader> BpfLoader::Start(const LoaderOptions& options, EventC
                        "); run `hoptrace check` to see which kernel feature is missing");
   }
   for (pid_t pid : options.pids) self->SelectPid(pid);
+  for (const std::string& name : options.exec_names) {
+    char comm[HT_COMM_LEN] = {};  // zero-padded, as bpf_get_current_comm fills it
+    name.copy(comm, sizeof(comm) - 1);
+    uint8_t one = 1;
+    bpf_map__update_elem(self->skel_->maps.ht_selected_comms, comm, sizeof(comm), &one,
+                         sizeof(one), BPF_ANY);
+  }
   for (uint16_t port : options.ports) {
     uint8_t one = 1;
     bpf_map__update_elem(self->skel_->maps.ht_selected_ports, &port, sizeof(port), &one,

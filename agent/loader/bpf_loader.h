@@ -30,6 +30,9 @@ struct LoaderOptions {
   std::vector<pid_t> pids;         // selected processes (children follow)
   std::vector<uint16_t> ports;     // connections to/from these ports
   bool exec_events = false;        // report execs (for --exe selection)
+  // Selected by the kernel at exec when their comm (first 15 bytes of the
+  // file's name) is one of these (--exe); the agent confirms the full name.
+  std::vector<std::string> exec_names;
   uint32_t max_payload = 4096;     // bytes captured per syscall
   uint32_t ringbuf_bytes = 8u << 20;
   // Kernel-side trace context (bpf/head_scan.bpf.h): the kernel decides the

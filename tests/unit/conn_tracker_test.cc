@@ -53,6 +53,9 @@ class PipelineTest : public ::testing::Test, public EventHandler {
   void OnProcExit(const ProcEvent& ev) override {
     tracker_.OnProcessExit(ev.hdr->pid, ev.hdr->ts_exit_ns);
   }
+  void OnProcIdentity(const ProcIdentityEvent& ev) override {
+    processes_.Learn(KernelIdentityOf(ev));
+  }
 
   FakeClock clock_;
   ProcessRegistry processes_;
@@ -270,6 +273,35 @@ TEST_F(PipelineTest, ProcessExitReportsInFlightRequestAndForgetsConnections) {
   EXPECT_EQ(spans_[0].end_unix_nano - spans_[0].start_unix_nano, clock_.now() - read_at);
   EXPECT_EQ(tracker_.tracked_connections(), 0u);
   EXPECT_EQ(stitcher_.open_server_spans(), 0u);
+}
+
+// The process is never in (this test's) /proc: a CLI gone before the agent
+// looked. Its span is named by what the kernel said at its exec.
+TEST_F(PipelineTest, ClientSpanOfAProcessGoneFromProcCarriesItsKernelIdentity) {
+  Feed(testing::ProcIdentity(clock_, 700, 650, "curl", "/usr/bin/curl", HT_IDENTITY_F_EXEC,
+                             42 * 10'000'000ULL));
+  ConnGenerator c(&clock_, 700, 3, HT_ROLE_CLIENT, "10.0.0.1", 40000, "10.0.0.2", 80);
+  Feed(c.Open());
+  Feed(c.Data(HT_DIR_EGRESS, "GET /x HTTP/1.1\r\nHost: shop\r\n\r\n"));
+  Feed(c.Data(HT_DIR_INGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+  Feed(testing::ProcExit(clock_, 700));
+  ASSERT_EQ(spans_.size(), 1u);
+  ASSERT_NE(spans_[0].resource, nullptr);
+  const Attributes& r = spans_[0].resource->attributes;
+  EXPECT_EQ(spans_[0].resource->ServiceName(), "curl");
+  EXPECT_EQ(*FindAttribute(r, "process.executable.name"), AttrValue(std::string("curl")));
+  EXPECT_EQ(*FindAttribute(r, "process.executable.path"), AttrValue(std::string("/usr/bin/curl")));
+  EXPECT_EQ(*FindAttribute(r, "process.pid"), AttrValue(int64_t{700}));
+  EXPECT_EQ(*FindAttribute(r, "process.parent_pid"), AttrValue(int64_t{650}));
+  EXPECT_EQ(*FindAttribute(r, "process.command"), AttrValue(std::string("curl")));
+  EXPECT_EQ(reader_.stats().malformed, 0u);
+
+  // A record cut short is not an identity.
+  auto cut = testing::ProcIdentity(clock_, 701, 650, "x", "/x", HT_IDENTITY_F_EXEC, 0);
+  cut.resize(sizeof(ht_proc_identity_event) - 1);
+  Feed(cut);
+  EXPECT_EQ(reader_.stats().malformed, 1u);
+  EXPECT_EQ(processes_.size(), 1u);
 }
 
 TEST_F(PipelineTest, IdleConnectionsAreClosedByTick) {

@@ -100,4 +100,23 @@ inline std::vector<uint8_t> ProcExit(const FakeClock& clock, uint32_t pid) {
   return rec;
 }
 
+// HT_EV_PROC_IDENTITY at exec (path given) or fork (path empty).
+inline std::vector<uint8_t> ProcIdentity(const FakeClock& clock, uint32_t pid, uint32_t ppid,
+                                         std::string_view comm, std::string_view path,
+                                         uint32_t flags, uint64_t start_boottime_ns) {
+  std::vector<uint8_t> rec(sizeof(ht_proc_identity_event));
+  auto* ev = reinterpret_cast<ht_proc_identity_event*>(rec.data());
+  ev->hdr.type = HT_EV_PROC_IDENTITY;
+  ev->hdr.pid = ev->hdr.tid = pid;
+  ev->hdr.fd = -1;
+  ev->hdr.ts_enter_ns = ev->hdr.ts_exit_ns = clock.now();
+  ev->ppid = ppid;
+  ev->flags = flags;
+  ev->start_boottime_ns = start_boottime_ns;
+  ev->cgroup_id = 1;
+  comm.copy(ev->comm, sizeof(ev->comm) - 1);
+  path.copy(ev->path, sizeof(ev->path) - 1);
+  return rec;
+}
+
 }  // namespace hoptrace::testing

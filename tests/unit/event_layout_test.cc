@@ -52,6 +52,17 @@ TEST(EventLayout, ProcEvent) {
   EXPECT_EQ(offsetof(ht_proc_event, comm), 48u);
 }
 
+TEST(EventLayout, ProcIdentityEvent) {
+  EXPECT_EQ(HT_EV_PROC_IDENTITY, 13);
+  EXPECT_EQ(sizeof(ht_proc_identity_event), 336u);
+  EXPECT_EQ(offsetof(ht_proc_identity_event, ppid), 40u);
+  EXPECT_EQ(offsetof(ht_proc_identity_event, flags), 44u);
+  EXPECT_EQ(offsetof(ht_proc_identity_event, start_boottime_ns), 48u);
+  EXPECT_EQ(offsetof(ht_proc_identity_event, cgroup_id), 56u);
+  EXPECT_EQ(offsetof(ht_proc_identity_event, comm), 64u);
+  EXPECT_EQ(offsetof(ht_proc_identity_event, path), 80u);
+}
+
 TEST(EventLayout, CtxEvent) {
   EXPECT_EQ(sizeof(ht_ctx_event), 592u);
   EXPECT_EQ(offsetof(ht_ctx_event, trace_id), 40u);

@@ -260,8 +260,8 @@ TEST(ProcessRegistryTest, BuildsEveryResourceAttributeFromProc) {
   ASSERT_NE(info->resource, nullptr);
   const Resource& r = *info->resource;
   EXPECT_EQ(Keys(r), (Args{"service.name", "service.instance.id", "host.name", "process.pid",
-                           "process.executable.name", "process.executable.path", "process.command",
-                           "container.id"}));
+                           "process.parent_pid", "process.executable.name",
+                           "process.executable.path", "process.command", "container.id"}));
   EXPECT_EQ(r.ServiceName(), "backend");
   // uuid.uuid5(UUID('4d63009a-8d0f-11ee-aad7-4c796ed8e320'),
   //            'node-a/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0/4242/987654')
@@ -443,6 +443,179 @@ TEST(ProcessRegistryTest, CachesUntilForgotten) {
   registry.Forget(4242);
   EXPECT_EQ(registry.size(), 0u);
   EXPECT_EQ(registry.Get(4242)->service_name, "unknown_service");
+}
+
+// --- what the kernel said at exec or fork (KernelIdentity) --------------------
+
+int64_t IntAttr(const Resource& r, std::string_view key) {
+  const AttrValue* v = FindAttribute(r.attributes, key);
+  if (v == nullptr) return -1;
+  const auto* i = std::get_if<int64_t>(v);
+  return i ? *i : -2;
+}
+
+// USER_HZ is 100 on every architecture we run on: 1 tick = 10 ms.
+constexpr uint64_t kNsPerTick = 10'000'000;
+
+KernelIdentity ExecOf(pid_t pid, std::string path, std::string comm) {
+  KernelIdentity k;
+  k.pid = pid;
+  k.ppid = 4000;
+  k.comm = std::move(comm);
+  k.exec_path = std::move(path);
+  k.start_boottime_ns = 987654 * kNsPerTick + 1234;
+  k.cgroup_id = 77;
+  return k;
+}
+
+TEST(ProcessRegistryKernelTest, NamesAProcessAlreadyGoneFromProc) {
+  FakeProc proc;  // no /proc/5001: it exited before the agent read the event
+  proc.Write("sys/kernel/random/boot_id", std::string(kBootId) + "\n");
+  ProcessRegistry registry("node-a", proc.root());
+  const auto info = registry.Learn(ExecOf(5001, "/opt/tools/htfast", "htfast"));
+
+  EXPECT_EQ(info->service_name, "htfast");
+  EXPECT_EQ(info->executable_name, "htfast");
+  EXPECT_EQ(info->executable_path, "/opt/tools/htfast");
+  EXPECT_EQ(info->ppid, 4000);
+  EXPECT_EQ(info->cgroup_id, 77u);
+  const Resource& r = *info->resource;
+  EXPECT_EQ(Keys(r), (Args{"service.name", "service.instance.id", "host.name", "process.pid",
+                           "process.parent_pid", "process.executable.name",
+                           "process.executable.path", "process.command"}));
+  EXPECT_EQ(r.ServiceName(), "htfast");
+  EXPECT_EQ(IntAttr(r, "process.pid"), 5001);
+  EXPECT_EQ(IntAttr(r, "process.parent_pid"), 4000);
+  EXPECT_EQ(StringAttr(r, "process.executable.name"), "htfast");
+  EXPECT_EQ(StringAttr(r, "process.executable.path"), "/opt/tools/htfast");
+  EXPECT_EQ(StringAttr(r, "process.command"), "htfast");
+  // Later lookups (the span builder's) get the kernel's identity, not a
+  // fresh read of the empty /proc.
+  EXPECT_EQ(registry.Get(5001), info);
+}
+
+TEST(ProcessRegistryKernelTest, InstanceIdFromKernelStartTimeEqualsTheOneFromProc) {
+  FakeProc live;
+  live.AddPythonBackend(4242);  // starttime 987654 ticks
+  ProcessRegistry from_proc("node-a", live.root());
+  FakeProc gone;
+  gone.Write("sys/kernel/random/boot_id", std::string(kBootId) + "\n");
+  ProcessRegistry from_kernel("node-a", gone.root());
+
+  const std::string id = StringAttr(*from_proc.Get(4242)->resource, "service.instance.id");
+  EXPECT_EQ(id, "0241663c-4c3d-5c5c-9e7d-f76c69a745d0");
+  EXPECT_EQ(StringAttr(*from_kernel.Learn(ExecOf(4242, "/usr/bin/python3.11", "python3"))->resource,
+                       "service.instance.id"),
+            id);
+}
+
+TEST(ProcessRegistryKernelTest, EnvironmentIsReadWhenTheProcessIsLearntNotWhenItsSpanIsBuilt) {
+  FakeProc proc;
+  proc.AddPythonBackend(4242);
+  proc.Write(4242, "environ", NulJoined({"A=1", "OTEL_SERVICE_NAME=checkout"}));
+  ProcessRegistry registry("node-a", proc.root());
+  registry.Learn(ExecOf(4242, "/usr/bin/python3", "python3"));
+  // The process changes its mind, then exits: what it was at exec stands.
+  proc.Write(4242, "environ", NulJoined({"OTEL_SERVICE_NAME=other"}));
+  fs::remove_all(fs::path(proc.root()) / "4242");
+
+  const auto info = registry.Get(4242);
+  EXPECT_EQ(info->service_name, "checkout");
+  EXPECT_EQ(info->resource->ServiceName(), "checkout");
+  // /proc was there when learnt: its facts win over the kernel's.
+  EXPECT_EQ(info->executable_path, "/usr/bin/python3.11");
+  EXPECT_EQ(info->container_id, kDockerId);
+  EXPECT_EQ(StringAttr(*info->resource, "process.command"), "python3");
+}
+
+TEST(ProcessRegistryKernelTest, ScriptNameReadFromCmdlineWhenLearnt) {
+  FakeProc proc;
+  proc.AddPythonBackend(4242);
+  ProcessRegistry registry("node-a", proc.root());
+  registry.Learn(ExecOf(4242, "/usr/bin/python3", "python3"));
+  fs::remove_all(fs::path(proc.root()) / "4242");
+  EXPECT_EQ(registry.Get(4242)->service_name, "backend");
+}
+
+TEST(ProcessRegistryKernelTest, ZombieWithoutExeOrCmdlineIsNamedByItsExecPath) {
+  FakeProc proc;  // an exited, unreaped process: comm and stat, nothing else
+  proc.Write(6001, "comm", "curl\n");
+  proc.Stat(6001, "curl", 555);
+  ProcessRegistry registry("h", proc.root());
+  const auto info = registry.Learn(ExecOf(6001, "/usr/bin/curl", "curl"));
+  EXPECT_EQ(info->service_name, "curl");
+  EXPECT_EQ(StringAttr(*info->resource, "process.executable.name"), "curl");
+  EXPECT_EQ(StringAttr(*info->resource, "process.executable.path"), "/usr/bin/curl");
+  EXPECT_EQ(StringAttr(*info->resource, "process.command"), "curl");
+  EXPECT_EQ(IntAttr(*info->resource, "process.parent_pid"), 1);  // from stat, not the kernel's
+}
+
+TEST(ProcessRegistryKernelTest, RelativeExecPathNamesButIsNoPath) {
+  FakeProc proc;
+  ProcessRegistry registry("h", proc.root());
+  const auto info = registry.Learn(ExecOf(6002, "./bin/htfast", "htfast"));
+  EXPECT_EQ(info->executable_name, "htfast");
+  EXPECT_EQ(StringAttr(*info->resource, "process.executable.path"), "<absent>");
+}
+
+TEST(ProcessRegistryKernelTest, ChildSeenOnlyAtForkBorrowsItsParentsIdentity) {
+  FakeProc proc;
+  proc.AddPythonBackend(4242);
+  proc.Write(4242, "environ", NulJoined({"OTEL_SERVICE_NAME=checkout"}));
+  ProcessRegistry registry("node-a", proc.root());
+  registry.Get(4242);
+  KernelIdentity fork;
+  fork.pid = 4243;  // gone already
+  fork.ppid = 4242;
+  fork.comm = "python3";
+  const auto child = registry.Learn(fork);
+  EXPECT_EQ(child->service_name, "checkout");
+  EXPECT_EQ(child->executable_path, "/usr/bin/python3.11");
+  EXPECT_EQ(IntAttr(*child->resource, "process.pid"), 4243);
+  EXPECT_EQ(IntAttr(*child->resource, "process.parent_pid"), 4242);
+  // No start time from a fork: no instance id rather than a wrong one.
+  EXPECT_EQ(StringAttr(*child->resource, "service.instance.id"), "<absent>");
+
+  // Then it execs: who it became replaces what it borrowed.
+  const auto after = registry.Learn(ExecOf(4243, "/usr/bin/curl", "curl"));
+  EXPECT_EQ(after->service_name, "curl");
+  EXPECT_EQ(registry.Get(4243), after);
+}
+
+TEST(ProcessRegistryKernelTest, FirstSeenWithoutExecIsNamedByItsExecutable) {
+  FakeProc proc;
+  proc.AddPythonBackend(4242);
+  ProcessRegistry registry("node-a", proc.root());
+  registry.Get(4242);
+  KernelIdentity seen;  // --port: first seen at its connect, gone since
+  seen.pid = 4250;
+  seen.ppid = 4242;
+  seen.comm = "curl";
+  seen.exe_name = "curl";
+  seen.start_boottime_ns = 5 * kNsPerTick;
+  const auto info = registry.Learn(seen);
+  // Another program than its parent's: nothing borrowed.
+  EXPECT_EQ(info->service_name, "curl");
+  EXPECT_EQ(StringAttr(*info->resource, "process.executable.name"), "curl");
+  EXPECT_EQ(StringAttr(*info->resource, "process.executable.path"), "<absent>");
+  EXPECT_NE(StringAttr(*info->resource, "service.instance.id"), "<absent>");
+
+  seen.pid = 4251;  // a forked worker of the backend, first seen at its connect
+  seen.comm = "python3";
+  seen.exe_name = "python3.11";
+  EXPECT_EQ(registry.Learn(seen)->service_name, "backend");
+}
+
+TEST(ProcessRegistryKernelTest, ContainerOfAGoneProcessFromAnotherInItsCgroup) {
+  FakeProc proc;
+  proc.AddPythonBackend(4242);
+  ProcessRegistry registry("node-a", proc.root());
+  registry.Learn(ExecOf(4242, "/usr/bin/python3", "python3"));  // cgroup id 77
+  const auto gone = registry.Learn(ExecOf(7001, "/usr/bin/curl", "curl"));
+  EXPECT_EQ(StringAttr(*gone->resource, "container.id"), kDockerId);
+  KernelIdentity elsewhere = ExecOf(7002, "/usr/bin/curl", "curl");
+  elsewhere.cgroup_id = 78;
+  EXPECT_EQ(StringAttr(*registry.Learn(elsewhere)->resource, "container.id"), "<absent>");
 }
 
 // --- the real /proc ----------------------------------------------------------
