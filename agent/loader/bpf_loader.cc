@@ -85,6 +85,22 @@ void EnsureTracefs() {
   spdlog::info("mounted tracefs at {}", kTracefs);
 }
 
+void ConfigureCapture(socket_trace_bpf* skel, const LoaderOptions& options) {
+  auto* ro = skel->rodata;
+  ro->targ_agent_tgid = static_cast<__u32>(getpid());
+  ro->targ_trace_all = options.trace_all;
+  ro->targ_port_filter = !options.ports.empty();
+  ro->targ_exec_events = options.exec_events;
+  ro->targ_max_payload = std::min<uint32_t>(options.max_payload, HT_MAX_PAYLOAD);
+  ro->targ_kernel_ctx = options.kernel_context;
+  ro->targ_sampler = options.sampler_kind;
+  ro->targ_sample_threshold = options.sample_threshold;
+  // Ring buffer size must be a power-of-two multiple of the page size.
+  uint32_t rb = 1u << 16;
+  while (rb < options.ringbuf_bytes && rb < (1u << 30)) rb <<= 1;
+  bpf_map__set_max_entries(skel->maps.ht_events, rb);
+}
+
 std::unique_ptr<BpfLoader> BpfLoader::Start(const LoaderOptions& options, EventCallback on_event) {
   if (auto missing = MissingCapabilities(); !missing.empty()) throw StartupError(missing);
   if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
@@ -100,19 +116,7 @@ std::unique_ptr<BpfLoader> BpfLoader::Start(const LoaderOptions& options, EventC
   self->skel_ = socket_trace_bpf__open();
   if (!self->skel_) throw StartupError("cannot open the BPF object: " + std::string(strerror(errno)));
 
-  auto* ro = self->skel_->rodata;
-  ro->targ_agent_tgid = static_cast<__u32>(getpid());
-  ro->targ_trace_all = options.trace_all;
-  ro->targ_port_filter = !options.ports.empty();
-  ro->targ_exec_events = options.exec_events;
-  ro->targ_max_payload = std::min<uint32_t>(options.max_payload, HT_MAX_PAYLOAD);
-  ro->targ_kernel_ctx = options.kernel_context;
-  ro->targ_sampler = options.sampler_kind;
-  ro->targ_sample_threshold = options.sample_threshold;
-  // Ring buffer size must be a power-of-two multiple of the page size.
-  uint32_t rb = 1u << 16;
-  while (rb < options.ringbuf_bytes && rb < (1u << 30)) rb <<= 1;
-  bpf_map__set_max_entries(self->skel_->maps.ht_events, rb);
+  ConfigureCapture(self->skel_, options);
 
   if (int err = socket_trace_bpf__load(self->skel_); err != 0) {
     throw StartupError("loading the BPF programs failed (" + std::string(strerror(-err)) +

@@ -83,6 +83,10 @@ class BpfLoader {
   EventCallback on_event_;
 };
 
+// Sets the capture object's knobs from options, between open and load: the
+// one place, so that `hoptrace check` verifies exactly what `run` loads.
+void ConfigureCapture(socket_trace_bpf* skel, const LoaderOptions& options);
+
 // Makes sure tracefs is mounted (syscall tracepoints are attached through
 // it); mounts it at /sys/kernel/tracing if needed. Throws StartupError.
 void EnsureTracefs();

@@ -11,6 +11,7 @@
 
 #include "agent/loader/bpf_loader.h"
 #include "agent/loader/propagation_loader.h"
+#include "agent/loader/verifier_cost.h"
 #include "net_probe.skel.h"
 #include "propagation.skel.h"
 #include "socket_trace.skel.h"
@@ -60,7 +61,7 @@ PreflightItem MapType(const char* name, bpf_map_type type, std::string needed_fo
 
 }  // namespace
 
-std::vector<PreflightItem> RunPreflight() {
+std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
   BpfLoader::InstallLibbpfLogger();
   std::vector<PreflightItem> items;
 
@@ -115,9 +116,18 @@ std::vector<PreflightItem> RunPreflight() {
     items.push_back(MapType("lru_hash", BPF_MAP_TYPE_LRU_HASH, "bounded connection tables", true));
     items.push_back(MapType("sockhash", BPF_MAP_TYPE_SOCKHASH, "traceparent injection", false));
 
-    // The decisive test: does our own capture object pass the verifier here?
+    // The decisive test: do our own objects pass the verifier here, as
+    // `hoptrace run` configures them by default?
+    LoaderOptions lo;
+    lo.pids = {getpid()};
     socket_trace_bpf* skel = socket_trace_bpf__open();
-    int err = skel ? socket_trace_bpf__load(skel) : -errno;
+    int err = -errno;
+    if (skel) {
+      ConfigureCapture(skel, lo);
+      CostRecorder rec(skel->obj);
+      err = socket_trace_bpf__load(skel);
+      if (costs) costs->push_back(ObjectCosts{"capture", rec.Costs(err), err ? strerror(-err) : ""});
+    }
     items.push_back(Item("HTTP capture programs", skel && err == 0,
                          err == 0 ? "loaded and verified" : std::string("load failed: ") + strerror(-err),
                          "everything", true));
@@ -125,29 +135,63 @@ std::vector<PreflightItem> RunPreflight() {
 
     // The network probes load on their own here (with maps of their own).
     net_probe_bpf* net = net_probe_bpf__open();
-    int net_err = net ? net_probe_bpf__load(net) : -errno;
+    int net_err = -errno;
+    if (net) {
+      CostRecorder rec(net->obj);
+      net_err = net_probe_bpf__load(net);
+      if (costs) {
+        costs->push_back(ObjectCosts{"net_probe", rec.Costs(net_err), net_err ? strerror(-net_err) : ""});
+      }
+    }
     items.push_back(Item("network probe programs", net && net_err == 0,
                          net_err == 0 ? "loaded and verified"
                                       : std::string("load failed: ") + strerror(-net_err),
                          "RTT, retransmissions, resets, IP hops on spans", false));
     if (net) net_probe_bpf__destroy(net);
 
-    // Context propagation: the capture with kernel-side contexts on, and the
-    // sockops/sk_msg object (here with maps of its own).
+    // Context propagation: what this kernel lets it do, then the capture
+    // with kernel-side contexts on and the sockops/sk_msg object (here with
+    // maps of its own).
+    const PropagationSupport support = ProbePropagationSupport();
+    const char* prop_for = "--propagation-cgroup (traceparent injection)";
+    if (!support.ok) {
+      items.push_back(Item("context propagation", false, "off: " + support.why, prop_for, false));
+      return items;
+    }
+    lo.kernel_context = true;
     socket_trace_bpf* ctx = socket_trace_bpf__open();
     int ctx_err = -errno;
     if (ctx) {
-      ctx->rodata->targ_kernel_ctx = true;
+      ConfigureCapture(ctx, lo);
+      CostRecorder rec(ctx->obj);
       ctx_err = socket_trace_bpf__load(ctx);
+      if (costs) {
+        costs->push_back(
+            ObjectCosts{"capture+ctx", rec.Costs(ctx_err), ctx_err ? strerror(-ctx_err) : ""});
+      }
     }
     propagation_bpf* prop = propagation_bpf__open();
-    int prop_err = prop ? propagation_bpf__load(prop) : -errno;
+    int prop_err = -errno;
+    if (prop) {
+      ConfigurePropagation(prop, lo, FionreadGuard::kAuto, support.route);
+      CostRecorder rec(prop->obj);
+      prop_err = propagation_bpf__load(prop);
+      if (costs) {
+        costs->push_back(
+            ObjectCosts{"propagation", rec.Costs(prop_err), prop_err ? strerror(-prop_err) : ""});
+      }
+    }
     const bool prop_ok = ctx && ctx_err == 0 && prop && prop_err == 0;
+    const std::string route =
+        support.route == SockopsRoute::kTask
+            ? " (sockops reads the connecting task: this kernel's sockops lacks "
+              "bpf_get_current_pid_tgid)"
+            : "";
     items.push_back(Item("context propagation programs", prop_ok,
-                         prop_ok ? "loaded and verified"
-                                 : std::string("load failed: ") +
-                                       strerror(-(ctx_err != 0 ? ctx_err : prop_err)),
-                         "--propagation-cgroup (traceparent injection)", false));
+                         prop_ok ? "loaded and verified" + route
+                                 : "off: load failed: " +
+                                       std::string(strerror(-(ctx_err != 0 ? ctx_err : prop_err))),
+                         prop_for, false));
     if (prop_ok) {
       const int fionread = ProbeSockhashFionread(prop);
       items.push_back(Item(
