@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
@@ -352,6 +353,8 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   auto on_event = [&](std::span<const uint8_t> rec) { reader.Dispatch(rec); };
   std::unique_ptr<BpfLoader> loader;
   try {
+    std::optional<BpfLoader::QuietLibbpf> quiet;
+    if (propagate) quiet.emplace();
     loader = BpfLoader::Start(lo, on_event);
   } catch (const StartupError& e) {
     if (!propagate) throw;
@@ -366,6 +369,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   std::unique_ptr<PropagationLoader> propagation;
   if (propagate) {
     try {
+      BpfLoader::QuietLibbpf quiet;
       propagation = PropagationLoader::Start(po, lo, *loader);
     } catch (const StartupError& e) {
       spdlog::warn("propagation is off: {}", e.what());

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
@@ -21,6 +22,8 @@ namespace {
 
 constexpr const char* kTracefs = "/sys/kernel/tracing";
 
+std::atomic<int> g_quiet{0};  // live BpfLoader::QuietLibbpf objects
+
 int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   // Verifier logs run to many kilobytes: format without a fixed buffer.
   char* text = nullptr;
@@ -29,7 +32,13 @@ int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   std::string_view msg(text, n);
   while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
   switch (level) {
-    case LIBBPF_WARN: spdlog::warn("libbpf: {}", msg); break;
+    case LIBBPF_WARN:
+      if (g_quiet.load() > 0) {
+        spdlog::debug("libbpf: {}", msg);
+      } else {
+        spdlog::warn("libbpf: {}", msg);
+      }
+      break;
     case LIBBPF_INFO: spdlog::debug("libbpf: {}", msg); break;
     case LIBBPF_DEBUG: spdlog::trace("libbpf: {}", msg); break;
   }
@@ -49,6 +58,9 @@ bool IsDir(const std::string& path) {
 }  // namespace
 
 void BpfLoader::InstallLibbpfLogger() { libbpf_set_print(LibbpfPrint); }
+
+BpfLoader::QuietLibbpf::QuietLibbpf() { g_quiet.fetch_add(1); }
+BpfLoader::QuietLibbpf::~QuietLibbpf() { g_quiet.fetch_sub(1); }
 
 std::string MissingCapabilities() {
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};

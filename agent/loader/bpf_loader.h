@@ -74,6 +74,17 @@ class BpfLoader {
   // Routes libbpf's own messages into the agent's log.
   static void InstallLibbpfLogger();
 
+  // While one lives, libbpf's warnings (a failed load prints the verifier's
+  // whole log) go to the debug level: for optional parts, whose failure the
+  // agent reports in one line of its own.
+  class QuietLibbpf {
+   public:
+    QuietLibbpf();
+    ~QuietLibbpf();
+    QuietLibbpf(const QuietLibbpf&) = delete;
+    QuietLibbpf& operator=(const QuietLibbpf&) = delete;
+  };
+
  private:
   BpfLoader() = default;
   static int OnRingbufRecord(void* ctx, void* data, size_t size);

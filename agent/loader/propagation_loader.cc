@@ -223,7 +223,6 @@ void ConfigurePropagation(propagation_bpf* skel, const LoaderOptions& capture_op
   ro->targ_kernel_ctx = true;
   ro->targ_sampler = capture_options.sampler_kind;
   ro->targ_sample_threshold = capture_options.sample_threshold;
-
   bpf_program__set_autoload(skel->progs.ht_ioctl_enter, guard == FionreadGuard::kDetect);
   bpf_program__set_autoload(skel->progs.ht_sockops, route == SockopsRoute::kHelper);
   bpf_program__set_autoload(skel->progs.ht_sockops_task, route == SockopsRoute::kTask);
@@ -338,8 +337,12 @@ std::unique_ptr<PropagationLoader> PropagationLoader::Start(const PropagationOpt
     throw StartupError("attaching the sockops program to " + options.cgroup_path + " failed (" +
                        Errno(errno) + "); run with --no-propagation");
   }
-  spdlog::info("propagation: injecting traceparent for selected processes in cgroup {}",
-               options.cgroup_path);
+  spdlog::info("propagation: injecting traceparent for selected processes in cgroup {}{}",
+               options.cgroup_path,
+               options.sockops_route == SockopsRoute::kTask
+                   ? " (sockops reads the connecting task: this kernel's sockops lacks "
+                     "bpf_get_current_pid_tgid)"
+                   : "");
   return self;
 }
 
