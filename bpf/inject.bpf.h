@@ -263,7 +263,10 @@ static __always_inline __u32 ht_build_lines(struct ht_msg_scratch *s,
 					    const struct ht_server_ctx *c, const __u8 *span_id)
 {
 	char *p = s->ins;
-	__u32 ts_len = c->tracestate_len;
+	/* Masked, not only clamped below: 6.1's verifier keeps the bound of a
+	 * comparison in the register compared, not in the stack slot clang
+	 * fills ts_len from again for the copy (newer verifiers link the two). */
+	__u32 ts_len = c->tracestate_len & (2 * HT_TRACESTATE_MAX - 1);
 
 	__builtin_memcpy(p, "traceparent: 00-", 16);
 	ht_hex(p + 16, c->trace_id, 16);

@@ -4,10 +4,11 @@
  * attaches ht_sockops to the cgroup the configuration names, and ht_sk_msg to
  * ht_prop_sockhash):
  *
- * - ht_sockops, when a selected process connects: remembers in the socket
- *   which server span the connecting thread serves (context.bpf.h), and once
- *   the connection is established puts the socket in ht_prop_sockhash. Other
- *   processes' sockets never enter it.
+ * - ht_sockops (ht_sockops_task on kernels before 6.10, see there), when a
+ *   selected process connects: remembers in the socket which server span the
+ *   connecting thread serves (context.bpf.h), and once the connection is
+ *   established puts the socket in ht_prop_sockhash. Other processes'
+ *   sockets never enter it.
  * - ht_sk_msg, on every message written to a socket in the sockhash: inserts
  *   a traceparent into HTTP/1.x requests that carry none (inject.bpf.h).
  * - The read guard (ht_read_guard, set by the agent on kernels whose
