@@ -29,8 +29,19 @@ def cg(topo):
     c.remove(topo.procs)
 
 
+TASK_ROUTE = "sockops reads the connecting task"
+
+
 def route_env(route):
     return {"HOPTRACE_SOCKOPS_ROUTE": route}
+
+
+def check_route(agent, route):
+    log = agent.log_text()
+    assert "propagation is off" not in log, log
+    assert "injecting traceparent" in log, log
+    if route == "task":
+        assert TASK_ROUTE in log, log
 
 
 def front_and_leaf(topo, cg, front_name="front", leaf_name="leaf", front_port=8080,
@@ -52,9 +63,11 @@ def check_one_hop(agent, leaf_log, front_name, leaf_name):
     [l_srv] = by_kind(spans, "SERVER", leaf_name)
     [head] = wait_heads(leaf_log, 1)
     trace, parent, flags = one_traceparent(head)
-    assert (trace, parent, flags) == (f_srv["trace_id"], f_cli["span_id"], "01")
+    assert (parent, flags) == (f_cli["span_id"], "01")
     assert f_cli["parent_span_id"] == f_srv["span_id"]
     assert l_srv["parent_span_id"] == f_cli["span_id"]
+    assert f_srv["trace_id"] == f_cli["trace_id"] == l_srv["trace_id"]
+    return spans, trace
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -65,11 +78,15 @@ def test_port_selection_with_propagation_starts_and_injects(topo, cg, agent_fact
     c, front, leaf, leaf_log = front_and_leaf(topo, cg, front_name, leaf_name, 18431, 19431)
     agent = agent_factory("--port", "18431", "--port", "19431",
                           "--propagation-cgroup", str(cg.path), env=route_env(route))
-    log = agent.log_text()
-    assert "propagation is off" not in log, log
-    assert "injecting traceparent" in log, log
+    check_route(agent, route)
     assert topo.curl(c, "http://10.221.1.2:18431/work") == "200"
-    check_one_hop(agent, leaf_log, front_name, leaf_name)
+    spans, trace = check_one_hop(agent, leaf_log, front_name, leaf_name)
+    # curl's own connection matches --port too: it is traced (not injected:
+    # not in the cgroup), and the front joins curl's trace; the kernel, which
+    # saw no traceparent in the front's request, sent on a trace of its own
+    # (test_propagation.py::test_selection_by_port_or_name_reaches_propagation).
+    [curl] = by_kind(spans, "CLIENT", "curl")
+    assert by_kind(spans, "SERVER", front_name)[0]["parent_span_id"] == curl["span_id"]
     agent.stop()
     assert "injected=1 " in agent.log_text()
 
@@ -78,6 +95,7 @@ def test_task_route_thread_per_request(topo, cg, agent_factory):
     c, front, leaf, leaf_log = front_and_leaf(topo, cg)
     agent = agent_factory("--pid", str(front.pid), "--pid", str(leaf.pid),
                           "--propagation-cgroup", str(cg.path), env=route_env("task"))
+    check_route(agent, "task")
     assert topo.curl(c, "http://10.221.1.2:8080/work") == "200"
     assert topo.curl(c, "http://10.221.1.2:8080/work") == "200"
     spans = agent.wait_spans(lambda s: len(s) >= 6)
@@ -102,6 +120,7 @@ def test_task_route_leaves_unselected_processes_alone(topo, cg, agent_factory):
     c, front, leaf, leaf_log = front_and_leaf(topo, cg)
     agent = agent_factory("--pid", str(leaf.pid), "--propagation-cgroup", str(cg.path),
                           env=route_env("task"))
+    check_route(agent, "task")
     assert topo.curl(c, "http://10.221.1.2:8080/work") == "200"
     [head] = wait_heads(leaf_log, 1)
     assert "traceparent" not in head.lower()
