@@ -11,7 +11,6 @@
 
 #include "agent/loader/bpf_loader.h"
 #include "agent/loader/propagation_loader.h"
-#include "agent/loader/verifier_cost.h"
 #include "net_probe.skel.h"
 #include "propagation.skel.h"
 #include "socket_trace.skel.h"
@@ -73,6 +72,19 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
   items.push_back(Item("privileges", caps.empty(), caps.empty() ? "CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE" : caps,
                        "loading eBPF programs, reading /proc of traced processes", true));
   const bool privileged = caps.empty();
+  if (privileged && costs) {
+    // What the verifier spends on each program, loaded as `run` loads it by
+    // default (again, on maps of its own, for the count alone).
+    LoaderOptions lo;
+    lo.pids = {getpid()};
+    costs->push_back(MeasureCapture(lo));
+    costs->push_back(MeasureNetProbe());
+    if (ProbePropagationSupport().ok) {
+      lo.kernel_context = true;
+      costs->push_back(MeasureCapture(lo));
+      costs->push_back(MeasurePropagation(lo, "auto"));
+    }
+  }
 
   items.push_back(Item("BTF (/sys/kernel/btf/vmlinux)", Exists("/sys/kernel/btf/vmlinux"),
                        Exists("/sys/kernel/btf/vmlinux") ? "present" : "absent: kernel needs CONFIG_DEBUG_INFO_BTF=y",
@@ -124,9 +136,7 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
     int err = -errno;
     if (skel) {
       ConfigureCapture(skel, lo);
-      CostRecorder rec(skel->obj);
       err = socket_trace_bpf__load(skel);
-      if (costs) costs->push_back(ObjectCosts{"capture", rec.Costs(err), err ? strerror(-err) : ""});
     }
     items.push_back(Item("HTTP capture programs", skel && err == 0,
                          err == 0 ? "loaded and verified" : std::string("load failed: ") + strerror(-err),
@@ -136,13 +146,7 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
     // The network probes load on their own here (with maps of their own).
     net_probe_bpf* net = net_probe_bpf__open();
     int net_err = -errno;
-    if (net) {
-      CostRecorder rec(net->obj);
-      net_err = net_probe_bpf__load(net);
-      if (costs) {
-        costs->push_back(ObjectCosts{"net_probe", rec.Costs(net_err), net_err ? strerror(-net_err) : ""});
-      }
-    }
+    if (net) net_err = net_probe_bpf__load(net);
     items.push_back(Item("network probe programs", net && net_err == 0,
                          net_err == 0 ? "loaded and verified"
                                       : std::string("load failed: ") + strerror(-net_err),
@@ -163,23 +167,13 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
     int ctx_err = -errno;
     if (ctx) {
       ConfigureCapture(ctx, lo);
-      CostRecorder rec(ctx->obj);
       ctx_err = socket_trace_bpf__load(ctx);
-      if (costs) {
-        costs->push_back(
-            ObjectCosts{"capture+ctx", rec.Costs(ctx_err), ctx_err ? strerror(-ctx_err) : ""});
-      }
     }
     propagation_bpf* prop = propagation_bpf__open();
     int prop_err = -errno;
     if (prop) {
       ConfigurePropagation(prop, lo, FionreadGuard::kAuto, support.route);
-      CostRecorder rec(prop->obj);
       prop_err = propagation_bpf__load(prop);
-      if (costs) {
-        costs->push_back(
-            ObjectCosts{"propagation", rec.Costs(prop_err), prop_err ? strerror(-prop_err) : ""});
-      }
     }
     const bool prop_ok = ctx && ctx_err == 0 && prop && prop_err == 0;
     const std::string route =

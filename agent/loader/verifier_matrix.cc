@@ -12,6 +12,7 @@
 
 #include "agent/loader/bpf_loader.h"
 #include "agent/loader/propagation_loader.h"
+#include "net_probe.skel.h"
 #include "propagation.skel.h"
 #include "socket_trace.skel.h"
 
@@ -94,28 +95,11 @@ ObjectCosts LoadAndMeasure(const char* name, Skel* (*open)(), int (*load)(Skel*)
   return out;
 }
 
-std::vector<ObjectCosts> MeasureConfig(const Config& c, const PropagationSupport& support) {
+std::vector<ObjectCosts> MeasureConfig(const Config& c) {
   std::vector<ObjectCosts> out;
   const LoaderOptions lo = CaptureOptionsFor(c);
-  out.push_back(LoadAndMeasure<socket_trace_bpf>(
-      "capture", socket_trace_bpf__open, socket_trace_bpf__load, socket_trace_bpf__destroy,
-      [&](socket_trace_bpf* s) { ConfigureCapture(s, lo); }));
-  if (c.propagation) {
-    FionreadGuard guard = FionreadGuard::kAuto;
-    ParseFionreadGuard(c.guard, &guard);
-    out.push_back(LoadAndMeasure<propagation_bpf>(
-        "propagation", propagation_bpf__open, propagation_bpf__load, propagation_bpf__destroy,
-        [&](propagation_bpf* s) {
-          ConfigurePropagation(s, lo, guard, support.route);
-          // Both sockops routes where this kernel takes both: a DaemonSet
-          // meets the other one on older nodes.
-          if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_current_pid_tgid,
-                                      nullptr) == 1) {
-            bpf_program__set_autoload(s->progs.ht_sockops, true);
-          }
-          bpf_program__set_autoload(s->progs.ht_sockops_task, true);
-        }));
-  }
+  out.push_back(MeasureCapture(lo));
+  if (c.propagation) out.push_back(MeasurePropagation(lo, c.guard));
   return out;
 }
 
@@ -124,6 +108,38 @@ bool Within(const ProgramCost& p, int64_t budget) {
 }
 
 }  // namespace
+
+ObjectCosts MeasureCapture(const LoaderOptions& options) {
+  return LoadAndMeasure<socket_trace_bpf>(
+      options.kernel_context ? "capture+ctx" : "capture", socket_trace_bpf__open,
+      socket_trace_bpf__load, socket_trace_bpf__destroy,
+      [&](socket_trace_bpf* s) { ConfigureCapture(s, options); });
+}
+
+ObjectCosts MeasurePropagation(const LoaderOptions& capture_options, const std::string& guard) {
+  const PropagationSupport support = ProbePropagationSupport();
+  FionreadGuard g = FionreadGuard::kAuto;
+  ParseFionreadGuard(guard, &g);
+  LoaderOptions lo = capture_options;
+  lo.kernel_context = true;
+  return LoadAndMeasure<propagation_bpf>(
+      "propagation", propagation_bpf__open, propagation_bpf__load, propagation_bpf__destroy,
+      [&](propagation_bpf* s) {
+        ConfigurePropagation(s, lo, g, support.route);
+        // Both sockops routes where this kernel takes both: a DaemonSet
+        // meets the other one on older nodes.
+        if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_current_pid_tgid,
+                                    nullptr) == 1) {
+          bpf_program__set_autoload(s->progs.ht_sockops, true);
+        }
+        bpf_program__set_autoload(s->progs.ht_sockops_task, true);
+      });
+}
+
+ObjectCosts MeasureNetProbe() {
+  return LoadAndMeasure<net_probe_bpf>("net_probe", net_probe_bpf__open, net_probe_bpf__load,
+                                       net_probe_bpf__destroy, [](net_probe_bpf*) {});
+}
 
 void PrintObjectCosts(const ObjectCosts& costs, int64_t budget, std::FILE* out) {
   for (const auto& p : costs.programs) {
@@ -167,7 +183,7 @@ bool RunConfigMatrix(const MatrixOptions& options, std::FILE* out) {
   const auto t0 = std::chrono::steady_clock::now();
   for (const auto& c : configs) {
     std::fprintf(out, "%s\n", c.Name().c_str());
-    for (const auto& obj : MeasureConfig(c, support)) {
+    for (const auto& obj : MeasureConfig(c)) {
       PrintObjectCosts(obj, options.budget, out);
       if (obj.programs.empty()) {
         ok = false;

@@ -30,6 +30,15 @@ struct MatrixOptions {
 // of every configuration loaded within the budget.
 bool RunConfigMatrix(const MatrixOptions& options, std::FILE* out);
 
+struct LoaderOptions;
+
+// What each program of an object costs when loaded as `run` would load it
+// with these options (maps of its own). Programs the kernel loads without
+// a count (before 5.16) are loaded again one by one with the verifier's log.
+ObjectCosts MeasureCapture(const LoaderOptions& options);
+ObjectCosts MeasurePropagation(const LoaderOptions& capture_options, const std::string& guard);
+ObjectCosts MeasureNetProbe();
+
 // Prints the costs of one object, one program a line (hoptrace check --verbose).
 void PrintObjectCosts(const ObjectCosts& costs, int64_t budget, std::FILE* out);
 
