@@ -68,7 +68,6 @@ CostRecorder::~CostRecorder() {
 
 int64_t ProcessedInsnsFromLog(const std::string& log) {
   static const std::regex re(R"(processed (\d+) insns)", std::regex::icase);
-  std::smatch m;
   int64_t out = -1;
   for (auto it = std::sregex_iterator(log.begin(), log.end(), re); it != std::sregex_iterator();
        ++it) {
