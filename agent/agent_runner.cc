@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
@@ -348,26 +349,62 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     throw StartupError("nothing selected: pass --pid, --exe, --port or --all");
   }
   // Propagation changes bytes on the wire: only with a cgroup named, never
-  // with --no-propagation.
-  const bool propagate = run.propagation && !run.propagation_cgroup.empty();
+  // with --no-propagation. It is optional: where this kernel cannot do it,
+  // or its programs do not load, the agent says so in one line and traces
+  // without it.
+  bool propagate = run.propagation && !run.propagation_cgroup.empty();
+  PropagationOptions po;
+  if (propagate) {
+    po.cgroup_path = run.propagation_cgroup;
+    if (!ParseFionreadGuard(run.fionread_guard, &po.fionread_guard)) {
+      throw StartupError("fionread_guard must be auto, on, off or detect, got \"" +
+                         run.fionread_guard + "\"");
+    }
+    if (auto err = CheckPropagationCgroup(po.cgroup_path); !err.empty()) {
+      throw StartupError(err + "; or run with --no-propagation");
+    }
+    const PropagationSupport support = ProbePropagationSupport();
+    if (!support.ok) {
+      spdlog::warn("propagation is off: {}; tracing continues without traceparent injection",
+                   support.why);
+      propagate = false;
+    }
+    po.sockops_route = support.route;
+  }
   if (propagate) {
     lo.kernel_context = true;
     lo.sampler_kind = static_cast<uint32_t>(stitch_options.sampler.kind);
     lo.sample_threshold = Sampler(stitch_options.sampler).threshold();
-    dispatcher.set_stitcher(&stitcher);
   }
-  auto loader = BpfLoader::Start(lo, [&](std::span<const uint8_t> rec) { reader.Dispatch(rec); });
+  auto on_event = [&](std::span<const uint8_t> rec) { reader.Dispatch(rec); };
+  std::unique_ptr<BpfLoader> loader;
+  try {
+    std::optional<BpfLoader::QuietLibbpf> quiet;
+    if (propagate) quiet.emplace();
+    loader = BpfLoader::Start(lo, on_event);
+  } catch (const StartupError& e) {
+    if (!propagate) throw;
+    spdlog::warn("propagation is off: the capture with kernel-side contexts does not load here "
+                 "({}); tracing continues without traceparent injection",
+                 e.what());
+    propagate = false;
+    lo.kernel_context = false;
+    loader = BpfLoader::Start(lo, on_event);
+  }
   dispatcher.set_loader(loader.get());
   std::unique_ptr<PropagationLoader> propagation;
   if (propagate) {
-    PropagationOptions po;
-    po.cgroup_path = run.propagation_cgroup;
-    if (!ParseFionreadGuard(run.fionread_guard, &po.fionread_guard)) {
-      throw StartupError("fionread_guard must be auto, on, off or detect, got \"" +
-                         run.fionread_guard +
-                         "\"");
+    try {
+      BpfLoader::QuietLibbpf quiet;
+      propagation = PropagationLoader::Start(po, lo, *loader);
+    } catch (const StartupError& e) {
+      spdlog::warn("propagation is off: {}", e.what());
+      propagate = false;
     }
-    propagation = PropagationLoader::Start(po, lo, *loader);
+  }
+  // Spans take the kernel's ids only while the kernel decides contexts.
+  if (lo.kernel_context) dispatcher.set_stitcher(&stitcher);
+  if (propagation) {
     if (propagation->read_guard()) rearm_tap.set_propagation(propagation.get());
     if (propagation->detect_mode()) dispatcher.set_propagation(propagation.get());
   }

@@ -121,6 +121,13 @@ int main(int argc, char** argv) {
   for (const auto& f : kOtelFlags) run->add_option(f.flag, otel_values[f.var], f.help);
 
   auto* check = app.add_subcommand("check", "say which kernel features work here");
+  bool check_verbose = false, check_matrix = false;
+  check->add_flag("--verbose", check_verbose,
+                  "also print the verifier's processed instructions per program");
+  check->add_flag("--config-matrix", check_matrix,
+                  "load every program in every configuration `run` offers (selection x "
+                  "propagation x read guard x payload size); fail if one does not load or "
+                  "uses more than 25% of the verifier's budget");
   hoptrace::HopsOptions hops_options;
   auto* hops = app.add_subcommand("hops", "the hops of a trace, or per-edge latency, traceroute-style");
   hops->add_option("trace", hops_options.trace_id, "trace id (32 hex digits); none: recent traces");
@@ -142,8 +149,24 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (check->parsed()) {
-    SetUpLogging(log_level.empty() ? "warn" : log_level);
-    return hoptrace::PrintPreflight(hoptrace::RunPreflight(), stdout) ? 0 : 1;
+    SetUpLogging(log_level.empty() ? (check_matrix ? "error" : "warn") : log_level);
+    if (check_matrix) {
+      try {
+        return hoptrace::RunConfigMatrix(hoptrace::MatrixOptions{}, stdout) ? 0 : 1;
+      } catch (const hoptrace::StartupError& e) {
+        spdlog::error("{}", e.what());
+        return 2;
+      }
+    }
+    std::vector<hoptrace::ObjectCosts> costs;
+    const bool ok =
+        hoptrace::PrintPreflight(hoptrace::RunPreflight(check_verbose ? &costs : nullptr), stdout);
+    if (check_verbose) {
+      std::printf("\nverifier: processed instructions per program (budget %lld, 25%% of 1M)\n",
+                  static_cast<long long>(hoptrace::kVerifierBudget));
+      for (const auto& c : costs) hoptrace::PrintObjectCosts(c, hoptrace::kVerifierBudget, stdout);
+    }
+    return ok ? 0 : 1;
   }
 
   if (hops->parsed()) {

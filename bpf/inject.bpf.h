@@ -55,9 +55,34 @@ struct {
 	__type(value, struct ht_prop_sock);
 } ht_prop_socks SEC(".maps");
 
+#define HT_RQ_MAX_CUT 4 /* traceparent/tracestate lines we can take out */
+
+/* The scan's state lives in the per-CPU scratch, not on the stack: the
+ * verifier follows the values of a stack context exactly, and a bpf_loop
+ * callback whose context changes is verified again for every new state it can
+ * reach (since 6.7, ab5cfac139ab "bpf: verify callbacks as if they are called
+ * unknown number of times"): a byte-scanning state machine made ht_sk_msg
+ * pass the one-million-instruction limit. Map memory is just "some value" to
+ * the verifier, so the callback is verified a few times, whatever it scans. */
+struct ht_req_loop {
+	__u32 state;
+	__u32 pos;
+	__u32 cand;
+	__u32 line1_end;  /* index after the request line's LF, 0 if not seen */
+	__u32 line_start; /* of the current header line */
+	__u32 ncut;       /* traceparent/tracestate lines seen */
+	__u32 cut_start[HT_RQ_MAX_CUT];
+	__u32 cut_end[HT_RQ_MAX_CUT];
+	__u32 tp_count;
+	__u32 tp_len;
+	__u32 tp_nows;
+	char tp[HT_TP_KEEP];
+};
+
 struct ht_msg_scratch {
 	__u8 buf[HT_INJ_SCAN];
 	char ins[HT_INJ_MAX];
+	struct ht_req_loop req;
 };
 
 struct {
@@ -103,22 +128,10 @@ enum ht_req_state {
 	HT_RQ_TS = 7,    /* in a tracestate value */
 };
 
-#define HT_RQ_MAX_CUT 4 /* traceparent/tracestate lines we can take out */
-
-struct ht_req_loop {
+/* bpf_loop's context: pointers only (see struct ht_req_loop). */
+struct ht_rq_ctx {
+	struct ht_req_loop *l;
 	const __u8 *buf;
-	__u32 state;
-	__u32 pos;
-	__u32 cand;
-	__u32 line1_end;  /* index after the request line's LF, 0 if not seen */
-	__u32 line_start; /* of the current header line */
-	__u32 ncut;       /* traceparent/tracestate lines seen */
-	__u32 cut_start[HT_RQ_MAX_CUT];
-	__u32 cut_end[HT_RQ_MAX_CUT];
-	__u32 tp_count;
-	__u32 tp_len;
-	__u32 tp_nows;
-	char tp[HT_TP_KEEP];
 };
 
 static __always_inline void ht_rq_line_done(struct ht_req_loop *l, __u64 i)
@@ -133,9 +146,10 @@ static __always_inline void ht_rq_line_done(struct ht_req_loop *l, __u64 i)
 	l->state = HT_RQ_START;
 }
 
-static long ht_rq_step(__u64 i, struct ht_req_loop *l)
+static long ht_rq_step(__u64 i, struct ht_rq_ctx *x)
 {
-	__u8 c = l->buf[i & (HT_INJ_SCAN - 1)], lc;
+	struct ht_req_loop *l = x->l;
+	__u8 c = x->buf[i & (HT_INJ_SCAN - 1)], lc;
 	__u32 pos;
 
 	switch (l->state) {
@@ -249,7 +263,10 @@ static __always_inline __u32 ht_build_lines(struct ht_msg_scratch *s,
 					    const struct ht_server_ctx *c, const __u8 *span_id)
 {
 	char *p = s->ins;
-	__u32 ts_len = c->tracestate_len;
+	/* Masked, not only clamped below: 6.1's verifier keeps the bound of a
+	 * comparison in the register compared, not in the stack slot clang
+	 * fills ts_len from again for the copy (newer verifiers link the two). */
+	__u32 ts_len = c->tracestate_len & (2 * HT_TRACESTATE_MAX - 1);
 
 	__builtin_memcpy(p, "traceparent: 00-", 16);
 	ht_hex(p + 16, c->trace_id, 16);
@@ -310,7 +327,8 @@ static __always_inline int ht_msg_write(struct sk_msg_md *msg, const char *src, 
 static __always_inline void ht_msg_inject(struct sk_msg_md *msg, __u64 pid_tgid,
 					  struct ht_prop_sock *ps)
 {
-	struct ht_req_loop l = {};
+	struct ht_rq_ctx x;
+	struct ht_req_loop *l;
 	struct ht_msg_scratch *s;
 	struct ht_server_ctx *c = NULL;
 	struct ht_io_args *a;
@@ -363,22 +381,25 @@ static __always_inline void ht_msg_inject(struct sk_msg_md *msg, __u64 pid_tgid,
 	asm volatile("%[n] &= %[m]" : [n] "+r"(n) : [m] "i"(HT_INJ_SCAN - 1));
 	if (n < 16 || bpf_probe_read_kernel(s->buf, n, data))
 		return;
-	l.buf = s->buf;
-	bpf_loop(n, ht_rq_step, &l, 0);
-	if (!ht_rq_line_ok(s->buf, l.line1_end)) {
+	l = &s->req;
+	__builtin_memset(l, 0, sizeof(*l));
+	x.l = l;
+	x.buf = s->buf;
+	bpf_loop(n, ht_rq_step, &x, 0);
+	if (!ht_rq_line_ok(s->buf, l->line1_end)) {
 		/* Not HTTP/1.x after all; but a request line longer than what we
 		 * look at proves nothing. */
-		if (l.line1_end)
+		if (l->line1_end)
 			ht_prop_not_http(ps);
 		return;
 	}
 	ps->kind = HT_PK_HTTP;
-	if (l.tp_count) {
+	if (l->tp_count) {
 		/* The caller decided the context: a valid traceparent stays byte
 		 * for byte. An invalid or repeated one (a proxy passing on what it
 		 * got) is replaced, as a W3C vendor restarts the trace, tracestate
 		 * lines included; unless the head is not all in view. */
-		if (ht_rq_has_valid_tp(&l) || l.state != HT_RQ_END || l.ncut > HT_RQ_MAX_CUT) {
+		if (ht_rq_has_valid_tp(l) || l->state != HT_RQ_END || l->ncut > HT_RQ_MAX_CUT) {
 			ht_ctx_count(HT_CTXC_PRESENT);
 			return;
 		}
@@ -419,7 +440,7 @@ static __always_inline void ht_msg_inject(struct sk_msg_md *msg, __u64 pid_tgid,
 
 	ht_random_id(span_id, 8);
 	len = ht_build_lines(s, c, span_id);
-	at = l.line1_end;
+	at = l->line1_end;
 	if (len >= 1024) {
 		ht_ctx_count(HT_CTXC_INJECT_FAILED);
 		return;
@@ -427,9 +448,11 @@ static __always_inline void ht_msg_inject(struct sk_msg_md *msg, __u64 pid_tgid,
 	if (replace) {
 		/* Last line first: the earlier offsets stay right. */
 		for (int i = HT_RQ_MAX_CUT - 1; i >= 0; i--) {
-			if (i >= l.ncut)
+			__u32 from = l->cut_start[i], to = l->cut_end[i];
+
+			if (i >= l->ncut)
 				continue;
-			if (bpf_msg_pop_data(msg, l.cut_start[i], l.cut_end[i] - l.cut_start[i], 0)) {
+			if (bpf_msg_pop_data(msg, from, to - from, 0)) {
 				ht_ctx_count(HT_CTXC_INJECT_FAILED);
 				return;
 			}

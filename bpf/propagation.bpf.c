@@ -4,10 +4,11 @@
  * attaches ht_sockops to the cgroup the configuration names, and ht_sk_msg to
  * ht_prop_sockhash):
  *
- * - ht_sockops, when a selected process connects: remembers in the socket
- *   which server span the connecting thread serves (context.bpf.h), and once
- *   the connection is established puts the socket in ht_prop_sockhash. Other
- *   processes' sockets never enter it.
+ * - ht_sockops (ht_sockops_task on kernels before 6.10, see there), when a
+ *   selected process connects: remembers in the socket which server span the
+ *   connecting thread serves (context.bpf.h), and once the connection is
+ *   established puts the socket in ht_prop_sockhash. Other processes'
+ *   sockets never enter it.
  * - ht_sk_msg, on every message written to a socket in the sockhash: inserts
  *   a traceparent into HTTP/1.x requests that carry none (inject.bpf.h).
  * - The read guard (ht_read_guard, set by the agent on kernels whose
@@ -62,8 +63,15 @@ struct {
 	__type(value, __u64);
 } ht_prop_sockhash SEC(".maps");
 
-SEC("sockops")
-int ht_sockops(struct bpf_sock_ops *skops)
+/* The connecting thread, in sockops: see ht_sockops and ht_sockops_task. */
+static __always_inline __u64 ht_task_pid_tgid(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+
+	return (__u64)BPF_CORE_READ(t, tgid) << 32 | (__u32)BPF_CORE_READ(t, pid);
+}
+
+static __always_inline int ht_sockops_run(struct bpf_sock_ops *skops, bool from_task)
 {
 	struct bpf_sock *sk = skops->sk;
 	struct ht_prop_sock *ps;
@@ -77,7 +85,7 @@ int ht_sockops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 		/* connect(2) runs this in the connecting thread: the one place
 		 * where both the process and the request it serves are known. */
-		pid_tgid = bpf_get_current_pid_tgid();
+		pid_tgid = from_task ? ht_task_pid_tgid() : bpf_get_current_pid_tgid();
 		if (!ht_prop_selected(pid_tgid >> 32, skops->remote_port))
 			return 1;
 		ps = bpf_sk_storage_get(&ht_prop_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
@@ -126,6 +134,26 @@ int ht_sockops(struct bpf_sock_ops *skops)
 	default:
 		return 1;
 	}
+}
+
+/* sockops may call bpf_get_current_pid_tgid() since eb166e522c77 ("bpf:
+ * Allow helper bpf_get_[ns_]current_pid_tgid() for all prog types", 6.10).
+ * Older kernels (Debian 12's 6.1) refuse the program ("unknown func"); there
+ * the agent loads ht_sockops_task instead, which reads the same ids from the
+ * current task (bpf_get_current_task and bpf_probe_read_kernel are allowed
+ * in every program type of a CAP_PERFMON loader since f470378c7562 ("bpf:
+ * Extend bpf_base_func_proto helpers with probe_* and *current_task*", 5.8)).
+ * The agent probes which one this kernel takes and loads only that one. */
+SEC("sockops")
+int ht_sockops(struct bpf_sock_ops *skops)
+{
+	return ht_sockops_run(skops, false);
+}
+
+SEC("sockops")
+int ht_sockops_task(struct bpf_sock_ops *skops)
+{
+	return ht_sockops_run(skops, true);
 }
 
 /* Guard "detect" (attached only then): a FIONREAD by a selected process, or

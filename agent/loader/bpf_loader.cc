@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
@@ -21,6 +22,8 @@ namespace {
 
 constexpr const char* kTracefs = "/sys/kernel/tracing";
 
+std::atomic<int> g_quiet{0};  // live BpfLoader::QuietLibbpf objects
+
 int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   // Verifier logs run to many kilobytes: format without a fixed buffer.
   char* text = nullptr;
@@ -29,7 +32,13 @@ int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   std::string_view msg(text, n);
   while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
   switch (level) {
-    case LIBBPF_WARN: spdlog::warn("libbpf: {}", msg); break;
+    case LIBBPF_WARN:
+      if (g_quiet.load() > 0) {
+        spdlog::debug("libbpf: {}", msg);
+      } else {
+        spdlog::warn("libbpf: {}", msg);
+      }
+      break;
     case LIBBPF_INFO: spdlog::debug("libbpf: {}", msg); break;
     case LIBBPF_DEBUG: spdlog::trace("libbpf: {}", msg); break;
   }
@@ -49,6 +58,9 @@ bool IsDir(const std::string& path) {
 }  // namespace
 
 void BpfLoader::InstallLibbpfLogger() { libbpf_set_print(LibbpfPrint); }
+
+BpfLoader::QuietLibbpf::QuietLibbpf() { g_quiet.fetch_add(1); }
+BpfLoader::QuietLibbpf::~QuietLibbpf() { g_quiet.fetch_sub(1); }
 
 std::string MissingCapabilities() {
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
@@ -85,6 +97,22 @@ void EnsureTracefs() {
   spdlog::info("mounted tracefs at {}", kTracefs);
 }
 
+void ConfigureCapture(socket_trace_bpf* skel, const LoaderOptions& options) {
+  auto* ro = skel->rodata;
+  ro->targ_agent_tgid = static_cast<__u32>(getpid());
+  ro->targ_trace_all = options.trace_all;
+  ro->targ_port_filter = !options.ports.empty();
+  ro->targ_exec_events = options.exec_events;
+  ro->targ_max_payload = std::min<uint32_t>(options.max_payload, HT_MAX_PAYLOAD);
+  ro->targ_kernel_ctx = options.kernel_context;
+  ro->targ_sampler = options.sampler_kind;
+  ro->targ_sample_threshold = options.sample_threshold;
+  // Ring buffer size must be a power-of-two multiple of the page size.
+  uint32_t rb = 1u << 16;
+  while (rb < options.ringbuf_bytes && rb < (1u << 30)) rb <<= 1;
+  bpf_map__set_max_entries(skel->maps.ht_events, rb);
+}
+
 std::unique_ptr<BpfLoader> BpfLoader::Start(const LoaderOptions& options, EventCallback on_event) {
   if (auto missing = MissingCapabilities(); !missing.empty()) throw StartupError(missing);
   if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
@@ -100,19 +128,7 @@ std::unique_ptr<BpfLoader> BpfLoader::Start(const LoaderOptions& options, EventC
   self->skel_ = socket_trace_bpf__open();
   if (!self->skel_) throw StartupError("cannot open the BPF object: " + std::string(strerror(errno)));
 
-  auto* ro = self->skel_->rodata;
-  ro->targ_agent_tgid = static_cast<__u32>(getpid());
-  ro->targ_trace_all = options.trace_all;
-  ro->targ_port_filter = !options.ports.empty();
-  ro->targ_exec_events = options.exec_events;
-  ro->targ_max_payload = std::min<uint32_t>(options.max_payload, HT_MAX_PAYLOAD);
-  ro->targ_kernel_ctx = options.kernel_context;
-  ro->targ_sampler = options.sampler_kind;
-  ro->targ_sample_threshold = options.sample_threshold;
-  // Ring buffer size must be a power-of-two multiple of the page size.
-  uint32_t rb = 1u << 16;
-  while (rb < options.ringbuf_bytes && rb < (1u << 30)) rb <<= 1;
-  bpf_map__set_max_entries(self->skel_->maps.ht_events, rb);
+  ConfigureCapture(self->skel_, options);
 
   if (int err = socket_trace_bpf__load(self->skel_); err != 0) {
     throw StartupError("loading the BPF programs failed (" + std::string(strerror(-err)) +

@@ -77,6 +77,17 @@ class BpfLoader {
   // Routes libbpf's own messages into the agent's log.
   static void InstallLibbpfLogger();
 
+  // While one lives, libbpf's warnings (a failed load prints the verifier's
+  // whole log) go to the debug level: for optional parts, whose failure the
+  // agent reports in one line of its own.
+  class QuietLibbpf {
+   public:
+    QuietLibbpf();
+    ~QuietLibbpf();
+    QuietLibbpf(const QuietLibbpf&) = delete;
+    QuietLibbpf& operator=(const QuietLibbpf&) = delete;
+  };
+
  private:
   BpfLoader() = default;
   static int OnRingbufRecord(void* ctx, void* data, size_t size);
@@ -85,6 +96,10 @@ class BpfLoader {
   ring_buffer* ringbuf_ = nullptr;
   EventCallback on_event_;
 };
+
+// Sets the capture object's knobs from options, between open and load: the
+// one place, so that `hoptrace check` verifies exactly what `run` loads.
+void ConfigureCapture(socket_trace_bpf* skel, const LoaderOptions& options);
 
 // Makes sure tracefs is mounted (syscall tracepoints are attached through
 // it); mounts it at /sys/kernel/tracing if needed. Throws StartupError.

@@ -60,7 +60,7 @@ PreflightItem MapType(const char* name, bpf_map_type type, std::string needed_fo
 
 }  // namespace
 
-std::vector<PreflightItem> RunPreflight() {
+std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
   BpfLoader::InstallLibbpfLogger();
   std::vector<PreflightItem> items;
 
@@ -72,6 +72,19 @@ std::vector<PreflightItem> RunPreflight() {
   items.push_back(Item("privileges", caps.empty(), caps.empty() ? "CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE" : caps,
                        "loading eBPF programs, reading /proc of traced processes", true));
   const bool privileged = caps.empty();
+  if (privileged && costs) {
+    // What the verifier spends on each program, loaded as `run` loads it by
+    // default (again, on maps of its own, for the count alone).
+    LoaderOptions lo;
+    lo.pids = {getpid()};
+    costs->push_back(MeasureCapture(lo));
+    costs->push_back(MeasureNetProbe());
+    if (ProbePropagationSupport().ok) {
+      lo.kernel_context = true;
+      costs->push_back(MeasureCapture(lo));
+      costs->push_back(MeasurePropagation(lo, "auto"));
+    }
+  }
 
   items.push_back(Item("BTF (/sys/kernel/btf/vmlinux)", Exists("/sys/kernel/btf/vmlinux"),
                        Exists("/sys/kernel/btf/vmlinux") ? "present" : "absent: kernel needs CONFIG_DEBUG_INFO_BTF=y",
@@ -115,9 +128,16 @@ std::vector<PreflightItem> RunPreflight() {
     items.push_back(MapType("lru_hash", BPF_MAP_TYPE_LRU_HASH, "bounded connection tables", true));
     items.push_back(MapType("sockhash", BPF_MAP_TYPE_SOCKHASH, "traceparent injection", false));
 
-    // The decisive test: does our own capture object pass the verifier here?
+    // The decisive test: do our own objects pass the verifier here, as
+    // `hoptrace run` configures them by default?
+    LoaderOptions lo;
+    lo.pids = {getpid()};
     socket_trace_bpf* skel = socket_trace_bpf__open();
-    int err = skel ? socket_trace_bpf__load(skel) : -errno;
+    int err = -errno;
+    if (skel) {
+      ConfigureCapture(skel, lo);
+      err = socket_trace_bpf__load(skel);
+    }
     items.push_back(Item("HTTP capture programs", skel && err == 0,
                          err == 0 ? "loaded and verified" : std::string("load failed: ") + strerror(-err),
                          "everything", true));
@@ -125,29 +145,47 @@ std::vector<PreflightItem> RunPreflight() {
 
     // The network probes load on their own here (with maps of their own).
     net_probe_bpf* net = net_probe_bpf__open();
-    int net_err = net ? net_probe_bpf__load(net) : -errno;
+    int net_err = -errno;
+    if (net) net_err = net_probe_bpf__load(net);
     items.push_back(Item("network probe programs", net && net_err == 0,
                          net_err == 0 ? "loaded and verified"
                                       : std::string("load failed: ") + strerror(-net_err),
                          "RTT, retransmissions, resets, IP hops on spans", false));
     if (net) net_probe_bpf__destroy(net);
 
-    // Context propagation: the capture with kernel-side contexts on, and the
-    // sockops/sk_msg object (here with maps of its own).
+    // Context propagation: what this kernel lets it do, then the capture
+    // with kernel-side contexts on and the sockops/sk_msg object (here with
+    // maps of its own).
+    const PropagationSupport support = ProbePropagationSupport();
+    const char* prop_for = "--propagation-cgroup (traceparent injection)";
+    if (!support.ok) {
+      items.push_back(Item("context propagation", false, "off: " + support.why, prop_for, false));
+      return items;
+    }
+    lo.kernel_context = true;
     socket_trace_bpf* ctx = socket_trace_bpf__open();
     int ctx_err = -errno;
     if (ctx) {
-      ctx->rodata->targ_kernel_ctx = true;
+      ConfigureCapture(ctx, lo);
       ctx_err = socket_trace_bpf__load(ctx);
     }
     propagation_bpf* prop = propagation_bpf__open();
-    int prop_err = prop ? propagation_bpf__load(prop) : -errno;
+    int prop_err = -errno;
+    if (prop) {
+      ConfigurePropagation(prop, lo, FionreadGuard::kAuto, support.route);
+      prop_err = propagation_bpf__load(prop);
+    }
     const bool prop_ok = ctx && ctx_err == 0 && prop && prop_err == 0;
+    const std::string route =
+        support.route == SockopsRoute::kTask
+            ? " (sockops reads the connecting task: this kernel's sockops lacks "
+              "bpf_get_current_pid_tgid)"
+            : "";
     items.push_back(Item("context propagation programs", prop_ok,
-                         prop_ok ? "loaded and verified"
-                                 : std::string("load failed: ") +
-                                       strerror(-(ctx_err != 0 ? ctx_err : prop_err)),
-                         "--propagation-cgroup (traceparent injection)", false));
+                         prop_ok ? "loaded and verified" + route
+                                 : "off: load failed: " +
+                                       std::string(strerror(-(ctx_err != 0 ? ctx_err : prop_err))),
+                         prop_for, false));
     if (prop_ok) {
       const int fionread = ProbeSockhashFionread(prop);
       items.push_back(Item(

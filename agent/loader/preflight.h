@@ -2,8 +2,11 @@
 // one costs, in plain words.
 #pragma once
 
+#include <cstdio>
 #include <string>
 #include <vector>
+
+#include "agent/loader/verifier_matrix.h"
 
 namespace hoptrace {
 
@@ -16,7 +19,9 @@ struct PreflightItem {
   bool required = false;   // capture cannot work without it
 };
 
-std::vector<PreflightItem> RunPreflight();
+// costs: when given, what the verifier spent on each program the check
+// loaded (hoptrace check --verbose).
+std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs = nullptr);
 
 // Prints the items as a table; returns false if a required item is missing.
 bool PrintPreflight(const std::vector<PreflightItem>& items, std::FILE* out);

@@ -169,6 +169,65 @@ std::string CheckPropagationCgroup(const std::string& path) {
   return "";
 }
 
+namespace {
+
+bool Helper(bpf_prog_type type, bpf_func_id helper) {
+  return libbpf_probe_bpf_helper(type, helper, nullptr) == 1;
+}
+
+}  // namespace
+
+PropagationSupport ProbePropagationSupport() {
+  PropagationSupport out;
+  // The request-head scans (capture and sk_msg) are bpf_loop callbacks.
+  if (!Helper(BPF_PROG_TYPE_SK_MSG, BPF_FUNC_loop)) {
+    out.why = "this kernel has no bpf_loop (Linux 5.17, e6f2dd0f8067), which the kernel-side "
+              "request scan needs";
+    return out;
+  }
+  // sk_msg: who writes, and what we know of the socket (both since Linux 5.8:
+  // abe3cac8706b, 13d70f5a5ecf); the insertion itself (4.20).
+  if (!Helper(BPF_PROG_TYPE_SK_MSG, BPF_FUNC_get_current_pid_tgid) ||
+      !Helper(BPF_PROG_TYPE_SK_MSG, BPF_FUNC_sk_storage_get) ||
+      !Helper(BPF_PROG_TYPE_SK_MSG, BPF_FUNC_msg_push_data)) {
+    out.why = "this kernel's sk_msg programs lack bpf_get_current_pid_tgid, bpf_sk_storage_get "
+              "or bpf_msg_push_data (Linux 5.8+)";
+    return out;
+  }
+  const bool helper = Helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_current_pid_tgid);
+  const bool task = Helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_current_task) &&
+                    Helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_probe_read_kernel);
+  const char* forced = getenv("HOPTRACE_SOCKOPS_ROUTE");
+  if (helper && !(task && forced != nullptr && strcmp(forced, "task") == 0)) {
+    out.ok = true;
+    out.route = SockopsRoute::kHelper;
+  } else if (task) {
+    out.ok = true;
+    out.route = SockopsRoute::kTask;
+  } else {
+    out.why = "this kernel's sockops programs can tell neither the connecting process "
+              "(bpf_get_current_pid_tgid) nor its task (bpf_get_current_task)";
+  }
+  return out;
+}
+
+void ConfigurePropagation(propagation_bpf* skel, const LoaderOptions& capture_options,
+                          FionreadGuard guard, SockopsRoute route) {
+  // The same knobs as the capture object: the programs decide alike.
+  auto* ro = skel->rodata;
+  ro->targ_agent_tgid = static_cast<__u32>(getpid());
+  ro->targ_trace_all = capture_options.trace_all;
+  ro->targ_port_filter = !capture_options.ports.empty();
+  ro->targ_exec_events = capture_options.exec_events;
+  ro->targ_max_payload = std::min<uint32_t>(capture_options.max_payload, HT_MAX_PAYLOAD);
+  ro->targ_kernel_ctx = true;
+  ro->targ_sampler = capture_options.sampler_kind;
+  ro->targ_sample_threshold = capture_options.sample_threshold;
+  bpf_program__set_autoload(skel->progs.ht_ioctl_enter, guard == FionreadGuard::kDetect);
+  bpf_program__set_autoload(skel->progs.ht_sockops, route == SockopsRoute::kHelper);
+  bpf_program__set_autoload(skel->progs.ht_sockops_task, route == SockopsRoute::kTask);
+}
+
 std::unique_ptr<PropagationLoader> PropagationLoader::Start(const PropagationOptions& options,
                                                             const LoaderOptions& capture_options,
                                                             const BpfLoader& capture) {
@@ -180,16 +239,8 @@ std::unique_ptr<PropagationLoader> PropagationLoader::Start(const PropagationOpt
   if (!self->skel_) {
     throw StartupError("cannot open the propagation BPF object: " + Errno(errno));
   }
-  // The same knobs as the capture object: the programs decide alike.
-  auto* ro = self->skel_->rodata;
-  ro->targ_agent_tgid = static_cast<__u32>(getpid());
-  ro->targ_trace_all = capture_options.trace_all;
-  ro->targ_port_filter = !capture_options.ports.empty();
-  ro->targ_exec_events = capture_options.exec_events;
-  ro->targ_max_payload = std::min<uint32_t>(capture_options.max_payload, HT_MAX_PAYLOAD);
-  ro->targ_kernel_ctx = true;
-  ro->targ_sampler = capture_options.sampler_kind;
-  ro->targ_sample_threshold = capture_options.sample_threshold;
+  ConfigurePropagation(self->skel_, capture_options, options.fionread_guard,
+                       options.sockops_route);
 
   // Every map both objects declare is the capture's.
   bpf_map* map;
@@ -202,8 +253,6 @@ std::unique_ptr<PropagationLoader> PropagationLoader::Start(const PropagationOpt
       throw StartupError(std::string("cannot share the capture's map ") + name + ": " + Errno(err));
     }
   }
-  bpf_program__set_autoload(self->skel_->progs.ht_ioctl_enter,
-                            options.fionread_guard == FionreadGuard::kDetect);
   if (int err = propagation_bpf__load(self->skel_); err != 0) {
     throw StartupError("loading the propagation programs (sockops, sk_msg) failed (" + Errno(err) +
                        "); run `hoptrace check`, or run with --no-propagation");
@@ -280,13 +329,20 @@ std::unique_ptr<PropagationLoader> PropagationLoader::Start(const PropagationOpt
   } else if (fionread < 0) {
     spdlog::debug("propagation: could not check FIONREAD on sockhash sockets");
   }
-  self->sockops_link_ = bpf_program__attach_cgroup(self->skel_->progs.ht_sockops, self->cgroup_fd_);
+  bpf_program* sockops = options.sockops_route == SockopsRoute::kTask
+                             ? self->skel_->progs.ht_sockops_task
+                             : self->skel_->progs.ht_sockops;
+  self->sockops_link_ = bpf_program__attach_cgroup(sockops, self->cgroup_fd_);
   if (!self->sockops_link_) {
     throw StartupError("attaching the sockops program to " + options.cgroup_path + " failed (" +
                        Errno(errno) + "); run with --no-propagation");
   }
-  spdlog::info("propagation: injecting traceparent for selected processes in cgroup {}",
-               options.cgroup_path);
+  spdlog::info("propagation: injecting traceparent for selected processes in cgroup {}{}",
+               options.cgroup_path,
+               options.sockops_route == SockopsRoute::kTask
+                   ? " (sockops reads the connecting task: this kernel's sockops lacks "
+                     "bpf_get_current_pid_tgid)"
+                   : "");
   return self;
 }
 

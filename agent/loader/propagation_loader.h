@@ -45,10 +45,37 @@ enum class FionreadGuard {
 // "auto", "on", "off", "detect"; false when the text is none of them.
 bool ParseFionreadGuard(const std::string& text, FionreadGuard* out);
 
+// How the sockops program learns which process connects (it runs in the
+// connecting thread): propagation.bpf.c ht_sockops / ht_sockops_task.
+enum class SockopsRoute {
+  kHelper,  // bpf_get_current_pid_tgid(), allowed in sockops since Linux 6.10
+  kTask,    // the ids read from the current task (older kernels)
+};
+
+// What this kernel lets propagation do, found by probing helpers (never by
+// its version). ok false: propagation is off here, `why` says why in one
+// sentence; everything else runs.
+struct PropagationSupport {
+  bool ok = false;
+  SockopsRoute route = SockopsRoute::kHelper;
+  std::string why;
+};
+
+// HOPTRACE_SOCKOPS_ROUTE=task in the environment forces the kTask route where
+// both work (tests of the older kernels' route on a newer one).
+PropagationSupport ProbePropagationSupport();
+
 struct PropagationOptions {
   std::string cgroup_path;  // a cgroup v2 directory
   FionreadGuard fionread_guard = FionreadGuard::kAuto;
+  SockopsRoute sockops_route = SockopsRoute::kHelper;
 };
+
+// Sets the propagation object's knobs (the capture's, the same decisions)
+// and which of its programs load, between open and load: the one place, so
+// that `hoptrace check` verifies exactly what `run` loads.
+void ConfigurePropagation(propagation_bpf* skel, const LoaderOptions& capture_options,
+                          FionreadGuard guard, SockopsRoute route);
 
 struct PropagationCounters {
   uint64_t server_contexts = 0;  // decided by the kernel

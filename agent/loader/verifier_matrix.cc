@@ -1,0 +1,219 @@
+#include "agent/loader/verifier_matrix.h"
+
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <map>
+
+#include "agent/loader/bpf_loader.h"
+#include "agent/loader/propagation_loader.h"
+#include "net_probe.skel.h"
+#include "propagation.skel.h"
+#include "socket_trace.skel.h"
+
+namespace hoptrace {
+namespace {
+
+constexpr uint16_t kMatrixPort = 18431;
+
+struct Config {
+  std::string selection;  // pid, exe, port, all
+  bool propagation = false;
+  std::string guard;  // auto, on, off, detect (propagation only)
+  uint32_t payload = 4096;
+
+  std::string Name() const {
+    std::string n = "selection=" + selection + " propagation=" + (propagation ? "on" : "off");
+    if (propagation) n += " guard=" + guard;
+    return n + " payload=" + std::to_string(payload);
+  }
+};
+
+LoaderOptions CaptureOptionsFor(const Config& c) {
+  LoaderOptions lo;
+  lo.max_payload = c.payload;
+  lo.ringbuf_bytes = 1u << 16;  // its size does not change what is verified
+  if (c.selection == "pid") lo.pids = {getpid()};
+  if (c.selection == "exe") lo.exec_events = true;
+  if (c.selection == "port") lo.ports = {kMatrixPort};
+  if (c.selection == "all") lo.trace_all = true;
+  lo.kernel_context = c.propagation;
+  return lo;
+}
+
+// Loads a skeleton object configured by `configure` and records what each
+// program cost. When the object does not load, each program is loaded alone
+// so that every one gets its own verdict.
+template <typename Skel>
+ObjectCosts LoadAndMeasure(const char* name, Skel* (*open)(), int (*load)(Skel*),
+                           void (*destroy)(Skel*), const std::function<void(Skel*)>& configure) {
+  ObjectCosts out;
+  out.object = name;
+  Skel* skel = open();
+  if (!skel) {
+    out.error = std::string("cannot open: ") + strerror(errno);
+    return out;
+  }
+  configure(skel);
+  int err;
+  {
+    CostRecorder rec(skel->obj);
+    err = load(skel);
+    out.programs = rec.Costs(err);
+  }
+  destroy(skel);
+  bool unknown = false;
+  for (const auto& p : out.programs) unknown |= p.insns < 0;
+  if (err == 0 && !unknown) return out;
+  if (err != 0) out.error = strerror(-err);
+  // Each program alone, with the verifier's log: its own verdict and count.
+  std::vector<ProgramCost> each;
+  for (const auto& p : out.programs) {
+    if (p.loaded && p.insns >= 0) {
+      each.push_back(p);
+      continue;
+    }
+    Skel* one = open();
+    if (!one) break;
+    configure(one);
+    bpf_program* prog;
+    bpf_object__for_each_program(prog, one->obj) {
+      if (p.program != bpf_program__name(prog)) bpf_program__set_autoload(prog, false);
+    }
+    CostRecorder rec(one->obj, /*with_log=*/true);
+    const int one_err = load(one);
+    auto costs = rec.Costs(one_err);
+    if (!costs.empty()) each.push_back(costs.front());
+    destroy(one);
+  }
+  if (each.size() == out.programs.size()) out.programs = std::move(each);
+  return out;
+}
+
+std::vector<ObjectCosts> MeasureConfig(const Config& c) {
+  std::vector<ObjectCosts> out;
+  const LoaderOptions lo = CaptureOptionsFor(c);
+  out.push_back(MeasureCapture(lo));
+  if (c.propagation) out.push_back(MeasurePropagation(lo, c.guard));
+  return out;
+}
+
+bool Within(const ProgramCost& p, int64_t budget) {
+  return p.loaded && p.insns >= 0 && p.insns <= budget;
+}
+
+}  // namespace
+
+ObjectCosts MeasureCapture(const LoaderOptions& options) {
+  return LoadAndMeasure<socket_trace_bpf>(
+      options.kernel_context ? "capture+ctx" : "capture", socket_trace_bpf__open,
+      socket_trace_bpf__load, socket_trace_bpf__destroy,
+      [&](socket_trace_bpf* s) { ConfigureCapture(s, options); });
+}
+
+ObjectCosts MeasurePropagation(const LoaderOptions& capture_options, const std::string& guard) {
+  const PropagationSupport support = ProbePropagationSupport();
+  FionreadGuard g = FionreadGuard::kAuto;
+  ParseFionreadGuard(guard, &g);
+  LoaderOptions lo = capture_options;
+  lo.kernel_context = true;
+  return LoadAndMeasure<propagation_bpf>(
+      "propagation", propagation_bpf__open, propagation_bpf__load, propagation_bpf__destroy,
+      [&](propagation_bpf* s) {
+        ConfigurePropagation(s, lo, g, support.route);
+        // Both sockops routes where this kernel takes both: a DaemonSet
+        // meets the other one on older nodes.
+        if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_current_pid_tgid,
+                                    nullptr) == 1) {
+          bpf_program__set_autoload(s->progs.ht_sockops, true);
+        }
+        bpf_program__set_autoload(s->progs.ht_sockops_task, true);
+      });
+}
+
+ObjectCosts MeasureNetProbe() {
+  return LoadAndMeasure<net_probe_bpf>("net_probe", net_probe_bpf__open, net_probe_bpf__load,
+                                       net_probe_bpf__destroy, [](net_probe_bpf*) {});
+}
+
+void PrintObjectCosts(const ObjectCosts& costs, int64_t budget, std::FILE* out) {
+  for (const auto& p : costs.programs) {
+    std::fprintf(out, "    %-12s %-24s %8s insns  %s\n", costs.object.c_str(), p.program.c_str(),
+                 p.insns >= 0 ? std::to_string(p.insns).c_str() : "?",
+                 !p.loaded            ? ("NOT LOADED: " + p.error).c_str()
+                 : p.insns > budget   ? "OVER BUDGET"
+                 : p.insns < 0        ? "(count unknown)"
+                                      : "");
+  }
+  if (costs.programs.empty() && !costs.error.empty()) {
+    std::fprintf(out, "    %-12s NOT LOADED: %s\n", costs.object.c_str(), costs.error.c_str());
+  }
+}
+
+bool RunConfigMatrix(const MatrixOptions& options, std::FILE* out) {
+  BpfLoader::InstallLibbpfLogger();
+  EnsureTracefs();
+  const PropagationSupport support = ProbePropagationSupport();
+  std::vector<Config> configs;
+  for (const char* sel : {"pid", "exe", "port", "all"}) {
+    for (uint32_t payload : options.payloads) {
+      configs.push_back(Config{sel, false, "", payload});
+      if (!support.ok) continue;
+      for (const char* guard : {"auto", "on", "off", "detect"}) {
+        configs.push_back(Config{sel, true, guard, payload});
+      }
+    }
+  }
+  std::fprintf(out, "verifier budget per program: %lld processed instructions\n",
+               static_cast<long long>(options.budget));
+  if (!support.ok) std::fprintf(out, "propagation is off on this kernel: %s\n", support.why.c_str());
+
+  struct Worst {
+    int64_t insns = -1;
+    std::string config;
+  };
+  std::map<std::string, Worst> worst;  // "object program" -> most it cost
+  bool ok = true;
+  int failed = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const auto& c : configs) {
+    std::fprintf(out, "%s\n", c.Name().c_str());
+    for (const auto& obj : MeasureConfig(c)) {
+      PrintObjectCosts(obj, options.budget, out);
+      if (obj.programs.empty()) {
+        ok = false;
+        ++failed;
+      }
+      for (const auto& p : obj.programs) {
+        if (!Within(p, options.budget)) {
+          ok = false;
+          ++failed;
+        }
+        auto& w = worst[obj.object + " " + p.program];
+        if (!p.loaded || p.insns > w.insns) w = Worst{p.loaded ? p.insns : INT64_MAX, c.Name()};
+      }
+    }
+    std::fflush(out);
+  }
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::fprintf(out, "\nmost processed instructions per program over %zu configurations (%.0f s):\n",
+               configs.size(), secs);
+  for (const auto& [prog, w] : worst) {
+    std::fprintf(out, "  %-38s %8s  %5.1f%% of 1M  (%s)\n", prog.c_str(),
+                 w.insns == INT64_MAX ? "FAILED" : std::to_string(w.insns).c_str(),
+                 w.insns == INT64_MAX ? 100.0 : w.insns / 10000.0, w.config.c_str());
+  }
+  std::fprintf(out, "\n%s\n",
+               ok ? "every program loads within the budget in every configuration"
+                  : (std::to_string(failed) + " program load(s) failed or went over the budget")
+                        .c_str());
+  return ok;
+}
+
+}  // namespace hoptrace
