@@ -1,0 +1,206 @@
+#!/usr/bin/python3
+"""One cell row of the kernel matrix, measured on the kernel this runs on (a
+guest of run_vm.sh, or the host itself for matrix.host).
+
+Runs `hoptrace check` (its table and libbpf's log), the propagation tests
+that chain unmodified services with injection on, and looks for hoptrace
+programs left in the kernel; writes $HT_MATRIX_RESULTS/$HT_MATRIX_NAME.json.
+Nothing in the row is hand-written: every verdict comes from those runs.
+
+Exit status: 0 when the row was measured and every feature hoptrace
+offers on this kernel works (capture, injection through the chain, nothing
+left behind); 1 otherwise. The row is written in both cases: a kernel where
+something does not load is a row with "no" and the kernel's reason, and a
+failed ctest, not a crashed harness. Debian's /usr/bin/python3, standard
+library only.
+"""
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HOPTRACE = os.environ.get("HOPTRACE_BIN", str(ROOT / "build" / "agent" / "hoptrace"))
+NAME = os.environ.get("HT_MATRIX_NAME", "host")
+RESULTS = Path(os.environ.get("HT_MATRIX_RESULTS", ROOT / "build" / "tests" / "matrix" / "results"))
+# The chain tests: curl -> Python -> Python, and curl -> nginx -> Python ->
+# Node -> Python, each service unmodified and in the test's own cgroup, the
+# agent injecting; they assert the exact span tree and the traceparent each
+# hop received.
+CHAIN_TESTS = ["test_thread_per_request_python_to_python",
+               "test_chain_nginx_python_node_without_header"]
+CHECK_RE = re.compile(r"^(ok     |MISSING|info   )  (.{34}) ?(.*)$")
+
+
+def run(argv, timeout, **kw):
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired as e:
+        return subprocess.CompletedProcess(argv, 124, e.stdout or "", (e.stderr or "") + "\n(timed out)")
+
+
+def parse_check(stdout):
+    items = {}
+    for line in stdout.splitlines():
+        m = CHECK_RE.match(line)
+        if m:
+            mark, feature, detail = m.groups()
+            detail = re.sub(r"\s+\[for: .*\]$", "", detail)
+            items[feature.strip()] = {"ok": mark == "ok     ", "info": mark == "info   ",
+                                      "detail": detail.strip()}
+    return items
+
+
+def verifier_reasons(log):
+    """libbpf's log of the check's loads: per program that failed, the last
+    verifier line that says why (not the instruction dump)."""
+    reasons = {}
+    current = None
+    for line in log.splitlines():
+        m = re.search(r"prog '([^']+)': BPF program load failed: (.*)", line)
+        if m:
+            current = m.group(1)
+            reasons.setdefault(current, m.group(2).strip())
+            continue
+        m = re.search(r"prog '([^']+)': -- BEGIN PROG LOAD LOG --", line)
+        if m:
+            current = m.group(1)
+            continue
+        if current and re.search(r"unknown func|invalid|not allowed|too large|program is too|"
+                                 r"R\d+ .*(!=|expected)|back-edge|unreachable|Unsupported|"
+                                 r"cannot|unknown opcode|helper call is not allowed", line, re.I):
+            reasons[current] = re.sub(r"^.*libbpf: ", "", line).strip()
+    return reasons
+
+
+def objects_failed(log):
+    return re.findall(r"failed to load object '([^']+)'", log)
+
+
+def run_chain_tests(tmp):
+    junit = Path(tmp) / "junit.xml"
+    env = dict(os.environ, HOPTRACE_BIN=HOPTRACE)
+    r = run(["/usr/bin/python3", "-m", "pytest", "-v", "-p", "no:cacheprovider", "-rA",
+             f"--junitxml={junit}", "-k", " or ".join(CHAIN_TESTS),
+             str(ROOT / "tests" / "integration" / "test_propagation.py")],
+            timeout=900, env=env, cwd=ROOT)
+    outcomes = {t: {"outcome": "not run", "message": ""} for t in CHAIN_TESTS}
+    if junit.exists():
+        for case in ET.parse(junit).getroot().iter("testcase"):
+            name = case.get("name")
+            outcome, message = "passed", ""
+            for tag in ("failure", "error", "skipped"):
+                el = case.find(tag)
+                if el is not None:
+                    outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+                    message = (el.get("message") or "").strip()
+            outcomes[name] = {"outcome": outcome, "message": message[:600]}
+    return r, outcomes
+
+
+def ht_programs():
+    """hoptrace's programs in the kernel: id -> held by a live process."""
+    r = run(["bpftool", "-j", "prog", "list"], timeout=60)
+    try:
+        progs = json.loads(r.stdout or "[]")
+    except ValueError:
+        return None
+    return {p["id"]: bool(p.get("pids")) for p in progs if p.get("name", "").startswith("ht_")}
+
+
+def first_line(s):
+    return s.strip().splitlines()[0] if s.strip() else ""
+
+
+def main():
+    started = time.time()
+    in_vm = os.environ.get("HT_MATRIX_VM") == "1"
+    before = ht_programs() or {}
+    row = {"name": NAME, "kernel": platform.release(), "where": "qemu tcg" if in_vm else "host",
+           "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    chk = run([HOPTRACE, "check", "--log-level", "debug"], timeout=600)
+    row["check"] = {"rc": chk.returncode, "stdout": chk.stdout, "stderr_tail": chk.stderr[-6000:]}
+    print(chk.stdout, flush=True)
+    items = parse_check(chk.stdout)
+    reasons = verifier_reasons(chk.stderr)
+    failed_objs = objects_failed(chk.stderr)
+
+    def item(feature):
+        return items.get(feature, {"ok": False, "detail": "not reported by hoptrace check"})
+
+    def why(default):
+        # With the kernel's own reason, when libbpf printed the verifier's.
+        if reasons:
+            return default + "; " + "; ".join(f"{p}: {r}" for p, r in reasons.items())
+        return default
+
+    capture = item("HTTP capture programs")
+    net = item("network probe programs")
+    prop = item("context propagation programs")
+    fion = items.get("FIONREAD on sockhash sockets")
+
+    row["capture"] = {"ok": capture["ok"], "detail": capture["detail"]}
+    row["net_probes"] = {"ok": net["ok"], "detail": net["detail"] if net["ok"] else why(net["detail"])}
+    # check loads the capture twice (plain, then with kernel-side contexts)
+    # and then the propagation object; libbpf names the object that failed.
+    ctx_failed = capture["ok"] and failed_objs.count("socket_trace_bpf") > 0
+    prop_failed = "propagation_bpf" in failed_objs
+    if prop["ok"]:
+        row["kernel_context"] = {"ok": True, "detail": "loaded and verified"}
+        row["propagation_object"] = {"ok": True, "detail": "loaded and verified"}
+    else:
+        row["kernel_context"] = {"ok": not ctx_failed and capture["ok"],
+                                 "detail": why(prop["detail"]) if ctx_failed else
+                                 "loaded (the propagation object failed)" if prop_failed else prop["detail"]}
+        row["propagation_object"] = {"ok": False, "detail": why(prop["detail"])}
+    if fion is None:
+        row["read_guard"] = {"needed": None, "detail": "not probed (propagation did not load)"}
+    else:
+        row["read_guard"] = {"needed": not fion["ok"], "detail": fion["detail"]}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.time()
+        r, outcomes = run_chain_tests(tmp)
+        row["chain_tests_s"] = round(time.time() - t0, 1)
+    row["chain_tests"] = outcomes
+    row["pytest_tail"] = (r.stdout + r.stderr)[-4000:]
+    print(row["pytest_tail"], flush=True)
+    all_passed = all(o["outcome"] == "passed" for o in outcomes.values())
+    bad = [f"{t}: {o['outcome']} {first_line(o['message'])}".strip()
+           for t, o in outcomes.items() if o["outcome"] != "passed"]
+    row["injection"] = {"ok": all_passed, "detail": "chain tests pass" if all_passed else "; ".join(bad)}
+
+    after = ht_programs()
+    if after is None:
+        row["leftover_programs"] = {"ok": False, "detail": "bpftool prog list failed"}
+    else:
+        # On the host other people's agents may be running: only programs that
+        # appeared during this run and no live process holds count as ours.
+        left = sorted(i for i, held in after.items() if i not in before and not held)
+        row["leftover_programs"] = {"ok": not left, "ids": left,
+                                    "detail": "none" if not left else f"{len(left)} ht_ programs left"}
+    row["cell_s"] = round(time.time() - started, 1)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{NAME}.json"
+    out.write_text(json.dumps(row, indent=2) + "\n")
+    summary = {k: row[k]["ok"] if isinstance(row[k], dict) and "ok" in row[k] else row[k]
+               for k in ("capture", "kernel_context", "propagation_object", "injection",
+                         "net_probes", "leftover_programs")}
+    print(f"cell {NAME} ({row['kernel']}): {json.dumps(summary)} -> {out}", flush=True)
+    for k in ("capture", "kernel_context", "propagation_object", "injection", "net_probes"):
+        if not row[k]["ok"]:
+            print(f"  {k}: no: {row[k]['detail']}", flush=True)
+    ok = capture["ok"] and all_passed and row["leftover_programs"]["ok"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
