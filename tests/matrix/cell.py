@@ -57,30 +57,41 @@ def parse_check(stdout):
     return items
 
 
-def verifier_reasons(log):
-    """libbpf's log of the check's loads: per program that failed, the last
-    verifier line that says why (not the instruction dump)."""
-    reasons = {}
-    current = None
+def load_failures(log):
+    """libbpf's log of the check's loads: a list of (object, {program: the
+    verifier's last words}), one entry per failed object load, in order."""
+    failures, pending, prog, last = [], {}, None, ""
     for line in log.splitlines():
         m = re.search(r"prog '([^']+)': BPF program load failed: (.*)", line)
         if m:
-            current = m.group(1)
-            reasons.setdefault(current, m.group(2).strip())
+            pending.setdefault(m.group(1), m.group(2).strip())
             continue
         m = re.search(r"prog '([^']+)': -- BEGIN PROG LOAD LOG --", line)
         if m:
-            current = m.group(1)
+            prog, last = m.group(1), ""
             continue
-        if current and re.search(r"unknown func|invalid|not allowed|too large|program is too|"
-                                 r"R\d+ .*(!=|expected)|back-edge|unreachable|Unsupported|"
-                                 r"cannot|unknown opcode|helper call is not allowed", line, re.I):
-            reasons[current] = re.sub(r"^.*libbpf: ", "", line).strip()
-    return reasons
+        if prog and "-- END PROG LOAD LOG --" in line:
+            if last:
+                pending[prog] = last
+            prog = None
+            continue
+        if prog:
+            # Skip the instruction and state dump; keep the verifier's words.
+            t = line.strip()
+            if t and not re.match(r"^(\d+: |;|regs=|last_idx|from \d+ to|processed \d+ insns|"
+                                  r"R\d|mark_precise|parent |frame\d|\.\.\.|caller:|callee:|"
+                                  r"Func#|func#|stack depth|verification time)", t):
+                last = t
+            continue
+        m = re.search(r"failed to load object '([^']+)'", line)
+        if m:
+            failures.append((m.group(1), pending))
+            pending = {}
+    return failures
 
 
-def objects_failed(log):
-    return re.findall(r"failed to load object '([^']+)'", log)
+def describe(reasons):
+    return "; ".join(f"{p}: {r}" for p, r in reasons.items())
 
 
 def run_chain_tests(tmp):
@@ -99,8 +110,8 @@ def run_chain_tests(tmp):
                 el = case.find(tag)
                 if el is not None:
                     outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
-                    message = (el.get("message") or "").strip()
-            outcomes[name] = {"outcome": outcome, "message": message[:600]}
+                    message = ((el.get("message") or "") + "\n" + (el.text or "")).strip()
+            outcomes[name] = {"outcome": outcome, "message": message[-3000:]}
     return r, outcomes
 
 
@@ -114,8 +125,13 @@ def ht_programs():
     return {p["id"]: bool(p.get("pids")) for p in progs if p.get("name", "").startswith("ht_")}
 
 
-def first_line(s):
-    return s.strip().splitlines()[0] if s.strip() else ""
+def why_failed(message):
+    """A failed test's reason in one line: the agent's own error when it
+    printed one (it exits early when a program does not load), else the
+    assertion's first line."""
+    lines = [l.strip() for l in message.splitlines() if l.strip()]
+    errors = [re.sub(r"^\S+ error ", "", l) for l in lines if re.match(r"^\S+ error ", l)]
+    return errors[-1] if errors else (lines[0] if lines else "")
 
 
 def main():
@@ -126,40 +142,45 @@ def main():
            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
     chk = run([HOPTRACE, "check", "--log-level", "debug"], timeout=600)
-    row["check"] = {"rc": chk.returncode, "stdout": chk.stdout, "stderr_tail": chk.stderr[-6000:]}
+    # libbpf's log without the verifier's instruction dumps, which run to MBs.
+    log = "\n".join(l for l in chk.stderr.splitlines()
+                    if not re.match(r"^(\d+: |; |regs=|last_idx|R\d|mark_precise|parent |from \d+ to)", l))
+    row["check"] = {"rc": chk.returncode, "stdout": chk.stdout, "log": log[-20000:]}
     print(chk.stdout, flush=True)
     items = parse_check(chk.stdout)
-    reasons = verifier_reasons(chk.stderr)
-    failed_objs = objects_failed(chk.stderr)
+    failures = load_failures(chk.stderr)
 
     def item(feature):
         return items.get(feature, {"ok": False, "detail": "not reported by hoptrace check"})
 
-    def why(default):
-        # With the kernel's own reason, when libbpf printed the verifier's.
-        if reasons:
-            return default + "; " + "; ".join(f"{p}: {r}" for p, r in reasons.items())
-        return default
+    def failed(obj):
+        return [r for o, r in failures if o == obj]
+
+    def verdict(it, reasons):
+        # check's own words, and the verifier's when libbpf printed them.
+        detail = it["detail"]
+        if not it["ok"] and reasons:
+            detail += "; " + describe(reasons)
+        return {"ok": it["ok"], "detail": detail}
 
     capture = item("HTTP capture programs")
     net = item("network probe programs")
     prop = item("context propagation programs")
     fion = items.get("FIONREAD on sockhash sockets")
-
-    row["capture"] = {"ok": capture["ok"], "detail": capture["detail"]}
-    row["net_probes"] = {"ok": net["ok"], "detail": net["detail"] if net["ok"] else why(net["detail"])}
-    # check loads the capture twice (plain, then with kernel-side contexts)
-    # and then the propagation object; libbpf names the object that failed.
-    ctx_failed = capture["ok"] and failed_objs.count("socket_trace_bpf") > 0
-    prop_failed = "propagation_bpf" in failed_objs
-    if prop["ok"]:
-        row["kernel_context"] = {"ok": True, "detail": "loaded and verified"}
-        row["propagation_object"] = {"ok": True, "detail": "loaded and verified"}
+    # check loads socket_trace twice (plain capture, then with kernel-side
+    # contexts), the network probes, then the propagation object.
+    st = failed("socket_trace_bpf")
+    row["capture"] = verdict(capture, st[0] if not capture["ok"] and st else {})
+    row["net_probes"] = verdict(net, (failed("net_probe_bpf") or [{}])[0])
+    if not capture["ok"]:
+        row["kernel_context"] = {"ok": False, "detail": "the capture object does not load"}
     else:
-        row["kernel_context"] = {"ok": not ctx_failed and capture["ok"],
-                                 "detail": why(prop["detail"]) if ctx_failed else
-                                 "loaded (the propagation object failed)" if prop_failed else prop["detail"]}
-        row["propagation_object"] = {"ok": False, "detail": why(prop["detail"])}
+        row["kernel_context"] = {"ok": not st, "detail": "loaded and verified" if not st else
+                                 "load failed; " + describe(st[0])}
+    prop_fail = failed("propagation_bpf")
+    row["propagation_object"] = {"ok": not prop_fail and prop["ok"],
+                                 "detail": "loaded and verified" if prop["ok"] else
+                                 "load failed; " + describe(prop_fail[0]) if prop_fail else prop["detail"]}
     if fion is None:
         row["read_guard"] = {"needed": None, "detail": "not probed (propagation did not load)"}
     else:
@@ -173,7 +194,7 @@ def main():
     row["pytest_tail"] = (r.stdout + r.stderr)[-4000:]
     print(row["pytest_tail"], flush=True)
     all_passed = all(o["outcome"] == "passed" for o in outcomes.values())
-    bad = [f"{t}: {o['outcome']} {first_line(o['message'])}".strip()
+    bad = [f"{t}: {o['outcome']}: {why_failed(o['message'])}"
            for t, o in outcomes.items() if o["outcome"] != "passed"]
     row["injection"] = {"ok": all_passed, "detail": "chain tests pass" if all_passed else "; ".join(bad)}
 
