@@ -1,7 +1,5 @@
 #include "agent/span_pipeline.h"
 
-#include <optional>
-
 namespace hoptrace {
 
 SpanPipeline::SpanPipeline(std::vector<std::unique_ptr<SpanSink>> sinks,
@@ -35,7 +33,6 @@ bool SpanPipeline::Submit(Span span) {
 void SpanPipeline::Run() {
   std::vector<Span> batch;
   std::unique_lock<std::mutex> lock(mu_);
-  std::optional<std::chrono::steady_clock::time_point> deadline;
   auto due = [this] {
     return stopping_ || queue_.size() >= options_.max_batch ||
            (!queue_.empty() &&
@@ -43,10 +40,9 @@ void SpanPipeline::Run() {
   };
   while (true) {
     cv_.wait_for(lock, options_.tick, due);
-    const bool stop = stopping_;
-    if (stop && !deadline) deadline = std::chrono::steady_clock::now() + options_.shutdown_timeout;
     while (due() && !queue_.empty()) {
-      if (deadline && std::chrono::steady_clock::now() >= *deadline) {
+      // Checked before every batch: Shutdown() may have come while the last one was exported.
+      if (stopping_ && std::chrono::steady_clock::now() >= deadline_) {
         stats_.dropped_shutdown += queue_.size();
         queue_.clear();
         break;
@@ -67,6 +63,7 @@ void SpanPipeline::Run() {
       stats_.exported += batch.size() - failed;
       stats_.export_failures += failed;
     }
+    const bool stop = stopping_;
     lock.unlock();
     const auto now = std::chrono::steady_clock::now();
     for (auto& sink : sinks_) {
@@ -77,17 +74,30 @@ void SpanPipeline::Run() {
       }
     }
     lock.lock();
-    if (stop) return;
+    if (stop) {
+      done_ = true;
+      cv_.notify_all();
+      return;
+    }
   }
 }
 
 void SpanPipeline::Shutdown() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     if (stopping_ && !worker_.joinable()) return;
-    stopping_ = true;
+    if (!stopping_) {
+      stopping_ = true;
+      deadline_ = std::chrono::steady_clock::now() + options_.shutdown_timeout;
+    }
+    cv_.notify_all();
+    // An export under way does not look at the deadline: past it, the sinks are told to give
+    // up, so the worker comes back to count what is left and flush.
+    if (!cv_.wait_until(lock, deadline_, [this] { return done_; })) {
+      lock.unlock();
+      for (auto& sink : sinks_) sink->Cancel();
+    }
   }
-  cv_.notify_one();
   if (worker_.joinable()) worker_.join();
 }
 

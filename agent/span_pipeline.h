@@ -47,7 +47,9 @@ class SpanPipeline {
 
   // Never blocks on the sinks. Returns false if the span was dropped.
   bool Submit(Span span);
-  // Exports everything queued, flushes the sinks and stops the worker.
+  // Exports everything queued, flushes the sinks and stops the worker, within
+  // shutdown_timeout: what is still queued then is dropped and counted, and an export
+  // under way is cancelled (SpanSink::Cancel).
   void Shutdown();
   SpanPipelineStats stats() const;
 
@@ -61,6 +63,8 @@ class SpanPipeline {
   std::deque<Span> queue_;
   std::chrono::steady_clock::time_point oldest_;  // when the queue last became non-empty
   bool stopping_ = false;
+  bool done_ = false;                                // the worker has returned
+  std::chrono::steady_clock::time_point deadline_;  // set with stopping_
   SpanPipelineStats stats_;
   std::thread worker_;
 };

@@ -55,34 +55,19 @@ bool DecodeHex(std::string_view hex, std::array<uint8_t, N>* out) {
 bool IsLcAlpha(char c) { return c >= 'a' && c <= 'z'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
-// Level 1: lcalpha / DIGIT / "_" / "-"/ "*" / "/"
+// The key grammar of the current specification (Level 2, and Level 1 as
+// amended; the W3C test suite checks it since w3c/trace-context#584):
+//   key = ( lcalpha / DIGIT ) 0*255( keychar )
+//   keychar = lcalpha / DIGIT / "_" / "-"/ "*" / "/" / "@"
+// It replaced Level 1's simple-key / tenant-id "@" system-id split, which
+// rejected keys such as "foo@" and "t@" followed by 15 characters.
 bool IsKeyChar(char c) {
-  return IsLcAlpha(c) || IsDigit(c) || c == '_' || c == '-' || c == '*' || c == '/';
+  return IsLcAlpha(c) || IsDigit(c) || c == '_' || c == '-' || c == '*' || c == '/' || c == '@';
 }
 
-// True if s is `first` followed by 0..max_rest key characters.
-template <typename FirstPred>
-bool MatchesKeyPart(std::string_view s, FirstPred first, size_t max_rest) {
-  if (s.empty() || s.size() > 1 + max_rest || !first(s.front())) return false;
-  return std::all_of(s.begin() + 1, s.end(), IsKeyChar);
-}
-
-// Level 1 key grammar:
-//   key = simple-key / multi-tenant-key
-//   simple-key = lcalpha 0*255( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
-//   multi-tenant-key = tenant-id "@" system-id
-//   tenant-id = ( lcalpha / DIGIT ) 0*240( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
-//   system-id = lcalpha 0*13( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
-// Level 2 relaxes this (any of those characters plus "@", up to 256, may start
-// with a digit); we keep Level 1 because it is the Recommendation and what the
-// W3C test suite checks, so a key both levels accept is always accepted here.
 bool IsValidKey(std::string_view key) {
-  const size_t at = key.find('@');
-  if (at == std::string_view::npos) return MatchesKeyPart(key, IsLcAlpha, 255);
-  const auto tenant_first = [](char c) { return IsLcAlpha(c) || IsDigit(c); };
-  // A second "@" lands in system-id, where IsKeyChar rejects it.
-  return MatchesKeyPart(key.substr(0, at), tenant_first, 240) &&
-         MatchesKeyPart(key.substr(at + 1), IsLcAlpha, 13);
+  if (key.empty() || key.size() > 256 || !(IsLcAlpha(key[0]) || IsDigit(key[0]))) return false;
+  return std::all_of(key.begin() + 1, key.end(), IsKeyChar);
 }
 
 // value    = 0*255(chr) nblk-chr
@@ -107,7 +92,7 @@ bool IsValidTracestate(std::string_view value) {
   // "Empty and whitespace-only list members are allowed"; like the W3C test
   // suite we do not count them towards the 32-member limit, since they carry
   // nothing and appear when several tracestate fields are joined.
-  std::vector<std::string_view> keys;
+  size_t members = 0;
   size_t pos = 0;
   while (pos <= value.size()) {
     size_t comma = value.find(',', pos);
@@ -122,11 +107,10 @@ bool IsValidTracestate(std::string_view value) {
     if (eq == std::string_view::npos) return false;
     const std::string_view key = member.substr(0, eq);
     if (!IsValidKey(key) || !IsValidValue(member.substr(eq + 1))) return false;
-    // "Only one entry per key is allowed because the entry represents that
-    // last position in the trace."
-    if (std::find(keys.begin(), keys.end(), key) != keys.end()) return false;
-    if (keys.size() == kMaxTracestateMembers) return false;
-    keys.push_back(key);
+    // A list that repeats a key is passed on as it is: "Only one entry per key
+    // is allowed", but a receiver may either keep the duplicates or drop one
+    // (what the W3C suite accepts); dropping the whole list is not allowed.
+    if (++members > kMaxTracestateMembers) return false;
   }
   return true;
 }

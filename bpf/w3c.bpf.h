@@ -82,15 +82,13 @@ static __always_inline bool ht_parse_traceparent(const char *tp, __u32 len, __u8
 /* ---- tracestate ------------------------------------------------------------
  * list        = list-member 0*31( OWS "," OWS list-member )
  * list-member = key "=" value / OWS
- * key         = simple-key / multi-tenant-key
- * simple-key  = lcalpha 0*255( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
- * tenant-id   = ( lcalpha / DIGIT ) 0*240( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
- * system-id   = lcalpha 0*13( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
+ * key         = ( lcalpha / DIGIT ) 0*255( keychar )
+ * keychar     = lcalpha / DIGIT / "_" / "-"/ "*" / "/" / "@"
  * value       = 0*255(chr) nblk-chr ; chr = %x20 / nblk-chr
  * nblk-chr    = %x21-2B / %x2D-3C / %x3E-7E
- * One entry per key. Checked one character at a time (bpf_loop). Keys are
- * compared by a 32-bit FNV-1a hash: a collision rejects a valid list, never
- * accepts an invalid one. */
+ * (the key grammar of the current specification, see agent/trace_context.cc).
+ * A repeated key is passed on as it is, as the agent does. Checked one
+ * character at a time (bpf_loop). */
 
 #define HT_TS_MAX_MEMBERS 32
 
@@ -106,45 +104,21 @@ struct ht_ts_check {
 	__u32 state;
 	__u32 members;
 	__u32 key_len;
-	__u32 at_pos; /* key_len when "@" was seen, 0 if none */
 	__u32 val_len;
 	__u32 val_nows; /* value length without trailing spaces */
-	__u32 hash;
-	__u8 first_digit;
-	__u8 sys_first_ok;
-	__u16 _pad;
-	__u32 hashes[HT_TS_MAX_MEMBERS];
 };
 
 static __always_inline bool ht_is_keychar(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-	       c == '*' || c == '/';
-}
-
-static __always_inline bool ht_ts_key_done(struct ht_ts_check *k)
-{
-	if (!k->at_pos)
-		return k->key_len >= 1 && k->key_len <= 256 && !k->first_digit;
-	/* tenant-id 1..241, "@", system-id 1..14 starting with lcalpha */
-	return k->at_pos <= 241 && k->key_len - k->at_pos - 1 >= 1 &&
-	       k->key_len - k->at_pos - 1 <= 14 && k->sys_first_ok;
+	       c == '*' || c == '/' || c == '@';
 }
 
 static __always_inline bool ht_ts_member_done(struct ht_ts_check *k)
 {
-	__u32 n = k->members;
-
-	if (k->val_nows < 1 || k->val_nows > 256 || n >= HT_TS_MAX_MEMBERS)
+	if (k->val_nows < 1 || k->val_nows > 256 || k->members >= HT_TS_MAX_MEMBERS)
 		return false;
-	for (__u32 i = 0; i < HT_TS_MAX_MEMBERS; i++) {
-		if (i >= n)
-			break;
-		if (k->hashes[i] == k->hash)
-			return false; /* "Only one entry per key is allowed" */
-	}
-	k->hashes[n & (HT_TS_MAX_MEMBERS - 1)] = k->hash;
-	k->members = n + 1;
+	k->members++;
 	return true;
 }
 
@@ -166,33 +140,21 @@ static long ht_ts_step(__u64 i, struct ht_ts_loop *l)
 			return 0; /* empty members are allowed */
 		k->state = HT_TS_KEY;
 		k->key_len = 0;
-		k->at_pos = 0;
-		k->hash = 2166136261u;
-		k->first_digit = c >= '0' && c <= '9';
-		k->sys_first_ok = 0;
-		if (!(c >= 'a' && c <= 'z') && !k->first_digit)
+		if (!(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9'))
 			goto bad;
 		goto key_char;
 	case HT_TS_KEY:
 		if (c == '=') {
-			if (!ht_ts_key_done(k))
+			if (k->key_len > 256)
 				goto bad;
 			k->state = HT_TS_VALUE;
 			k->val_len = 0;
 			k->val_nows = 0;
 			return 0;
 		}
-		if (c == '@') {
-			if (k->at_pos || k->key_len == 0)
-				goto bad;
-			k->at_pos = k->key_len;
-		} else if (!ht_is_keychar(c)) {
+		if (!ht_is_keychar(c))
 			goto bad;
-		} else if (k->at_pos && k->key_len == k->at_pos + 1) {
-			k->sys_first_ok = c >= 'a' && c <= 'z';
-		}
 key_char:
-		k->hash = (k->hash ^ (__u8)c) * 16777619u;
 		k->key_len++;
 		return 0;
 	case HT_TS_VALUE:

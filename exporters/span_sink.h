@@ -20,6 +20,10 @@ class SpanSink {
   virtual void Tick(std::chrono::steady_clock::time_point /*now*/) noexcept {}
   // Emit everything held back; called at shutdown.
   virtual void Flush() noexcept {}
+  // Called from another thread when the pipeline's shutdown deadline has passed: end the export
+  // under way as soon as possible and fail any later one at once (its spans are counted as lost).
+  // Sinks that never block for long need not override it.
+  virtual void Cancel() noexcept {}
 };
 
 }  // namespace hoptrace

@@ -2,10 +2,16 @@
 # One command from a fresh clone: install what is needed, build hoptrace, and
 # watch it trace two unmodified Python services (frontend -> backend) that
 # know nothing about tracing. Traces print as trees in this terminal.
-#   sudo ./scripts/demo.sh [requests]
+#   ./scripts/demo.sh [requests]     (as root, or through sudo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${1:-5}
+
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then exec sudo -E "$0" "$@"; fi
+  echo "demo.sh: needs root (BPF): run it as root" >&2
+  exit 1
+fi
 
 ./scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -34,7 +40,7 @@ for f in backend frontend; do
 done
 
 echo "== hoptrace check"
-./build/agent/hoptrace check | tail -1
+./build/agent/hoptrace check 2>/dev/null | grep -E "^MISSING|^hoptrace" | sed "s/  \[for: /  -- needed for: /; s/\]$//" || true
 echo "== tracing frontend (pid ${pids[1]}) and backend (pid ${pids[0]})"
 ./build/agent/hoptrace run --pid "${pids[0]}" --pid "${pids[1]}" 2> "$work/agent.log" &
 agent=$!

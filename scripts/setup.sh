@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package hoptrace's build, tests, benchmarks and
-# demo need. Idempotent: does nothing when all are present. Run as root.
+# Installs the Debian 12 packages hoptrace needs. Idempotent: does nothing
+# when everything is present. Run as root.
+#   scripts/setup.sh            # build + demo (all the demo uses)
+#   scripts/setup.sh --tests    # also tests, benchmarks and their npm packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+tests=0
+for a in "$@"; do
+  case "$a" in
+    --tests) tests=1 ;;
+    *) echo "setup: unknown argument $a (use --tests)" >&2; exit 2 ;;
+  esac
+done
 
 PACKAGES=(
   # build
@@ -12,27 +22,38 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc  # OTLP/gRPC
   libcurl4-openssl-dev                                                   # OTLP/HTTP
-  # tests and benchmarks
+  # the build compiles the unit tests and benchmarks too
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-pytest
-  curl wrk nginx-light iproute2 procps util-linux
+  # the demo's services and client
+  python3 curl iproute2 procps
 )
+TEST_PACKAGES=(
+  python3-pytest python3-aiohttp wrk nginx-light util-linux  # aiohttp: the W3C suite harness
+)
+[ "$tests" = 1 ] && PACKAGES+=("${TEST_PACKAGES[@]}")
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 
-# Node.js runs the OTLP test receiver and the SDK-instrumented test service.
-# Debian's nodejs/npm unless a Node is already on PATH.
-command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+# Node.js runs the OTLP test receiver and the SDK-instrumented test service
+# (tests only). Debian's nodejs/npm unless a Node is already on PATH.
+if [ "$tests" = 1 ]; then
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+fi
 
 install_node_modules() {
+  [ "$tests" = 1 ] || return 0
   # Pinned by package-lock.json; from the npm registry.
   local dir=tests/integration/otlp
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
     echo "setup: npm ci in $dir"
-    npm ci --prefix "$dir" --prefer-offline --ignore-scripts --no-audit --no-fund --loglevel=error
+    if ! npm ci --prefix "$dir" --prefer-offline --ignore-scripts --no-audit --no-fund \
+         --loglevel=error; then
+      echo "setup: npm ci failed (is the npm registry reachable?); the OTLP tests need it" >&2
+      exit 1
+    fi
     touch "$dir/node_modules"
   fi
 }
@@ -44,7 +65,7 @@ if [ "${#missing[@]}" -eq 0 ]; then
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "setup: missing packages: ${missing[*]}; run this script as root (sudo)" >&2
+  echo "setup: missing packages: ${missing[*]}; run this script as root" >&2
   exit 1
 fi
 

@@ -1,21 +1,51 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test: unit (no root), integration (root:
 # real BPF, real processes in network namespaces), fuzzing (bounded time).
-#   sudo ./scripts/test.sh            # all of it
-#   sudo ./scripts/test.sh -L unit    # extra arguments go to ctest
+#   ./scripts/test.sh            # all of it (as root, or through sudo)
+#   ./scripts/test.sh -L unit    # extra arguments go to ctest
+# Ends with the skipped tests and their reasons, then the check that nothing
+# of ours stayed in the kernel; both run whether the tests passed or not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/setup.sh
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then exec sudo -E "$0" "$@"; fi
+  echo "test.sh: needs root (BPF, network namespaces, packages): run it as root" >&2
+  exit 1
+fi
+
+./scripts/setup.sh --tests
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"
 
+skip_log=build/test-skips.log
+ctest_log=build/ctest-output.log
+rm -f "$skip_log"
 before=$(bpftool prog list 2>/dev/null | grep -c ' name ht_' || true)
-# The kernel matrix (ctest -L matrix: QEMU, ~20 min) runs only when asked for.
+netns_before=$(ip netns list 2>/dev/null | grep -c . || true)
+status=0
+# The kernel matrix (ctest -L matrix: QEMU, ~10 min) runs only when asked for.
 [ $# -gt 0 ] || set -- -LE matrix
-ctest --test-dir build --output-on-failure "$@"
+ctest --test-dir build --output-on-failure --output-log "$ctest_log" "$@" || status=$?
+
+# Skips: pytest's (through conftest.py's log) and GoogleTest's.
+{
+  [ -f "$skip_log" ] && cat "$skip_log"
+  grep -h '^\[  SKIPPED \] [A-Za-z]' "$ctest_log" 2>/dev/null | sed 's/^\[  SKIPPED \] /unit: /'
+} > build/test-skips.all || true
+count=$(grep -c . build/test-skips.all || true)
+echo "test.sh: $count tests skipped"
+sed 's/^/  skipped: /' build/test-skips.all
+
 after=$(bpftool prog list 2>/dev/null | grep -c ' name ht_' || true)
 if [ "$after" -gt "$before" ]; then
   echo "test.sh: $((after - before)) hoptrace BPF programs left in the kernel" >&2
-  exit 1
+  bpftool prog list | grep ' name ht_' >&2 || true
+  status=1
 fi
+netns_after=$(ip netns list 2>/dev/null | grep -c . || true)
+if [ "$netns_after" -gt "$netns_before" ]; then
+  echo "test.sh: $((netns_after - netns_before)) network namespaces left behind" >&2
+  status=1
+fi
+exit "$status"

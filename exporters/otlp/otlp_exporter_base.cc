@@ -9,6 +9,7 @@ namespace hoptrace {
 namespace {
 
 constexpr std::chrono::seconds kLogInterval{10};
+constexpr std::chrono::milliseconds kSleepSlice{50};
 
 }  // namespace
 
@@ -29,6 +30,11 @@ OtlpExporterBase::OtlpExporterBase(const OtlpExporterOptions& options, std::stri
       scope_version_(options.scope_version.empty() ? HOPTRACE_VERSION : options.scope_version),
       clock_(hooks.clock != nullptr ? hooks.clock : &RetryClock::Real()),
       retry_(options.retry, std::move(hooks.jitter)) {}
+
+void OtlpExporterBase::Cancel() noexcept {
+  cancelled_.store(true, std::memory_order_release);
+  CancelAttempt();
+}
 
 void OtlpExporterBase::RecordLatency(std::chrono::steady_clock::time_point start) {
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(clock_->Now() - start);
@@ -83,6 +89,10 @@ ExportResult OtlpExporterBase::Export(const std::vector<Span>& spans) noexcept {
     }
     const int max_attempts = fail_fast_ ? 1 : retry_.max_attempts();
     for (int attempt = 1;; ++attempt) {
+      if (cancelled()) {
+        result = Lose(spans.size(), Loss::kTimeout, "cancelled at the shutdown deadline");
+        break;
+      }
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_->Now());
       if (left.count() <= 0) {
@@ -112,6 +122,10 @@ ExportResult OtlpExporterBase::Export(const std::vector<Span>& spans) noexcept {
       }
       OtlpExporterCounters::Add(counters_->export_errors, 1);
       error = std::move(r.error);
+      if (cancelled()) {  // whatever the transport made of the abort
+        result = Lose(spans.size(), Loss::kTimeout, "cancelled at the shutdown deadline");
+        break;
+      }
       if (r.outcome == AttemptOutcome::kNonRetryable) {
         result = Lose(spans.size(), Loss::kNonRetryable, error);
         break;
@@ -131,7 +145,12 @@ ExportResult OtlpExporterBase::Export(const std::vector<Span>& spans) noexcept {
       }
       spdlog::debug("{}: attempt {} failed ({}); retrying in {} ms", transport_, attempt, error,
                     std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
-      clock_->SleepFor(delay);
+      // In slices, so that Cancel() does not wait for a long back-off to end.
+      for (auto slept = std::chrono::nanoseconds(0); slept < delay && !cancelled();) {
+        const auto step = std::min<std::chrono::nanoseconds>(delay - slept, kSleepSlice);
+        clock_->SleepFor(step);
+        slept += step;
+      }
     }
   } catch (...) {
     // Only std::bad_alloc can get here (translation, serialization, log formatting).

@@ -8,6 +8,7 @@
 // pipeline (and shutdown) for minutes while losing the same spans anyway.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -35,6 +36,9 @@ class OtlpExporterBase : public SpanSink {
   // Translates, sends with retries, counts. kFailure when the batch was lost; a partial success
   // is kSuccess (the server has decided, a retry must not happen) with spans_rejected counted.
   ExportResult Export(const std::vector<Span>& spans) noexcept final;
+  // Ends the attempt under way (CancelAttempt), stops a back-off sleep, and makes every later
+  // Export() lose its batch at once (counted as a timeout). Safe from any thread.
+  void Cancel() noexcept final;
 
   // A snapshot; safe from any thread.
   OtlpExporterStats stats() const { return counters_->Snapshot(); }
@@ -52,6 +56,9 @@ class OtlpExporterBase : public SpanSink {
   virtual bool PrepareBatch(const OtlpExportRequest& request, std::string* error) = 0;
   // One request with the given deadline. Must not throw.
   virtual AttemptResult SendAttempt(std::chrono::milliseconds timeout) noexcept = 0;
+  // Called from another thread: make the SendAttempt() under way, if any, return soon.
+  virtual void CancelAttempt() noexcept = 0;
+  bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
 
   const OtlpExporterOptions& options() const { return options_; }
 
@@ -67,6 +74,7 @@ class OtlpExporterBase : public SpanSink {
   RetryPolicy retry_;
   std::shared_ptr<OtlpExporterCounters> counters_ = std::make_shared<OtlpExporterCounters>();
   bool fail_fast_ = false;  // the last batch was lost to a retryable failure
+  std::atomic<bool> cancelled_{false};
 
   // At most one warning per kind every kLogInterval; the rest are counted in the next one.
   struct LogLimiter {

@@ -148,6 +148,11 @@ bool OtlpGrpcExporter::PrepareBatch(const OtlpExportRequest& request, std::strin
   return true;
 }
 
+void OtlpGrpcExporter::CancelAttempt() noexcept {
+  std::lock_guard<std::mutex> lock(in_flight_mu_);
+  if (in_flight_ != nullptr) in_flight_->TryCancel();
+}
+
 AttemptResult OtlpGrpcExporter::SendAttempt(std::chrono::milliseconds timeout) noexcept {
   AttemptResult result;
   try {
@@ -164,7 +169,17 @@ AttemptResult OtlpGrpcExporter::SendAttempt(std::chrono::milliseconds timeout) n
       ctx.set_compression_algorithm(GRPC_COMPRESS_GZIP);
     }
     collector::ExportTraceServiceResponse response;
+    {
+      std::lock_guard<std::mutex> lock(in_flight_mu_);
+      // Cancel() may have come just before this attempt registered itself.
+      if (cancelled()) ctx.TryCancel();
+      in_flight_ = &ctx;
+    }
     const grpc::Status status = stub_->Export(&ctx, *request_, &response);
+    {
+      std::lock_guard<std::mutex> lock(in_flight_mu_);
+      in_flight_ = nullptr;
+    }
     if (status.ok()) {
       if (response.has_partial_success()) {
         result.rejected_spans = response.partial_success().rejected_spans();

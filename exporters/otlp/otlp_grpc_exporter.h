@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "exporters/otlp/otlp_exporter_base.h"
@@ -34,8 +35,11 @@ class OtlpGrpcExporter final : public OtlpExporterBase {
  private:
   bool PrepareBatch(const OtlpExportRequest& request, std::string* error) override;
   AttemptResult SendAttempt(std::chrono::milliseconds timeout) noexcept override;
+  void CancelAttempt() noexcept override;
 
   std::unique_ptr<OtlpTraceServiceStub> stub_;
+  std::mutex in_flight_mu_;
+  grpc::ClientContext* in_flight_ = nullptr;  // the call under way, for CancelAttempt()
   OtlpHeaders metadata_;  // keys lower-cased: gRPC rejects upper-case metadata keys
   const OtlpExportRequest* request_ = nullptr;  // the batch being sent; valid during Export()
 };

@@ -96,6 +96,11 @@ OtlpHttpExporter::OtlpHttpExporter(const OtlpExporterOptions& options, OtlpExpor
   curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, &OtlpHttpExporter::OnHeader);
   curl_easy_setopt(curl_, CURLOPT_HEADERDATA, this);
   curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, curl_error_);
+  // libcurl calls this about once a second, and often while data moves: enough to end a
+  // transfer soon after Cancel() at the shutdown deadline.
+  curl_easy_setopt(curl_, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl_, CURLOPT_XFERINFOFUNCTION, &OtlpHttpExporter::OnProgress);
+  curl_easy_setopt(curl_, CURLOPT_XFERINFODATA, this);
   if (!options.ca_file.empty()) curl_easy_setopt(curl_, CURLOPT_CAINFO, options.ca_file.c_str());
   if (!options.client_cert_file.empty()) {
     curl_easy_setopt(curl_, CURLOPT_SSLCERT, options.client_cert_file.c_str());
@@ -142,6 +147,10 @@ bool OtlpHttpExporter::PrepareBatch(const OtlpExportRequest& request, std::strin
     return false;
   }
   return true;
+}
+
+int OtlpHttpExporter::OnProgress(void* self, long long, long long, long long, long long) {
+  return static_cast<OtlpHttpExporter*>(self)->cancelled() ? 1 : 0;
 }
 
 AttemptResult OtlpHttpExporter::SendAttempt(std::chrono::milliseconds timeout) noexcept {

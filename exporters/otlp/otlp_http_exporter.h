@@ -24,10 +24,13 @@ class OtlpHttpExporter final : public OtlpExporterBase {
  private:
   bool PrepareBatch(const OtlpExportRequest& request, std::string* error) override;
   AttemptResult SendAttempt(std::chrono::milliseconds timeout) noexcept override;
+  // Nothing to do here: OnProgress() sees cancelled() and aborts the transfer.
+  void CancelAttempt() noexcept override {}
   AttemptResult Classify(int curl_code, long http_status);
 
   static size_t OnBody(char* data, size_t size, size_t n, void* self);
   static size_t OnHeader(char* data, size_t size, size_t n, void* self);
+  static int OnProgress(void* self, long long, long long, long long, long long);
 
   std::string url_;
   CURL* curl_ = nullptr;

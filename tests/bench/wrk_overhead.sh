@@ -123,9 +123,9 @@ done
 case "$SELECT" in tree|master|reload) ;; *) die "--select: tree, master or reload" ;; esac
 case "$AGENT_OUTPUT" in jsonl|none) ;; *) die "--agent-output: jsonl or none" ;; esac
 [ "$(id -u)" -eq 0 ] || die "needs root (BPF): run with sudo"
-command -v wrk >/dev/null || die "wrk not found: run scripts/setup.sh"
-command -v nginx >/dev/null || die "nginx not found: run scripts/setup.sh (nginx-light)"
-command -v curl >/dev/null || die "curl not found: run scripts/setup.sh"
+command -v wrk >/dev/null || die "wrk not found: run scripts/setup.sh --tests"
+command -v nginx >/dev/null || die "nginx not found: run scripts/setup.sh --tests (nginx-light)"
+command -v curl >/dev/null || die "curl not found: run scripts/setup.sh --tests"
 command -v python3 >/dev/null || die "python3 not found"
 [ -x "$AGENT" ] || die "agent binary $AGENT missing: cmake --build build --target hoptrace"
 IFS=, read -r -a TARGET_LIST <<<"$TARGETS"

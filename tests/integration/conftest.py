@@ -34,8 +34,77 @@ def hoptrace_bin():
 
 
 if os.geteuid() != 0:
-    pytest.skip("integration tests need root (real BPF, network namespaces)",
-                allow_module_level=True)
+    raise pytest.UsageError("integration tests need root (real BPF, network namespaces): "
+                            "run ./scripts/test.sh as root")
+
+
+# --- No silent skips -------------------------------------------------------
+# A test that cannot run where it is must find what it needs or fail with
+# the reason. The one allowed skip is a kernel that truly lacks a feature,
+# and only when `hoptrace check` says so too: kernel_lacks() below is the
+# only way to skip. Every skip is appended to $HOPTRACE_SKIP_LOG (the test
+# command lists them at the end), and a session that skips more than
+# --max-skips (default 0; $HOPTRACE_MAX_SKIPS) fails.
+
+KERNEL_LACKS = "kernel lacks"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--max-skips", type=int,
+                     default=int(os.environ.get("HOPTRACE_MAX_SKIPS", "0")),
+                     help="fail the session when more tests than this are skipped")
+
+
+_check_cache = {}
+
+
+def check_lines():
+    """`hoptrace check`'s output, one string per line (run once)."""
+    if "out" not in _check_cache:
+        r = subprocess.run([hoptrace_bin(), "check"], capture_output=True, text=True,
+                           timeout=120)
+        _check_cache["out"] = (r.stdout + r.stderr).splitlines()
+    return _check_cache["out"]
+
+
+def kernel_lacks(feature, why):
+    """Skips the calling test because this kernel cannot do `feature`, but
+    only if `hoptrace check` has a MISSING line naming the feature; else the
+    test fails: either the test or the check is wrong."""
+    for line in check_lines():
+        if line.startswith("MISSING") and feature.lower() in line.lower():
+            pytest.skip(f"{KERNEL_LACKS} {feature}: {why} (hoptrace check: {line.strip()})")
+    pytest.fail(f"test wanted to skip for lack of '{feature}' ({why}), but hoptrace check "
+                f"does not say it is missing:\n" + "\n".join(check_lines()))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if not rep.skipped or hasattr(rep, "wasxfail"):
+        return
+    reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    if not reason.startswith(KERNEL_LACKS):
+        rep.outcome = "failed"
+        rep.longrepr = (f"skipped without a kernel reason, which is not allowed "
+                        f"(find what the test needs, or fail): {reason}")
+        return
+    log = os.environ.get("HOPTRACE_SKIP_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{item.nodeid}\t{reason}\n")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    allowed = session.config.getoption("--max-skips")
+    if skipped > allowed:
+        if reporter:
+            reporter.write_line(f"hoptrace: {skipped} tests skipped, {allowed} allowed: failing")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 class Topology:

@@ -2,7 +2,9 @@
 log the raw heads they receive, and checks on those heads.
 
 Safety: propagation changes bytes on the wire, so every test creates its own
-cgroup v2 directory under /sys/fs/cgroup/unified (hoptrace-test-<random>),
+cgroup v2 directory (hoptrace-test-<random>) in the cgroup v2 hierarchy wherever
+the host mounts it (/sys/fs/cgroup on Debian 12, /sys/fs/cgroup/unified on
+hybrid hosts; mounted privately under /run when the host has none),
 starts only its own processes in it (each moves itself there before exec),
 points the agent's --propagation-cgroup at it, and removes it afterwards.
 The root cgroup is never used.
@@ -19,8 +21,37 @@ import pytest
 
 from conftest import PYTHON, SERVICES
 
-CGROUP_ROOT = Path("/sys/fs/cgroup/unified")
+PRIVATE_CGROUP2 = Path("/run/hoptrace-test-cgroup2")
 TP_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+def cgroup2_mounts(mountinfo="/proc/self/mountinfo"):
+    """Mount points of cgroup v2 in this mount namespace, in mount order."""
+    found = []
+    with open(mountinfo) as f:
+        for line in f:
+            # "36 25 0:31 / /sys/fs/cgroup rw,... shared:9 - cgroup2 cgroup2 rw"
+            fields = line.split()
+            sep = fields.index("-")
+            if fields[sep + 1] == "cgroup2":
+                found.append(Path(fields[4].replace("\\040", " ")))
+    return found
+
+
+def cgroup2_root():
+    """The cgroup v2 hierarchy the tests' cgroups go in: the host's own,
+    wherever it is mounted, else a private mount of it. A test that needs
+    a cgroup fails here with the reason, never skips."""
+    for m in cgroup2_mounts():
+        if (m / "cgroup.procs").exists():
+            return m
+    PRIVATE_CGROUP2.mkdir(exist_ok=True)
+    r = subprocess.run(["mount", "-t", "cgroup2", "none", str(PRIVATE_CGROUP2)],
+                       capture_output=True, text=True)
+    if r.returncode != 0 or not (PRIVATE_CGROUP2 / "cgroup.procs").exists():
+        pytest.fail(f"no cgroup v2 hierarchy mounted and mounting one at {PRIVATE_CGROUP2} "
+                    f"failed: {r.stderr.strip()} (the kernel needs CONFIG_CGROUPS with cgroup2)")
+    return PRIVATE_CGROUP2
 
 
 class TestCgroup:
@@ -29,9 +60,7 @@ class TestCgroup:
     __test__ = False  # not a pytest class
 
     def __init__(self):
-        if not (CGROUP_ROOT / "cgroup.procs").exists():
-            pytest.skip(f"no cgroup v2 hierarchy at {CGROUP_ROOT}")
-        self.path = CGROUP_ROOT / f"hoptrace-test-{uuid.uuid4().hex[:10]}"
+        self.path = cgroup2_root() / f"hoptrace-test-{uuid.uuid4().hex[:10]}"
         self.path.mkdir()
         self.extra_pids = []
 

@@ -16,12 +16,13 @@ import pytest
 
 from conftest import SERVICES, PYTHON
 from otlp.harness import KIND_CLIENT, KIND_SERVER, free_port
+from propagation_util import TestCgroup
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
 
 
-def python_service(topo, name, port, downstream="", env=None):
+def python_service(topo, name, port, downstream="", env=None, preexec_fn=None):
     """http_service.py on 127.0.0.1 in the test's own (root) namespace."""
     script = Path(f"/tmp/ht{topo.tag}") / f"{name}.py"
     script.parent.mkdir(exist_ok=True)
@@ -32,7 +33,8 @@ def python_service(topo, name, port, downstream="", env=None):
         argv += ["--downstream", downstream]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     full_env.update(env or {})
-    p = subprocess.Popen(argv, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(argv, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         preexec_fn=preexec_fn)
     topo.procs.append(p)  # killed, by pid, at cleanup
     assert p.stdout.readline().strip() == b"listening", f"{name} did not start"
     return p
@@ -98,18 +100,25 @@ def test_sdk_caller_and_hoptrace_callee_make_one_trace(topo, receiver, sdk_servi
     assert sdk.stop() == 0
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="needs traceparent injection into outgoing requests "
-                   "of uninstrumented processes (sockops/sk_msg), a later issue")
-def test_hoptrace_caller_and_sdk_callee_make_one_trace(topo, receiver, sdk_services,
+@pytest.fixture
+def cg(topo):
+    c = TestCgroup()
+    yield c
+    c.remove(topo.procs)
+
+
+def test_hoptrace_caller_and_sdk_callee_make_one_trace(topo, cg, receiver, sdk_services,
                                                        agent_factory):
     """The reverse: a plain Python service (traced by hoptrace) calls the SDK
     service. The SDK only joins the trace if the request it receives carries
-    a traceparent, which the uninstrumented caller never writes itself."""
+    a traceparent, which the uninstrumented caller never writes itself:
+    hoptrace injects it (the caller runs in the test's own cgroup)."""
     sdk = sdk_services("sdk-back", "http://127.0.0.1:1/unused",
                        receiver.endpoint("http/protobuf"))
     port = free_port()
-    front = python_service(topo, "frontend", port, downstream=sdk.url)
-    agent_factory("--pid", str(front.pid), outputs=("otlp",),
+    front = python_service(topo, "frontend", port, downstream=sdk.url, preexec_fn=cg.preexec())
+    agent_factory("--pid", str(front.pid), "--propagation-cgroup", str(cg.path),
+                  outputs=("otlp",),
                   env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint("http/protobuf"),
                        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
                        "OTEL_BSP_SCHEDULE_DELAY": "200"})

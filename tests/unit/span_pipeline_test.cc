@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -87,6 +88,54 @@ TEST(SpanPipelineTest, ShutdownGivesUpAtItsDeadlineAndCountsTheRest) {
   EXPECT_GT(st.dropped_shutdown, 0u);
   EXPECT_EQ(st.exported + st.dropped_shutdown, 20u);
   EXPECT_FALSE(p.Submit(Span{}));
+}
+
+// A sink whose export hangs until it is cancelled (a collector that accepts and never answers).
+class HangingSink : public SpanSink {
+ public:
+  ExportResult Export(const std::vector<Span>&) noexcept override {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++exports_;
+    cv_.wait_for(lock, 30s, [this] { return cancelled_; });
+    return cancelled_ ? ExportResult::kFailure : ExportResult::kSuccess;
+  }
+  void Cancel() noexcept override {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancelled_ = true;
+    cv_.notify_all();
+  }
+  int exports() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return exports_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool cancelled_ = false;
+  int exports_ = 0;
+};
+
+TEST(SpanPipelineTest, ShutdownCancelsAnExportUnderWayAtItsDeadline) {
+  auto owned = std::make_unique<HangingSink>();
+  HangingSink* sink = owned.get();
+  std::vector<std::unique_ptr<SpanSink>> sinks;
+  sinks.push_back(std::move(owned));
+  SpanPipelineOptions o;
+  o.max_batch = 2;
+  o.shutdown_timeout = 200ms;
+  SpanPipeline p(std::move(sinks), o);
+  for (int i = 0; i < 6; ++i) p.Submit(Span{});
+  // The first batch is in the sink's hands before shutdown starts.
+  for (int i = 0; i < 500 && sink->exports() == 0; ++i) std::this_thread::sleep_for(2ms);
+  ASSERT_EQ(sink->exports(), 1);
+  const auto start = std::chrono::steady_clock::now();
+  p.Shutdown();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // not the sink's 30 s
+  const auto st = p.stats();
+  EXPECT_EQ(st.exported, 0u);
+  EXPECT_EQ(st.export_failures + st.dropped_shutdown, 6u);
+  EXPECT_EQ(st.export_failures, 2u);  // the cancelled batch; the rest never left
 }
 
 }  // namespace
