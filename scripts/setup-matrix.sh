@@ -8,7 +8,7 @@
 #   kmod             modinfo: resolve the modules' dependencies from the guest kernel's tree
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh --tests   # the matrix runs the propagation tests: pytest, nginx, node
 
 PACKAGES=(qemu-system-x86 busybox-static cpio zstd xz-utils kmod binutils curl ca-certificates)
 missing=()
