@@ -94,6 +94,38 @@ def describe(reasons):
     return "; ".join(f"{p}: {r}" for p, r in reasons.items())
 
 
+def agent_ready_seconds(tmp):
+    """How long `hoptrace run` takes from exec to "hoptrace ready" here
+    (capture and network probes loaded and attached, selecting only this
+    script): under TCG the verifier is emulated too, and the integration
+    tests give the agent 20 s."""
+    log = Path(tmp) / "ready.log"
+    t0 = time.time()
+    p = subprocess.Popen([HOPTRACE, "run", "--pid", str(os.getpid()), "--output", "none",
+                          "--duration", "300"], stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    try:
+        while time.time() - t0 < 240:
+            if "hoptrace ready" in log.read_text():
+                return round(time.time() - t0, 1)
+            if p.poll() is not None:
+                return None
+            time.sleep(0.05)
+        return None
+    finally:
+        if p.poll() is None:
+            p.send_signal(2)
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def netns_count():
+    r = run(["ip", "netns", "list"], timeout=30)
+    return len([l for l in r.stdout.splitlines() if l.strip()])
+
+
 def run_chain_tests(tmp):
     junit = Path(tmp) / "junit.xml"
     env = dict(os.environ, HOPTRACE_BIN=HOPTRACE)
@@ -186,7 +218,9 @@ def main():
     else:
         row["read_guard"] = {"needed": not fion["ok"], "detail": fion["detail"]}
 
+    netns_before = netns_count()
     with tempfile.TemporaryDirectory() as tmp:
+        row["agent_ready_s"] = agent_ready_seconds(tmp) if capture["ok"] else None
         t0 = time.time()
         r, outcomes = run_chain_tests(tmp)
         row["chain_tests_s"] = round(time.time() - t0, 1)
@@ -207,6 +241,9 @@ def main():
         left = sorted(i for i, held in after.items() if i not in before and not held)
         row["leftover_programs"] = {"ok": not left, "ids": left,
                                     "detail": "none" if not left else f"{len(left)} ht_ programs left"}
+    left_ns = netns_count() - netns_before
+    row["leftover_netns"] = {"ok": left_ns <= 0, "detail": "none" if left_ns <= 0 else
+                             f"{left_ns} network namespaces left"}
     row["cell_s"] = round(time.time() - started, 1)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -219,7 +256,8 @@ def main():
     for k in ("capture", "kernel_context", "propagation_object", "injection", "net_probes"):
         if not row[k]["ok"]:
             print(f"  {k}: no: {row[k]['detail']}", flush=True)
-    ok = capture["ok"] and all_passed and row["leftover_programs"]["ok"]
+    print(f"  agent ready after {row['agent_ready_s']} s; chain tests {row['chain_tests_s']} s", flush=True)
+    ok = capture["ok"] and all_passed and row["leftover_programs"]["ok"] and row["leftover_netns"]["ok"]
     return 0 if ok else 1
 
 

@@ -38,6 +38,16 @@ def injection(row):
     return cell({"ok": False, "detail": detail})
 
 
+def left(row):
+    bad = [row[k]["detail"] for k in ("leftover_programs", "leftover_netns") if k in row and not row[k]["ok"]]
+    return "nothing" if not bad else "**" + ", ".join(bad) + "**"
+
+
+def ready(row):
+    r = row.get("agent_ready_s")
+    return "—" if r is None else f"{r:.1f} s"
+
+
 def guard(row):
     g = row["read_guard"]
     if g["needed"] is None:
@@ -53,8 +63,8 @@ def main():
     releases = {l.split()[0]: l.split()[1] for l in (Path(__file__).parent / "kernels.conf")
                 .read_text().splitlines() if l.strip() and not l.startswith("#")}
     lines = ["| kernel | capture | kernel-side context | injection (chain tests) | read guard | "
-             "network probes | left in kernel | boot / total |",
-             "|---|---|---|---|---|---|---|---|"]
+             "network probes | left behind | agent ready | boot / total |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name in order:
         f = results / f"{name}.json"
         if not f.exists():
@@ -74,7 +84,8 @@ def main():
             injection(row),
             guard(row),
             cell(row["net_probes"]),
-            "nothing" if row["leftover_programs"]["ok"] else "**" + row["leftover_programs"]["detail"] + "**",
+            left(row),
+            ready(row),
             took,
         ]) + " |")
     text = readme.read_text()
