@@ -148,6 +148,20 @@ def run_chain_tests(tmp):
     return r, outcomes
 
 
+def held_prog_ids():
+    """Program ids some process holds an fd of (the program's own fd, or a
+    link's): /proc/*/fdinfo says prog_id. Debian's bpftool prints no pids."""
+    held = set()
+    for fdinfo in Path("/proc").glob("[0-9]*/fdinfo/*"):
+        try:
+            m = re.search(r"^prog_id:\s+(\d+)", fdinfo.read_text(), re.M)
+        except OSError:
+            continue
+        if m:
+            held.add(int(m.group(1)))
+    return held
+
+
 def ht_programs():
     """hoptrace's programs in the kernel: id -> held by a live process."""
     r = run(["bpftool", "-j", "prog", "list"], timeout=60)
@@ -155,7 +169,8 @@ def ht_programs():
         progs = json.loads(r.stdout or "[]")
     except ValueError:
         return None
-    return {p["id"]: bool(p.get("pids")) for p in progs if p.get("name", "").startswith("ht_")}
+    held = held_prog_ids()
+    return {p["id"]: p["id"] in held for p in progs if p.get("name", "").startswith("ht_")}
 
 
 def why_failed(message):
@@ -241,6 +256,11 @@ def main():
     row["injection"] = {"ok": all_passed, "detail": "chain tests pass" if all_passed else "; ".join(bad)}
 
     after = ht_programs()
+    if after and any(i not in before and not h for i, h in after.items()):
+        # An agent that just exited (another user's, on a shared host) may
+        # still be tearing down: look again before calling anything ours.
+        time.sleep(3)
+        after = ht_programs()
     if after is None:
         row["leftover_programs"] = {"ok": False, "detail": "bpftool prog list failed"}
     else:
