@@ -1,0 +1,293 @@
+#!/usr/bin/python3
+"""One cell row of the kernel matrix, measured on the kernel this runs on (a
+guest of run_vm.sh, or the host itself for matrix.host).
+
+Runs `hoptrace check` (its table and libbpf's log), the propagation tests
+that chain unmodified services with injection on, and looks for hoptrace
+programs left in the kernel; writes $HT_MATRIX_RESULTS/$HT_MATRIX_NAME.json.
+Nothing in the row is hand-written: every verdict comes from those runs.
+
+Exit status: 0 when the row was measured and every feature hoptrace
+offers on this kernel works (capture, injection through the chain, nothing
+left behind); 1 otherwise. The row is written in both cases: a kernel where
+something does not load is a row with "no" and the kernel's reason, and a
+failed ctest, not a crashed harness. Debian's /usr/bin/python3, standard
+library only.
+"""
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HOPTRACE = os.environ.get("HOPTRACE_BIN", str(ROOT / "build" / "agent" / "hoptrace"))
+NAME = os.environ.get("HT_MATRIX_NAME", "host")
+RESULTS = Path(os.environ.get("HT_MATRIX_RESULTS", ROOT / "build" / "tests" / "matrix" / "results"))
+# The chain tests: curl -> Python -> Python, and curl -> nginx -> Python ->
+# Node -> Python, each service unmodified and in the test's own cgroup, the
+# agent injecting; they assert the exact span tree and the traceparent each
+# hop received.
+CHAIN_TESTS = ["test_thread_per_request_python_to_python",
+               "test_chain_nginx_python_node_without_header"]
+CHECK_RE = re.compile(r"^(ok     |MISSING|info   )  (.{34}) ?(.*)$")
+
+
+def run(argv, timeout, **kw):
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired as e:
+        return subprocess.CompletedProcess(argv, 124, e.stdout or "", (e.stderr or "") + "\n(timed out)")
+
+
+def parse_check(stdout):
+    items = {}
+    for line in stdout.splitlines():
+        m = CHECK_RE.match(line)
+        if m:
+            mark, feature, detail = m.groups()
+            detail = re.sub(r"\s+\[for: .*\]$", "", detail)
+            items[feature.strip()] = {"ok": mark == "ok     ", "info": mark == "info   ",
+                                      "detail": detail.strip()}
+    return items
+
+
+def load_failures(log):
+    """libbpf's log of the check's loads: a list of (object, {program: the
+    verifier's last words}), one entry per failed object load, in order."""
+    failures, pending, prog, last = [], {}, None, ""
+    for line in log.splitlines():
+        m = re.search(r"prog '([^']+)': BPF program load failed: (.*)", line)
+        if m:
+            pending.setdefault(m.group(1), m.group(2).strip())
+            continue
+        m = re.search(r"prog '([^']+)': -- BEGIN PROG LOAD LOG --", line)
+        if m:
+            prog, last = m.group(1), ""
+            continue
+        if prog and "-- END PROG LOAD LOG --" in line:
+            if last:
+                pending[prog] = last
+            prog = None
+            continue
+        if prog:
+            # Skip the instruction and state dump; keep the verifier's words.
+            t = line.strip()
+            if t and not re.match(r"^(\d+: |;|regs=|last_idx|from \d+ to|processed \d+ insns|"
+                                  r"R\d|mark_precise|parent |frame\d|\.\.\.|caller:|callee:|"
+                                  r"Func#|func#|stack depth|verification time)", t):
+                last = t
+            continue
+        m = re.search(r"failed to load object '([^']+)'", line)
+        if m:
+            failures.append((m.group(1), pending))
+            pending = {}
+    return failures
+
+
+def describe(reasons):
+    return "; ".join(f"{p}: {r}" for p, r in reasons.items())
+
+
+def agent_ready_seconds(tmp):
+    """How long `hoptrace run` takes from exec to "hoptrace ready" here
+    (capture and network probes loaded and attached, selecting only this
+    script): under TCG the verifier is emulated too, and the integration
+    tests give the agent 20 s."""
+    log = Path(tmp) / "ready.log"
+    t0 = time.time()
+    p = subprocess.Popen([HOPTRACE, "run", "--pid", str(os.getpid()), "--output", "none",
+                          "--duration", "300"], stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    try:
+        while time.time() - t0 < 240:
+            if "hoptrace ready" in log.read_text():
+                return round(time.time() - t0, 1)
+            if p.poll() is not None:
+                return None
+            time.sleep(0.05)
+        return None
+    finally:
+        if p.poll() is None:
+            p.send_signal(2)
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def netns_count():
+    r = run(["ip", "netns", "list"], timeout=30)
+    return len([l for l in r.stdout.splitlines() if l.strip()])
+
+
+def run_chain_tests(tmp):
+    junit = Path(tmp) / "junit.xml"
+    env = dict(os.environ, HOPTRACE_BIN=HOPTRACE)
+    r = run(["/usr/bin/python3", "-m", "pytest", "-v", "-p", "no:cacheprovider", "-rA",
+             f"--junitxml={junit}", "-k", " or ".join(CHAIN_TESTS),
+             str(ROOT / "tests" / "integration" / "test_propagation.py")],
+            timeout=900, env=env, cwd=ROOT)
+    outcomes = {t: {"outcome": "not run", "reason": "", "message": ""} for t in CHAIN_TESTS}
+    if junit.exists():
+        for case in ET.parse(junit).getroot().iter("testcase"):
+            name = case.get("name")
+            outcome, message = "passed", ""
+            for tag in ("failure", "error", "skipped"):
+                el = case.find(tag)
+                if el is not None:
+                    outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+                    message = ((el.get("message") or "") + "\n" + (el.text or "")).strip()
+            outcomes[name] = {"outcome": outcome, "reason": why_failed(message) if message else "",
+                              "message": message[-3000:]}
+    return r, outcomes
+
+
+def held_prog_ids():
+    """Program ids some process holds an fd of (the program's own fd, or a
+    link's): /proc/*/fdinfo says prog_id. Debian's bpftool prints no pids."""
+    held = set()
+    for fdinfo in Path("/proc").glob("[0-9]*/fdinfo/*"):
+        try:
+            m = re.search(r"^prog_id:\s+(\d+)", fdinfo.read_text(), re.M)
+        except OSError:
+            continue
+        if m:
+            held.add(int(m.group(1)))
+    return held
+
+
+def ht_programs():
+    """hoptrace's programs in the kernel: id -> held by a live process."""
+    r = run(["bpftool", "-j", "prog", "list"], timeout=60)
+    try:
+        progs = json.loads(r.stdout or "[]")
+    except ValueError:
+        return None
+    held = held_prog_ids()
+    return {p["id"]: p["id"] in held for p in progs if p.get("name", "").startswith("ht_")}
+
+
+def why_failed(message):
+    """A failed test's reason in one line: the agent's own error when it
+    printed one (it exits early when a program does not load), else the
+    assertion's first line."""
+    lines = [l.strip() for l in message.splitlines() if l.strip()]
+    errors = [re.sub(r"^\S+ error ", "", l) for l in lines if re.match(r"^\S+ error ", l)]
+    return errors[-1] if errors else (lines[0] if lines else "")
+
+
+def main():
+    started = time.time()
+    in_vm = os.environ.get("HT_MATRIX_VM") == "1"
+    before = ht_programs() or {}
+    row = {"name": NAME, "kernel": platform.release(), "where": "qemu tcg" if in_vm else "host",
+           "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    chk = run([HOPTRACE, "check", "--log-level", "debug"], timeout=600)
+    # libbpf's log without the verifier's instruction dumps, which run to MBs.
+    log = "\n".join(l for l in chk.stderr.splitlines()
+                    if not re.match(r"^(\d+: |; |regs=|last_idx|R\d|mark_precise|parent |from \d+ to)", l))
+    row["check"] = {"rc": chk.returncode, "stdout": chk.stdout, "log": log[-20000:]}
+    print(chk.stdout, flush=True)
+    items = parse_check(chk.stdout)
+    failures = load_failures(chk.stderr)
+
+    def item(feature):
+        return items.get(feature, {"ok": False, "detail": "not reported by hoptrace check"})
+
+    def failed(obj):
+        return [r for o, r in failures if o == obj]
+
+    def verdict(it, reasons):
+        # check's own words, and the verifier's when libbpf printed them.
+        detail = it["detail"]
+        if not it["ok"] and reasons:
+            detail += "; " + describe(reasons)
+        return {"ok": it["ok"], "detail": detail}
+
+    capture = item("HTTP capture programs")
+    net = item("network probe programs")
+    prop = item("context propagation programs")
+    fion = items.get("FIONREAD on sockhash sockets")
+    # check loads socket_trace twice (plain capture, then with kernel-side
+    # contexts), the network probes, then the propagation object.
+    st = failed("socket_trace_bpf")
+    row["capture"] = verdict(capture, st[0] if not capture["ok"] and st else {})
+    row["net_probes"] = verdict(net, (failed("net_probe_bpf") or [{}])[0])
+    if not capture["ok"]:
+        row["kernel_context"] = {"ok": False, "detail": "the capture object does not load"}
+    else:
+        row["kernel_context"] = {"ok": not st, "detail": "loaded and verified" if not st else
+                                 "load failed; " + describe(st[0])}
+    prop_fail = failed("propagation_bpf")
+    row["propagation_object"] = {"ok": not prop_fail and prop["ok"],
+                                 "detail": "loaded and verified" if prop["ok"] else
+                                 "load failed; " + describe(prop_fail[0]) if prop_fail else prop["detail"]}
+    if fion is None:
+        row["read_guard"] = {"needed": None, "detail": "not probed (propagation did not load)"}
+    else:
+        row["read_guard"] = {"needed": not fion["ok"], "detail": fion["detail"]}
+
+    netns_before = netns_count()
+    with tempfile.TemporaryDirectory() as tmp:
+        row["agent_ready_s"] = agent_ready_seconds(tmp) if capture["ok"] else None
+        t0 = time.time()
+        if capture["ok"]:
+            r, outcomes = run_chain_tests(tmp)
+            row["pytest_tail"] = (r.stdout + r.stderr)[-4000:]
+        else:
+            # The agent cannot start without its capture (minutes of emulated
+            # setup for a foregone failure).
+            outcomes = {t: {"outcome": "not run", "reason": "the capture object does not load",
+                            "message": ""} for t in CHAIN_TESTS}
+            row["pytest_tail"] = ""
+        row["chain_tests_s"] = round(time.time() - t0, 1)
+    row["chain_tests"] = outcomes
+    print(row["pytest_tail"], flush=True)
+    all_passed = all(o["outcome"] == "passed" for o in outcomes.values())
+    bad = [f"{t}: {o['outcome']}: {o.get('reason', '')}"
+           for t, o in outcomes.items() if o["outcome"] != "passed"]
+    row["injection"] = {"ok": all_passed, "detail": "chain tests pass" if all_passed else "; ".join(bad)}
+
+    after = ht_programs()
+    if after and any(i not in before and not h for i, h in after.items()):
+        # An agent that just exited (another user's, on a shared host) may
+        # still be tearing down: look again before calling anything ours.
+        time.sleep(3)
+        after = ht_programs()
+    if after is None:
+        row["leftover_programs"] = {"ok": False, "detail": "bpftool prog list failed"}
+    else:
+        # On the host other people's agents may be running: only programs that
+        # appeared during this run and no live process holds count as ours.
+        left = sorted(i for i, held in after.items() if i not in before and not held)
+        row["leftover_programs"] = {"ok": not left, "ids": left,
+                                    "detail": "none" if not left else f"{len(left)} ht_ programs left"}
+    left_ns = netns_count() - netns_before
+    row["leftover_netns"] = {"ok": left_ns <= 0, "detail": "none" if left_ns <= 0 else
+                             f"{left_ns} network namespaces left"}
+    row["cell_s"] = round(time.time() - started, 1)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{NAME}.json"
+    out.write_text(json.dumps(row, indent=2) + "\n")
+    summary = {k: row[k]["ok"] if isinstance(row[k], dict) and "ok" in row[k] else row[k]
+               for k in ("capture", "kernel_context", "propagation_object", "injection",
+                         "net_probes", "leftover_programs")}
+    print(f"cell {NAME} ({row['kernel']}): {json.dumps(summary)} -> {out}", flush=True)
+    for k in ("capture", "kernel_context", "propagation_object", "injection", "net_probes"):
+        if not row[k]["ok"]:
+            print(f"  {k}: no: {row[k]['detail']}", flush=True)
+    print(f"  agent ready after {row['agent_ready_s']} s; chain tests {row['chain_tests_s']} s", flush=True)
+    ok = capture["ok"] and all_passed and row["leftover_programs"]["ok"] and row["leftover_netns"]["ok"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+#!/usr/bin/python3
+"""Renders the kernel matrix's rows (cell.py's JSON, run_vm.sh's times) into
+README.md between <!-- kernel-matrix:begin --> and <!-- kernel-matrix:end -->.
+  /usr/bin/python3 tests/matrix/render_table.py [RESULTS_DIR] [README]
+Defaults: build/tests/matrix/results, README.md. Rows in the order of
+kernels.conf, then the host. Debian's python3, standard library only."""
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BEGIN, END = "<!-- kernel-matrix:begin -->", "<!-- kernel-matrix:end -->"
+
+
+def cell(entry, yes="yes"):
+    if entry.get("ok"):
+        return yes
+    detail = re.sub(r"\s+", " ", entry.get("detail", "")).replace("|", "\\|")
+    return f"**no**: {detail[:220]}"
+
+
+SHORT = {"test_thread_per_request_python_to_python": "py→py",
+         "test_chain_nginx_python_node_without_header": "nginx→py→node→py"}
+
+
+def injection(row):
+    # The propagation object's load failure says more than the tests that
+    # then fail on it.
+    p = row.get("propagation_object", {"ok": True})
+    if not p["ok"]:
+        return cell({"ok": False, "detail": "propagation object: " + p["detail"]})
+    if row["injection"]["ok"]:
+        return "yes (" + ", ".join(SHORT.get(t, t) for t in row["chain_tests"]) + ": tree and traceparent exact)"
+    detail = row["injection"]["detail"]
+    for long, short in SHORT.items():
+        detail = detail.replace(long, short)
+    return cell({"ok": False, "detail": detail})
+
+
+def left(row):
+    bad = [row[k]["detail"] for k in ("leftover_programs", "leftover_netns") if k in row and not row[k]["ok"]]
+    return "nothing" if not bad else "**" + ", ".join(bad) + "**"
+
+
+def ready(row):
+    r = row.get("agent_ready_s")
+    return "—" if r is None else f"{r:.1f} s"
+
+
+def guard(row):
+    g = row["read_guard"]
+    if g["needed"] is None:
+        return "not probed"
+    return "needed (FIONREAD answers 0)" if g["needed"] else "not needed (FIONREAD exact)"
+
+
+def main():
+    results = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "build/tests/matrix/results"
+    readme = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "README.md"
+    order = [l.split()[0] for l in (Path(__file__).parent / "kernels.conf").read_text().splitlines()
+             if l.strip() and not l.startswith("#")] + ["host"]
+    releases = {l.split()[0]: l.split()[1] for l in (Path(__file__).parent / "kernels.conf")
+                .read_text().splitlines() if l.strip() and not l.startswith("#")}
+    lines = ["| kernel | capture | kernel-side context | injection (chain tests) | read guard | "
+             "network probes | left behind | agent ready | boot / total |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name in order:
+        f = results / f"{name}.json"
+        if not f.exists():
+            continue
+        row = json.loads(f.read_text())
+        times = results / f"{name}.times.json"
+        if times.exists():
+            t = json.loads(times.read_text())
+            took = f"{float(t['boot_s']):.0f} s / {float(t['total_s']):.0f} s"
+        else:
+            took = f"— / {row['cell_s']:.0f} s"
+        who = f"Debian {name[-2:]} ({releases[name]})" if name in releases else "host"
+        lines.append("| " + " | ".join([
+            f"{who}: {row['kernel']}",
+            cell(row["capture"]),
+            cell(row["kernel_context"]),
+            injection(row),
+            guard(row),
+            cell(row["net_probes"]),
+            left(row),
+            ready(row),
+            took,
+        ]) + " |")
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        sys.exit(f"render_table: {readme} has no {BEGIN} ... {END} section")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(head + BEGIN + "\n" + "\n".join(lines) + "\n" + END + tail)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

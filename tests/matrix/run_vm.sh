@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Boots one of the matrix's Debian kernels under QEMU (TCG: /dev/kvm here is
+# PVM and boots only PVM guests), runs a command in it and returns the
+# command's exit status. The guest runs the host's own userspace: the host's
+# root shared read-only over 9p with a tmpfs overlay on top (guest writes stay
+# in guest RAM), so build/agent/hoptrace, python3, curl, nginx, node, bpftool
+# and the source tree are the host's, at the same paths. No network device:
+# only lo and whatever namespaces/veths the command makes.
+#   tests/matrix/run_vm.sh [--mem MB] [--smp N] [--timeout S] [--rw DIR]... NAME -- CMD...
+# NAME: a kernel of kernels.conf (fetched and built on first use).
+# --rw DIR: DIR (a host directory) is writable in the guest at the same path.
+# Exit: the command's status; 124 on timeout; 125 if the guest never ran it.
+# Prints the guest console (kernel messages quiet, the command's output) and
+# a final line "run_vm: NAME boot S s, total S s, rc N".
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${HOPTRACE_MATRIX_CACHE:-/var/cache/hoptrace-matrix}
+mem=3072 smp=2 timeout=900 rw=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --mem) mem=$2; shift 2;;
+    --smp) smp=$2; shift 2;;
+    --timeout) timeout=$2; shift 2;;
+    --rw) rw+=("$(cd "$2" && pwd)"); shift 2;;
+    --) shift; break;;
+    -*) echo "run_vm: unknown option $1" >&2; exit 2;;
+    *) name=$1; shift;;
+  esac
+done
+[ -n "${name:-}" ] && [ $# -gt 0 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
+command -v qemu-system-x86_64 >/dev/null ||
+  { echo "run_vm: qemu-system-x86_64 missing: run sudo scripts/setup-matrix.sh" >&2; exit 2; }
+
+"$here/fetch_kernels.sh" "$name" >&2
+kdir=$cache/$name
+release=$(cat "$kdir/release")
+
+ctl=$(mktemp -d /tmp/hoptrace-vm.XXXXXX)
+cleanup() { rm -rf "$ctl"; }
+trap cleanup EXIT
+# The command as one shell script: no quoting through the kernel command line.
+printf '%q ' "$@" > "$ctl/cmd"; echo >> "$ctl/cmd"
+{
+  printf 'HT_VM_MODULES=%q\n' "$kdir/root/lib/modules/$release"
+  printf 'HT_VM_CWD=%q\n' "$PWD"
+  printf 'HT_VM_RW=%q\n' "${rw[*]:-}"
+  # What the command needs from the caller's environment (ctest sets these).
+  for v in HOPTRACE_BIN HT_MATRIX_NAME HT_MATRIX_RESULTS; do
+    [ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
+  done
+  echo "export HT_MATRIX_VM=1"
+} > "$ctl/env"
+
+virtfs=(-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
+        -virtfs "local,path=$ctl,mount_tag=ctl,security_model=none,multidevs=remap")
+i=0
+for d in "${rw[@]}"; do
+  virtfs+=(-virtfs "local,path=$d,mount_tag=rw$i,security_model=none,multidevs=remap")
+  i=$((i + 1))
+done
+
+start=$(date +%s%N)
+set +e
+# nice: the host's two cores are shared; TCG is all CPU.
+# random.trust_cpu: TCG's -cpu max has RDRAND, so getrandom() does not block
+# for minutes on a guest with no entropy.
+nice -n 10 timeout --kill-after=15 "$timeout" qemu-system-x86_64 \
+  -accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" \
+  -kernel "$kdir/vmlinuz" -initrd "$kdir/initramfs.cpio.gz" \
+  -append "console=ttyS0 quiet loglevel=3 panic=-1 random.trust_cpu=on htinit=$here/guest_init.sh htrwmb=$((mem / 3))" \
+  -nographic -no-reboot -nic none -device virtio-rng-pci \
+  "${virtfs[@]}" < /dev/null
+qrc=$?
+set -e
+total_ms=$((($(date +%s%N) - start) / 1000000))
+total=$((total_ms / 1000)).$((total_ms % 1000 / 100))
+if [ -f "$ctl/rc" ]; then
+  rc=$(cat "$ctl/rc")
+elif [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
+  echo "run_vm: $name: timed out after ${timeout}s" >&2
+  rc=124
+else
+  echo "run_vm: $name: the guest never finished the command (qemu exit $qrc)" >&2
+  rc=125
+fi
+boot=$(cat "$ctl/boot_seconds" 2>/dev/null || echo "?")
+printf 'run_vm: %s (%s) boot %s s, total %s s, rc %s\n' "$name" "$release" "$boot" "$total" "$rc"
+if [ -n "${HT_VM_TIMES:-}" ]; then
+  printf '{"name": "%s", "release": "%s", "boot_s": "%s", "total_s": %s, "rc": %s}\n' \
+    "$name" "$release" "$boot" "$total" "$rc" > "$HT_VM_TIMES"
+fi
+exit "$rc"
