@@ -65,17 +65,37 @@ bool SendAll(int fd, std::string_view data) {
   return true;
 }
 
-// Appends what one recv() returns to `buf`; false on EOF or error.
-bool ReadMore(int fd, std::string* buf) {
-  const size_t old = buf->size();
-  buf->resize(old + kReadChunk);
-  ssize_t n;
-  do {
-    n = recv(fd, buf->data() + old, kReadChunk, 0);
-  } while (n < 0 && errno == EINTR);
-  buf->resize(old + static_cast<size_t>(std::max<ssize_t>(n, 0)));
-  return n > 0;
-}
+// Bytes received on a connection and not yet consumed. The storage only grows (a request
+// body is received straight into it), so no recv() pays for zeroing or copying a buffer.
+class RecvBuffer {
+ public:
+  std::string_view view() const { return std::string_view(data_.data(), len_); }
+  size_t size() const { return len_; }
+
+  // Appends what one recv() returns, with room for at least `want` bytes in total. False on
+  // EOF or error.
+  bool Read(int fd, size_t want) {
+    const size_t need = std::max(want, len_ + kReadChunk);
+    if (data_.size() < need) data_.resize(std::max(need, 2 * data_.size()));
+    ssize_t n;
+    do {
+      n = recv(fd, data_.data() + len_, data_.size() - len_, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) return false;
+    len_ += static_cast<size_t>(n);
+    return true;
+  }
+
+  // Drops the first `n` bytes (one request); what follows (a pipelined request) moves up.
+  void Consume(size_t n) {
+    std::memmove(data_.data(), data_.data() + n, len_ - n);
+    len_ -= n;
+  }
+
+ private:
+  std::string data_;
+  size_t len_ = 0;
+};
 
 // The parts of a request head the sink acts on (RFC 9112 section 3 and 6). Copies, not views:
 // the receive buffer moves when it grows for the body.
@@ -168,7 +188,6 @@ void SinkHttpServer::Stop() {
   (void)!write(wake_.get(), &one, sizeof(one));
   acceptor_.join();
   std::unique_lock<std::mutex> lock(mu_);
-  stopping_ = true;
   // Connection threads block in recv(); shutdown() makes it return 0 so they end.
   for (int fd : open_) shutdown(fd, SHUT_RDWR);
   idle_.wait(lock, [this] { return open_.empty(); });
@@ -203,24 +222,24 @@ void SinkHttpServer::AcceptLoop() {
 
 void SinkHttpServer::Serve(UniqueFd conn) {
   const int fd = conn.get();
-  std::string buf;      // bytes received and not yet consumed
+  RecvBuffer buf;
   std::string scratch;  // decompressed body
   bool open = true;
   while (open) {
     size_t head_end;
-    while ((head_end = buf.find("\r\n\r\n")) == std::string::npos) {
+    while ((head_end = buf.view().find("\r\n\r\n")) == std::string_view::npos) {
       if (buf.size() > kMaxHeadBytes) {
         SendAll(fd, Error(431, "Request Header Fields Too Large", true));
         open = false;
         break;
       }
-      if (!ReadMore(fd, &buf)) {
+      if (!buf.Read(fd, 0)) {
         open = false;
         break;
       }
     }
     if (!open) break;
-    const RequestHead head = ParseHead(std::string_view(buf).substr(0, head_end));
+    const RequestHead head = ParseHead(buf.view().substr(0, head_end));
     // Answers that end the connection: without a trustworthy length the next request cannot
     // be found in the stream.
     std::string fatal;
@@ -240,16 +259,15 @@ void SinkHttpServer::Serve(UniqueFd conn) {
       // "A client that sends a 100-continue expectation ... MAY proceed to send the content
       // [after a timeout]": answer at once so it does not wait for that timeout.
       if (head.expect_continue && !SendAll(fd, "HTTP/1.1 100 Continue\r\n\r\n")) break;
-      buf.reserve(total + kReadChunk);
-      while (buf.size() < total && open) open = ReadMore(fd, &buf);
+      while (buf.size() < total && open) open = buf.Read(fd, total);
       if (!open) break;
     }
-    const std::string_view body = std::string_view(buf).substr(body_start, head.content_length);
+    const std::string_view body = buf.view().substr(body_start, head.content_length);
     std::string response = Handle(head.method, head.target, head.content_encoding, body,
                                   &scratch);
     if (head.close) response.insert(response.find("\r\n\r\n") + 2, "Connection: close\r\n");
     if (!SendAll(fd, response) || head.close) break;
-    buf.erase(0, total);  // a pipelined request may follow
+    buf.Consume(total);
   }
   conn.reset();
   std::lock_guard<std::mutex> lock(mu_);

@@ -85,7 +85,6 @@ class SinkHttpServer {
   std::mutex mu_;
   std::condition_variable idle_;
   std::set<int> open_;  // connection fds, so Stop() can shut them down; guarded by mu_
-  bool stopping_ = false;
 };
 
 }  // namespace hoptrace::bench
