@@ -7,7 +7,8 @@
 # For every target it runs wrk three times, A/B/A (--rounds N: N times):
 #   A  baseline, no agent
 #   B  hoptrace selecting only the target's processes (--output jsonl to a
-#      temp file, so spans are really built and written)
+#      temp file, so spans are really built and written; or, with
+#      --agent-output otlp, exported over OTLP to ht_otlp_sink)
 #   A  baseline again, to expose drift (thermal, noisy neighbours)
 # and reports requests/s, latency p50/p90/p99 (wrk --latency), the ratios of
 # B to the mean of the two baselines, the CPU used by the agent, by the server
@@ -25,6 +26,12 @@
 # covers children forked after the agent attached: by default the agent gets
 # --pid for the master and for each worker (--select tree); --select reload
 # selects the master only and makes it fork new workers (SIGHUP) instead.
+#
+# --agent-output otlp starts build/tests/bench/ht_otlp_sink (an OTLP receiver
+# that parses, counts and discards) on 127.0.0.1 for the whole run; the agent
+# exports to it with OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_PROTOCOL
+# (--otlp-protocol grpc or http/protobuf), and the report sets requests answered
+# against spans built, exported, received by the sink and dropped.
 #
 # The agent measured is a copy of the binary taken at start (build/ may be
 # rebuilt meanwhile), run without the caller's OTEL_* variables.
@@ -52,6 +59,8 @@ ROUNDS=1
 SELECT=tree
 QUIET_WAIT=30
 AGENT_OUTPUT=jsonl
+OTLP_PROTOCOL=grpc
+SINK="${HT_OTLP_SINK:-$ROOT/build/tests/bench/ht_otlp_sink}"
 QUIET_PCT=15
 
 usage() {
@@ -70,8 +79,11 @@ usage: sudo $0 [options]
                         reload  --pid master, then SIGHUP nginx once the agent is
                                 ready, so it forks new workers under the agent
   --agent PATH        hoptrace binary (default \$HOPTRACE_BIN or build/agent/hoptrace)
-  --agent-output M    jsonl (default: spans built and written to a temp file) or none
+  --agent-output M    jsonl (default: spans built and written to a temp file), none
                       (spans built, not exported: separates export cost from capture)
+                      or otlp (exported to ht_otlp_sink on 127.0.0.1); --output M is the same
+  --otlp-protocol P   with otlp: grpc (default) or http/protobuf
+  --sink PATH         ht_otlp_sink binary (default \$HT_OTLP_SINK or build/tests/bench/ht_otlp_sink)
   --agent-arg ARG     extra argument for 'hoptrace run' (repeatable, e.g. --agent-arg=--ringbuf-mb=32)
   --quiet-wait S      before each run, wait up to S s for the machine to be idle
                       (< $QUIET_PCT% busy over 1 s; default $QUIET_WAIT, 0: don't wait)
@@ -96,6 +108,12 @@ while [ $# -gt 0 ]; do
     --agent=*) AGENT="${1#*=}"; shift ;;
     --agent-output) AGENT_OUTPUT="$2"; shift 2 ;;
     --agent-output=*) AGENT_OUTPUT="${1#*=}"; shift ;;
+    --output) AGENT_OUTPUT="$2"; shift 2 ;;
+    --output=*) AGENT_OUTPUT="${1#*=}"; shift ;;
+    --otlp-protocol) OTLP_PROTOCOL="$2"; shift 2 ;;
+    --otlp-protocol=*) OTLP_PROTOCOL="${1#*=}"; shift ;;
+    --sink) SINK="$2"; shift 2 ;;
+    --sink=*) SINK="${1#*=}"; shift ;;
     --agent-arg) AGENT_ARGS+=("$2"); shift 2 ;;
     --agent-arg=*) AGENT_ARGS+=("${1#*=}"); shift ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
@@ -121,13 +139,17 @@ done
 [ "$DURATION" -gt 0 ] || die "--duration must be > 0"
 [ "$ROUNDS" -gt 0 ] || die "--rounds must be > 0"
 case "$SELECT" in tree|master|reload) ;; *) die "--select: tree, master or reload" ;; esac
-case "$AGENT_OUTPUT" in jsonl|none) ;; *) die "--agent-output: jsonl or none" ;; esac
+case "$AGENT_OUTPUT" in jsonl|none|otlp) ;; *) die "--agent-output: jsonl, none or otlp" ;; esac
+case "$OTLP_PROTOCOL" in grpc|http/protobuf) ;; *) die "--otlp-protocol: grpc or http/protobuf" ;; esac
 [ "$(id -u)" -eq 0 ] || die "needs root (BPF): run with sudo"
 command -v wrk >/dev/null || die "wrk not found: run scripts/setup.sh --tests"
 command -v nginx >/dev/null || die "nginx not found: run scripts/setup.sh --tests (nginx-light)"
 command -v curl >/dev/null || die "curl not found: run scripts/setup.sh --tests"
 command -v python3 >/dev/null || die "python3 not found"
 [ -x "$AGENT" ] || die "agent binary $AGENT missing: cmake --build build --target hoptrace"
+if [ "$AGENT_OUTPUT" = otlp ]; then
+  [ -x "$SINK" ] || die "$SINK missing: cmake --build build --target ht_otlp_sink"
+fi
 IFS=, read -r -a TARGET_LIST <<<"$TARGETS"
 for t in "${TARGET_LIST[@]}"; do
   case "$t" in small|4k|python) ;; *) die "unknown target '$t' (small, 4k, python)" ;; esac
@@ -147,7 +169,7 @@ cp "$AGENT_SRC" "$AGENT"
 AGENT_ID="$("$AGENT" --version 2>/dev/null | head -1), sha256 $(sha256sum "$AGENT" | cut -c1-12), built $(date -r "$AGENT_SRC" '+%F %T')"
 GIT_ID=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo "?")
 
-NGINX_PID="" PY_PID="" AGENT_PID="" WRK_PID="" STATS_PID=""
+NGINX_PID="" PY_PID="" AGENT_PID="" WRK_PID="" STATS_PID="" SINK_PID=""
 OUR_PROG_IDS=""  # every BPF program id our agents held (checked gone at the end)
 
 # Stops one process we started, by pid: polite signal, then KILL.
@@ -179,6 +201,7 @@ cleanup() {
   stop_pid "$PY_PID" TERM 5
   stop_pid "$NGINX_PID" QUIT 10  # graceful: master stops its workers
   stop_pid "$STATS_PID" TERM 5
+  stop_pid "$SINK_PID" TERM 10
   if [ "$KEEP" = 1 ]; then
     log "kept $TMP"
   else
@@ -329,6 +352,35 @@ start_python() {
   log "python service $PY_PID on 127.0.0.1:$PY_PORT"
 }
 
+# One OTLP sink for the whole run (gRPC and HTTP ports both open); its counts
+# only grow, so each B reads them before and after.
+start_sink() {
+  local grpc_port http_port
+  grpc_port=$(free_port)
+  http_port=$(free_port)
+  "$SINK" --listen 127.0.0.1 --grpc-port "$grpc_port" --http-port "$http_port" \
+    --stats-file "$TMP/sink.json" >"$TMP/sink.out" 2>"$TMP/sink.log" &
+  SINK_PID=$!
+  for ((i = 0; i < 100; i++)); do
+    [ -s "$TMP/sink.json" ] && break
+    kill -0 "$SINK_PID" 2>/dev/null || die "ht_otlp_sink exited: $(cat "$TMP/sink.log")"
+    sleep 0.1
+  done
+  [ -s "$TMP/sink.json" ] || die "ht_otlp_sink not ready in 10 s: $(cat "$TMP/sink.log")"
+  if [ "$OTLP_PROTOCOL" = grpc ]; then
+    SINK_ENDPOINT="http://127.0.0.1:$grpc_port"
+  else
+    SINK_ENDPOINT="http://127.0.0.1:$http_port"  # the agent appends /v1/traces
+  fi
+  log "ht_otlp_sink $SINK_PID: grpc 127.0.0.1:$grpc_port, http 127.0.0.1:$http_port"
+}
+# "spans bytes" the sink has counted so far. Its stats file is rewritten every
+# 200 ms: callers wait that long after the last export before reading.
+sink_counts() {
+  python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["spans"], d["bytes"])' \
+    "$TMP/sink.json"
+}
+
 # ---- agent -----------------------------------------------------------------
 
 start_agent() {  # spans_file log_file pid...
@@ -338,11 +390,14 @@ start_agent() {  # spans_file log_file pid...
   for p in "$@"; do sel+=(--pid "$p"); done
   local outopt=(--output "$AGENT_OUTPUT")
   [ "$AGENT_OUTPUT" = jsonl ] && outopt+=(--output-file "$spans")
+  local otlp_env=()
+  [ "$AGENT_OUTPUT" = otlp ] &&
+    otlp_env=("OTEL_EXPORTER_OTLP_ENDPOINT=$SINK_ENDPOINT" "OTEL_EXPORTER_OTLP_PROTOCOL=$OTLP_PROTOCOL")
   # OTEL_* variables of the caller would change exporters, sampling, queue
   # sizes: the agent runs without them, so runs compare.
   local scrub=() v
   for v in $(compgen -e | grep '^OTEL_' || true); do scrub+=(-u "$v"); done
-  env "${scrub[@]}" "$AGENT" run "${sel[@]}" "${outopt[@]}" "${AGENT_ARGS[@]}" \
+  env "${scrub[@]}" "${otlp_env[@]}" "$AGENT" run "${sel[@]}" "${outopt[@]}" "${AGENT_ARGS[@]}" \
     >/dev/null 2>"$alog" &
   AGENT_PID=$!
   AGENT_T0=$(date +%s.%N)
@@ -425,9 +480,14 @@ phase() {  # target round label url server_pid
   local kernel_lost="-" final="-" bpf_pct="-" bpf_ns_ev="-"
   local srv_pids=() srv0 srv1 busy0 busy1 a0=0 amid=0 a1=0 b0="0 0" b1="0 0" t0 t1 c0 n0 c1 n1
   local agent_win=0 cs0=0 cs1=0 agent_cs="-"
+  local sink_spans="-" sink_cpu="-" sink0="0 0" sink_c0=0
 
   wait_quiet
   if [ "$label" = B ]; then
+    if [ "$AGENT_OUTPUT" = otlp ]; then
+      sink0=$(sink_counts)
+      sink_c0=$(cpu_ticks "$SINK_PID")
+    fi
     if [ "$spid" = "$NGINX_PID" ] && [ "$SELECT" = tree ]; then
       # shellcheck disable=SC2046
       start_agent "$spans" "$alog" "$spid" $(children_of "$spid")
@@ -478,7 +538,18 @@ phase() {  # target round label url server_pid
     agent_pct=$(awk -v c="$agent_cpu" -v w="$DURATION" 'BEGIN { printf "%.1f", 100 * c / w }')
     nspans=$(grep -c . "$spans" 2>/dev/null || true)
     [ -n "$nspans" ] || nspans=0
-    if [ "$AGENT_OUTPUT" = none ]; then
+    if [ "$AGENT_OUTPUT" = otlp ]; then
+      # The agent has exited: every export it made was answered, so counted.
+      sleep 0.5
+      local s0 b0s s1 b1s
+      read -r s0 b0s <<<"$sink0"
+      read -r s1 b1s <<<"$(sink_counts)"
+      sink_spans=$((s1 - s0))
+      nspans=$sink_spans
+      [ "$sink_spans" -gt 0 ] && bytes_span=$(( (b1s - b0s) / sink_spans ))
+      sink_cpu=$(awk -v a="$sink_c0" -v b="$(cpu_ticks "$SINK_PID")" -v hz="$HZ" \
+        'BEGIN { printf "%.2f", (b - a) / hz }')
+    elif [ "$AGENT_OUTPUT" = none ]; then
       nspans="-"
     elif [ "$nspans" -gt 0 ]; then
       bytes_span=$(( $(stat -c %s "$spans") / nspans ))
@@ -516,10 +587,11 @@ phase() {  # target round label url server_pid
   local machine_pct
   machine_pct=$(awk -v busy=$((busy1 - busy0)) -v hz="$HZ" -v w="$wall" -v n="$NCPU" \
     'BEGIN { printf "%.0f", 100 * busy / hz / w / n }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
     "$target" "$round" "$label" "$rps" "$reqs" "$p50" "$p90" "$p99" "${errors:-0}" "${non2xx:-0}" \
     "$srv_cpu" "$wrk_cpu" "$agent_cpu" "$agent_pct" "$agent_start" "$hwm" "$nspans" \
-    "$bytes_span" "$kernel_lost" "$machine_pct" "$other_pct" "$bpf_pct" "$bpf_ns_ev" "$foreign" "$agent_cs" >>"$RESULTS"
+    "$bytes_span" "$kernel_lost" "$machine_pct" "$other_pct" "$bpf_pct" "$bpf_ns_ev" "$foreign" "$agent_cs" \
+    "$sink_spans" "$sink_cpu" >>"$RESULTS"
   [ "$label" = B ] && printf '%s\t%s\n' "$target r$round" "$final" >>"$TMP/final_stats.tsv"
   return 0
 }
@@ -571,6 +643,7 @@ need_nginx=0 need_py=0
 for t in "${TARGET_LIST[@]}"; do
   case "$t" in small|4k) need_nginx=1 ;; python) need_py=1 ;; esac
 done
+[ "$AGENT_OUTPUT" = otlp ] && start_sink
 [ "$need_nginx" = 1 ] && start_nginx
 [ "$need_py" = 1 ] && start_python
 
@@ -585,15 +658,15 @@ fi
 python3 - "$RESULTS" "$TMP/final_stats.tsv" "$DURATION" "$THREADS" "$CONNECTIONS" "$NCPU" \
   "$AGENT_SRC" "$BPF_STATS" "$SELECT" "$(nginx -v 2>&1 | sed 's/.*: //')" \
   "$(wrk --version 2>&1 | head -1 | awk '{ print $2 }')" "$(uname -r)" "${AGENT_ARGS[*]:-}" \
-  "$AGENT_ID" "$GIT_ID" "$AGENT_OUTPUT" <<'EOF'
+  "$AGENT_ID" "$GIT_ID" "$AGENT_OUTPUT" "$OTLP_PROTOCOL" <<'EOF'
 import statistics, sys
 
 (results, finals, duration, threads, conns, ncpu, agent, bpf_stats, select,
- nginx_v, wrk_v, kernel, agent_args, agent_id, git_id, agent_output) = sys.argv[1:17]
+ nginx_v, wrk_v, kernel, agent_args, agent_id, git_id, agent_output, otlp_protocol) = sys.argv[1:18]
 cols = ["target", "round", "phase", "rps", "reqs", "p50", "p90", "p99", "errors", "non2xx",
         "srv_cpu", "wrk_cpu", "agent_cpu", "agent_pct", "agent_start", "hwm", "spans",
         "bytes_span", "kernel_lost", "machine_pct", "other_pct", "bpf_pct", "bpf_ns", "foreign",
-        "agent_cs"]
+        "agent_cs", "sink_spans", "sink_cpu"]
 rows = [dict(zip(cols, l.rstrip("\n").split("\t"))) for l in open(results) if l.strip()]
 final = {}
 try:
@@ -610,7 +683,9 @@ print()
 print(f"hoptrace wrk overhead: wrk -t{threads} -c{conns} -d{duration}s --latency; {ncpu} cpus; "
       f"kernel {kernel}; {nginx_v}; wrk {wrk_v}")
 print(f"agent: {agent} ({agent_id}; tree {git_id})")
-out = "--output jsonl --output-file <tmp>" if agent_output == "jsonl" else "--output none"
+out = {"jsonl": "--output jsonl --output-file <tmp>", "none": "--output none",
+       "otlp": f"--output otlp (OTEL_EXPORTER_OTLP_PROTOCOL={otlp_protocol}, to ht_otlp_sink)"
+       }[agent_output]
 print(f"  run --pid ... {out} {agent_args}".rstrip() + f"; nginx selection: {select}")
 if bpf_stats == "1":
     print("BPF run-time stats ON (kernel.bpf_stats via BPF_ENABLE_STATS): adds a little cost to B")
@@ -666,6 +741,30 @@ if any(len(v) > 1 for v in summary.values()):
     for t, rs in summary.items():
         m = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
         print(f"{t:<7} {'all':>3} {m['rps']:>7.3f} {m['p50']:>7.3f} {m['p90']:>7.3f} {m['p99']:>7.3f}")
+if agent_output == "otlp":
+    print()
+    print(f"OTLP export to ht_otlp_sink ({otlp_protocol}), per B run: where the spans went")
+    hdr3 = (f"{'target':<7} {'rnd':>3} {'requests':>9} {'spans built':>11} {'exported':>9} "
+            f"{'sink got':>9} {'dropped':>8} {'not at sink':>11} {'sink/req':>8} {'sink cpu':>8}")
+    print(hdr3)
+    print("-" * len(hdr3))
+    for r in rows:
+        if r["phase"] != "B":
+            continue
+        fs = dict(kv.split("=", 1)
+                  for kv in final.get(f"{r['target']} r{r['round']}", "").split() if "=" in kv)
+        built, exported = fs.get("spans", "?"), fs.get("spans_exported", "?")
+        got = r["sink_spans"]
+        missing = str(int(built) - int(got)) if built.isdigit() and got.isdigit() else "?"
+        per_req = f"{int(got) / int(r['reqs']):.4f}" if got.isdigit() and int(r["reqs"]) else "-"
+        print(f"{r['target']:<7} {r['round']:>3} {r['reqs']:>9} {built:>11} {exported:>9} "
+              f"{got:>9} {fs.get('spans_dropped', '?'):>8} {missing:>11} {per_req:>8} "
+              f"{sec(r['sink_cpu']):>8}")
+    print("requests: wrk's count (the <= -c requests in flight at its stop are not in it).")
+    print("spans built / exported / dropped: the agent's final stats line (dropped = pipeline")
+    print("  queue full or left at shutdown). sink got: spans ht_otlp_sink parsed during B.")
+    print("not at sink: built - sink got (dropped + lost in failed exports). sink cpu: the sink's")
+    print("  user+sys seconds during B.")
 print()
 print("agent final stats (B):")
 for t, s in final.items():
@@ -673,7 +772,8 @@ for t, s in final.items():
 print()
 print("srv/wrk/agent cpu: user+sys seconds; server = nginx master + workers (or the python pid),")
 print("  measured over the wrk run; agent = from wrk start until the agent went idle after it.")
-print("agent%: agent cpu / duration (100% = one core). RSS: agent VmHWM. spans: JSON lines written.")
+print("agent%: agent cpu / duration (100% = one core). RSS: agent VmHWM. spans: JSON lines written")
+print("  (with otlp: spans the sink received; B/span then = OTLP protobuf bytes per span).")
 print("spans/req: spans written (built, with --agent-output none) / wrk's requests; wrk does not")
 print("  count the <= -c requests in flight at its stop. dropped: spans_dropped (pipeline queue")
 print("  full: never exported). start: agent launch to 'hoptrace ready'. agent cs/s: context")
