@@ -4,7 +4,7 @@
 #include <chrono>
 #include <vector>
 
-#include "agent/span.h"
+#include "agent/trace/span.h"
 
 namespace hoptrace {
 

@@ -1,8 +1,8 @@
-#include "agent/agent_runner.h"
+#include "agent/cli/agent_runner.h"
 
-#include "agent/loader/bpf_loader.h"
-#include "agent/loader/net_probe_loader.h"
-#include "agent/loader/propagation_loader.h"
+#include "agent/kernel/bpf_loader.h"
+#include "agent/kernel/net_probe_loader.h"
+#include "agent/kernel/propagation_loader.h"
 
 #include <dirent.h>
 #include <signal.h>
@@ -15,19 +15,19 @@
 
 #include <spdlog/spdlog.h>
 
-#include "agent/conn_tracker.h"
-#include "agent/event_reader.h"
-#include "agent/hop_joiner.h"
-#include "agent/hop_table.h"
-#include "agent/hops_api.h"
-#include "agent/network_attributes.h"
-#include "agent/process_registry.h"
-#include "agent/process_tree.h"
-#include "agent/span_pipeline.h"
-#include "agent/trace_stitcher.h"
-#include "agent/metrics_server.h"
-#include "agent/sampler.h"
-#include "agent/self_metrics.h"
+#include "agent/connections/conn_tracker.h"
+#include "agent/kernel/event_reader.h"
+#include "agent/hops/hop_joiner.h"
+#include "agent/hops/hop_table.h"
+#include "agent/hops/hops_api.h"
+#include "agent/hops/network_attributes.h"
+#include "agent/process/process_registry.h"
+#include "agent/process/process_tree.h"
+#include "agent/export/span_pipeline.h"
+#include "agent/trace/trace_stitcher.h"
+#include "agent/cli/metrics_server.h"
+#include "agent/trace/sampler.h"
+#include "agent/cli/self_metrics.h"
 #include "exporters/console/jsonl_exporter.h"
 #include "exporters/console/tree_exporter.h"
 #include "exporters/otlp/otlp_exporter_factory.h"

@@ -5,7 +5,7 @@
 
 #include <atomic>
 
-#include "agent/settings.h"
+#include "agent/cli/settings.h"
 
 namespace hoptrace {
 

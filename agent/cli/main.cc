@@ -12,11 +12,11 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "agent/agent_runner.h"
-#include "agent/hops_command.h"
-#include "agent/loader/bpf_loader.h"
-#include "agent/loader/preflight.h"
-#include "agent/settings.h"
+#include "agent/cli/agent_runner.h"
+#include "agent/hops/hops_command.h"
+#include "agent/kernel/bpf_loader.h"
+#include "agent/kernel/preflight.h"
+#include "agent/cli/settings.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "agent/metrics_server.h"
+#include "agent/cli/metrics_server.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "agent/self_metrics.h"
+#include "agent/cli/self_metrics.h"
 
 #include <cstdio>
 

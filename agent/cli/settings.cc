@@ -1,4 +1,4 @@
-#include "agent/settings.h"
+#include "agent/cli/settings.h"
 
 #include <yaml-cpp/yaml.h>
 

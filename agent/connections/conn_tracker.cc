@@ -1,4 +1,4 @@
-#include "agent/conn_tracker.h"
+#include "agent/connections/conn_tracker.h"
 
 #include <arpa/inet.h>
 #include <sys/socket.h>

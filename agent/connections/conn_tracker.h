@@ -23,7 +23,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "agent/event_reader.h"
+#include "agent/kernel/event_reader.h"
 #include "agent/protocols/http1/stitcher.h"
 
 namespace hoptrace {

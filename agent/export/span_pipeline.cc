@@ -1,4 +1,4 @@
-#include "agent/span_pipeline.h"
+#include "agent/export/span_pipeline.h"
 
 #include <stdexcept>
 #include <string>

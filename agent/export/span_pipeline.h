@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "agent/span.h"
+#include "agent/trace/span.h"
 #include "exporters/span_sink.h"
 
 namespace hoptrace {

@@ -1,4 +1,4 @@
-#include "agent/hop_chain.h"
+#include "agent/hops/hop_chain.h"
 
 #include <algorithm>
 #include <map>

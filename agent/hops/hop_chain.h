@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/span.h"
+#include "agent/trace/span.h"
 
 namespace hoptrace {
 

@@ -27,10 +27,10 @@
 #include <functional>
 #include <unordered_map>
 
-#include "agent/hop_chain.h"
-#include "agent/hop_table.h"
-#include "agent/network_attributes.h"
-#include "agent/span.h"
+#include "agent/hops/hop_chain.h"
+#include "agent/hops/hop_table.h"
+#include "agent/hops/network_attributes.h"
+#include "agent/trace/span.h"
 
 namespace hoptrace {
 

@@ -19,8 +19,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "agent/hop_chain.h"
-#include "agent/latency_histogram.h"
+#include "agent/hops/hop_chain.h"
+#include "agent/hops/latency_histogram.h"
 
 namespace hoptrace {
 

@@ -1,4 +1,4 @@
-#include "agent/hops_api.h"
+#include "agent/hops/hops_api.h"
 
 #include <charconv>
 

@@ -14,8 +14,8 @@
 #include <string>
 #include <string_view>
 
-#include "agent/hop_table.h"
-#include "agent/metrics_server.h"
+#include "agent/hops/hop_table.h"
+#include "agent/cli/metrics_server.h"
 
 namespace hoptrace {
 

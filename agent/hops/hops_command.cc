@@ -1,4 +1,4 @@
-#include "agent/hops_command.h"
+#include "agent/hops/hops_command.h"
 
 #include <curl/curl.h>
 #include <unistd.h>
@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "agent/hop_chain.h"
-#include "agent/hop_table.h"
+#include "agent/hops/hop_chain.h"
+#include "agent/hops/hop_table.h"
 
 namespace hoptrace {
 namespace {

@@ -1,4 +1,4 @@
-#include "agent/latency_histogram.h"
+#include "agent/hops/latency_histogram.h"
 
 #include <algorithm>
 #include <bit>

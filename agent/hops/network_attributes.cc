@@ -1,4 +1,4 @@
-#include "agent/network_attributes.h"
+#include "agent/hops/network_attributes.h"
 
 #include <sys/socket.h>
 

@@ -17,10 +17,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "agent/conn_tracker.h"
-#include "agent/event_reader.h"
-#include "agent/http_span_builder.h"
-#include "agent/span.h"
+#include "agent/connections/conn_tracker.h"
+#include "agent/kernel/event_reader.h"
+#include "agent/protocols/http1/http_span_builder.h"
+#include "agent/trace/span.h"
 
 namespace hoptrace {
 

@@ -1,4 +1,4 @@
-#include "agent/loader/bpf_loader.h"
+#include "agent/kernel/bpf_loader.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>

@@ -1,4 +1,4 @@
-#include "agent/event_reader.h"
+#include "agent/kernel/event_reader.h"
 
 #include <cstring>
 

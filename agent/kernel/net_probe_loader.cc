@@ -1,4 +1,4 @@
-#include "agent/loader/net_probe_loader.h"
+#include "agent/kernel/net_probe_loader.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/loader/bpf_loader.h"
+#include "agent/kernel/bpf_loader.h"
 #include "net_probe.h"
 #include "net_probe.skel.h"
 

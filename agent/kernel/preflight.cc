@@ -1,4 +1,4 @@
-#include "agent/loader/preflight.h"
+#include "agent/kernel/preflight.h"
 
 #include <bpf/libbpf.h>
 #include <sys/stat.h>
@@ -9,8 +9,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "agent/loader/bpf_loader.h"
-#include "agent/loader/propagation_loader.h"
+#include "agent/kernel/bpf_loader.h"
+#include "agent/kernel/propagation_loader.h"
 #include "net_probe.skel.h"
 #include "propagation.skel.h"
 #include "socket_trace.skel.h"

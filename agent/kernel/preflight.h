@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/loader/verifier_matrix.h"
+#include "agent/kernel/verifier_matrix.h"
 
 namespace hoptrace {
 

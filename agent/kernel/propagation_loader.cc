@@ -1,4 +1,4 @@
-#include "agent/loader/propagation_loader.h"
+#include "agent/kernel/propagation_loader.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>

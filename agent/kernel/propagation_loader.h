@@ -14,7 +14,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "agent/loader/bpf_loader.h"
+#include "agent/kernel/bpf_loader.h"
 
 struct propagation_bpf;
 struct bpf_link;

@@ -1,4 +1,4 @@
-#include "agent/loader/verifier_cost.h"
+#include "agent/kernel/verifier_cost.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>

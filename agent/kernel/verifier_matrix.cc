@@ -1,4 +1,4 @@
-#include "agent/loader/verifier_matrix.h"
+#include "agent/kernel/verifier_matrix.h"
 
 #include <bpf/libbpf.h>
 #include <unistd.h>
@@ -10,8 +10,8 @@
 #include <functional>
 #include <map>
 
-#include "agent/loader/bpf_loader.h"
-#include "agent/loader/propagation_loader.h"
+#include "agent/kernel/bpf_loader.h"
+#include "agent/kernel/propagation_loader.h"
 #include "net_probe.skel.h"
 #include "propagation.skel.h"
 #include "socket_trace.skel.h"

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/loader/verifier_cost.h"
+#include "agent/kernel/verifier_cost.h"
 
 namespace hoptrace {
 

@@ -1,4 +1,4 @@
-#include "agent/process_registry.h"
+#include "agent/process/process_registry.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,8 +14,8 @@
 #include <string_view>
 #include <utility>
 
-#include "agent/event_reader.h"
-#include "agent/service_name.h"
+#include "agent/kernel/event_reader.h"
+#include "agent/process/service_name.h"
 #include "agent/text_util.h"
 
 namespace hoptrace {

@@ -14,8 +14,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "agent/service_name.h"
-#include "agent/span.h"
+#include "agent/process/service_name.h"
+#include "agent/trace/span.h"
 
 namespace hoptrace {
 

@@ -1,4 +1,4 @@
-#include "agent/service_name.h"
+#include "agent/process/service_name.h"
 
 #include <algorithm>
 #include <array>

@@ -1,4 +1,4 @@
-#include "agent/sampler.h"
+#include "agent/trace/sampler.h"
 
 #include <charconv>
 #include <cmath>

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "agent/span.h"
+#include "agent/trace/span.h"
 
 namespace hoptrace {
 

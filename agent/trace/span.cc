@@ -1,4 +1,4 @@
-#include "agent/span.h"
+#include "agent/trace/span.h"
 
 #include <algorithm>
 #include <mutex>

@@ -2,7 +2,7 @@
 // Recommendation). Where Level 2 (https://www.w3.org/TR/trace-context-2/)
 // agrees with Level 1 we follow both; where they differ we follow Level 1 and
 // say so below.
-#include "agent/trace_context.h"
+#include "agent/trace/trace_context.h"
 
 #include <algorithm>
 #include <array>

@@ -1,4 +1,4 @@
-#include "agent/trace_stitcher.h"
+#include "agent/trace/trace_stitcher.h"
 
 #include <cstring>
 

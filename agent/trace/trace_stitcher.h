@@ -35,11 +35,11 @@
 #include <string>
 #include <unordered_map>
 
-#include "agent/conn_tracker.h"
-#include "agent/http_span_builder.h"
-#include "agent/process_registry.h"
-#include "agent/sampler.h"
-#include "agent/trace_context.h"
+#include "agent/connections/conn_tracker.h"
+#include "agent/protocols/http1/http_span_builder.h"
+#include "agent/process/process_registry.h"
+#include "agent/trace/sampler.h"
+#include "agent/trace/trace_context.h"
 
 namespace hoptrace {
 

@@ -24,7 +24,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "agent/span.h"
+#include "agent/trace/span.h"
 
 namespace hoptrace {
 

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/span.h"
+#include "agent/trace/span.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 
 namespace hoptrace {

@@ -7,9 +7,9 @@
 #include <benchmark/benchmark.h>
 #include <sys/socket.h>
 
-#include "agent/hop_joiner.h"
-#include "agent/http_span_builder.h"
-#include "agent/network_attributes.h"
+#include "agent/hops/hop_joiner.h"
+#include "agent/protocols/http1/http_span_builder.h"
+#include "agent/hops/network_attributes.h"
 #include "exporters/console/span_json.h"
 
 namespace hoptrace {

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "agent/trace_context.h"
+#include "agent/trace/trace_context.h"
 
 namespace {
 

@@ -171,7 +171,7 @@ def parse_client_line(line):
 
 def instance_id(pid, start_ticks):
     """service.instance.id as the agent computes it for a live process
-    (agent/process_registry.cc: UUID v5 of host/boot id/pid/starttime)."""
+    (agent/process/process_registry.cc: UUID v5 of host/boot id/pid/starttime)."""
     boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     name = f"{socket.gethostname()}/{boot_id}/{pid}/{start_ticks}"
     return str(uuid.uuid5(uuid.UUID("4d63009a-8d0f-11ee-aad7-4c796ed8e320"), name))

@@ -5,10 +5,10 @@
 
 #include <filesystem>
 
-#include "agent/conn_tracker.h"
-#include "agent/event_reader.h"
-#include "agent/process_registry.h"
-#include "agent/trace_stitcher.h"
+#include "agent/connections/conn_tracker.h"
+#include "agent/kernel/event_reader.h"
+#include "agent/process/process_registry.h"
+#include "agent/trace/trace_stitcher.h"
 #include "event_generator.h"
 
 namespace hoptrace {

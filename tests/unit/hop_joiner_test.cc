@@ -1,4 +1,4 @@
-#include "agent/hop_joiner.h"
+#include "agent/hops/hop_joiner.h"
 
 #include <gtest/gtest.h>
 

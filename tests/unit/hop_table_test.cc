@@ -1,4 +1,4 @@
-#include "agent/hop_table.h"
+#include "agent/hops/hop_table.h"
 
 #include <gtest/gtest.h>
 

@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "agent/span.h"
+#include "agent/trace/span.h"
 
 namespace hoptrace::testing {
 

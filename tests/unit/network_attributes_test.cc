@@ -2,14 +2,14 @@
 // bpf/net_probe.bpf.c's) and socket_trace records go through EventReader ->
 // ConnTracker -> TraceStitcher -> BuildHttpSpan, and the span's network
 // attributes and events are checked value by value.
-#include "agent/network_attributes.h"
+#include "agent/hops/network_attributes.h"
 
 #include <gtest/gtest.h>
 
-#include "agent/conn_tracker.h"
-#include "agent/event_reader.h"
-#include "agent/process_registry.h"
-#include "agent/trace_stitcher.h"
+#include "agent/connections/conn_tracker.h"
+#include "agent/kernel/event_reader.h"
+#include "agent/process/process_registry.h"
+#include "agent/trace/trace_stitcher.h"
 #include "event_generator.h"
 #include "tcp_event_generator.h"
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/span.h"
+#include "agent/trace/span.h"
 
 namespace hoptrace::otlp_test {
 

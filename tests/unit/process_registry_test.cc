@@ -1,6 +1,6 @@
 // ProcessRegistry over a fake /proc tree (no root, no real processes), plus
 // one check against the real /proc/self, and DeriveServiceName's rules.
-#include "agent/process_registry.h"
+#include "agent/process/process_registry.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

@@ -1,8 +1,8 @@
-#include "agent/sampler.h"
+#include "agent/trace/sampler.h"
 
 #include <gtest/gtest.h>
 
-#include "agent/trace_context.h"
+#include "agent/trace/trace_context.h"
 
 namespace hoptrace {
 namespace {

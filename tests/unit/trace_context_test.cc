@@ -1,7 +1,7 @@
 // One test per rule of W3C Trace Context (https://www.w3.org/TR/trace-context/);
 // many inputs are the ones the W3C test suite (w3c/trace-context test/test.py)
 // sends, so a failure here is a failure there.
-#include "agent/trace_context.h"
+#include "agent/trace/trace_context.h"
 
 #include <gtest/gtest.h>
 

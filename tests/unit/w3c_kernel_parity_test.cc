@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/trace_context.h"
+#include "agent/trace/trace_context.h"
 
 // What w3c.bpf.h needs from the BPF environment.
 #include <linux/types.h>

@@ -1,4 +1,4 @@
-#include "agent/http_span_builder.h"
+#include "agent/protocols/http1/http_span_builder.h"
 
 #include <time.h>
 
@@ -6,7 +6,7 @@
 #include <array>
 #include <charconv>
 
-#include "agent/network_attributes.h"
+#include "agent/hops/network_attributes.h"
 
 namespace hoptrace {
 namespace {

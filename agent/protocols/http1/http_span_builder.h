@@ -7,10 +7,10 @@
 #include <string>
 #include <string_view>
 
-#include "agent/conn_tracker.h"
-#include "agent/process_registry.h"
+#include "agent/connections/conn_tracker.h"
+#include "agent/process/process_registry.h"
 #include "agent/protocols/http1/types.h"
-#include "agent/span.h"
+#include "agent/trace/span.h"
 
 namespace hoptrace {
 
