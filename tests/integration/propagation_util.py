@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, SERVICES
+from conftest import PYTHON, SERVICES, by_kind
 
 PRIVATE_CGROUP2 = Path("/run/hoptrace-test-cgroup2")
 TP_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -251,3 +251,22 @@ def bpf_objects_named(*names):
     if r.returncode != 0:
         return []
     return [p for p in json.loads(r.stdout or "[]") if p.get("name") in names]
+
+
+def check_one_hop(agent, leaf_log, front_name, leaf_name):
+    """front (SERVER, CLIENT) -> leaf (SERVER), one request injected: the
+    leaf received exactly one traceparent naming front's CLIENT span, and
+    the three spans form one trace. Returns (spans, trace id on the wire)."""
+    spans = agent.wait_spans(lambda s: len(by_kind(s, "SERVER", leaf_name)) >= 1 and
+                             len(by_kind(s, "CLIENT", front_name)) >= 1 and
+                             len(by_kind(s, "SERVER", front_name)) >= 1)
+    [f_cli] = by_kind(spans, "CLIENT", front_name)
+    [f_srv] = by_kind(spans, "SERVER", front_name)
+    [l_srv] = by_kind(spans, "SERVER", leaf_name)
+    [head] = wait_heads(leaf_log, 1)
+    trace, parent, flags = one_traceparent(head)
+    assert (parent, flags) == (f_cli["span_id"], "01")
+    assert f_cli["parent_span_id"] == f_srv["span_id"]
+    assert l_srv["parent_span_id"] == f_cli["span_id"]
+    assert f_srv["trace_id"] == f_cli["trace_id"] == l_srv["trace_id"]
+    return spans, trace

@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 from conftest import by_kind, hoptrace_bin
-from propagation_util import TestCgroup, one_traceparent, py_service, wait_heads
+from propagation_util import TestCgroup, check_one_hop, one_traceparent, py_service, wait_heads
 
 ROUTES = ["helper", "task"]
 
@@ -53,21 +53,6 @@ def front_and_leaf(topo, cg, front_name="front", leaf_name="leaf", front_port=80
     front, _ = py_service(topo, cg, a, "10.221.1.2", front_port, front_name,
                           downstream=[f"http://10.221.2.2:{leaf_port}"])
     return c, front, leaf, leaf_log
-
-
-def check_one_hop(agent, leaf_log, front_name, leaf_name):
-    spans = agent.wait_spans(lambda s: len(by_kind(s, "SERVER", leaf_name)) >= 1 and
-                             len(by_kind(s, "CLIENT", front_name)) >= 1)
-    [f_cli] = by_kind(spans, "CLIENT", front_name)
-    [f_srv] = by_kind(spans, "SERVER", front_name)
-    [l_srv] = by_kind(spans, "SERVER", leaf_name)
-    [head] = wait_heads(leaf_log, 1)
-    trace, parent, flags = one_traceparent(head)
-    assert (parent, flags) == (f_cli["span_id"], "01")
-    assert f_cli["parent_span_id"] == f_srv["span_id"]
-    assert l_srv["parent_span_id"] == f_cli["span_id"]
-    assert f_srv["trace_id"] == f_cli["trace_id"] == l_srv["trace_id"]
-    return spans, trace
 
 
 @pytest.mark.parametrize("route", ROUTES)
