@@ -60,6 +60,8 @@ while [ $# -gt 0 ]; do
 done
 
 die() { echo "otlp_export: $*" >&2; exit 1; }
+# shellcheck source=tests/bench/otlp_sink.sh
+. "$ROOT/tests/bench/otlp_sink.sh"
 log() { echo "[otlp_export] $*" >&2; }
 
 [ -x "$SINK" ] || die "$SINK missing: cmake --build build --target ht_otlp_sink"
@@ -89,9 +91,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 cpu_ticks() {  # utime+stime of one pid, all threads
   awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
@@ -102,18 +101,8 @@ sink_spans() {
   "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["spans"])' "$TMP/sink.json"
 }
 
-GRPC_PORT=$(free_port)
-HTTP_PORT=$(free_port)
-"$SINK" --listen 127.0.0.1 --grpc-port "$GRPC_PORT" --http-port "$HTTP_PORT" \
-  --stats-file "$TMP/sink.json" >"$TMP/sink.out" 2>"$TMP/sink.log" &
-SINK_PID=$!
-for ((i = 0; i < 100; i++)); do
-  [ -s "$TMP/sink.json" ] && break
-  kill -0 "$SINK_PID" 2>/dev/null || die "sink exited: $(cat "$TMP/sink.log")"
-  sleep 0.1
-done
-[ -s "$TMP/sink.json" ] || die "sink not ready in 10 s: $(cat "$TMP/sink.log")"
-log "sink $SINK_PID: grpc 127.0.0.1:$GRPC_PORT, http 127.0.0.1:$HTTP_PORT"
+start_otlp_sink
+log "sink $SINK_PID: grpc 127.0.0.1:$SINK_GRPC_PORT, http 127.0.0.1:$SINK_HTTP_PORT"
 
 : >"$TMP/runs.jsonl"
 gz=()
@@ -121,7 +110,7 @@ gz=()
 for ((r = 1; r <= ROUNDS; r++)); do
   for n in "${LANES[@]}"; do
     for p in "${PROTOS[@]}"; do
-      if [ "$p" = grpc ]; then ep="http://127.0.0.1:$GRPC_PORT"; else ep="http://127.0.0.1:$HTTP_PORT/v1/traces"; fi
+      if [ "$p" = grpc ]; then ep="http://127.0.0.1:$SINK_GRPC_PORT"; else ep="http://127.0.0.1:$SINK_HTTP_PORT/v1/traces"; fi
       # The sink's stats file is rewritten every 200 ms: wait for the last run's final count.
       sleep 0.5
       s0=$(sink_spans); c0=$(cpu_ticks "$SINK_PID"); b0=$(machine_busy); t0=$(date +%s.%N)

@@ -130,6 +130,8 @@ while [ $# -gt 0 ]; do
 done
 
 die() { echo "wrk_overhead: $*" >&2; exit 1; }
+# shellcheck source=tests/bench/otlp_sink.sh
+. "$ROOT/tests/bench/otlp_sink.sh"
 log() { echo "[wrk_overhead] $*" >&2; }
 
 for v in DURATION CONNECTIONS THREADS WARMUP ROUNDS QUIET_WAIT; do
@@ -212,9 +214,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 wait_http() {  # url timeout_s pid
   local url="$1" secs="$2" pid="$3"
@@ -355,24 +354,13 @@ start_python() {
 # One OTLP sink for the whole run (gRPC and HTTP ports both open); its counts
 # only grow, so each B reads them before and after.
 start_sink() {
-  local grpc_port http_port
-  grpc_port=$(free_port)
-  http_port=$(free_port)
-  "$SINK" --listen 127.0.0.1 --grpc-port "$grpc_port" --http-port "$http_port" \
-    --stats-file "$TMP/sink.json" >"$TMP/sink.out" 2>"$TMP/sink.log" &
-  SINK_PID=$!
-  for ((i = 0; i < 100; i++)); do
-    [ -s "$TMP/sink.json" ] && break
-    kill -0 "$SINK_PID" 2>/dev/null || die "ht_otlp_sink exited: $(cat "$TMP/sink.log")"
-    sleep 0.1
-  done
-  [ -s "$TMP/sink.json" ] || die "ht_otlp_sink not ready in 10 s: $(cat "$TMP/sink.log")"
+  start_otlp_sink
   if [ "$OTLP_PROTOCOL" = grpc ]; then
-    SINK_ENDPOINT="http://127.0.0.1:$grpc_port"
+    SINK_ENDPOINT="http://127.0.0.1:$SINK_GRPC_PORT"
   else
-    SINK_ENDPOINT="http://127.0.0.1:$http_port"  # the agent appends /v1/traces
+    SINK_ENDPOINT="http://127.0.0.1:$SINK_HTTP_PORT"  # the agent appends /v1/traces
   fi
-  log "ht_otlp_sink $SINK_PID: grpc 127.0.0.1:$grpc_port, http 127.0.0.1:$http_port"
+  log "ht_otlp_sink $SINK_PID: grpc 127.0.0.1:$SINK_GRPC_PORT, http 127.0.0.1:$SINK_HTTP_PORT"
 }
 # "spans bytes" the sink has counted so far. Its stats file is rewritten every
 # 200 ms: callers wait that long after the last export before reading.
