@@ -109,6 +109,7 @@ static __always_inline void ht_emit_conn(__u32 type, __u64 pid_tgid, __s32 fd,
 	ht_fill_header(&ev.hdr, type, pid_tgid, fd, info->gen, ts, ts);
 	ev.tuple = info->tuple;
 	ev.role = info->role;
+	ev.protocol = info->proto;
 	if (bpf_ringbuf_output(&ht_events, &ev, sizeof(ev), 0))
 		ht_count(HT_CNT_RINGBUF_DROPS);
 }
@@ -158,10 +159,8 @@ static __always_inline bool ht_classify(struct ht_conn_info *info, const struct 
 	__u64 buf;
 	__u32 n;
 
-	if (info->proto == HT_PROTO_HTTP)
-		return true;
-	if (info->proto == HT_PROTO_OTHER)
-		return false;
+	if (info->proto != HT_PROTO_UNKNOWN)
+		return info->proto != HT_PROTO_OTHER;
 	buf = ht_first_buf(a, &first_len);
 	n = sizeof(head);
 	if ((__u64)ret < n)
@@ -173,8 +172,8 @@ static __always_inline bool ht_classify(struct ht_conn_info *info, const struct 
 	if (bpf_probe_read_user(head, sizeof(head), (const void *)buf) &&
 	    bpf_probe_read_user(head, 1, (const void *)buf))
 		return false;
-	info->proto = ht_looks_like_http(head, n) ? HT_PROTO_HTTP : HT_PROTO_OTHER;
-	return info->proto == HT_PROTO_HTTP;
+	info->proto = ht_looks_like_http(head, n) ? HT_PROTO_HTTP1 : HT_PROTO_OTHER;
+	return info->proto != HT_PROTO_OTHER;
 }
 
 /* Builds the data event of a syscall in the scratch buffer; returns it, or

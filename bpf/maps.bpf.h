@@ -12,19 +12,13 @@ const volatile bool targ_port_filter = false; /* ht_selected_ports is in use */
 const volatile bool targ_exec_events = false; /* report execs for name matching */
 const volatile __u32 targ_max_payload = 4096; /* <= HT_MAX_PAYLOAD */
 
-enum ht_proto {
-	HT_PROTO_UNKNOWN = 0,
-	HT_PROTO_HTTP = 1,
-	HT_PROTO_OTHER = 2,
-};
-
 /* What the kernel side remembers about one TCP socket of a selected process. */
 struct ht_conn_info {
 	struct ht_tuple tuple;
 	__u64 gen;
 	__u64 sk;       /* struct sock *, key of ht_sk_owner */
 	__u32 role;     /* enum ht_role */
-	__u8 proto;     /* enum ht_proto */
+	__u8 proto;     /* enum ht_protocol */
 	__u8 reported;  /* HT_EV_CONN_OPEN sent */
 	__u16 _pad;
 };

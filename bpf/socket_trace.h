@@ -108,11 +108,22 @@ struct ht_fionread_event {
 	__u32 _pad;
 };
 
+/* What the kernel recognised at a socket's first bytes. The agent picks the
+ * parser by it (agent/protocols/registry.cc). */
+enum ht_protocol {
+	HT_PROTO_UNKNOWN = 0, /* nothing moved yet */
+	HT_PROTO_OTHER = 1,   /* not a protocol we follow: ignored from then on */
+	HT_PROTO_HTTP1 = 2,
+	HT_PROTO_HTTP2 = 3,    /* connection preface "PRI * HTTP/2.0" */
+	HT_PROTO_POSTGRES = 4, /* StartupMessage / SSLRequest / GSSENCRequest */
+	HT_PROTO_REDIS = 5,    /* RESP array of bulk strings */
+};
+
 struct ht_conn_event {
 	struct ht_event_header hdr;
 	struct ht_tuple tuple;
-	__u32 role; /* enum ht_role */
-	__u32 _pad;
+	__u32 role;     /* enum ht_role */
+	__u32 protocol; /* enum ht_protocol */
 };
 
 struct ht_data_event {

@@ -17,7 +17,8 @@ void EventReader::Dispatch(std::span<const uint8_t> record) {
     case HT_EV_CONN_CLOSE: {
       if (record.size() < sizeof(ht_conn_event)) break;
       const auto* ev = reinterpret_cast<const ht_conn_event*>(record.data());
-      ConnEvent out{hdr, &ev->tuple, static_cast<ht_role>(ev->role)};
+      ConnEvent out{hdr, &ev->tuple, static_cast<ht_role>(ev->role),
+                    static_cast<ht_protocol>(ev->protocol)};
       if (hdr->type == HT_EV_CONN_OPEN) {
         handler_->OnConnOpen(out);
       } else {

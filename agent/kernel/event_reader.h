@@ -15,6 +15,7 @@ struct ConnEvent {
   const ht_event_header* hdr;
   const ht_tuple* tuple;
   ht_role role;
+  ht_protocol protocol = HT_PROTO_UNKNOWN;
 };
 
 struct DataEvent {

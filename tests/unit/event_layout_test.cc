@@ -34,6 +34,7 @@ TEST(EventLayout, ConnEvent) {
   EXPECT_EQ(sizeof(ht_conn_event), 88u);
   EXPECT_EQ(offsetof(ht_conn_event, tuple), 40u);
   EXPECT_EQ(offsetof(ht_conn_event, role), 80u);
+  EXPECT_EQ(offsetof(ht_conn_event, protocol), 84u);
 }
 
 TEST(EventLayout, DataEventPayloadFollowsFixedPart) {
