@@ -22,10 +22,11 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-if [ ! -x "$TOOLS/bin/helm" ] ||
-   [ "$("$TOOLS/bin/helm" version --template '{{.Version}}' 2>/dev/null)" != "$HELM_VERSION" ]; then
+# A helm built by `go install` reports only its minor version: a marker file says which.
+if [ ! -x "$TOOLS/bin/helm" ] || [ "$(cat "$TOOLS/bin/helm.version" 2>/dev/null)" != "$HELM_VERSION" ]; then
   echo "k8s_tools: building helm $HELM_VERSION"
   GOBIN="$TOOLS/bin" nice go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  echo "$HELM_VERSION" > "$TOOLS/bin/helm.version"
 fi
 
 apiserver="$TOOLS/bin/kube-apiserver-$K8S_VERSION"

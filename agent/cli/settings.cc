@@ -275,6 +275,12 @@ std::optional<Settings::KubernetesTarget> Settings::Kubernetes(std::string* erro
     return std::nullopt;
   }
   t.node_name = !k.node_name.empty() ? k.node_name : env_("NODE_NAME").value_or("");
+  // A node's name is a DNS subdomain; it goes into the watch's field selector as it is.
+  if (t.node_name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") !=
+      std::string::npos) {
+    *error = "the node name \"" + t.node_name + "\" is not a Kubernetes node name";
+    return std::nullopt;
+  }
   if (t.node_name.empty()) {
     // Without it the agent would watch every pod of the cluster.
     const std::string why =

@@ -101,10 +101,17 @@ void PodWatcher::Run() {
     backoff = options_.min_backoff;
     // Watch from rv until the server says it is too old or the watch fails.
     while (!stop_.load()) {
+      const auto opened = std::chrono::steady_clock::now();
       const WatchEnd end = Watch(&rv);
       if (end == WatchEnd::kClosed) {
-        backoff = options_.min_backoff;
-        continue;  // the server's timeoutSeconds: go on from rv
+        // The server's timeoutSeconds: go on from rv. One that ends watches
+        // at once must not make this a busy loop.
+        if (std::chrono::steady_clock::now() - opened < std::chrono::seconds(1)) {
+          wait();
+        } else {
+          backoff = options_.min_backoff;
+        }
+        continue;
       }
       if (end == WatchEnd::kGone) {
         ++stats_.relists_gone;
@@ -112,6 +119,8 @@ void PodWatcher::Run() {
         break;
       }
       if (end == WatchEnd::kError) {
+        // A watch that was open for a while failed: start the backoff over.
+        if (watch_opened_) backoff = options_.min_backoff;
         wait();
         if (rv.empty()) break;
         continue;  // reopen from rv: the list is still good unless the server says 410
@@ -164,6 +173,7 @@ PodWatcher::WatchEnd PodWatcher::Watch(std::string* rv) {
                            *rv + "&timeoutSeconds=" +
                            std::to_string(options_.watch_timeout.count());
   WatchEnd end = WatchEnd::kClosed;
+  watch_opened_ = false;
   auto r = client_.Stream(
       path, [&](std::string_view line) { Apply(line, rv, &end); }, stop_,
       options_.watch_timeout + std::chrono::seconds(30));
@@ -179,6 +189,7 @@ PodWatcher::WatchEnd PodWatcher::Watch(std::string* rv) {
 }
 
 void PodWatcher::Apply(std::string_view line, std::string* rv, WatchEnd* end) {
+  watch_opened_ = true;
   if (line.empty() || *end != WatchEnd::kClosed) return;
   auto event = nlohmann::json::parse(line, nullptr, false);
   if (event.is_discarded() || !event.is_object()) return;

@@ -65,6 +65,7 @@ class PodWatcher {
   PodWatcherOptions options_;
   OwnerResolver owners_;
   PodWatcherStats stats_;
+  bool watch_opened_ = false;  // the current watch delivered something
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable cv_;

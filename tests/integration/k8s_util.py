@@ -51,7 +51,8 @@ def free_port():
 
 def helm_template(*args, values=None):
     """helm template of the chart; the rendered objects, as dicts."""
-    argv = [tool("helm"), "template", "hoptrace", str(CHART), "--namespace", "tracing"]
+    argv = [tool("helm"), "template", "hoptrace", str(CHART), "--namespace", "tracing",
+            "--kube-version", K8S_VERSION]
     argv += list(args)
     for v in values or ():
         argv += ["-f", str(v)]
@@ -163,13 +164,14 @@ class ApiServer:
             f'{ADMIN_TOKEN},test-admin,1,"system:masters"\n{AGENT_TOKEN},{AGENT_USER},2\n')
         (d / "agent.token").write_text(AGENT_TOKEN + "\n")
         etcd_log = open(d / "etcd.log", "w")
+        peer = f"http://127.0.0.1:{free_port()}"
         self.procs.append(subprocess.Popen(
             ["etcd", "--name", "hoptrace-test", "--data-dir", str(d / "etcd"),
              "--listen-client-urls", f"http://127.0.0.1:{self.etcd_port}",
              "--advertise-client-urls", f"http://127.0.0.1:{self.etcd_port}",
-             "--listen-peer-urls", f"http://127.0.0.1:{free_port()}",
-             "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-             "--log-level", "warn"],
+             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+             "--initial-cluster", f"hoptrace-test={peer}",
+             "--log-level", "warn", "--logger", "zap"],
             stdout=etcd_log, stderr=subprocess.STDOUT))
         self._wait(lambda: self._etcd("/v3/kv/range", {"key": _b64("x")}) is not None,
                    "etcd", d / "etcd.log")

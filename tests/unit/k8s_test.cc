@@ -3,6 +3,11 @@
 // k8s resource attributes.
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "agent/k8s/cgroup_identity.h"
@@ -11,6 +16,7 @@
 #include "agent/k8s/owner_resolver.h"
 #include "agent/k8s/pod_cache.h"
 #include "agent/k8s/pod_json.h"
+#include "agent/k8s/pod_process_scanner.h"
 
 namespace hoptrace {
 namespace {
@@ -307,6 +313,64 @@ TEST(K8sResourceTest, ServiceNamePrecedence) {
   EXPECT_EQ(KubernetesServiceName(m), "storefront-edge");  // annotation over all
   PodMatch bare{std::make_shared<PodInfo>(Pod("u2", "lonely", "")), ""};
   EXPECT_EQ(KubernetesServiceName(bare), "lonely");
+}
+
+// --- selection by pod: the /proc scan --------------------------------------------
+
+class FakeProcCgroups {
+ public:
+  FakeProcCgroups() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "hoptrace_k8s_XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    root_ = tmpl;
+  }
+  ~FakeProcCgroups() { std::filesystem::remove_all(root_); }
+  void Process(int pid, const std::string& cgroup) {
+    std::filesystem::create_directories(root_ + "/" + std::to_string(pid));
+    std::ofstream(root_ + "/" + std::to_string(pid) + "/cgroup") << cgroup;
+  }
+  void Exit(int pid) { std::filesystem::remove_all(root_ + "/" + std::to_string(pid)); }
+  const std::string& root() const { return root_; }
+
+ private:
+  std::string root_;
+};
+
+std::string ContainerdCgroup(const std::string& id) {
+  return "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" +
+         std::string(kUidSystemd) + ".slice/cri-containerd-" + id + ".scope\n";
+}
+
+TEST(PodProcessScannerTest, SelectsProcessesOfSelectedContainersOnce) {
+  const std::string shop(64, '1'), system(64, '2'), later(64, '3');
+  FakeProcCgroups proc;
+  proc.Process(10, ContainerdCgroup(shop));
+  proc.Process(11, ContainerdCgroup(shop));   // a second process of the container
+  proc.Process(12, ContainerdCgroup(system));
+  proc.Process(13, ContainerdCgroup(later));
+  proc.Process(14, "0::/system.slice/sshd.service\n");
+  proc.Process(99, ContainerdCgroup(shop));  // the agent itself
+  PodCache pods;
+  PodInfo a = Pod("u-shop", "web-1", shop);
+  PodInfo b = Pod("u-sys", "dns-1", system);
+  b.namespace_name = "kube-system";
+  pods.Upsert(a);
+  pods.Upsert(b);
+  PodSelection sel;
+  sel.include.push_back(PodSelector{});
+  sel.exclude.push_back(PodSelector{{"kube-system"}, {}, {}, {}});
+  PodProcessScanner scanner(&pods, sel, 99, proc.root());
+  auto found = scanner.Scan();
+  std::sort(found.begin(), found.end());
+  EXPECT_EQ(found, (std::vector<pid_t>{10, 11}));
+  EXPECT_EQ(scanner.selected(), 2u);
+  EXPECT_TRUE(scanner.Scan().empty()) << "selected once, not on every scan";
+  // The pod of 13 arrives: 13 is selected on the next scan.
+  pods.Upsert(Pod("u-later", "late-1", later));
+  EXPECT_EQ(scanner.Scan(), std::vector<pid_t>{13});
+  proc.Exit(10);
+  scanner.Scan();
+  EXPECT_EQ(scanner.selected(), 2u);  // 11 and 13
 }
 
 TEST(KubeClientTest, InClusterEndpointFromServiceEnvironment) {

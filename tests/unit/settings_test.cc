@@ -122,6 +122,10 @@ TEST_F(SettingsTest, KubernetesInClusterFromEnvironment) {
   EXPECT_EQ(t->endpoint.server, "https://10.96.0.1:443");
   EXPECT_EQ(t->endpoint.token_file, "/var/run/secrets/kubernetes.io/serviceaccount/token");
   EXPECT_EQ(t->node_name, "node-b");
+  env_["NODE_NAME"] = "node-b&watch=false";
+  EXPECT_FALSE(s.Kubernetes(&error));
+  EXPECT_NE(error.find("not a Kubernetes node name"), std::string::npos) << error;
+  env_["NODE_NAME"] = "node-b";
   s.run().kubernetes.mode = "off";
   EXPECT_FALSE(s.Kubernetes(&error));
   env_.clear();
