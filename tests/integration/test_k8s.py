@@ -11,13 +11,15 @@ server can be selected: the ones this test started.
 """
 import re
 import secrets
+import subprocess
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 
-from conftest import attr, by_kind
+from conftest import by_kind, hoptrace_bin
 from k8s_util import AGENT_TOKEN, ApiServer, Relay, free_port, helm_template, pod_manifest
 from propagation_util import cgroup2_root
 
@@ -305,3 +307,30 @@ def test_pod_identity_selection_and_watch_recovery(api, cgroups, topo, agent_fac
         assert "410" in agent.log_text() or "Gone" in agent.log_text()
     finally:
         relay.stop()
+
+
+def test_agent_accepts_the_config_of_every_chart_value(api, tmp_path):
+    """The ConfigMap rendered with every documented value set (values-all.yaml)
+    is a config file `hoptrace run` accepts: it starts, reaches its API server
+    and stops cleanly. Only what points it at this test's API server, and
+    --no-propagation (the values name the kubepods cgroup of a real node,
+    which this host has not), come from flags."""
+    values = Path(__file__).resolve().parents[1] / "helm" / "values-all.yaml"
+    cm = next(o for o in helm_template(values=[values]) if o["kind"] == "ConfigMap")
+    config = tmp_path / "hoptrace.yaml"
+    config.write_text(cm["data"]["hoptrace.yaml"])
+    token = tmp_path / "agent.token"
+    token.write_text(AGENT_TOKEN + "\n")
+    log = tmp_path / "agent.log"
+    r = subprocess.run(
+        [hoptrace_bin(), "run", "--config", str(config), "--output", "none",
+         "--k8s-api", api.url, "--k8s-token-file", str(token),
+         "--k8s-ca-file", str(api.dir / "ca.crt"), "--node-name", NODE,
+         "--metrics-address", f"127.0.0.1:{free_port()}", "--no-propagation",
+         "--duration", "2"],
+        stdout=subprocess.DEVNULL, stderr=open(log, "w"), timeout=60)
+    text = log.read_text()
+    assert r.returncode == 0, text
+    assert "hoptrace ready" in text
+    assert re.search(r"k8s: \d+ pod\(s\) on node node-test", text), text
+    assert "hoptrace stopped; all programs detached" in text
