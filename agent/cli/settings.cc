@@ -307,7 +307,9 @@ std::optional<std::string> PodSelectorFromFlags(std::vector<std::string> namespa
   s.containers = std::move(containers);
   for (const auto& l : labels) {
     const size_t eq = l.find('=');
-    if (eq == std::string::npos || eq == 0) return "--k8s-label must be KEY=VALUE, got \"" + l + "\"";
+    if (eq == std::string::npos || eq == 0) {
+      return "--k8s-label must be KEY=VALUE, got \"" + l + "\"";
+    }
     s.labels[l.substr(0, eq)] = l.substr(eq + 1);
   }
   *out = std::move(s);

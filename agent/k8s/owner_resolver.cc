@@ -24,7 +24,8 @@ void OwnerResolver::Resolve(PodInfo* pod) {
 }
 
 OwnerResolver::Owner OwnerResolver::Lookup(const PodInfo& pod, const std::string& path) {
-  const std::string key = pod.namespace_name + "/" + pod.controller_kind + "/" + pod.controller_name;
+  const std::string key =
+      pod.namespace_name + "/" + pod.controller_kind + "/" + pod.controller_name;
   if (auto it = cache_.find(key); it != cache_.end()) return it->second;
   ++lookups_;
   Owner owner{pod.controller_kind, pod.controller_name};

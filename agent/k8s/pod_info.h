@@ -22,7 +22,8 @@ struct PodInfo {
   // The controller that owns the pod (ownerReferences with controller:
   // true), resolved up to the workload a person deploys: a ReplicaSet's
   // Deployment, a Job's CronJob. kind "" when the pod has no owner.
-  std::string owner_kind;  // ReplicaSet (no Deployment), Deployment, StatefulSet, DaemonSet, Job, CronJob, ...
+  // Deployment, StatefulSet, DaemonSet, Job, CronJob, ReplicaSet (without a Deployment), ...
+  std::string owner_kind;
   std::string owner_name;
   // The direct owner as the pod names it, before resolution.
   std::string controller_kind;

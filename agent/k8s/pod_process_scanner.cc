@@ -12,7 +12,10 @@ namespace hoptrace {
 
 PodProcessScanner::PodProcessScanner(const PodCache* pods, PodSelection selection, pid_t self,
                                      std::string proc_root)
-    : pods_(pods), selection_(std::move(selection)), self_(self), proc_root_(std::move(proc_root)) {}
+    : pods_(pods),
+      selection_(std::move(selection)),
+      self_(self),
+      proc_root_(std::move(proc_root)) {}
 
 PodProcessScanner::State PodProcessScanner::Decide(const Seen& seen) const {
   if (seen.container_id.empty() && seen.pod_uid.empty()) return State::kNotInPod;

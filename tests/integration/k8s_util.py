@@ -14,7 +14,6 @@ Run with Debian's /usr/bin/python3 (python3-yaml).
 import base64
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -322,9 +321,3 @@ def pod_manifest(name, namespace, node, containers, labels=None, annotations=Non
             "spec": {"nodeName": node, "automountServiceAccountToken": False,
                      "containers": [{"name": c, "image": "test:1"} for c in containers]}}
 
-
-def which(name):
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is missing: run scripts/setup.sh --tests")
-    return path

@@ -9,6 +9,7 @@ config file (its ConfigMap, rendered by helm) and only the flags that point it
 at this API server and its token. Only processes of pods of that private API
 server can be selected: the ones this test started.
 """
+import os
 import re
 import secrets
 import subprocess
@@ -57,7 +58,6 @@ class PodCgroups:
     def preexec(path):
         def join():
             with open(path / "cgroup.procs", "w") as f:
-                import os
                 f.write(str(os.getpid()))
         return join
 

@@ -76,7 +76,8 @@ TEST(CgroupIdentityTest, EveryRuntimeAndDriver) {
        ".slice/crio-conmon-" + id + ".scope"},
       {"a host service", "0::/system.slice/nginx.service\n", "", "", "/system.slice/nginx.service"},
       {"63 digits", "0::/docker/" + id.substr(1) + "\n", "", "", "/docker/" + id.substr(1)},
-      {"upper case", "0::/docker/3F4E" + id.substr(4) + "\n", "", "", "/docker/3F4E" + id.substr(4)},
+      {"upper case", "0::/docker/3F4E" + id.substr(4) + "\n", "", "",
+       "/docker/3F4E" + id.substr(4)},
       {"a user's slice named like a pod", "0::/user.slice/mypod" + uid + ".slice\n", "", "",
        "/user.slice/mypod" + uid + ".slice"},
       {"garbage", "no colons here\n", "", "", ""},
@@ -257,7 +258,8 @@ TEST(OwnerResolverTest, WithoutTheReplicaSetTheTemplateHashTells) {
 TEST(OwnerResolverTest, JobToCronJobAndDirectOwners) {
   OwnerResolver owners([](const std::string& path) -> std::optional<std::string> {
     if (path != "/apis/batch/v1/namespaces/shop/jobs/nightly-29000000") return std::nullopt;
-    return R"({"metadata":{"ownerReferences":[{"kind":"CronJob","name":"nightly","controller":true}]}})";
+    return R"({"metadata":{"ownerReferences":[
+              {"kind":"CronJob","name":"nightly","controller":true}]}})";
   });
   PodInfo job = Pod("u1", "nightly-29000000-abcde", "");
   job.controller_kind = "Job";

@@ -75,7 +75,8 @@ discovery:
   ASSERT_EQ(s.run().discovery.include.size(), 2u);
   const PodSelector& first = s.run().discovery.include[0];
   EXPECT_EQ(first.namespaces, (std::vector<std::string>{"shop", "pay-*"}));
-  EXPECT_EQ(first.labels, (std::map<std::string, std::string>{{"app.kubernetes.io/part-of", "store"}}));
+  EXPECT_EQ(first.labels,
+            (std::map<std::string, std::string>{{"app.kubernetes.io/part-of", "store"}}));
   EXPECT_EQ(s.run().discovery.include[1].workloads, std::vector<std::string>{"checkout"});
   EXPECT_EQ(s.run().discovery.include[1].containers, std::vector<std::string>{"app"});
   ASSERT_EQ(s.run().discovery.exclude.size(), 1u);
