@@ -148,6 +148,13 @@ class ApiServer:
 
     # -- set-up -----------------------------------------------------------
     def start(self):
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # pytest.fail included: nothing of ours stays running
+            raise
+
+    def _start(self):
         d = self.dir
         d.mkdir(parents=True, exist_ok=True)
         _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
