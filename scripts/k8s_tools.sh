@@ -32,11 +32,11 @@ fi
 apiserver="$TOOLS/bin/kube-apiserver-$K8S_VERSION"
 openapi="$TOOLS/openapi-$K8S_VERSION"
 if [ ! -x "$apiserver" ] || [ ! -d "$openapi" ]; then
-  echo "k8s_tools: building kube-apiserver $K8S_VERSION (several minutes on two cores)"
+  echo "k8s_tools: building kube-apiserver $K8S_VERSION (the first time: tens of minutes on two cores)"
   dir=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
         /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
   src="$TOOLS/src/kubernetes-$K8S_VERSION"
-  rm -rf "$src"
+  rm -rf "$TOOLS/src"
   mkdir -p "$TOOLS/src"
   cp -r "$dir" "$src"
   chmod -R u+w "$src"
@@ -47,6 +47,6 @@ if [ ! -x "$apiserver" ] || [ ! -d "$openapi" ]; then
   mv "$apiserver.tmp" "$apiserver"
   rm -rf "$openapi.tmp" && cp -r "$src/api/openapi-spec/v3" "$openapi.tmp"
   rm -rf "$openapi" && mv "$openapi.tmp" "$openapi"
-  rm -rf "$src"
+  rm -rf "$TOOLS/src"
 fi
 echo "k8s_tools: helm $HELM_VERSION, kube-apiserver $K8S_VERSION in $TOOLS"
