@@ -12,7 +12,10 @@ void PodCache::Replace(std::vector<PodInfo> pods, Clock::time_point now) {
   std::unordered_map<std::string, bool> listed;
   for (const auto& p : pods) listed[p.uid] = true;
   for (auto& [uid, entry] : by_uid_) {
-    if (!listed.count(uid) && !entry.deleted_at) entry.deleted_at = now;
+    if (!listed.count(uid) && !entry.deleted_at) {
+      entry.deleted_at = now;
+      --live_;
+    }
   }
   ExpireLocked(now);
   for (auto& p : pods) InsertLocked(std::move(p));
@@ -31,6 +34,7 @@ void PodCache::Remove(const std::string& uid, Clock::time_point now) {
   std::unique_lock lock(mu_);
   if (auto it = by_uid_.find(uid); it != by_uid_.end() && !it->second.deleted_at) {
     it->second.deleted_at = now;
+    --live_;
   }
   ExpireLocked(now);
   generation_.fetch_add(1, std::memory_order_acq_rel);
@@ -38,7 +42,8 @@ void PodCache::Remove(const std::string& uid, Clock::time_point now) {
 
 void PodCache::InsertLocked(PodInfo pod) {
   auto it = by_uid_.find(pod.uid);
-  if (it == by_uid_.end() && LiveLocked() >= max_pods_) {
+  const bool live = it != by_uid_.end() && !it->second.deleted_at;
+  if (!live && live_ >= max_pods_) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -47,11 +52,13 @@ void PodCache::InsertLocked(PodInfo pod) {
   for (const auto& [id, name] : shared->containers) uid_by_container_[id] = shared->uid;
   const std::string uid = shared->uid;
   by_uid_[uid] = Entry{std::move(shared), std::nullopt};
+  ++live_;
 }
 
 void PodCache::EraseLocked(const std::string& uid) {
   auto it = by_uid_.find(uid);
   if (it == by_uid_.end()) return;
+  if (!it->second.deleted_at) --live_;
   for (const auto& [id, name] : it->second.pod->containers) {
     if (auto c = uid_by_container_.find(id); c != uid_by_container_.end() && c->second == uid) {
       uid_by_container_.erase(c);
@@ -66,12 +73,6 @@ void PodCache::ExpireLocked(Clock::time_point now) {
     if (entry.deleted_at && now - *entry.deleted_at >= deleted_grace_) expired.push_back(uid);
   }
   for (const auto& uid : expired) EraseLocked(uid);
-}
-
-size_t PodCache::LiveLocked() const {
-  size_t n = 0;
-  for (const auto& [uid, entry] : by_uid_) n += entry.deleted_at ? 0 : 1;
-  return n;
 }
 
 std::optional<PodMatch> PodCache::Find(const std::string& container_id,
@@ -100,7 +101,7 @@ std::vector<std::shared_ptr<const PodInfo>> PodCache::Pods() const {
 
 size_t PodCache::size() const {
   std::shared_lock lock(mu_);
-  return LiveLocked();
+  return live_;
 }
 
 }  // namespace hoptrace

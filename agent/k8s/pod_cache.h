@@ -60,13 +60,13 @@ class PodCache {
   void InsertLocked(PodInfo pod);
   void EraseLocked(const std::string& uid);
   void ExpireLocked(Clock::time_point now);
-  size_t LiveLocked() const;
 
   const size_t max_pods_;
   const std::chrono::seconds deleted_grace_;
   mutable std::shared_mutex mu_;
   std::unordered_map<std::string, Entry> by_uid_;
   std::unordered_map<std::string, std::string> uid_by_container_;
+  size_t live_ = 0;  // entries not deleted
   std::atomic<uint64_t> generation_{0};
   std::atomic<bool> synced_{false};
   std::atomic<uint64_t> dropped_{0};
