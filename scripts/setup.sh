@@ -29,6 +29,10 @@ PACKAGES=(
 )
 TEST_PACKAGES=(
   python3-pytest python3-aiohttp wrk nginx-light util-linux  # aiohttp: the W3C suite harness
+  # PostgreSQL and Redis tests: servers, their CLIs, Python clients (psycopg2 speaks the simple
+  # query protocol, psycopg 3 the extended one with named prepared statements), benchmarks
+  postgresql-15 postgresql-client-15 python3-psycopg2 python3-psycopg
+  redis-server redis-tools python3-redis
 )
 [ "$tests" = 1 ] && PACKAGES+=("${TEST_PACKAGES[@]}")
 
