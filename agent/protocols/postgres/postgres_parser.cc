@@ -50,6 +50,9 @@ struct Stream {
 struct Pending {
   uint64_t id = 0;
   bool announced = false;  // false: dropped past max_pending_requests
+  // Executes past the limit are not kept one by one: a run of them is one
+  // entry that counts them, so results still pair in order.
+  size_t dropped_run = 0;
   MessageTiming request;
   std::optional<MessageTiming> response;
   bool resolved = false;  // its result arrived (extended query)
@@ -414,15 +417,18 @@ class PostgresParser : public ProtocolParser {
   }
 
   void AddExchange(const MessageTiming& timing, std::shared_ptr<const SqlSummary> statement) {
-    Pending& p = cycles_.back().exchanges.emplace_back();
+    std::vector<Pending>& exchanges = cycles_.back().exchanges;
+    if (pending_ >= limits_.max_pending_requests) {
+      ++stats_.pending_overflow;
+      if (exchanges.empty() || exchanges.back().announced) exchanges.emplace_back();
+      ++exchanges.back().dropped_run;
+      return;
+    }
+    Pending& p = exchanges.emplace_back();
     p.id = next_id_++;
     p.request = timing;
     p.facts.statement = std::move(statement);
     p.facts.database = database_;
-    if (pending_ >= limits_.max_pending_requests) {
-      ++stats_.pending_overflow;
-      return;
-    }
     p.announced = true;
     ++pending_;
     sink_->OnRequestStart(RequestStart{p.id, timing, std::nullopt, std::nullopt});
@@ -483,6 +489,7 @@ class PostgresParser : public ProtocolParser {
   }
 
   static void Resolve(Cycle& c, Pending* x) {
+    if (!x->announced && --x->dropped_run > 0) return;  // more of the run to come
     x->resolved = true;
     ++c.next;
   }
