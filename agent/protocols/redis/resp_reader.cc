@@ -194,7 +194,12 @@ bool LooksLikeRespStart(bool requests, std::string_view b) {
   int64_t n = 0;
   if (IsAggregate(type) || IsBulk(type)) {
     if (!ParseLength(rest, &n)) return false;
-    if (requests) return n > 0 && b.size() > nl + 2 && b[nl + 2] == '$';
+    // As the kernel checks (bpf/db_protocols.bpf.h): a count of 1 to 5
+    // digits, then '$' unless the bytes end first.
+    if (requests) {
+      return n > 0 && rest[0] != '0' && rest.size() <= 5 &&
+             (b.size() == nl + 2 || b[nl + 2] == '$');
+    }
     return true;
   }
   if (type == ':') return ParseLength(rest, &n) || (!rest.empty() && rest[0] == '-');

@@ -76,7 +76,8 @@ class RespReader {
   bool inline_ = false;  // the value being read is an inline command
 };
 
-// True when b starts with what begins a RESP value: a command ("*<n>\r\n$")
+// True when b starts with what begins a RESP value: a command ("*<n>\r\n$",
+// n of 1 to 5 digits)
 // for requests, any reply type and a well-formed first line otherwise.
 bool LooksLikeRespStart(bool requests, std::string_view b);
 
