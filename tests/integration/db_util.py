@@ -59,9 +59,11 @@ def psql(topo, ns, host, port, database, sql):
 
 
 def start_redis(topo, ns, host, port):
+    work = Path(f"/tmp/ht{topo.tag}/redis-{port}")
+    work.mkdir(parents=True, exist_ok=True)
     proc = topo.start(ns, ["redis-server", "--bind", host, "--port", str(port), "--save", "",
-                           "--appendonly", "no", "--protected-mode", "no", "--dir",
-                           f"/tmp/ht{topo.tag}"])
+                           "--appendonly", "no", "--protected-mode", "no", "--dir", str(work),
+                           "--logfile", str(work / "log")])
     wait_port(topo, ns, host, port)
     return proc
 

@@ -5,8 +5,8 @@ reused). The agent follows the clients from their first byte; the spans
 must name the operation and table, carry the sanitized query, the database
 and the server, an SQLSTATE for errors, and no literal of any query may
 appear anywhere in the agent's output."""
-from conftest import attr, by_kind
-from db_util import Gated, python_client, start_postgres
+from conftest import PYTHON, SERVICES, attr, by_kind
+from db_util import Gated, python_client, start_postgres, start_redis
 
 HOST, PORT = "10.211.1.2", 5433
 # Literals the queries carry: none may leave the agent.
@@ -142,4 +142,40 @@ def test_psql_simple_query(topo, agent_factory):
     assert_common(sel)
     assert attr(sel, "db.query.text") == "SELECT count(*) FROM users WHERE email = ?"
     assert attr(sel, "db.response.returned_rows") == 1
+    assert_no_literals(agent)
+
+
+def test_http_server_span_parents_its_database_calls(topo, agent_factory):
+    """curl -> a Python HTTP service (one thread per request) -> PostgreSQL
+    and Redis: the service's SERVER span is the parent of every database
+    CLIENT span the request's thread made, all in the caller's trace."""
+    c, app, db = topo.ns("c"), topo.ns("app"), topo.ns("db")
+    topo.link(c, "10.211.3.1", app, "10.211.3.2")
+    topo.link(app, "10.211.1.1", db, HOST)
+    start_postgres(topo, db, HOST, PORT)
+    start_redis(topo, db, HOST, 6390)
+    svc = topo.start(app, [PYTHON, str(SERVICES / "db_service.py"), "--host", "10.211.3.2",
+                           "--port", "8080", "--pg-host", HOST, "--pg-port", str(PORT),
+                           "--redis-host", HOST, "--redis-port", "6390"])
+    assert svc.stdout.readline().strip() == b"listening"
+    from db_util import psql
+    psql(topo, db, HOST, PORT, "shop", f"INSERT INTO users VALUES ({SECRET_ID}, '{SECRET_MAIL}')")
+    agent = agent_factory("--pid", str(svc.pid), "--no-propagation")
+    trace, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    assert topo.curl(c, f"http://10.211.3.2:8080/user?id={SECRET_ID}",
+                     "-H", f"traceparent: 00-{trace}-{parent}-01") == "200"
+    names = {"BEGIN shop", "SELECT users", "COMMIT shop", "SET"}
+    spans = agent.wait_spans(lambda s: names <= {x["name"] for x in s} and by_kind(s, "SERVER"))
+    [server] = by_kind(spans, "SERVER")
+    assert server["trace_id"] == trace and server["parent_span_id"] == parent
+    calls = {s["name"]: s for s in by_kind(spans, "CLIENT")}
+    assert set(calls) == names, sorted(calls)
+    for name, span in calls.items():
+        assert span["trace_id"] == trace, name
+        assert span["parent_span_id"] == server["span_id"], name
+        assert server["start_time_unix_nano"] <= span["start_time_unix_nano"], name
+        assert span["end_time_unix_nano"] <= server["end_time_unix_nano"], name
+    assert attr(calls["SELECT users"], "db.query.text") == "SELECT email FROM users WHERE id = ?"
+    assert attr(calls["BEGIN shop"], "db.operation.name") == "BEGIN"
+    assert attr(calls["SET"], "db.system.name") == "redis"
     assert_no_literals(agent)

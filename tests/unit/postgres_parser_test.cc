@@ -8,6 +8,7 @@
 #include "agent/protocols/postgres/messages.h"
 #include "agent/protocols/postgres/postgres_exchange.h"
 #include "agent/trace/span.h"
+#include "agent/trace/span_builder.h"  // SpanBuildOptions
 #include "tests/unit/protocol_test_sink.h"
 
 namespace hoptrace::postgres {
@@ -353,10 +354,7 @@ TEST(PostgresExchange, ClientSpanNameAttributesAndStatus) {
   PostgresExchange x(f);
   EXPECT_EQ(x.SpanName(), "SELECT users");
   Span span;
-  // TODO(merge): a real SpanBuildOptions once its header no longer clashes with protocol.h;
-  // PostgresExchange does not read the options.
-  alignas(64) static const char kNoOptions[512] = {};
-  x.AddAttributes(ClientConn(), false, reinterpret_cast<const SpanBuildOptions&>(kNoOptions), &span);
+  x.AddAttributes(ClientConn(), false, SpanBuildOptions{}, &span);
   auto str = [&](std::string_view k) { return std::get<std::string>(*FindAttribute(span.attributes, k)); };
   EXPECT_EQ(str("db.system.name"), "postgresql");
   EXPECT_EQ(str("db.namespace"), "shop");

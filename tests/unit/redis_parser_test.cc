@@ -9,6 +9,7 @@
 #include "agent/protocols/redis/redis_exchange.h"
 #include "agent/protocols/redis/resp_reader.h"
 #include "agent/trace/span.h"
+#include "agent/trace/span_builder.h"  // SpanBuildOptions
 #include "tests/unit/protocol_test_sink.h"
 
 namespace hoptrace::redis {
@@ -238,9 +239,7 @@ TEST(RedisExchange, SpanNameAttributesAndStatus) {
   conn.remote_port = 6379;
   conn.followed_from_open = true;
   Span span;
-  // TODO(merge): a real SpanBuildOptions once its header no longer clashes with protocol.h.
-  alignas(64) static const char kNoOptions[512] = {};
-  x.AddAttributes(conn, false, reinterpret_cast<const SpanBuildOptions&>(kNoOptions), &span);
+  x.AddAttributes(conn, false, SpanBuildOptions{}, &span);
   auto str = [&](std::string_view k) { return std::get<std::string>(*FindAttribute(span.attributes, k)); };
   EXPECT_EQ(str("db.system.name"), "redis");
   EXPECT_EQ(str("db.operation.name"), "HSET");
