@@ -42,10 +42,19 @@ def start_postgres(topo, ns, host, port, database="shop"):
     subprocess.run(as_pg + [str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres",
                             "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"],
                    check=True, capture_output=True)
+    # initdb trusts loopback only; the clients come from the test's veth.
+    with open(data / "pg_hba.conf", "a") as hba:
+        hba.write("host all all 0.0.0.0/0 trust\n")
     proc = topo.start(ns, as_pg + [str(PG_BIN / "postgres"), "-D", str(data), "-p", str(port),
                                    "-c", f"listen_addresses={host}", "-c", f"unix_socket_directories={root}",
                                    "-c", "ssl=off", "-c", "fsync=off"])
     wait_port(topo, ns, host, port)
+    # The port opens before the server accepts queries ("starting up").
+    deadline = time.time() + 30
+    while subprocess.run(["ip", "netns", "exec", ns, str(PG_BIN / "pg_isready"), "-q", "-h", host,
+                          "-p", str(port)]).returncode != 0:
+        assert time.time() < deadline, "postgres did not get ready in 30s"
+        time.sleep(0.1)
     psql(topo, ns, host, port, "postgres", f"CREATE DATABASE {database}")
     psql(topo, ns, host, port, database,
          "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL)")
@@ -53,9 +62,10 @@ def start_postgres(topo, ns, host, port, database="shop"):
 
 
 def psql(topo, ns, host, port, database, sql):
-    subprocess.run(["ip", "netns", "exec", ns, "psql", "-X", "-q", "-h", host, "-p", str(port),
+    r = subprocess.run(["ip", "netns", "exec", ns, "psql", "-X", "-q", "-h", host, "-p", str(port),
                     "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-c", sql],
-                   check=True, capture_output=True, env={**os.environ, "PGSSLMODE": "disable"})
+                   capture_output=True, text=True, env={**os.environ, "PGSSLMODE": "disable"})
+    assert r.returncode == 0, f"psql {sql!r}: {r.stderr}"
 
 
 def start_redis(topo, ns, host, port):
