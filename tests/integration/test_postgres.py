@@ -179,3 +179,28 @@ def test_http_server_span_parents_its_database_calls(topo, agent_factory):
     assert attr(calls["BEGIN shop"], "db.operation.name") == "BEGIN"
     assert attr(calls["SET"], "db.system.name") == "redis"
     assert_no_literals(agent)
+
+
+def test_traced_server_gives_server_spans(topo, agent_factory):
+    """The agent on the postmaster: each backend it forks for a connection
+    reads the startup and the queries, so the server side gets SERVER spans
+    with the same names and sanitized text as a client would."""
+    c, db = topo.ns("c"), topo.ns("db")
+    topo.link(c, "10.211.1.1", db, HOST)
+    postmaster = start_postgres(topo, db, HOST, PORT)
+    agent = agent_factory("--pid", str(postmaster.pid), "--no-propagation")
+    client = python_client(topo, c, PSYCOPG2)
+    code, _ = client.run()
+    assert code == 0
+    spans = agent.wait_spans(lambda s: len(by_kind(db_spans(s), "SERVER")) >= 3)
+    ins, sel, err = [s for s in by_kind(db_spans(spans), "SERVER")
+                     if s["name"] in ("INSERT users", "SELECT users", "SELECT no_such_table")]
+    assert attr(ins, "db.query.text") == "INSERT INTO users (id, email) VALUES (?, ?)"
+    assert attr(sel, "db.query.text") == "SELECT email FROM users WHERE id = ?"
+    assert attr(err, "error.type") == "42P01"
+    for s in (ins, sel, err):
+        assert attr(s, "db.namespace") == "shop"
+        assert attr(s, "server.address") == HOST
+        assert attr(s, "server.port") == PORT
+        assert s["resource"]["attributes"]["process.pid"] != postmaster.pid  # a backend
+    assert_no_literals(agent)

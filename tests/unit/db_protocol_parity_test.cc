@@ -32,8 +32,9 @@ void ExpectParity(const std::string& input) {
   padded.resize(8, '\0');
   const auto* b = reinterpret_cast<const __u8*>(padded.data());
   const __u32 n = static_cast<__u32>(head.size());
-  EXPECT_EQ(ht_looks_like_postgres(b, n), postgres::LooksLikeStart(head)) << testing::PrintToString(head);
-  EXPECT_EQ(ht_looks_like_resp(b, n), redis::LooksLikeStart(head)) << testing::PrintToString(head);
+  const std::string shown = testing::PrintToString(head);
+  EXPECT_EQ(ht_looks_like_postgres(b, n), postgres::LooksLikeStart(head)) << shown;
+  EXPECT_EQ(ht_looks_like_resp(b, n), redis::LooksLikeStart(head)) << shown;
 }
 
 std::vector<std::string> Seeds() {

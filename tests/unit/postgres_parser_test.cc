@@ -65,8 +65,16 @@ struct PostgresParserTest : ::testing::Test {
     parser = NewParser(role, &sink, limits);
   }
   // Client view: requests written (egress), responses read (ingress).
-  void Write(const std::string& b, uint64_t ts) { parser->OnData(Direction::kEgress, b, b.size(), ts, ts + 1, 7); }
-  void Read(const std::string& b, uint64_t ts) { parser->OnData(Direction::kIngress, b, b.size(), ts, ts + 1, 7); }
+  void Write(const std::string& b, uint64_t ts) {
+    parser->OnData(Direction::kEgress, b, b.size(), ts, ts + 1, 7);
+  }
+  void Read(const std::string& b, uint64_t ts) {
+    parser->OnData(Direction::kIngress, b, b.size(), ts, ts + 1, 7);
+  }
+  // A syscall that moved all of b, of which the kernel captured the first bytes.
+  void Cut(Direction dir, const std::string& b, size_t captured, uint64_t ts) {
+    parser->OnData(dir, std::string_view(b).substr(0, captured), b.size(), ts, ts + 1, 7);
+  }
   void Connect(const std::string& db = "shop") {
     Write(Startup("app", db), 10);
     Read(AuthOkAndReady(), 20);
@@ -225,7 +233,7 @@ TEST_F(PostgresParserTest, GapInsideADataRowIsSkippedByLength) {
   Write(Query("SELECT blob FROM files"), 100);
   const std::string big = RowDescription() + DataRow(std::string(100000, 'x'));
   // The kernel captured the first 4096 bytes of the read.
-  parser->OnData(Direction::kIngress, std::string_view(big).substr(0, 4096), big.size(), 200, 201, 7);
+  Cut(Direction::kIngress, big, 4096, 200);
   Read(Complete("SELECT 1") + Ready(), 300);
   ASSERT_EQ(sink.exchanges.size(), 1u);
   EXPECT_EQ(sink.exchanges[0].response->last_byte_ts_exit, 301u);
@@ -263,7 +271,7 @@ TEST_F(PostgresParserTest, AnswerLostInAGapEndsWhenTheClientAsksAgain) {
   Write(Query("SELECT v FROM many"), 100);
   std::string rows = RowDescription() + DataRow(std::string(50, 'v')) + DataRow("w") +
                      Complete("SELECT 2") + Ready();
-  parser->OnData(Direction::kIngress, std::string_view(rows).substr(0, 40), rows.size(), 200, 201, 7);
+  Cut(Direction::kIngress, rows, 40, 200);
   EXPECT_TRUE(sink.exchanges.empty());
   Write(Query("SELECT 2"), 300);
   ASSERT_EQ(sink.exchanges.size(), 1u);
@@ -347,7 +355,8 @@ ConnInfo ClientConn() {
 
 TEST(PostgresExchange, ClientSpanNameAttributesAndStatus) {
   QueryFacts f;
-  f.statement = std::make_shared<const SqlSummary>(SummarizeSql("SELECT * FROM users WHERE id = 1"));
+  f.statement =
+      std::make_shared<const SqlSummary>(SummarizeSql("SELECT * FROM users WHERE id = 1"));
   f.database = "shop";
   f.error = true;
   f.sqlstate = "57014";
@@ -355,7 +364,9 @@ TEST(PostgresExchange, ClientSpanNameAttributesAndStatus) {
   EXPECT_EQ(x.SpanName(), "SELECT users");
   Span span;
   x.AddAttributes(ClientConn(), false, SpanBuildOptions{}, &span);
-  auto str = [&](std::string_view k) { return std::get<std::string>(*FindAttribute(span.attributes, k)); };
+  auto str = [&](std::string_view k) {
+    return std::get<std::string>(*FindAttribute(span.attributes, k));
+  };
   EXPECT_EQ(str("db.system.name"), "postgresql");
   EXPECT_EQ(str("db.namespace"), "shop");
   EXPECT_EQ(str("db.operation.name"), "SELECT");

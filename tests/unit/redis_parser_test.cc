@@ -27,8 +27,16 @@ struct RedisParserTest : ::testing::Test {
   void Make(Role role = Role::kClient, ParserLimits limits = {}) {
     parser = NewParser(role, &sink, limits);
   }
-  void Write(const std::string& b, uint64_t ts) { parser->OnData(Direction::kEgress, b, b.size(), ts, ts + 1, 3); }
-  void Read(const std::string& b, uint64_t ts) { parser->OnData(Direction::kIngress, b, b.size(), ts, ts + 1, 3); }
+  void Write(const std::string& b, uint64_t ts) {
+    parser->OnData(Direction::kEgress, b, b.size(), ts, ts + 1, 3);
+  }
+  void Read(const std::string& b, uint64_t ts) {
+    parser->OnData(Direction::kIngress, b, b.size(), ts, ts + 1, 3);
+  }
+  // A syscall that moved all of b, of which the kernel captured the first bytes.
+  void Cut(Direction dir, const std::string& b, size_t captured, uint64_t ts) {
+    parser->OnData(dir, std::string_view(b).substr(0, captured), b.size(), ts, ts + 1, 3);
+  }
   const CommandFacts& Facts(size_t i) {
     return static_cast<const RedisExchange&>(*sink.exchanges.at(i).details).facts();
   }
@@ -134,12 +142,12 @@ TEST_F(RedisParserTest, GapInsideABulkStringIsSkippedByLength) {
   Make();
   const std::string value(100000, 'v');
   const std::string cmd = Command({"SET", "big", value});
-  parser->OnData(Direction::kEgress, std::string_view(cmd).substr(0, 4096), cmd.size(), 10, 11, 3);
+  Cut(Direction::kEgress, cmd, 4096, 10);
   ASSERT_EQ(sink.starts.size(), 1u);
   Read("+OK\r\n", 20);
   const std::string reply = "$100000\r\n" + value + "\r\n";
   Write(Command({"GET", "big"}), 30);
-  parser->OnData(Direction::kIngress, std::string_view(reply).substr(0, 4096), reply.size(), 40, 41, 3);
+  Cut(Direction::kIngress, reply, 4096, 40);
   ASSERT_EQ(sink.exchanges.size(), 2u);
   EXPECT_EQ(sink.exchanges[1].response->last_byte_ts_exit, 41u);
   EXPECT_EQ(parser->stats().resyncs, 0u);
@@ -152,7 +160,7 @@ TEST_F(RedisParserTest, LostReplyFramingResyncsAndFinishesAnsweredCommands) {
   std::string reply = "*1000\r\n";
   for (int i = 0; i < 1000; ++i) reply += ":" + std::to_string(i) + "\r\n";
   // Framing lost: the gap covers many elements.
-  parser->OnData(Direction::kIngress, std::string_view(reply).substr(0, 100), reply.size(), 20, 21, 3);
+  Cut(Direction::kIngress, reply, 100, 20);
   EXPECT_TRUE(sink.exchanges.empty());
   Write(Command({"PING"}), 30);  // the client asks again: LRANGE was answered
   ASSERT_EQ(sink.exchanges.size(), 1u);
@@ -240,7 +248,9 @@ TEST(RedisExchange, SpanNameAttributesAndStatus) {
   conn.followed_from_open = true;
   Span span;
   x.AddAttributes(conn, false, SpanBuildOptions{}, &span);
-  auto str = [&](std::string_view k) { return std::get<std::string>(*FindAttribute(span.attributes, k)); };
+  auto str = [&](std::string_view k) {
+    return std::get<std::string>(*FindAttribute(span.attributes, k));
+  };
   EXPECT_EQ(str("db.system.name"), "redis");
   EXPECT_EQ(str("db.operation.name"), "HSET");
   EXPECT_EQ(str("db.query.text"), "HSET ? ? ?");

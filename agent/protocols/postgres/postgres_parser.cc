@@ -163,7 +163,9 @@ class PostgresParser : public ProtocolParser {
         return;
       case State::kBody: {
         const size_t n = static_cast<size_t>(std::min<uint64_t>(s.remaining, data->size()));
-        if (s.body.size() < s.keep) s.body.append(data->substr(0, std::min(n, s.keep - s.body.size())));
+        if (s.body.size() < s.keep) {
+          s.body.append(data->substr(0, std::min(n, s.keep - s.body.size())));
+        }
         data->remove_prefix(n);
         s.remaining -= n;
         s.last = c;
@@ -193,7 +195,8 @@ class PostgresParser : public ProtocolParser {
     if (h.kind == StartupKind::kNone) return LoseFraming(s, s.last);
     s.startup = true;
     s.startup_kind = h.kind;
-    StartBody(s, h.length - kStartupHeaderSize, h.kind == StartupKind::kStartup ? kMaxStartupLength : 0);
+    const size_t keep = h.kind == StartupKind::kStartup ? kMaxStartupLength : 0;
+    StartBody(s, h.length - kStartupHeaderSize, keep);
   }
 
   void StartTyped(Stream& s) {

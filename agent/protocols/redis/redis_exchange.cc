@@ -42,7 +42,8 @@ void RedisExchange::AddAttributes(const ConnInfo& conn, bool server,
 void RedisExchange::SetStatus(bool /*server*/, Span* span) const {
   if (!facts_.error) return;
   span->status = StatusCode::kError;
-  const std::string type = facts_.error_prefix.empty() ? std::string("_OTHER") : facts_.error_prefix;
+  const std::string type =
+      facts_.error_prefix.empty() ? std::string("_OTHER") : facts_.error_prefix;
   // Not the message: "unknown command 'x', with args beginning with: ..."
   // quotes the caller's values.
   span->status_message = type;
