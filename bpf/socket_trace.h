@@ -71,7 +71,24 @@ enum ht_counter {
 	HT_CNT_CONN_MAP_FULL = 1, /* could not insert a connection */
 	HT_CNT_DATA_EVENTS = 2,
 	HT_CNT_TRUNCATED = 3, /* syscalls whose payload was longer than captured */
-	HT_CNT_MAX = 4,
+	HT_CNT_SHED = 4, /* requests (HTTP/1) or connections (other protocols) not
+			  * followed: the agent was overloaded */
+	HT_CNT_MAX = 5,
+};
+
+/* Overload shedding: the agent writes ht_shed_config[0] (struct ht_shed) when
+ * it falls behind. While shed_per_1024 > 0, each HTTP/1 request is shed with
+ * that probability (in 1/1024), decided at the syscall that starts it, before
+ * any of it is captured: nothing of a shed request or of its response is
+ * reported, so the agent sees whole exchanges and never a cut stream. A
+ * connection of another protocol is decided once, at its first bytes. A
+ * client request follows the decision for the request its thread last read
+ * (server side), so that a request kept is kept with the calls it makes
+ * (thread-per-request servers). */
+#define HT_SHED_KEEP_ALL 1024
+struct ht_shed {
+	__u32 shed_per_1024; /* 0 (the map's initial value): shed nothing */
+	__u32 _pad;
 };
 
 /* The two ends of a TCP connection as seen from the traced process. Addresses
@@ -117,6 +134,9 @@ enum ht_protocol {
 	HT_PROTO_HTTP2 = 3,    /* connection preface "PRI * HTTP/2.0" */
 	HT_PROTO_POSTGRES = 4, /* StartupMessage / SSLRequest / GSSENCRequest */
 	HT_PROTO_REDIS = 5,    /* RESP array of bulk strings */
+	/* Kernel-side only, never in an event: a followed protocol, shed under
+	 * overload (see struct ht_shed); ignored like HT_PROTO_OTHER. */
+	HT_PROTO_SHED = 15,
 };
 
 struct ht_conn_event {
