@@ -30,7 +30,7 @@ void PostgresExchange::AddAttributes(const ConnInfo& conn, bool server,
   }
   if (facts_.rows >= 0) AddAttribute(a, "db.response.returned_rows", facts_.rows);
   // The server is the far end of a client's connection, this end of a server's.
-  const std::string address = server ? conn.LocalAddress() : conn.RemoteAddress();
+  const std::string& address = server ? conn.LocalAddress() : conn.RemoteAddress();
   if (!address.empty()) {
     AddAttribute(a, "server.address", address);
     AddAttribute(a, "server.port", int64_t{server ? conn.local_port : conn.remote_port});

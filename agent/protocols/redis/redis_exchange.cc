@@ -32,7 +32,7 @@ void RedisExchange::AddAttributes(const ConnInfo& conn, bool server,
   if (facts_.error && !facts_.error_prefix.empty()) {
     AddAttribute(a, "db.response.status_code", facts_.error_prefix);
   }
-  const std::string address = server ? conn.LocalAddress() : conn.RemoteAddress();
+  const std::string& address = server ? conn.LocalAddress() : conn.RemoteAddress();
   if (!address.empty()) {
     AddAttribute(a, "server.address", address);
     AddAttribute(a, "server.port", int64_t{server ? conn.local_port : conn.remote_port});
