@@ -7,6 +7,7 @@
 #include "maps.bpf.h"
 #include "sock.bpf.h"
 #include "head_scan.bpf.h"
+#include "db_protocols.bpf.h"
 
 #define HT_MAX_IOV 4
 #define HT_EINPROGRESS 115
@@ -150,6 +151,18 @@ static __always_inline __u64 ht_first_buf(const struct ht_io_args *a, __u64 *fir
 	return iov.base;
 }
 
+/* The protocol (enum ht_protocol) the first n bytes of a stream start. */
+static __always_inline __u8 ht_recognise(const __u8 *b, __u32 n)
+{
+	if (ht_looks_like_http(b, n))
+		return HT_PROTO_HTTP1;
+	if (ht_looks_like_postgres(b, n))
+		return HT_PROTO_POSTGRES;
+	if (ht_looks_like_resp(b, n))
+		return HT_PROTO_REDIS;
+	return HT_PROTO_OTHER;
+}
+
 /* Under overload (keep < HT_SHED_KEEP_ALL): whether to shed a request (or a
  * connection). A client request follows its thread's current server request;
  * anything else is a coin weighted by the ratio. */
@@ -221,7 +234,7 @@ static __always_inline bool ht_shed_request(struct ht_conn_info *info, const str
 static __always_inline bool ht_classify(struct ht_conn_info *info, const struct ht_io_args *a,
 					__s64 ret)
 {
-	__u8 head[4] = {};
+	__u8 head[8] = {};
 	__u64 first_len = 0;
 	__u64 buf;
 	__u32 n;
@@ -236,10 +249,15 @@ static __always_inline bool ht_classify(struct ht_conn_info *info, const struct 
 		n = (__u32)first_len;
 	if (!buf || n == 0)
 		return false; /* nothing to tell from; wait for the next call */
-	if (bpf_probe_read_user(head, sizeof(head), (const void *)buf) &&
-	    bpf_probe_read_user(head, 1, (const void *)buf))
+	/* A buffer shorter than head may end at an unmapped page: then only the
+	 * n bytes the syscall moved. The barrier keeps the bound for the verifier. */
+	asm volatile("" : "+r"(n));
+	if (n > sizeof(head))
 		return false;
-	info->proto = ht_looks_like_http(head, n) ? HT_PROTO_HTTP1 : HT_PROTO_OTHER;
+	if (bpf_probe_read_user(head, sizeof(head), (const void *)buf) &&
+	    bpf_probe_read_user(head, n, (const void *)buf))
+		return false;
+	info->proto = ht_recognise(head, n);
 	/* HTTP/1 is shed request by request (ht_shed_request); other protocols
 	 * whole, here. */
 	if (info->proto != HT_PROTO_OTHER && info->proto != HT_PROTO_HTTP1) {

@@ -33,6 +33,10 @@ TEST_PACKAGES=(
   # rendered objects checked against the API's schemas; helm and kube-apiserver themselves
   # are built from the Go module proxy by scripts/k8s_tools.sh.
   etcd-server openssl python3-yaml python3-jsonschema
+  # PostgreSQL and Redis tests: servers, their CLIs, Python clients (psycopg2 speaks the simple
+  # query protocol, psycopg 3 the extended one with named prepared statements), benchmarks
+  postgresql-15 postgresql-client-15 python3-psycopg2 python3-psycopg
+  redis-server redis-tools python3-redis
 )
 [ "$tests" = 1 ] && PACKAGES+=("${TEST_PACKAGES[@]}")
 

@@ -1,7 +1,9 @@
 // The protocols the agent parses. Adding one: its folder under
 // agent/protocols/, its library in agent/CMakeLists.txt, one line here.
 #include "agent/protocols/http1/protocol.h"
+#include "agent/protocols/postgres/postgres_parser.h"
 #include "agent/protocols/protocol.h"
+#include "agent/protocols/redis/redis_parser.h"
 
 namespace hoptrace {
 namespace {
@@ -10,6 +12,8 @@ namespace {
 // bytes wins (only when the kernel did not say).
 const Protocol* const kProtocols[] = {
     &http1::kProtocol,
+    &postgres::kProtocol,
+    &redis::kProtocol,
 };
 
 }  // namespace
