@@ -29,6 +29,7 @@ PACKAGES=(
 )
 TEST_PACKAGES=(
   python3-pytest python3-aiohttp wrk nginx-light util-linux  # aiohttp: the W3C suite harness
+  python3-grpcio nghttp2-server  # HTTP/2: gRPC services and clients, a cleartext h2 server
 )
 [ "$tests" = 1 ] && PACKAGES+=("${TEST_PACKAGES[@]}")
 
