@@ -3,8 +3,9 @@
 #include <array>
 #include <charconv>
 
-#include "agent/protocols/http1/http_span_builder.h"
+#include "agent/protocols/http1/protocol.h"
 #include "agent/trace/span.h"
+#include "agent/trace/span_builder.h"
 
 namespace hoptrace::http2 {
 namespace {
@@ -97,7 +98,7 @@ std::string Http2ExchangeDetails::SpanName() const {
     name.append(method);
     return name;
   }
-  return SpanNameFor(request_.method);
+  return http1::SpanNameFor(request_.method);
 }
 
 void Http2ExchangeDetails::AddAttributes(const ConnInfo& conn, bool server,
@@ -142,7 +143,7 @@ void Http2ExchangeDetails::AddHttpAttributes(const ConnInfo& conn, bool server,
   auto& a = span->attributes;
   const std::string& method = request_.method;
   if (!method.empty()) {
-    const std::string name = SpanNameFor(method);
+    const std::string name = http1::SpanNameFor(method);
     if (name == method) {
       AddAttribute(a, "http.request.method", method);
     } else {
@@ -157,7 +158,7 @@ void Http2ExchangeDetails::AddHttpAttributes(const ConnInfo& conn, bool server,
     query = target.substr(q + 1);
   }
   const std::string shown_query =
-      options.redact_query ? RedactQuery(query) : std::string(query);
+      options.redact_query ? http1::RedactQuery(query) : std::string(query);
   const std::string scheme = request_.scheme.empty() ? "http" : request_.scheme;
   if (server) {
     AddAttribute(a, "url.scheme", scheme);
