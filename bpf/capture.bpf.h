@@ -89,6 +89,27 @@ static __always_inline bool ht_looks_like_http(const __u8 *b, __u32 n)
 	return false;
 }
 
+/* RFC 9113 3.4: the client's connection preface begins
+ * "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"; its first 8 bytes say it (at least 4
+ * of them: a shorter first segment is left to the HTTP/1 prefix test). A
+ * server may write its own preface, a SETTINGS frame, before it reads the
+ * client's: length < 256 and a multiple of 6, type 4, no flags, stream 0.
+ * b must hold at least 9 bytes, zero past n (words, no table: see
+ * head_scan.bpf.h). */
+static __always_inline bool ht_looks_like_http2(const __u8 *b, __u32 n)
+{
+	const __u64 preface = HT_W8('P', 'R', 'I', ' ', '*', ' ', 'H', 'T');
+	__u64 w;
+
+	/* b holds n bytes then zeros: the first 8 as one word, no loop. */
+	__builtin_memcpy(&w, b, sizeof(w));
+	if (n >= 8 && w == preface)
+		return true;
+	if (n >= 4 && n < 8 && w == (preface & ((1ULL << (8 * n)) - 1)))
+		return true;
+	return n >= 9 && w == ((__u64)4 << 24 | (__u64)b[2] << 16) && b[2] % 6 == 0 && b[8] == 0;
+}
+
 static __always_inline void ht_fill_header(struct ht_event_header *h, __u32 type, __u64 pid_tgid,
 					   __s32 fd, __u64 gen, __u64 ts_enter, __u64 ts_exit)
 {
@@ -154,7 +175,7 @@ static __always_inline __u64 ht_first_buf(const struct ht_io_args *a, __u64 *fir
 static __always_inline bool ht_classify(struct ht_conn_info *info, const struct ht_io_args *a,
 					__s64 ret)
 {
-	__u8 head[4] = {};
+	__u8 head[16] = {};
 	__u64 first_len = 0;
 	__u64 buf;
 	__u32 n;
@@ -169,10 +190,18 @@ static __always_inline bool ht_classify(struct ht_conn_info *info, const struct 
 		n = (__u32)first_len;
 	if (!buf || n == 0)
 		return false; /* nothing to tell from; wait for the next call */
-	if (bpf_probe_read_user(head, sizeof(head), (const void *)buf) &&
-	    bpf_probe_read_user(head, 1, (const void *)buf))
+	/* Exactly the bytes the call moved, all of them readable; the bound is
+	 * restated for the verifier. */
+	if (n > sizeof(head))
+		n = sizeof(head);
+	if (bpf_probe_read_user(head, n, (const void *)buf))
 		return false;
-	info->proto = ht_looks_like_http(head, n) ? HT_PROTO_HTTP1 : HT_PROTO_OTHER;
+	if (ht_looks_like_http(head, n))
+		info->proto = HT_PROTO_HTTP1;
+	else if (ht_looks_like_http2(head, n))
+		info->proto = HT_PROTO_HTTP2;
+	else
+		info->proto = HT_PROTO_OTHER;
 	return info->proto != HT_PROTO_OTHER;
 }
 
