@@ -199,13 +199,18 @@ void HpackDecoder::LoseState() {
 }
 
 HpackDecoder::Result HpackDecoder::Decode(std::string_view block, const FieldFn& on_field) {
+  // Past an invalid representation nothing about the encoder can be trusted.
+  const auto fail = [this](Step s) {
+    if (s == Step::kInvalid) LoseState();
+    return ToResult(s);
+  };
   while (!block.empty()) {
     const auto first = static_cast<uint8_t>(block[0]);
     std::string_view rest = block;
     uint64_t index = 0;
     if (first & 0x80) {
       // 6.1 Indexed Header Field: 1xxxxxxx, 7-bit index.
-      if (Step s = DecodeInt(&rest, 7, &index); s != Step::kOk) return ToResult(s);
+      if (Step s = DecodeInt(&rest, 7, &index); s != Step::kOk) return fail(s);
       std::string_view name, value;
       switch (Find(index, &name, &value)) {
         case Lookup::kFound:
@@ -225,7 +230,7 @@ HpackDecoder::Result HpackDecoder::Decode(std::string_view block, const FieldFn&
       // 6.3 Dynamic Table Size Update: 001xxxxx, 5-bit max size. A peer may
       // not exceed the SETTINGS value; a size we did not see announced is
       // believed (SETTINGS may have been lost) within the memory bound.
-      if (Step s = DecodeInt(&rest, 5, &index); s != Step::kOk) return ToResult(s);
+      if (Step s = DecodeInt(&rest, 5, &index); s != Step::kOk) return fail(s);
       if (index > settings_max_) settings_max_ = static_cast<uint32_t>(index);
       SetMaxSize(index);
       block = rest;
@@ -234,10 +239,10 @@ HpackDecoder::Result HpackDecoder::Decode(std::string_view block, const FieldFn&
     // 6.2 Literal Header Field: with incremental indexing 01xxxxxx (6-bit
     // index), without indexing 0000xxxx, never indexed 0001xxxx (4-bit).
     const bool indexing = (first & 0xc0) == 0x40;
-    if (Step s = DecodeInt(&rest, indexing ? 6 : 4, &index); s != Step::kOk) return ToResult(s);
+    if (Step s = DecodeInt(&rest, indexing ? 6 : 4, &index); s != Step::kOk) return fail(s);
     bool name_known = true;
     if (index == 0) {
-      if (Step s = DecodeString(&rest, &name_buf_); s != Step::kOk) return ToResult(s);
+      if (Step s = DecodeString(&rest, &name_buf_); s != Step::kOk) return fail(s);
     } else {
       std::string_view name, unused;
       switch (Find(index, &name, &unused)) {
@@ -252,7 +257,7 @@ HpackDecoder::Result HpackDecoder::Decode(std::string_view block, const FieldFn&
           return Result::kInvalid;
       }
     }
-    if (Step s = DecodeString(&rest, &value_buf_); s != Step::kOk) return ToResult(s);
+    if (Step s = DecodeString(&rest, &value_buf_); s != Step::kOk) return fail(s);
     if (name_known) {
       on_field(name_buf_, value_buf_);
     } else {

@@ -39,7 +39,7 @@ class HpackDecoder {
   enum class Result {
     kOk,         // the whole block decoded
     kTruncated,  // the block ends inside a representation (its end was lost)
-    kInvalid,    // not valid HPACK here; the table state is now unknown
+    kInvalid,    // not valid HPACK here; the table state is now unknown (LoseState)
   };
   // Decodes one complete header block (or, after a loss, the captured prefix
   // of one: kTruncated then, and the caller calls LoseState()). on_field gets

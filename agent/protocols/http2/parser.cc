@@ -12,6 +12,12 @@ uint32_t Be32(std::string_view b) {
          uint32_t{static_cast<uint8_t>(b[2])} << 8 | uint32_t{static_cast<uint8_t>(b[3])};
 }
 
+// How a stream ends that ends before its response did (reset, GOAWAY, close).
+Exchange::Outcome CutShort(const auto& stream) {
+  return stream.response.headers_seen ? Exchange::Outcome::kResponseIncomplete
+                                      : Exchange::Outcome::kNoResponse;
+}
+
 Direction Other(Direction d) {
   return d == Direction::kEgress ? Direction::kIngress : Direction::kEgress;
 }
@@ -125,10 +131,8 @@ void Http2Parser::OnFrame(Side& side, const Frame& frame) {
       OnData(side, frame);
       break;
     case FrameType::kRstStream:
-      if (streams_.contains(h.stream_id)) {
-        Finish(h.stream_id, streams_[h.stream_id].response.headers_seen
-                                ? Exchange::Outcome::kResponseIncomplete
-                                : Exchange::Outcome::kNoResponse);
+      if (auto it = streams_.find(h.stream_id); it != streams_.end()) {
+        Finish(h.stream_id, CutShort(it->second));
       }
       break;
     case FrameType::kSettings:
@@ -292,7 +296,7 @@ void Http2Parser::OnGoaway(Side& side, const Frame& frame) {
   if (frame.payload.size() < 4 || role_ == Role::kUnknown || IsRequestSide(side)) return;
   const uint32_t last = Be32(frame.payload) & 0x7fffffffu;
   while (!streams_.empty() && streams_.rbegin()->first > last) {
-    Finish(streams_.rbegin()->first, Exchange::Outcome::kNoResponse);
+    Finish(streams_.rbegin()->first, CutShort(streams_.rbegin()->second));
   }
 }
 
@@ -314,11 +318,7 @@ void Http2Parser::Finish(uint32_t stream_id, Exchange::Outcome outcome) {
 }
 
 void Http2Parser::OnClose(uint64_t /*ts*/) {
-  while (!streams_.empty()) {
-    const auto& [id, s] = *streams_.begin();
-    Finish(id, s.response.headers_seen ? Exchange::Outcome::kResponseIncomplete
-                                       : Exchange::Outcome::kNoResponse);
-  }
+  while (!streams_.empty()) Finish(streams_.begin()->first, CutShort(streams_.begin()->second));
 }
 
 std::unique_ptr<ProtocolParser> NewParser(Role role, ExchangeSink* sink,
