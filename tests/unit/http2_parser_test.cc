@@ -373,6 +373,14 @@ TEST(Http2Recognition, PrefaceAndServerSettingsStartHttp2) {
   EXPECT_FALSE(LooksLikeHttp2Start(Data(1, 3)));
 }
 
+TEST(Http2Recognition, RegistryPicksHttp2ByTagAndByItsFirstBytes) {
+  EXPECT_EQ(ProtocolForTag(HT_PROTO_HTTP2), &kProtocol);
+  const Protocol* p = RecogniseProtocol(std::string(kClientPreface) + Settings());
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->name, "http2");
+  EXPECT_EQ(RecogniseProtocol("GET / HTTP/1.1\r\n")->name, "http1");
+}
+
 // --- the span half -------------------------------------------------------
 
 ConnInfo Conn() {
