@@ -441,7 +441,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     // The network probes write into the same ring buffer.
     if (net_probe) m.kernel_events_lost += net_probe->ReadCounters().ringbuf_drops;
     m.kernel_payload_truncated = k.truncated;
-    m.connections_shed = k.shed_connections;
+    m.shed = k.shed;
     m.shed_keep_per_1024 = fixed_keep ? *fixed_keep : shed.keep();
     m.events_malformed = reader.stats().malformed;
     m.connections_tracked = tracker.tracked_connections();
@@ -482,11 +482,11 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     spdlog::info(
         "stats ({}): events={} malformed={} kernel_lost={} truncated={} conns={} pending={} "
         "spans={} spans_exported={} spans_dropped={} sampled_out={} orphan_responses={} "
-        "resyncs={} invalid_traceparent={} connections_shed={}",
+        "resyncs={} invalid_traceparent={} shed={}",
         when, m.kernel_events, m.events_malformed, m.kernel_events_lost,
         m.kernel_payload_truncated, m.connections_tracked, m.requests_pending, m.spans_produced,
         exported, m.spans_dropped_queue_full + m.spans_dropped_shutdown, m.spans_sampled_out,
-        m.http_orphan_responses, m.http_resyncs, m.invalid_traceparent, m.connections_shed);
+        m.http_orphan_responses, m.http_resyncs, m.invalid_traceparent, m.shed);
   };
 
   const auto started = std::chrono::steady_clock::now();
@@ -519,11 +519,11 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
       if (keep != before) {
         if (!loader->SetKeepRatio(keep)) spdlog::debug("could not set the kernel's keep ratio");
         if (keep == ShedController::kKeepAll) {
-          spdlog::warn("load is back to normal: following every new connection again");
+          spdlog::warn("load is back to normal: following every request again");
         } else if (before == ShedController::kKeepAll) {
           spdlog::warn(
-              "cannot keep up (the kernel lost {} events): following {:.1f}% of new "
-              "connections until it can",
+              "cannot keep up (the kernel lost {} events): following {:.1f}% of requests "
+              "until it can",
               lost, keep * 100.0 / ShedController::kKeepAll);
         }
       }

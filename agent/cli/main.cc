@@ -101,8 +101,8 @@ int main(int argc, char** argv) {
       "directory");
   bool no_shed = false;
   run->add_flag("--no-shed", no_shed,
-                "under overload, lose events where they fall instead of following fewer new "
-                "connections");
+                "under overload, lose events where they fall instead of following fewer "
+                "requests");
   bool no_propagation = false;
   run->add_flag("--no-propagation", no_propagation,
                 "never change bytes on the wire: read-only tracing");

@@ -51,11 +51,12 @@ std::string RenderPrometheus(const SelfMetricsSnapshot& s) {
         "Events the kernel could not queue (ring buffer full).", s.kernel_events_lost);
   w.One("hoptrace_kernel_payload_truncated_total", "counter",
         "Syscalls that moved more bytes than were captured.", s.kernel_payload_truncated);
-  w.One("hoptrace_connections_shed_total", "counter",
-        "Connections the kernel did not follow because the agent could not keep up.",
-        s.connections_shed);
+  w.One("hoptrace_requests_shed_total", "counter",
+        "Requests (HTTP/1; connections of other protocols) the kernel did not follow because "
+        "the agent could not keep up.",
+        s.shed);
   w.One("hoptrace_shed_keep_ratio", "gauge",
-        "Share of new connections followed now (1: all; lower while shedding).",
+        "Share of requests followed now (1: all; lower while shedding).",
         s.shed_keep_per_1024 / 1024.0);
   w.One("hoptrace_events_malformed_total", "counter", "Kernel records that failed to decode.",
         s.events_malformed);

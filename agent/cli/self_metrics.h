@@ -25,8 +25,8 @@ struct SelfMetricsSnapshot {
   uint64_t kernel_events = 0;
   uint64_t kernel_events_lost = 0;
   uint64_t kernel_payload_truncated = 0;
-  uint64_t connections_shed = 0;       // not followed: overload (ShedController)
-  uint32_t shed_keep_per_1024 = 1024;  // share of new connections followed now
+  uint64_t shed = 0;  // requests (HTTP/1) or connections not followed: overload
+  uint32_t shed_keep_per_1024 = 1024;  // share of requests followed now
   uint64_t events_malformed = 0;
   uint64_t connections_tracked = 0;
   uint64_t requests_pending = 0;
