@@ -8,10 +8,7 @@
 #include "sock.bpf.h"
 #include "head_scan.bpf.h"
 
-/* iovecs of one readv/writev/sendmsg/recvmsg copied. gRPC C-core writes one
- * iovec per slice (frame headers and HPACK pieces apart): a batch of frames
- * is often 10-20 of them. */
-#define HT_MAX_IOV 32
+#define HT_MAX_IOV 4
 #define HT_EINPROGRESS 115
 
 struct ht_iovec {
@@ -285,34 +282,6 @@ static __always_inline bool ht_classify(struct ht_conn_info *info, const struct 
 	return !ht_proto_ignored(info->proto);
 }
 
-/* bpf_loop's context for copying iovecs: pointers and constants only, the
- * offset reached is kept in s->ev.captured. A loop over iovecs verified
- * inline cost ~30 000 processed instructions per iovec; a callback whose
- * state is map memory is verified a few times, whatever the count (see
- * struct ht_req_loop in inject.bpf.h for the same reason). */
-struct ht_iov_loop {
-	struct ht_data_scratch *s;
-	__u64 iov;   /* user address of the iovec array */
-	__u32 limit; /* bytes to copy at most */
-};
-
-static long ht_iov_step(__u32 i, void *ctx)
-{
-	struct ht_iov_loop *l = ctx;
-	struct ht_data_scratch *s = l->s;
-	struct ht_iovec iov = {};
-	__u32 off = s->ev.captured;
-
-	if (off >= l->limit || off >= HT_MAX_PAYLOAD)
-		return 1;
-	if (bpf_probe_read_user(&iov, sizeof(iov), (const void *)(l->iov + i * sizeof(iov))))
-		return 1;
-	if (iov.len > l->limit - off)
-		iov.len = l->limit - off;
-	s->ev.captured = off + ht_copy_user(s, off, iov.base, iov.len);
-	return 0;
-}
-
 /* Builds the data event of a syscall in the scratch buffer; returns it, or
  * NULL. ht_submit_data() sends it. */
 static __always_inline struct ht_data_scratch *ht_fill_data(__u64 pid_tgid,
@@ -332,13 +301,18 @@ static __always_inline struct ht_data_scratch *ht_fill_data(__u64 pid_tgid,
 	if (a->kind == HT_IO_BUF) {
 		off = ht_copy_user(s, 0, a->arg, limit);
 	} else {
-		struct ht_iov_loop l = { .s = s, .iov = a->arg, .limit = limit };
+		for (int i = 0; i < HT_MAX_IOV; i++) {
+			struct ht_iovec iov = {};
 
-		/* The running offset lives in the scratch (map memory) while the
-		 * loop runs: see struct ht_iov_loop. */
-		s->ev.captured = 0;
-		bpf_loop(a->iovcnt < HT_MAX_IOV ? a->iovcnt : HT_MAX_IOV, ht_iov_step, &l, 0);
-		off = s->ev.captured;
+			if (i >= a->iovcnt || off >= limit)
+				break;
+			if (bpf_probe_read_user(&iov, sizeof(iov),
+						(const void *)(a->arg + i * sizeof(iov))))
+				break;
+			if (iov.len > limit - off)
+				iov.len = limit - off;
+			off += ht_copy_user(s, off, iov.base, iov.len);
+		}
 	}
 
 	ht_fill_header(&s->ev.hdr, HT_EV_DATA, pid_tgid, a->fd, info->gen, a->ts_enter, ts_exit);
