@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <memory>
+#include <thread>
 #include <optional>
 
 #include <spdlog/spdlog.h>
@@ -22,6 +24,9 @@
 #include "agent/hops/hop_table.h"
 #include "agent/hops/hops_api.h"
 #include "agent/hops/network_attributes.h"
+#include "agent/k8s/pod_cache.h"
+#include "agent/k8s/pod_process_scanner.h"
+#include "agent/k8s/pod_watcher.h"
 #include "agent/process/process_registry.h"
 #include "agent/process/process_tree.h"
 #include "agent/export/span_pipeline.h"
@@ -301,6 +306,25 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
 
   ProcessRegistry processes(HostName());
   processes.SetExtraAttributes(ResourceAttributesFrom(settings));
+  // Kubernetes: the pods of this node, watched on a thread of their own.
+  std::string k8s_error, k8s_warning;
+  const auto k8s = settings.Kubernetes(&k8s_error, &k8s_warning);
+  if (!k8s_error.empty()) throw StartupError(k8s_error);
+  if (!k8s_warning.empty()) spdlog::warn("{}", k8s_warning);
+  if (run.discovery.enabled() && !k8s) {
+    throw StartupError("discovery selects pods, but there is no Kubernetes API: set "
+                       "kubernetes.api_server or run in a pod with NODE_NAME");
+  }
+  PodCache pods(k8s ? run.kubernetes.max_pods : 1);
+  std::unique_ptr<PodWatcher> pod_watcher;
+  if (k8s) {
+    PodWatcherOptions wo;
+    wo.node_name = k8s->node_name;
+    pod_watcher = std::make_unique<PodWatcher>(KubeClient(k8s->endpoint), &pods, wo);
+    pod_watcher->Start();
+    processes.SetPods(&pods);
+    spdlog::info("k8s: watching the pods of node {} at {}", k8s->node_name, k8s->endpoint.server);
+  }
   Sinks sinks;
   try {
     sinks = MakeSinks(settings);
@@ -344,10 +368,23 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     lo.exec_names = run.exe_names;
     for (pid_t pid : ScanProcesses(processes, run.exe_names)) lo.pids.push_back(pid);
   }
+  std::unique_ptr<PodProcessScanner> pod_scanner;
+  if (run.discovery.enabled()) {
+    // The first scan selects the pods' processes that run already: wait a
+    // little for the first list, without making the agent's start depend
+    // on the API server (later scans catch up).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!pods.synced() && std::chrono::steady_clock::now() < deadline && !stop->load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    pod_scanner = std::make_unique<PodProcessScanner>(&pods, run.discovery, getpid());
+    for (pid_t pid : pod_scanner->Scan()) lo.pids.push_back(pid);
+  }
   // Workers forked before we started are selected with their parent.
   if (!lo.pids.empty()) lo.pids = WithDescendants(lo.pids);
-  if (!lo.trace_all && lo.pids.empty() && lo.ports.empty() && run.exe_names.empty()) {
-    throw StartupError("nothing selected: pass --pid, --exe, --port or --all");
+  if (!lo.trace_all && lo.pids.empty() && lo.ports.empty() && run.exe_names.empty() &&
+      !pod_scanner) {
+    throw StartupError("nothing selected: pass --pid, --exe, --port, --all or a discovery section");
   }
   // Propagation changes bytes on the wire: only with a cgroup named, never
   // with --no-propagation. It is optional: where this kernel cannot do it,
@@ -421,6 +458,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   for (pid_t pid : lo.pids) processes.Get(pid);  // cache identity while alive
 
   SelfMetrics metrics;
+  std::atomic<uint64_t> last_loop_ns{MonotonicNowNs()};  // for /healthz
   ShedController shed;
   // Test hook: a fixed keep ratio (1/1024) instead of the controller's, so
   // that tests can check what the kernel sheds without overloading the box.
@@ -456,6 +494,18 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     m.export_queued = p.queued;
     m.export_queue_capacity = p.max_queue;
     if (otlp != nullptr) m.exporters.push_back(CountersOf(otlp->stats()));
+    if (pod_watcher) {
+      const PodWatcherStats& w = pod_watcher->stats();
+      m.k8s = true;
+      m.k8s_pods = pods.size();
+      m.k8s_pods_dropped = pods.dropped();
+      m.k8s_lists = w.lists;
+      m.k8s_watches = w.watches;
+      m.k8s_relists_gone = w.relists_gone;
+      m.k8s_api_errors = w.errors;
+      m.k8s_watch_events = w.events;
+      m.k8s_pods_selected = pod_scanner ? pod_scanner->selected() : 0;
+    }
     metrics.Publish(std::move(m));
   };
   publish();
@@ -468,6 +518,31 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
       throw StartupError(e.what());
     }
     RegisterHopRoutes(metrics_server.get(), &hop_table, MonotonicNowNs);
+    // Probes for a kubelet: alive while the event loop turns; ready once the
+    // programs are loaded and, in Kubernetes, the first pod list is in.
+    metrics_server->Route("/healthz", [&last_loop_ns](std::string_view) {
+      const uint64_t age = MonotonicNowNs() - last_loop_ns.load(std::memory_order_relaxed);
+      MetricsServer::Reply r;
+      r.content_type = "text/plain";
+      if (age > 10'000'000'000ULL) {
+        r.status = 503;
+        r.body = "event loop stalled\n";
+      } else {
+        r.body = "ok\n";
+      }
+      return r;
+    });
+    metrics_server->Route("/readyz", [&pods, k8s_on = k8s.has_value()](std::string_view) {
+      MetricsServer::Reply r;
+      r.content_type = "text/plain";
+      if (k8s_on && !pods.synced()) {
+        r.status = 503;
+        r.body = "waiting for the first list of pods\n";
+      } else {
+        r.body = "ok\n";
+      }
+      return r;
+    });
     spdlog::info("metrics at http://{}/metrics, hops at /api/hops?trace=ID, /api/edges",
                  run.metrics_address);
   }
@@ -493,6 +568,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   auto last_stats = started, last_sweep = started, last_tick = started, last_shed = started;
   uint64_t last_lost = 0;
   while (!stop->load()) {
+    last_loop_ns.store(MonotonicNowNs(), std::memory_order_relaxed);
     int n = loader->Poll(100);
     if (n < 0 && n != -EINTR) {
       spdlog::error("ring buffer poll failed: {}", strerror(-n));
@@ -530,6 +606,12 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     }
     if (now - last_sweep >= std::chrono::seconds(1)) {
       last_sweep = now;
+      if (pod_scanner) {
+        for (pid_t pid : pod_scanner->Scan()) {
+          loader->SelectPid(pid);
+          spdlog::info("tracing pid {} ({})", pid, processes.Get(pid)->service_name);
+        }
+      }
       // Processes selected by port get no exit event: check they still live.
       for (uint32_t pid : tracker.Pids()) {
         if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
@@ -561,6 +643,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   if (propagation) prop_counters = propagation->ReadCounters();
   propagation.reset();  // stop injecting before the capture's maps go
   loader.reset();  // detach everything first: no new events
+  if (pod_watcher) pod_watcher->Stop();
   tracker.CloseAll(MonotonicNowNs(), CloseReason::kShutdown);
   joiner.Flush(MonotonicNowNs());  // CLIENT spans still waiting for their SERVER span
   // Flush within OTEL_BSP_EXPORT_TIMEOUT, then report what became of every span.

@@ -109,6 +109,22 @@ std::string RenderPrometheus(const SelfMetricsSnapshot& s) {
              e.latency_seconds_sum);
     w.Sample("hoptrace_export_latency_seconds_count", Label("exporter", e.name), e.latency_count);
   }
+  if (s.k8s) {
+    w.One("hoptrace_k8s_pods", "gauge", "Pods of this node the agent knows.", s.k8s_pods);
+    w.One("hoptrace_k8s_pods_dropped_total", "counter",
+          "Pods not kept: the cache was full (kubernetes.max_pods).", s.k8s_pods_dropped);
+    w.One("hoptrace_k8s_processes_selected", "gauge",
+          "Processes the discovery section selects now.", s.k8s_pods_selected);
+    w.One("hoptrace_k8s_lists_total", "counter", "Pod lists asked of the API server.",
+          s.k8s_lists);
+    w.One("hoptrace_k8s_watches_total", "counter", "Pod watches opened.", s.k8s_watches);
+    w.One("hoptrace_k8s_relists_gone_total", "counter",
+          "Watches that expired (410 Gone) and led to a new list.", s.k8s_relists_gone);
+    w.One("hoptrace_k8s_api_errors_total", "counter", "Failed pod lists and watches.",
+          s.k8s_api_errors);
+    w.One("hoptrace_k8s_watch_events_total", "counter", "Pod changes received.",
+          s.k8s_watch_events);
+  }
   return w.Take();
 }
 

@@ -40,6 +40,16 @@ struct SelfMetricsSnapshot {
   uint64_t export_queued = 0;  // spans waiting for an exporter now
   uint64_t export_queue_capacity = 0;
   std::vector<ExporterCounters> exporters;
+  // Kubernetes (rendered only when the agent watches pods).
+  bool k8s = false;
+  uint64_t k8s_pods = 0;
+  uint64_t k8s_pods_dropped = 0;
+  uint64_t k8s_pods_selected = 0;  // processes selected by the discovery section
+  uint64_t k8s_lists = 0;
+  uint64_t k8s_watches = 0;
+  uint64_t k8s_relists_gone = 0;
+  uint64_t k8s_api_errors = 0;
+  uint64_t k8s_watch_events = 0;
 };
 
 std::string RenderPrometheus(const SelfMetricsSnapshot& s);

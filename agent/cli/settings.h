@@ -19,12 +19,27 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/k8s/kube_client.h"
+#include "agent/k8s/pod_selector.h"
+
 namespace hoptrace {
 
 using Getenv = std::function<std::optional<std::string>(std::string_view)>;
 
 // The process environment (empty values count as unset, as the spec says).
 std::optional<std::string> ProcessGetenv(std::string_view name);
+
+// Where the pods of this node come from (the config's `kubernetes` section).
+struct KubernetesSettings {
+  // "auto": on inside a pod (KUBERNETES_SERVICE_HOST is set) or with an
+  // api_server given; "on": required (start-up fails without it); "off".
+  std::string mode = "auto";
+  std::string node_name;   // empty: the NODE_NAME environment variable (downward API)
+  std::string api_server;  // empty: in-cluster (KUBERNETES_SERVICE_HOST/_PORT)
+  std::string token_file;  // empty: the service account's token (in-cluster only)
+  std::string ca_file;     // empty: the service account's ca.crt (in-cluster only)
+  uint32_t max_pods = 4096;
+};
 
 // hoptrace's own settings: what to trace and where spans go.
 struct RunSettings {
@@ -53,6 +68,10 @@ struct RunSettings {
   // OTLP exports in flight at once (the Collector's sending_queue.num_consumers): each is a
   // worker of the span pipeline with its own exporter.
   uint32_t export_consumers = 4;
+  KubernetesSettings kubernetes;
+  // Selection by pod (the `discovery` section, --k8s-* flags), beside
+  // pids/exe/ports: every process of a selected container.
+  PodSelection discovery;
 };
 
 class Settings {
@@ -72,6 +91,17 @@ class Settings {
     return [this](std::string_view n) { return Get(n); };
   }
 
+  // The API server and node to watch after all layers (file, then the
+  // environment: NODE_NAME, KUBERNETES_SERVICE_HOST/_PORT). Nullopt with
+  // *error empty: not in Kubernetes (or switched off); with *error set: a
+  // start-up error to report.
+  struct KubernetesTarget {
+    KubeEndpoint endpoint;
+    std::string node_name;
+  };
+  std::optional<KubernetesTarget> Kubernetes(std::string* error,
+                                             std::string* warning = nullptr) const;
+
   RunSettings& run() { return run_; }
   const RunSettings& run() const { return run_; }
 
@@ -81,6 +111,14 @@ class Settings {
   std::map<std::string, std::string, std::less<>> flags_;
   RunSettings run_;
 };
+
+// The --k8s-* selection flags as one selector (every flag given must match);
+// labels are "key=value". Returns an error for a malformed label.
+std::optional<std::string> PodSelectorFromFlags(std::vector<std::string> namespaces,
+                                                const std::vector<std::string>& labels,
+                                                std::vector<std::string> workloads,
+                                                std::vector<std::string> containers,
+                                                PodSelector* out);
 
 // OTEL_RESOURCE_ATTRIBUTES: "k=v,k2=v2", values percent-decoded. Returns an
 // error for a malformed list (the spec: discard it all).
