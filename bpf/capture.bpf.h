@@ -90,6 +90,27 @@ static __always_inline bool ht_looks_like_http(const __u8 *b, __u32 n)
 	return false;
 }
 
+/* RFC 9113 3.4: the client's connection preface begins
+ * "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"; its first 8 bytes say it (at least 4
+ * of them: a shorter first segment is left to the HTTP/1 prefix test). A
+ * server may write its own preface, a SETTINGS frame, before it reads the
+ * client's: length < 256 and a multiple of 6, type 4, no flags, stream 0.
+ * b must hold at least 9 bytes, zero past n (words, no table: see
+ * head_scan.bpf.h). */
+static __always_inline bool ht_looks_like_http2(const __u8 *b, __u32 n)
+{
+	const __u64 preface = HT_W8('P', 'R', 'I', ' ', '*', ' ', 'H', 'T');
+	__u64 w;
+
+	/* b holds n bytes then zeros: the first 8 as one word, no loop. */
+	__builtin_memcpy(&w, b, sizeof(w));
+	if (n >= 8 && w == preface)
+		return true;
+	if (n >= 4 && n < 8 && w == (preface & ((1ULL << (8 * n)) - 1)))
+		return true;
+	return n >= 9 && w == ((__u64)4 << 24 | (__u64)b[2] << 16) && b[2] % 6 == 0 && b[8] == 0;
+}
+
 static __always_inline void ht_fill_header(struct ht_event_header *h, __u32 type, __u64 pid_tgid,
 					   __s32 fd, __u64 gen, __u64 ts_enter, __u64 ts_exit)
 {
@@ -156,6 +177,8 @@ static __always_inline __u8 ht_recognise(const __u8 *b, __u32 n)
 {
 	if (ht_looks_like_http(b, n))
 		return HT_PROTO_HTTP1;
+	if (ht_looks_like_http2(b, n))
+		return HT_PROTO_HTTP2;
 	if (ht_looks_like_postgres(b, n))
 		return HT_PROTO_POSTGRES;
 	if (ht_looks_like_resp(b, n))
@@ -234,7 +257,7 @@ static __always_inline bool ht_shed_request(struct ht_conn_info *info, const str
 static __always_inline bool ht_classify(struct ht_conn_info *info, const struct ht_io_args *a,
 					__s64 ret)
 {
-	__u8 head[8] = {};
+	__u8 head[16] = {};
 	__u64 first_len = 0;
 	__u64 buf;
 	__u32 n;
@@ -249,13 +272,11 @@ static __always_inline bool ht_classify(struct ht_conn_info *info, const struct 
 		n = (__u32)first_len;
 	if (!buf || n == 0)
 		return false; /* nothing to tell from; wait for the next call */
-	/* A buffer shorter than head may end at an unmapped page: then only the
-	 * n bytes the syscall moved. The barrier keeps the bound for the verifier. */
-	asm volatile("" : "+r"(n));
+	/* Exactly the bytes the call moved, all of them readable; the bound is
+	 * restated for the verifier. */
 	if (n > sizeof(head))
-		return false;
-	if (bpf_probe_read_user(head, sizeof(head), (const void *)buf) &&
-	    bpf_probe_read_user(head, n, (const void *)buf))
+		n = sizeof(head);
+	if (bpf_probe_read_user(head, n, (const void *)buf))
 		return false;
 	info->proto = ht_recognise(head, n);
 	/* HTTP/1 is shed request by request (ht_shed_request); other protocols

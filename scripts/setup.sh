@@ -29,6 +29,7 @@ PACKAGES=(
 )
 TEST_PACKAGES=(
   python3-pytest python3-aiohttp wrk nginx-light util-linux  # aiohttp: the W3C suite harness
+  python3-grpcio nghttp2-server  # HTTP/2: gRPC services and clients, a cleartext h2 server
   # Kubernetes tests: a real API server over etcd (certificates made by openssl), the chart's
   # rendered objects checked against the API's schemas; helm and kube-apiserver themselves
   # are built from the Go module proxy by scripts/k8s_tools.sh.

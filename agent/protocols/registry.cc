@@ -1,6 +1,7 @@
 // The protocols the agent parses. Adding one: its folder under
 // agent/protocols/, its library in agent/CMakeLists.txt, one line here.
 #include "agent/protocols/http1/protocol.h"
+#include "agent/protocols/http2/protocol.h"
 #include "agent/protocols/postgres/postgres_parser.h"
 #include "agent/protocols/protocol.h"
 #include "agent/protocols/redis/redis_parser.h"
@@ -12,6 +13,7 @@ namespace {
 // bytes wins (only when the kernel did not say).
 const Protocol* const kProtocols[] = {
     &http1::kProtocol,
+    &http2::kProtocol,
     &postgres::kProtocol,
     &redis::kProtocol,
 };
