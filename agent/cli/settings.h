@@ -47,6 +47,7 @@ struct RunSettings {
   bool propagation = true;  // false: read-only tracing even with a cgroup
   std::string fionread_guard = "auto";  // auto, on, off, detect: see FionreadGuard
   bool net_probes = true;    // TCP facts (RTT, retransmits, TTL) of traced connections
+  bool tls = true;           // TLS plaintext through uprobes on OpenSSL (capture.tls)
   // OTLP exports in flight at once (the Collector's sending_queue.num_consumers): each is a
   // worker of the span pipeline with its own exporter.
   uint32_t export_consumers = 4;

@@ -50,6 +50,11 @@ struct ConnInfo {
   uint16_t local_port = 0;
   uint16_t remote_port = 0;
   ht_role kernel_role = HT_ROLE_UNKNOWN;
+  // Its protocol's bytes are TLS plaintext (read by uprobes on the TLS
+  // library); tls_version is the negotiated wire version (0x0303 = TLS 1.2,
+  // 0x0304 = TLS 1.3) when the kernel could read it, else 0.
+  bool tls = false;
+  uint16_t tls_version = 0;
   // Bytes the process wrote and read on it so far, as the events say; whole
   // only when the connection was followed from its open event on.
   bool followed_from_open = false;

@@ -31,10 +31,12 @@ TEST(EventLayout, TupleHoldsIpv6SizedAddresses) {
 }
 
 TEST(EventLayout, ConnEvent) {
-  EXPECT_EQ(sizeof(ht_conn_event), 88u);
+  EXPECT_EQ(sizeof(ht_conn_event), 96u);
   EXPECT_EQ(offsetof(ht_conn_event, tuple), 40u);
   EXPECT_EQ(offsetof(ht_conn_event, role), 80u);
   EXPECT_EQ(offsetof(ht_conn_event, protocol), 84u);
+  EXPECT_EQ(offsetof(ht_conn_event, flags), 88u);
+  EXPECT_EQ(offsetof(ht_conn_event, tls_version), 92u);
 }
 
 TEST(EventLayout, DataEventPayloadFollowsFixedPart) {

@@ -48,6 +48,12 @@ HostPort ParseHost(std::string_view host) {
   return out;
 }
 
+// semconv tls.protocol.version: "1.2", "1.3" (from the wire version).
+std::string TlsVersionName(uint16_t wire) {
+  if (wire < 0x0301 || wire > 0x0304) return "";
+  return "1." + std::to_string(wire - 0x0301);
+}
+
 std::string_view ProtocolVersion(const http1::Message& m) {
   return m.minor_version == 0 ? "1.0" : "1.1";
 }
@@ -142,8 +148,9 @@ Span BuildHttpSpan(const ConnInfo& conn, bool server, const http1::Record& recor
   const std::string local = conn.LocalAddress();
   const std::string remote = conn.RemoteAddress();
 
+  const std::string scheme = conn.tls ? "https" : "http";
   if (server) {
-    AddAttribute(a, "url.scheme", std::string("http"));
+    AddAttribute(a, "url.scheme", scheme);
     AddAttribute(a, "url.path", std::string(path));
     if (!query.empty()) AddAttribute(a, "url.query", shown_query);
     if (!host.host.empty()) {
@@ -160,7 +167,7 @@ Span BuildHttpSpan(const ConnInfo& conn, bool server, const http1::Record& recor
   } else {
     std::string authority = host_header ? std::string(*host_header)
                                         : (remote + ":" + std::to_string(conn.remote_port));
-    std::string full = "http://" + authority + std::string(path);
+    std::string full = scheme + "://" + authority + std::string(path);
     if (!query.empty()) full += "?" + shown_query;
     if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0) {
       full = options.redact_query && !query.empty()
@@ -186,6 +193,12 @@ Span BuildHttpSpan(const ConnInfo& conn, bool server, const http1::Record& recor
   AddAttribute(a, "network.transport", std::string("tcp"));
   AddAttribute(a, "network.protocol.name", std::string("http"));
   AddAttribute(a, "network.protocol.version", std::string(ProtocolVersion(req)));
+  if (conn.tls) {
+    AddAttribute(a, "tls.protocol.name", std::string("tls"));
+    if (auto v = TlsVersionName(conn.tls_version); !v.empty()) {
+      AddAttribute(a, "tls.protocol.version", v);
+    }
+  }
   if (auto ua = req.Header("user-agent")) AddAttribute(a, "user_agent.original", std::string(*ua));
   if (req.content_length >= 0) AddAttribute(a, "http.request.body.size", req.content_length);
   if (resp) {
