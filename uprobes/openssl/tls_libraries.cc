@@ -59,7 +59,9 @@ std::vector<std::string> ReadTlsFunctions(const std::string& path, std::string* 
     for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn; scn = elf_nextscn(elf, scn)) {
       GElf_Shdr shdr;
       if (gelf_getshdr(scn, &shdr) == nullptr) continue;
-      if (shdr.sh_type == SHT_DYNSYM || shdr.sh_type == SHT_SYMTAB) CollectFrom(elf, scn, shdr, &out);
+      // .dynsym only: OpenSSL inside an executable is exported for addons
+      // (Node.js), and a big binary's .symtab costs a second to read.
+      if (shdr.sh_type == SHT_DYNSYM) CollectFrom(elf, scn, shdr, &out);
     }
   }
   if (elf) elf_end(elf);

@@ -42,7 +42,7 @@ std::vector<MappedFile> ParseMappedFiles(const std::string& maps_text);
 // "libssl.so.3" for ".../libssl.so.3"; empty when the file is no libssl.
 std::string LibsslKind(const std::string& path);
 
-// The probe set's functions that an ELF file defines (.dynsym and .symtab);
+// The probe set's functions that an ELF file exports (.dynsym);
 // *error when it is not a readable ELF file. Cached by device, inode and
 // mtime: a hundred processes of one binary cost one read.
 std::vector<std::string> DefinedTlsFunctions(const std::string& open_path, std::string* error);
