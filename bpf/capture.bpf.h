@@ -236,39 +236,6 @@ static __always_inline void ht_submit_data(struct ht_data_scratch *s)
 		ht_count(HT_CNT_RINGBUF_DROPS);
 }
 
-/* Syscall entry of the read/write family: remember the arguments if fd is a
- * followed socket. Everything else costs a lookup or two and a return. */
-static __always_inline int ht_io_enter(__s32 fd, __u64 arg, __u32 iovcnt, __u8 kind,
-				       __u16 syscall, __u8 direction)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct ht_conn_info *info = ht_conn_lookup(pid_tgid >> 32, fd);
-	struct ht_io_args a = {};
-
-	if (!info || ht_tls_on_syscall(pid_tgid, fd, info, direction) ||
-	    info->proto == HT_PROTO_OTHER)
-		return 0;
-	a.ts_enter = bpf_ktime_get_ns();
-	a.arg = arg;
-	a.iovcnt = iovcnt;
-	a.fd = fd;
-	a.syscall = syscall;
-	a.kind = kind;
-	a.direction = direction;
-	bpf_map_update_elem(&ht_active_io, &pid_tgid, &a, BPF_ANY);
-	return 0;
-}
-
-/* sendmsg/recvmsg carry their buffers in a user struct msghdr. */
-static __always_inline int ht_msg_enter(__s32 fd, __u64 msg, __u16 syscall, __u8 direction)
-{
-	struct user_msghdr m = {};
-
-	if (bpf_probe_read_user(&m, sizeof(m), (const void *)msg))
-		return 0;
-	return ht_io_enter(fd, (__u64)m.msg_iov, (__u32)m.msg_iovlen, HT_IO_IOV, syscall, direction);
-}
-
 /* Bytes a process moved on a followed connection (a syscall's, or TLS
  * plaintext): classify the stream at its first bytes, announce the
  * connection once, decide kernel-side contexts, send the data event. */
@@ -303,6 +270,42 @@ static __always_inline void ht_emit_io(__u64 pid_tgid, __u64 key, struct ht_conn
 		}
 	}
 	ht_submit_data(s);
+}
+
+/* TLS: the uprobe programs' logic and the syscall path's part in it. */
+#include "tls.bpf.h"
+
+/* Syscall entry of the read/write family: remember the arguments if fd is a
+ * followed socket. Everything else costs a lookup or two and a return. */
+static __always_inline int ht_io_enter(__s32 fd, __u64 arg, __u32 iovcnt, __u8 kind,
+				       __u16 syscall, __u8 direction)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct ht_conn_info *info = ht_conn_lookup(pid_tgid >> 32, fd);
+	struct ht_io_args a = {};
+
+	if (!info || ht_tls_on_syscall(pid_tgid, fd, info, direction) ||
+	    info->proto == HT_PROTO_OTHER)
+		return 0;
+	a.ts_enter = bpf_ktime_get_ns();
+	a.arg = arg;
+	a.iovcnt = iovcnt;
+	a.fd = fd;
+	a.syscall = syscall;
+	a.kind = kind;
+	a.direction = direction;
+	bpf_map_update_elem(&ht_active_io, &pid_tgid, &a, BPF_ANY);
+	return 0;
+}
+
+/* sendmsg/recvmsg carry their buffers in a user struct msghdr. */
+static __always_inline int ht_msg_enter(__s32 fd, __u64 msg, __u16 syscall, __u8 direction)
+{
+	struct user_msghdr m = {};
+
+	if (bpf_probe_read_user(&m, sizeof(m), (const void *)msg))
+		return 0;
+	return ht_io_enter(fd, (__u64)m.msg_iov, (__u32)m.msg_iovlen, HT_IO_IOV, syscall, direction);
 }
 
 static __always_inline int ht_io_exit(__s64 ret)

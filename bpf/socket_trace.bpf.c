@@ -16,7 +16,6 @@
 #include <bpf/bpf_tracing.h>
 
 #include "capture.bpf.h"
-#include "tls.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -196,31 +195,33 @@ HT_IO_EXIT(sendmsg)
 
 /* int SSL_write(SSL *ssl, const void *buf, int num) */
 SEC("uprobe")
-int BPF_KPROBE(ht_ssl_write, void *ssl, const void *buf)
+int BPF_KPROBE(ht_ssl_write, void *ssl, const void *buf, int num)
 {
-	return ht_tls_enter((__u64)ssl, (__u64)buf, 0, HT_SYS_SSL_WRITE, HT_DIR_EGRESS);
+	return ht_tls_enter((__u64)ssl, (__u64)buf, num > 0 ? num : 0, 0, HT_SYS_SSL_WRITE,
+			    HT_DIR_EGRESS);
 }
 
 /* int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *written) */
 SEC("uprobe")
 int BPF_KPROBE(ht_ssl_write_ex, void *ssl, const void *buf, __u64 num, void *written)
 {
-	return ht_tls_enter((__u64)ssl, (__u64)buf, (__u64)written, HT_SYS_SSL_WRITE,
+	return ht_tls_enter((__u64)ssl, (__u64)buf, num, (__u64)written, HT_SYS_SSL_WRITE,
 			    HT_DIR_EGRESS);
 }
 
 /* int SSL_read(SSL *ssl, void *buf, int num) */
 SEC("uprobe")
-int BPF_KPROBE(ht_ssl_read, void *ssl, void *buf)
+int BPF_KPROBE(ht_ssl_read, void *ssl, void *buf, int num)
 {
-	return ht_tls_enter((__u64)ssl, (__u64)buf, 0, HT_SYS_SSL_READ, HT_DIR_INGRESS);
+	return ht_tls_enter((__u64)ssl, (__u64)buf, num > 0 ? num : 0, 0, HT_SYS_SSL_READ,
+			    HT_DIR_INGRESS);
 }
 
 /* int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes) */
 SEC("uprobe")
 int BPF_KPROBE(ht_ssl_read_ex, void *ssl, void *buf, __u64 num, void *readbytes)
 {
-	return ht_tls_enter((__u64)ssl, (__u64)buf, (__u64)readbytes, HT_SYS_SSL_READ,
+	return ht_tls_enter((__u64)ssl, (__u64)buf, num, (__u64)readbytes, HT_SYS_SSL_READ,
 			    HT_DIR_INGRESS);
 }
 

@@ -23,7 +23,7 @@
  *
  * Costs on the syscall path, only when the TLS probes are on (targ_tls):
  * one lookup of the thread's TLS call for a socket that is not plain HTTP,
- * and one update per read of a socket that may be TLS.
+ * and one update per read of a socket that may be TLS (tls.bpf.h).
  */
 #ifndef HOPTRACE_BPF_TLS_SESSION_BPF_H
 #define HOPTRACE_BPF_TLS_SESSION_BPF_H
@@ -37,11 +37,12 @@ struct ht_tls_call {
 	__u64 ssl;
 	__u64 buf;
 	__u64 ex_len; /* size_t * of SSL_*_ex (bytes moved), 0 for SSL_read/SSL_write */
+	__u64 num;    /* bytes asked for (SSL_write: to write) */
 	__u64 ts_enter;
 	__s32 fd;       /* socket the call read or wrote, -1 until one is seen */
 	__u16 syscall;  /* HT_SYS_SSL_READ / HT_SYS_SSL_WRITE */
 	__u8 direction; /* enum ht_direction */
-	__u8 _pad;
+	__u8 emitted;   /* its data event went out already (tls.bpf.h: early writes) */
 };
 
 struct {
@@ -62,6 +63,11 @@ struct ht_tls_conn {
 	__u64 gen;
 	__s32 fd;
 	__u32 _pad;
+	/* Sessions only: an SSL_write reported early that did not complete;
+	 * OpenSSL wants it retried with the same buffer and length, and those
+	 * bytes must not be reported twice. */
+	__u64 retry_buf;
+	__u64 retry_num;
 };
 
 /* SSL object -> its socket. LRU: a session freed without notice costs a slot. */
@@ -88,30 +94,6 @@ static __always_inline void ht_tls_mark(struct ht_conn_info *info)
 	/* The verdict on the ciphertext's first bytes is void: the first
 	 * plaintext bytes decide the protocol. */
 	info->proto = HT_PROTO_UNKNOWN;
-}
-
-/* At the entry of a read/write-family syscall on a traced socket. Returns
- * true when the socket carries TLS: its bytes are ciphertext, not reported. */
-static __always_inline bool ht_tls_on_syscall(__u64 pid_tgid, __s32 fd, struct ht_conn_info *info,
-					      __u8 direction)
-{
-	struct ht_tls_call *call;
-
-	if (!targ_tls)
-		return false;
-	/* Plain HTTP already recognised: not a TLS socket, nothing to look up. */
-	if (!info->tls && info->proto != HT_PROTO_UNKNOWN && info->proto != HT_PROTO_OTHER)
-		return false;
-	call = bpf_map_lookup_elem(&ht_tls_calls, &pid_tgid);
-	if (call) {
-		call->fd = fd;
-		ht_tls_mark(info);
-	} else if (direction == HT_DIR_INGRESS) {
-		struct ht_tls_conn last = { .gen = info->gen, .fd = fd };
-
-		bpf_map_update_elem(&ht_tls_last_reads, &pid_tgid, &last, BPF_ANY);
-	}
-	return info->tls;
 }
 
 #endif /* HOPTRACE_BPF_TLS_SESSION_BPF_H */
