@@ -293,16 +293,15 @@ class RearmTap : public ExchangeHandler {
   void OnConnectionOpen(const ConnInfo& conn, uint32_t tid) override {
     next_->OnConnectionOpen(conn, tid);
   }
-  void OnRequestHead(const ConnInfo& conn, http1::Role role,
-                     const http1::Message& request) override {
-    next_->OnRequestHead(conn, role, request);
+  void OnRequestStart(const ConnInfo& conn, Role role, const RequestStart& request) override {
+    next_->OnRequestStart(conn, role, request);
   }
-  void OnExchange(const ConnInfo& conn, http1::Role role, http1::Record record,
+  void OnExchange(const ConnInfo& conn, Role role, Exchange exchange,
                   const std::optional<Closing>& closing) override {
-    const bool rearm = propagation_ != nullptr && role == http1::Role::kClient && !closing &&
-                       record.outcome == http1::Record::Outcome::kComplete &&
+    const bool rearm = propagation_ != nullptr && role == Role::kClient && !closing &&
+                       exchange.outcome == Exchange::Outcome::kComplete &&
                        conn.followed_from_open && conn.tuple_known;
-    next_->OnExchange(conn, role, std::move(record), closing);
+    next_->OnExchange(conn, role, std::move(exchange), closing);
     if (rearm) {
       propagation_->Rearm(conn.id.pid, conn.id.fd, conn.local_port, conn.bytes_written,
                           conn.bytes_read);
@@ -459,7 +458,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     SelfMetricsSnapshot m;
     KernelCounters k = loader->ReadCounters();
     auto p = pipeline.stats();
-    auto h = tracker.stitcher_stats();
+    const ParserStats& h = tracker.parser_stats();
     m.kernel_events = reader.stats().events;
     m.kernel_events_lost = k.ringbuf_drops;
     // The network probes write into the same ring buffer.
