@@ -7,6 +7,7 @@
 
 #include "net_probe.h"
 #include "socket_trace.h"
+#include "tcp_ctx_option.h"
 
 namespace {
 
@@ -127,3 +128,12 @@ TEST(EventLayout, TcpEventOfTheNetworkProbes) {
 }
 
 }  // namespace
+
+// The documented TCP option format (bpf/tcp_ctx_option.h): 28 bytes, so
+// that it fits beside TCP timestamps in the 40 bytes of options.
+TEST(EventLayout, TcpContextOption) {
+  EXPECT_EQ(sizeof(ht_tcp_ctx_option), 28u);
+  EXPECT_EQ(offsetof(ht_tcp_ctx_option, exid), 2u);
+  EXPECT_EQ(offsetof(ht_tcp_ctx_option, trace_id), 4u);
+  EXPECT_EQ(offsetof(ht_tcp_ctx_option, parent_id), 20u);
+}
