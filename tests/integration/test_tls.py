@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PYTHON, SERVICES, attr, by_kind, hoptrace_bin
-from propagation_util import nginx_workers, port_open
+from propagation_util import TestCgroup, nginx_workers, port_open
 
 MS = 1_000_000
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -70,8 +70,11 @@ def make_cert(d, ips):
 class Chain:
     """The namespaces, the certificate and the three HTTPS servers."""
 
-    def __init__(self, topo):
+    def __init__(self, topo, cgroup=None):
         self.topo = topo
+        # Services join this cgroup (propagation serves only its processes).
+        self.cgroup = cgroup
+        self.kw = {"preexec_fn": cgroup.preexec()} if cgroup else {}
         self.dir = Path(f"/tmp/ht{topo.tag}")
         self.dir.mkdir(exist_ok=True)
         self.c, self.a, self.b, self.d = (topo.ns(n) for n in ("c", "a", "b", "d"))
@@ -83,7 +86,8 @@ class Chain:
     def node(self, exe="node"):
         p = self.topo.start(self.d, [exe, str(SERVICES / "tls_service.js"), "--host",
                                      "10.211.3.2", "--port", "7443", "--cert", str(self.cert),
-                                     "--key", str(self.key), "--sleep-ms", str(NODE_SLEEP_MS)])
+                                     "--key", str(self.key), "--sleep-ms", str(NODE_SLEEP_MS)],
+                            **self.kw)
         assert p.stdout.readline().strip() == b"listening", "node did not start"
         return p
 
@@ -94,7 +98,8 @@ class Chain:
         p = self.topo.start(self.b, [PYTHON, str(script), "--host", "10.211.2.2", "--port",
                                      "9443", "--sleep-ms", str(PY_SLEEP_MS), "--cert",
                                      str(self.cert), "--key", str(self.key), "--cafile",
-                                     str(self.cert), "--downstream", "https://10.211.3.2:7443"])
+                                     str(self.cert), "--downstream", "https://10.211.3.2:7443"],
+                            **self.kw)
         assert p.stdout.readline().strip() == b"listening", "python service did not start"
         return p
 
@@ -104,10 +109,13 @@ class Chain:
         conf = d / "nginx.conf"
         conf.write_text(NGINX_CONF.format(dir=d, host="10.211.1.2", port=8443, cert=self.cert,
                                           key=self.key, upstream="https://10.211.2.2:9443"))
-        p = self.topo.start(self.a, ["nginx", "-c", str(conf), "-p", str(d)])
+        p = self.topo.start(self.a, ["nginx", "-c", str(conf), "-p", str(d)], **self.kw)
         deadline = time.time() + 10
         while time.time() < deadline:
-            if nginx_workers(p.pid) and port_open(self.topo, self.a, 8443):
+            kids = nginx_workers(p.pid)
+            if kids and port_open(self.topo, self.a, 8443):
+                if self.cgroup:
+                    self.cgroup.extra_pids += kids  # killed by pid at the end
                 return p
             time.sleep(0.05)
         raise AssertionError("nginx did not start: " + (d / "error.log").read_text())
@@ -133,10 +141,23 @@ def tls_stats(agent):
     return {k: int(v) for k, v in (kv.split("=", 1) for kv in m[-1].split())}
 
 
-def test_https_chain_exact_span_tree(topo, agent_factory):
-    ch = Chain(topo)
+@pytest.fixture
+def cg(topo):
+    c = TestCgroup()
+    yield c
+    c.remove(topo.procs)
+
+
+@pytest.mark.parametrize("propagation", [False, True], ids=["read-only", "propagation-on"])
+def test_https_chain_exact_span_tree(topo, cg, agent_factory, propagation):
+    """The same tree with propagation on: the kernel then decides the
+    contexts of TLS plaintext requests too (their heads are scanned like
+    clear-text ones), and nothing is injected into ciphertext."""
+    ch = Chain(topo, cg if propagation else None)
     node, py, nginx = ch.node(), ch.python(), ch.nginx()
-    agent = agent_factory("--pid", str(nginx.pid), "--pid", str(py.pid), "--pid", str(node.pid))
+    extra = ["--propagation-cgroup", str(cg.path)] if propagation else []
+    agent = agent_factory("--pid", str(nginx.pid), "--pid", str(py.pid), "--pid", str(node.pid),
+                          *extra)
     assert "tls: probing" in agent.log_text()
     code = ch.curl("https://10.211.1.2:8443/work?user=alice", "-H",
                    f"traceparent: 00-{TRACE}-{PARENT}-01", "-H", "User-Agent: tls-test/1")
