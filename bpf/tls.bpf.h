@@ -106,12 +106,13 @@ static __always_inline struct ht_conn_info *ht_tls_bind(__u64 pid_tgid,
 		found = bpf_map_lookup_elem(&ht_tls_last_reads, &pid_tgid);
 		if (found)
 			info = ht_tls_conn_of(pid_tgid >> 32, found, key);
-		/* A socket already plain HTTP is not this session's. */
-		if (!info || (!info->tls && info->proto != HT_PROTO_OTHER &&
-			      info->proto != HT_PROTO_UNKNOWN)) {
-			ht_count(HT_CNT_TLS_UNBOUND);
+		/* Only ciphertext no session has claimed: a socket already
+		 * plain HTTP, or another session's (a Node server that calls
+		 * out: its client session's first SSL_read comes before the
+		 * first read of the new socket), is not this session's. */
+		if (!info || info->tls ||
+		    (info->proto != HT_PROTO_OTHER && info->proto != HT_PROTO_UNKNOWN))
 			return NULL;
-		}
 		ht_count(HT_CNT_TLS_BY_THREAD);
 	}
 	c.fd = (__s32)*key;
@@ -212,11 +213,14 @@ static __always_inline int ht_tls_return(__s64 ret)
 	bpf_map_delete_elem(&ht_tls_calls, &pid_tgid);
 	/* Bind even when nothing moved: a handshake step or a would-block read
 	 * is often the only call that touches the socket. */
-	info = ht_tls_bind(pid_tgid, &call, &key);
-	if (!info)
-		return 0;
-	ht_tls_note(info, call.ssl);
 	ok = call.ex_len ? ret == 1 : ret > 0;
+	info = ht_tls_bind(pid_tgid, &call, &key);
+	if (!info) {
+		if (ok) /* bytes moved that no connection can take */
+			ht_count(HT_CNT_TLS_UNBOUND);
+		return 0;
+	}
+	ht_tls_note(info, call.ssl);
 	if (call.emitted) {
 		if (!ok) {
 			/* Reported, not done: OpenSSL will be asked again. */

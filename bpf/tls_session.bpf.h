@@ -14,7 +14,8 @@
  *  3. by the thread's last socket read, for libraries driven through
  *     memory BIOs (Node.js: libuv reads the ciphertext from the socket, then
  *     the same thread calls SSL_read; its writes follow SSL_write). Only a
- *     connection whose bytes were not recognised (ciphertext) qualifies.
+ *     connection whose bytes were not recognised (ciphertext) and that no
+ *     session has claimed yet qualifies.
  *
  * A socket found to carry TLS is marked (ht_conn_info.tls): its syscalls are
  * not reported any more, and its plaintext is classified afresh, so the

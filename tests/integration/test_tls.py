@@ -81,25 +81,27 @@ class Chain:
         topo.link(self.c, "10.211.1.1", self.a, "10.211.1.2")
         topo.link(self.a, "10.211.2.1", self.b, "10.211.2.2")
         topo.link(self.b, "10.211.3.1", self.d, "10.211.3.2")
-        self.cert, self.key = make_cert(self.dir, ["10.211.1.2", "10.211.2.2", "10.211.3.2"])
+        self.cert, self.key = make_cert(self.dir, ["10.211.1.2", "10.211.2.2", "10.211.3.1",
+                                                   "10.211.3.2"])
 
-    def node(self, exe="node"):
+    def node(self, exe="node", downstream=""):
+        extra = ["--downstream", downstream, "--cafile", str(self.cert)] if downstream else []
         p = self.topo.start(self.d, [exe, str(SERVICES / "tls_service.js"), "--host",
                                      "10.211.3.2", "--port", "7443", "--cert", str(self.cert),
-                                     "--key", str(self.key), "--sleep-ms", str(NODE_SLEEP_MS)],
-                            **self.kw)
+                                     "--key", str(self.key), "--sleep-ms", str(NODE_SLEEP_MS)]
+                            + extra, **self.kw)
         assert p.stdout.readline().strip() == b"listening", "node did not start"
         return p
 
-    def python(self):
+    def python(self, host="10.211.2.2", downstream="https://10.211.3.2:7443"):
         script = self.dir / "pysvc.py"
         if not script.exists():
             script.symlink_to(SERVICES / "http_service.py")
-        p = self.topo.start(self.b, [PYTHON, str(script), "--host", "10.211.2.2", "--port",
+        extra = ["--downstream", downstream] if downstream else []
+        p = self.topo.start(self.b, [PYTHON, str(script), "--host", host, "--port",
                                      "9443", "--sleep-ms", str(PY_SLEEP_MS), "--cert",
                                      str(self.cert), "--key", str(self.key), "--cafile",
-                                     str(self.cert), "--downstream", "https://10.211.3.2:7443"],
-                            **self.kw)
+                                     str(self.cert)] + extra, **self.kw)
         assert p.stdout.readline().strip() == b"listening", "python service did not start"
         return p
 
@@ -231,6 +233,38 @@ def test_https_chain_exact_span_tree(topo, cg, agent_factory, propagation):
     assert t["calls_by_thread"] >= 1  # node's memory BIOs
     assert t["calls_by_syscall"] >= 1
     assert agent.final_stats["conns"] == "0"
+
+
+def test_node_as_https_client(topo, agent_factory):
+    """Node calls an HTTPS service (memory BIOs on the client side too: its
+    sessions are tied to sockets by the thread's reads during the handshake)."""
+    ch = Chain(topo)
+    py = ch.python(host="10.211.3.1", downstream="")
+    node = ch.node(downstream="https://10.211.3.1:9443")
+    agent = agent_factory("--pid", str(py.pid), "--pid", str(node.pid))
+    r = subprocess.run(["ip", "netns", "exec", ch.b, "curl", "-s", "--cacert", str(ch.cert),
+                        "-o", "/dev/null", "-w", "%{http_code}", "https://10.211.3.2:7443/work"],
+                       capture_output=True, text=True)
+    assert r.stdout == "200"
+    spans = agent.wait_spans(lambda s: len(s) >= 3)
+    assert len(spans) == 3, [(s["kind"], service_of(s)) for s in spans]
+    [nd_srv] = [s for s in by_kind(spans, "SERVER") if s["resource"]["attributes"]["process.pid"]
+                == node.pid]
+    [nd_cli] = by_kind(spans, "CLIENT")
+    [py_srv] = by_kind(spans, "SERVER", "pysvc")
+    assert nd_cli["resource"]["attributes"]["process.pid"] == node.pid
+    assert attr(nd_cli, "url.full") == "https://10.211.3.1:9443/work"
+    assert attr(nd_cli, "http.response.status_code") == 200
+    assert attr(nd_cli, "tls.protocol.version") == "1.3"
+    assert attr(py_srv, "client.address") == "10.211.3.2"
+    assert nd_cli["parent_span_id"] == nd_srv["span_id"]
+    assert py_srv["parent_span_id"] == nd_cli["span_id"]
+    assert {s["trace_id"] for s in spans} == {nd_srv["trace_id"]}
+    assert PY_SLEEP_MS * MS <= dur(py_srv) <= dur(nd_cli) <= dur(nd_srv)
+    agent.stop()
+    t = tls_stats(agent)
+    assert t["calls_unbound"] == 0
+    assert t["calls_by_thread"] >= 2  # node's server and client sessions
 
 
 def test_large_body_keepalive_byte_exact(topo, agent_factory, tmp_path):
