@@ -29,6 +29,7 @@ PACKAGES=(
 )
 TEST_PACKAGES=(
   python3-pytest python3-aiohttp wrk nginx-light util-linux  # aiohttp: the W3C suite harness
+  openssl  # the TLS tests make their certificates with the CLI
 )
 [ "$tests" = 1 ] && PACKAGES+=("${TEST_PACKAGES[@]}")
 

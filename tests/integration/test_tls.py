@@ -5,9 +5,9 @@ are made here with the `openssl` CLI.
 
 What runs where: nginx, curl and Python's _ssl use Debian's libssl.so.3
 (nginx and curl through fd BIOs, Python through SSL_read_ex/SSL_write_ex);
-the node binary carries its own OpenSSL (SSL_* defined in the executable)
-and drives it through memory BIOs, so its TLS sessions are tied to sockets
-by the thread's socket reads (bpf/tls_session.bpf.h)."""
+node drives OpenSSL (its own, exported by the executable, in nodesource's
+builds; libssl.so.3 in Debian's) through memory BIOs, so its TLS sessions
+are tied to sockets by the thread's socket reads (bpf/tls_session.bpf.h)."""
 import hashlib
 import re
 import shutil
@@ -229,7 +229,9 @@ def test_https_chain_exact_span_tree(topo, cg, agent_factory, propagation):
 
     agent.stop()
     t = tls_stats(agent)
-    assert t["files_attached"] >= 2  # libssl.so.3 and the node executable
+    # libssl.so.3, and node's executable when it carries its own OpenSSL
+    # (nodesource builds; Debian's nodejs uses libssl.so.3).
+    assert t["files_attached"] >= 1
     assert t["calls_by_thread"] >= 1  # node's memory BIOs
     assert t["calls_by_syscall"] >= 1
     assert agent.final_stats["conns"] == "0"
@@ -420,5 +422,6 @@ def test_check_names_tls_libraries(topo):
     node_lines = [l for l in out.splitlines() if f"TLS in pid {node.pid} " in l]
     assert any(l.startswith("ok") and "libssl.so.3" in l and "can be probed: SSL_write" in l
                and "SSL_read_ex" in l for l in py_lines), out
-    assert any(l.startswith("ok") and "(executable)" in l and "can be probed" in l
-               for l in node_lines), out
+    # Node with its own OpenSSL (nodesource) or Debian's (libssl.so.3).
+    assert any(l.startswith("ok") and ("(executable)" in l or "libssl.so" in l)
+               and "can be probed" in l for l in node_lines), out
