@@ -74,12 +74,29 @@ enum ht_counter {
 	HT_CNT_CONN_MAP_FULL = 1, /* could not insert a connection */
 	HT_CNT_DATA_EVENTS = 2,
 	HT_CNT_TRUNCATED = 3, /* syscalls whose payload was longer than captured */
+	HT_CNT_SHED = 4, /* requests (HTTP/1) or connections (other protocols) not
+			  * followed: the agent was overloaded */
 	/* TLS calls (bpf/tls.bpf.h) and how their socket was found */
-	HT_CNT_TLS_BY_SYSCALL = 4, /* a read/write on the socket inside the call */
-	HT_CNT_TLS_BY_SESSION = 5, /* the SSL object's socket, found before */
-	HT_CNT_TLS_BY_THREAD = 6,  /* the thread's last socket read (memory BIOs: Node) */
-	HT_CNT_TLS_UNBOUND = 7,    /* no socket found: plaintext dropped */
-	HT_CNT_MAX = 8,
+	HT_CNT_TLS_BY_SYSCALL = 5, /* a read/write on the socket inside the call */
+	HT_CNT_TLS_BY_SESSION = 6, /* the SSL object's socket, found before */
+	HT_CNT_TLS_BY_THREAD = 7,  /* the thread's last socket read (memory BIOs: Node) */
+	HT_CNT_TLS_UNBOUND = 8,    /* bytes moved, no socket found: plaintext dropped */
+	HT_CNT_MAX = 9,
+};
+
+/* Overload shedding: the agent writes ht_shed_config[0] (struct ht_shed) when
+ * it falls behind. While shed_per_1024 > 0, each HTTP/1 request is shed with
+ * that probability (in 1/1024), decided at the syscall that starts it, before
+ * any of it is captured: nothing of a shed request or of its response is
+ * reported, so the agent sees whole exchanges and never a cut stream. A
+ * connection of another protocol is decided once, at its first bytes. A
+ * client request follows the decision for the request its thread last read
+ * (server side), so that a request kept is kept with the calls it makes
+ * (thread-per-request servers). */
+#define HT_SHED_KEEP_ALL 1024
+struct ht_shed {
+	__u32 shed_per_1024; /* 0 (the map's initial value): shed nothing */
+	__u32 _pad;
 };
 
 /* The two ends of a TCP connection as seen from the traced process. Addresses
@@ -125,6 +142,9 @@ enum ht_protocol {
 	HT_PROTO_HTTP2 = 3,    /* connection preface "PRI * HTTP/2.0" */
 	HT_PROTO_POSTGRES = 4, /* StartupMessage / SSLRequest / GSSENCRequest */
 	HT_PROTO_REDIS = 5,    /* RESP array of bulk strings */
+	/* Kernel-side only, never in an event: a followed protocol, shed under
+	 * overload (see struct ht_shed); ignored like HT_PROTO_OTHER. */
+	HT_PROTO_SHED = 15,
 };
 
 /* Bits of ht_conn_event.flags. */
