@@ -60,6 +60,18 @@ static __always_inline int ht_tls_enter(__u64 ssl, __u64 buf, __u64 num, __u64 e
 	if (!ht_pid_selected(pid_tgid >> 32) && !targ_port_filter)
 		return 0;
 	call.ts_enter = bpf_ktime_get_ns();
+	if (direction == HT_DIR_EGRESS) {
+		/* The retry of a write reported early: its bytes are out already
+		 * (counted as emitted). Any other write ends the wait for it. */
+		struct ht_tls_session_key sk = { .ssl = ssl, .tgid = pid_tgid >> 32 };
+		struct ht_tls_conn *sess = bpf_map_lookup_elem(&ht_tls_sessions, &sk);
+
+		if (sess && sess->retry_buf) {
+			if (sess->retry_buf == buf && sess->retry_num == num)
+				call.emitted = 1;
+			sess->retry_buf = 0;
+		}
+	}
 	bpf_map_update_elem(&ht_tls_calls, &pid_tgid, &call, BPF_ANY);
 	return 0;
 }
@@ -132,23 +144,6 @@ static __always_inline void ht_tls_note(struct ht_conn_info *info, __u64 ssl)
 		info->tls_version = version;
 }
 
-/* True when this SSL_write retries one whose bytes were reported already
- * (and forgets it: the retry is the last of them). */
-static __always_inline bool ht_tls_is_retry(__u64 pid_tgid, const struct ht_tls_call *call)
-{
-	struct ht_tls_session_key sk = { .ssl = call->ssl, .tgid = pid_tgid >> 32 };
-	struct ht_tls_conn *sess = bpf_map_lookup_elem(&ht_tls_sessions, &sk);
-
-	if (!sess || !sess->retry_buf)
-		return false;
-	if (sess->retry_buf != call->buf || sess->retry_num != call->num) {
-		sess->retry_buf = 0; /* another write: the retry never came */
-		return false;
-	}
-	sess->retry_buf = 0;
-	return true;
-}
-
 /* Sends a call's plaintext as a data event of the connection at key. */
 static __always_inline void ht_tls_emit(__u64 pid_tgid, const struct ht_tls_call *call, __u64 key,
 					struct ht_conn_info *info, __u64 moved)
@@ -185,9 +180,7 @@ static __always_inline bool ht_tls_on_syscall(__u64 pid_tgid, __s32 fd, struct h
 		if (direction == HT_DIR_EGRESS && call->direction == HT_DIR_EGRESS &&
 		    !call->emitted && call->num > 0 && call->num <= HT_TLS_RECORD_MAX) {
 			call->emitted = 1;
-			if (!ht_tls_is_retry(pid_tgid, call))
-				ht_tls_emit(pid_tgid, call, ht_conn_key(pid_tgid >> 32, fd), info,
-					    call->num);
+			ht_tls_emit(pid_tgid, call, ht_conn_key(pid_tgid >> 32, fd), info, call->num);
 		}
 	} else if (direction == HT_DIR_INGRESS) {
 		struct ht_tls_conn last = { .gen = info->gen, .fd = fd };
@@ -223,7 +216,8 @@ static __always_inline int ht_tls_return(__s64 ret)
 	ht_tls_note(info, call.ssl);
 	if (call.emitted) {
 		if (!ok) {
-			/* Reported, not done: OpenSSL will be asked again. */
+			/* Reported, not done: OpenSSL will be asked again (the
+			 * entry of that retry recognises it). */
 			struct ht_tls_session_key sk = { .ssl = call.ssl, .tgid = pid_tgid >> 32 };
 			struct ht_tls_conn *sess = bpf_map_lookup_elem(&ht_tls_sessions, &sk);
 
@@ -243,8 +237,6 @@ static __always_inline int ht_tls_return(__s64 ret)
 		moved = ret;
 	}
 	if (moved == 0 || moved > 0x7fffffff)
-		return 0;
-	if (call.direction == HT_DIR_EGRESS && ht_tls_is_retry(pid_tgid, &call))
 		return 0;
 	ht_tls_emit(pid_tgid, &call, key, info, moved);
 	return 0;
