@@ -8,6 +8,7 @@
 #include "sock.bpf.h"
 #include "head_scan.bpf.h"
 #include "db_protocols.bpf.h"
+#include "tls_session.bpf.h"
 
 #define HT_MAX_IOV 4
 #define HT_EINPROGRESS 115
@@ -132,6 +133,8 @@ static __always_inline void ht_emit_conn(__u32 type, __u64 pid_tgid, __s32 fd,
 	ev.tuple = info->tuple;
 	ev.role = info->role;
 	ev.protocol = info->proto;
+	ev.flags = info->tls ? HT_CONN_F_TLS : 0;
+	ev.tls_version = info->tls_version;
 	if (bpf_ringbuf_output(&ht_events, &ev, sizeof(ev), 0))
 		ht_count(HT_CNT_RINGBUF_DROPS);
 }
@@ -349,6 +352,47 @@ static __always_inline void ht_submit_data(struct ht_data_scratch *s)
 		ht_count(HT_CNT_RINGBUF_DROPS);
 }
 
+/* Bytes a process moved on a followed connection (a syscall's, or TLS
+ * plaintext): classify the stream at its first bytes, announce the
+ * connection once, decide kernel-side contexts, send the data event. */
+static __always_inline void ht_emit_io(__u64 pid_tgid, __u64 key, struct ht_conn_info *info,
+				       const struct ht_io_args *args, __s64 ret)
+{
+	struct ht_data_scratch *s;
+	__u64 now;
+	__u32 captured;
+
+	if (!ht_classify(info, args, ret))
+		return;
+	if (info->proto == HT_PROTO_HTTP1 && ht_shed_request(info, args, ret))
+		return;
+	now = bpf_ktime_get_ns();
+	if (!info->reported) {
+		info->reported = 1;
+		ht_emit_conn(HT_EV_CONN_OPEN, pid_tgid, args->fd, info, args->ts_enter);
+	}
+	s = ht_fill_data(pid_tgid, info, args, ret, now);
+	if (!s)
+		return;
+	/* The context event goes first: the agent decides the span's context
+	 * when this data event completes the request head. */
+	if (targ_kernel_ctx) {
+		captured = s->ev.captured & (HT_MAX_PAYLOAD - 1);
+		if (s->ev.captured >= HT_MAX_PAYLOAD)
+			captured = HT_MAX_PAYLOAD - 1;
+		if (args->direction == HT_DIR_INGRESS)
+			ht_hs_ingress(pid_tgid, key, info, args, ret, s->ev.payload, captured);
+		else {
+			ht_hs_egress(key, info, s->ev.payload, captured);
+			ht_hs_request_out(pid_tgid, args, info, s->ev.payload, captured);
+		}
+	}
+	ht_submit_data(s);
+}
+
+/* TLS: the uprobe programs' logic and the syscall path's part in it. */
+#include "tls.bpf.h"
+
 /* Syscall entry of the read/write family: remember the arguments if fd is a
  * followed socket. Everything else costs a lookup or two and a return. */
 static __always_inline int ht_io_enter(__s32 fd, __u64 arg, __u32 iovcnt, __u8 kind,
@@ -358,7 +402,8 @@ static __always_inline int ht_io_enter(__s32 fd, __u64 arg, __u32 iovcnt, __u8 k
 	struct ht_conn_info *info = ht_conn_lookup(pid_tgid >> 32, fd);
 	struct ht_io_args a = {};
 
-	if (!info || info->proto == HT_PROTO_OTHER)
+	if (!info || ht_tls_on_syscall(pid_tgid, fd, info, direction) ||
+	    info->proto == HT_PROTO_OTHER)
 		return 0;
 	if (info->proto == HT_PROTO_SHED)
 		return 0;
@@ -388,10 +433,8 @@ static __always_inline int ht_io_exit(__s64 ret)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct ht_io_args *a = bpf_map_lookup_elem(&ht_active_io, &pid_tgid);
 	struct ht_conn_info *info;
-	struct ht_data_scratch *s;
 	struct ht_io_args args;
-	__u64 key, now;
-	__u32 captured;
+	__u64 key;
 
 	if (!a)
 		return 0;
@@ -401,32 +444,10 @@ static __always_inline int ht_io_exit(__s64 ret)
 		return 0;
 	key = ht_conn_key(pid_tgid >> 32, args.fd);
 	info = bpf_map_lookup_elem(&ht_conns, &key);
-	if (!info || !ht_classify(info, &args, ret))
+	/* tls: became TLS since the entry (a TLS call bound it meanwhile). */
+	if (!info || info->tls)
 		return 0;
-	if (info->proto == HT_PROTO_HTTP1 && ht_shed_request(info, &args, ret))
-		return 0;
-	now = bpf_ktime_get_ns();
-	if (!info->reported) {
-		info->reported = 1;
-		ht_emit_conn(HT_EV_CONN_OPEN, pid_tgid, args.fd, info, args.ts_enter);
-	}
-	s = ht_fill_data(pid_tgid, info, &args, ret, now);
-	if (!s)
-		return 0;
-	/* The context event goes first: the agent decides the span's context
-	 * when this data event completes the request head. */
-	if (targ_kernel_ctx) {
-		captured = s->ev.captured & (HT_MAX_PAYLOAD - 1);
-		if (s->ev.captured >= HT_MAX_PAYLOAD)
-			captured = HT_MAX_PAYLOAD - 1;
-		if (args.direction == HT_DIR_INGRESS)
-			ht_hs_ingress(pid_tgid, key, info, &args, ret, s->ev.payload, captured);
-		else {
-			ht_hs_egress(key, info, s->ev.payload, captured);
-			ht_hs_request_out(pid_tgid, &args, info, s->ev.payload, captured);
-		}
-	}
-	ht_submit_data(s);
+	ht_emit_io(pid_tgid, key, info, &args, ret);
 	return 0;
 }
 

@@ -21,7 +21,11 @@ struct ht_conn_info {
 	__u8 proto;     /* enum ht_protocol */
 	__u8 reported;  /* HT_EV_CONN_OPEN sent */
 	__u8 shed;      /* HTTP/1: the current request is shed (struct ht_shed) */
-	__u8 _pad;
+	/* The socket carries TLS (bpf/tls.bpf.h): its own bytes are ciphertext
+	 * and ignored; proto is the plaintext's, fed by the TLS uprobes. */
+	__u8 tls;
+	__u16 tls_version; /* 0 unknown */
+	__u16 _pad2[3];
 };
 
 enum ht_io_kind {

@@ -6,6 +6,8 @@
  * Entry programs save the arguments of a read/write-family syscall on a
  * followed socket; exit programs turn the bytes moved into a data event.
  * accept/connect register sockets with their role; close forgets them.
+ * Uprobes on the TLS library add the plaintext of TLS sockets (tls.bpf.h);
+ * the agent attaches them per library file (they have no target here).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -188,6 +190,47 @@ HT_IO_EXIT(write)
 HT_IO_EXIT(writev)
 HT_IO_EXIT(sendto)
 HT_IO_EXIT(sendmsg)
+
+/* ---- TLS plaintext (uprobes, attached by the agent) ---------------------- */
+
+/* int SSL_write(SSL *ssl, const void *buf, int num) */
+SEC("uprobe")
+int BPF_KPROBE(ht_ssl_write, void *ssl, const void *buf, int num)
+{
+	return ht_tls_enter((__u64)ssl, (__u64)buf, num > 0 ? num : 0, 0, HT_SYS_SSL_WRITE,
+			    HT_DIR_EGRESS);
+}
+
+/* int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *written) */
+SEC("uprobe")
+int BPF_KPROBE(ht_ssl_write_ex, void *ssl, const void *buf, __u64 num, void *written)
+{
+	return ht_tls_enter((__u64)ssl, (__u64)buf, num, (__u64)written, HT_SYS_SSL_WRITE,
+			    HT_DIR_EGRESS);
+}
+
+/* int SSL_read(SSL *ssl, void *buf, int num) */
+SEC("uprobe")
+int BPF_KPROBE(ht_ssl_read, void *ssl, void *buf, int num)
+{
+	return ht_tls_enter((__u64)ssl, (__u64)buf, num > 0 ? num : 0, 0, HT_SYS_SSL_READ,
+			    HT_DIR_INGRESS);
+}
+
+/* int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes) */
+SEC("uprobe")
+int BPF_KPROBE(ht_ssl_read_ex, void *ssl, void *buf, __u64 num, void *readbytes)
+{
+	return ht_tls_enter((__u64)ssl, (__u64)buf, num, (__u64)readbytes, HT_SYS_SSL_READ,
+			    HT_DIR_INGRESS);
+}
+
+/* The return of all four: the entry saved which one it was. */
+SEC("uretprobe")
+int BPF_KRETPROBE(ht_ssl_return, int ret)
+{
+	return ht_tls_return(ret);
+}
 
 /* ---- close ----------------------------------------------------------------- */
 

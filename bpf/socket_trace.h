@@ -63,6 +63,9 @@ enum ht_syscall {
 	HT_SYS_WRITEV = 6,
 	HT_SYS_SENDTO = 7,
 	HT_SYS_SENDMSG = 8,
+	/* TLS plaintext, from uprobes on the TLS library (bpf/tls.bpf.h) */
+	HT_SYS_SSL_READ = 9,   /* SSL_read / SSL_read_ex */
+	HT_SYS_SSL_WRITE = 10, /* SSL_write / SSL_write_ex */
 };
 
 /* Indexes into the per-CPU counter array "ht_counters". */
@@ -73,7 +76,12 @@ enum ht_counter {
 	HT_CNT_TRUNCATED = 3, /* syscalls whose payload was longer than captured */
 	HT_CNT_SHED = 4, /* requests (HTTP/1) or connections (other protocols) not
 			  * followed: the agent was overloaded */
-	HT_CNT_MAX = 5,
+	/* TLS calls (bpf/tls.bpf.h) and how their socket was found */
+	HT_CNT_TLS_BY_SYSCALL = 5, /* a read/write on the socket inside the call */
+	HT_CNT_TLS_BY_SESSION = 6, /* the SSL object's socket, found before */
+	HT_CNT_TLS_BY_THREAD = 7,  /* the thread's last socket read (memory BIOs: Node) */
+	HT_CNT_TLS_UNBOUND = 8,    /* bytes moved, no socket found: plaintext dropped */
+	HT_CNT_MAX = 9,
 };
 
 /* Overload shedding: the agent writes ht_shed_config[0] (struct ht_shed) when
@@ -139,11 +147,19 @@ enum ht_protocol {
 	HT_PROTO_SHED = 15,
 };
 
+/* Bits of ht_conn_event.flags. */
+#define HT_CONN_F_TLS 0x1 /* the protocol's bytes are TLS plaintext (uprobes); the
+			   * socket's own bytes are ciphertext and not reported */
+
 struct ht_conn_event {
 	struct ht_event_header hdr;
 	struct ht_tuple tuple;
 	__u32 role;     /* enum ht_role */
 	__u32 protocol; /* enum ht_protocol */
+	__u32 flags;    /* HT_CONN_F_* */
+	/* TLS: the wire version the library negotiated (0x0303 = TLS 1.2,
+	 * 0x0304 = TLS 1.3) when it was readable, else 0 */
+	__u32 tls_version;
 };
 
 struct ht_data_event {

@@ -33,6 +33,7 @@ TEST_PACKAGES=(
   # Kubernetes tests: a real API server over etcd (certificates made by openssl), the chart's
   # rendered objects checked against the API's schemas; helm and kube-apiserver themselves
   # are built from the Go module proxy by scripts/k8s_tools.sh.
+  # openssl: the Kubernetes and TLS tests make their certificates with the CLI
   etcd-server openssl python3-yaml python3-jsonschema
   # PostgreSQL and Redis tests: servers, their CLIs, Python clients (psycopg2 speaks the simple
   # query protocol, psycopg 3 the extended one with named prepared statements), benchmarks

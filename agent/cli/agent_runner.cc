@@ -3,6 +3,7 @@
 #include "agent/kernel/bpf_loader.h"
 #include "agent/kernel/net_probe_loader.h"
 #include "agent/kernel/propagation_loader.h"
+#include "agent/kernel/tls_uprobes.h"
 
 #include <dirent.h>
 #include <signal.h>
@@ -213,6 +214,7 @@ class Dispatcher : public EventHandler {
   void set_stitcher(TraceStitcher* stitcher) { stitcher_ = stitcher; }
   void set_network(NetworkFacts* network) { network_ = network; }
   void set_propagation(PropagationLoader* propagation) { propagation_ = propagation; }
+  void set_tls(tls::TlsAttacher* tls) { tls_ = tls; }
 
   void OnConnOpen(const ConnEvent& ev) override { tracker_->OnConnOpen(ev); }
   void OnData(const DataEvent& ev) override { tracker_->OnData(ev); }
@@ -222,6 +224,7 @@ class Dispatcher : public EventHandler {
     processes_->Forget(pid);  // exec changed who it is
     if (loader_ && MatchesName(*processes_, pid, names_)) {
       loader_->SelectPid(pid);
+      if (tls_) tls_->AddProcess(pid, ev.hdr->ts_exit_ns, true);
       spdlog::info("tracing pid {} ({})", pid, processes_->Get(pid)->service_name);
     } else {
       processes_->Forget(pid);
@@ -229,16 +232,19 @@ class Dispatcher : public EventHandler {
   }
   void OnProcIdentity(const ProcIdentityEvent& ev) override {
     auto info = processes_->Learn(KernelIdentityOf(ev));
-    if (!(ev.identity->flags & HT_IDENTITY_F_NAME_MATCH)) return;
-    // The kernel matched 15 bytes of comm; a longer --exe name must match whole.
-    if (Matches(*info, names_)) {
+    if (ev.identity->flags & HT_IDENTITY_F_NAME_MATCH) {
+      // The kernel matched 15 bytes of comm; a longer --exe name must match whole.
+      if (!Matches(*info, names_)) {
+        if (loader_) loader_->DeselectPid(info->pid);
+        processes_->Forget(info->pid);
+        return;
+      }
       spdlog::info("tracing pid {} ({})", info->pid, info->service_name);
-    } else if (loader_) {
-      loader_->DeselectPid(info->pid);
-      processes_->Forget(info->pid);
     }
+    if (tls_) TlsLibrariesOf(ev);
   }
   void OnProcExit(const ProcEvent& ev) override {
+    if (tls_) tls_->RemoveProcess(static_cast<pid_t>(ev.hdr->pid));
     tracker_->OnProcessExit(ev.hdr->pid, ev.hdr->ts_exit_ns);
     processes_->Forget(static_cast<pid_t>(ev.hdr->pid));
   }
@@ -256,6 +262,23 @@ class Dispatcher : public EventHandler {
   }
 
  private:
+  // A selected process became who it is, or was first seen: where its TLS
+  // library files are (a fork maps what its parent maps).
+  void TlsLibrariesOf(const ProcIdentityEvent& ev) {
+    const auto pid = static_cast<pid_t>(ev.hdr->pid);
+    const uint64_t now = ev.hdr->ts_exit_ns;
+    if (ev.identity->flags & HT_IDENTITY_F_FORK) {
+      // The fork tracepoint fires for new threads too, whose exit ends no
+      // process: a thread maps what its process maps already.
+      const std::string task =
+          "/proc/" + std::to_string(ev.identity->ppid) + "/task/" + std::to_string(pid);
+      if (access(task.c_str(), F_OK) == 0) return;
+      tls_->AddChild(static_cast<pid_t>(ev.identity->ppid), pid, now);
+    } else {
+      tls_->AddProcess(pid, now, (ev.identity->flags & HT_IDENTITY_F_EXEC) != 0);
+    }
+  }
+
   ConnTracker* tracker_;
   ProcessRegistry* processes_;
   const std::vector<std::string>& names_;
@@ -263,6 +286,7 @@ class Dispatcher : public EventHandler {
   TraceStitcher* stitcher_ = nullptr;
   NetworkFacts* network_ = nullptr;
   PropagationLoader* propagation_ = nullptr;
+  tls::TlsAttacher* tls_ = nullptr;
 };
 
 // Between the connection tracker and the stitcher: a client exchange whose
@@ -363,6 +387,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   lo.ports = run.ports;
   lo.max_payload = run.payload_bytes;
   lo.ringbuf_bytes = run.ringbuf_mb << 20;
+  lo.tls = run.tls;
   if (!run.exe_names.empty()) {
     lo.exec_events = true;
     lo.exec_names = run.exe_names;
@@ -456,6 +481,16 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     }
   }
   for (pid_t pid : lo.pids) processes.Get(pid);  // cache identity while alive
+  // TLS plaintext: uprobes on the TLS library files the selected processes
+  // map, attached and detached as they come and go.
+  std::unique_ptr<TlsUprobes> tls_uprobes;
+  std::unique_ptr<tls::TlsAttacher> tls_attacher;
+  if (lo.tls) {
+    tls_uprobes = std::make_unique<TlsUprobes>(*loader);
+    tls_attacher = std::make_unique<tls::TlsAttacher>(tls_uprobes.get());
+    for (pid_t pid : lo.pids) tls_attacher->AddProcess(pid, MonotonicNowNs());
+    dispatcher.set_tls(tls_attacher.get());
+  }
 
   SelfMetrics metrics;
   std::atomic<uint64_t> last_loop_ns{MonotonicNowNs()};  // for /healthz
@@ -583,6 +618,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     const uint64_t mono = MonotonicNowNs();
     tracker.Tick(mono);
     stitcher.Tick(mono);
+    if (tls_attacher) tls_attacher->Tick(mono);
     if (propagation) propagation->Sweep();
     joiner.Tick(mono);
     net_facts.Tick(mono);
@@ -639,6 +675,13 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   const bool net_probe_on = net_probe != nullptr;
   if (net_probe) net_counters = net_probe->ReadCounters();
   net_probe.reset();
+  const KernelCounters kernel_counters = loader->ReadCounters();
+  // Probes off before the programs they run go.
+  dispatcher.set_tls(nullptr);
+  const tls::TlsAttacherStats tls_stats =
+      tls_attacher ? tls_attacher->stats() : tls::TlsAttacherStats{};
+  tls_attacher.reset();
+  tls_uprobes.reset();
   PropagationCounters prop_counters;
   if (propagation) prop_counters = propagation->ReadCounters();
   propagation.reset();  // stop injecting before the capture's maps go
@@ -691,6 +734,15 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
         net_facts.stats().events, net_counters.ringbuf_drops, net_counters.state_full,
         net_facts.stats().retransmits, net_facts.stats().resets, j.joined, j.clients_unpaired,
         j.entry_hops, j.overflow);
+  }
+  if (lo.tls) {
+    const KernelCounters& k = kernel_counters;
+    spdlog::info(
+        "tls (final): files_attached={} files_detached={} attach_failed={} not_probeable={} "
+        "maps_scans={} calls_by_syscall={} calls_by_session={} calls_by_thread={} "
+        "calls_unbound={}",
+        tls_stats.attached, tls_stats.detached, tls_stats.attach_failed, tls_stats.not_probeable,
+        tls_stats.scans, k.tls_by_syscall, k.tls_by_session, k.tls_by_thread, k.tls_unbound);
   }
   spdlog::info("hoptrace stopped; all programs detached");
   return 0;

@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
   run->add_option("--stats-interval", cli.stats_interval_s, "log counters every N seconds");
   run->add_option("--duration", cli.duration_s, "stop after N seconds (0: until Ctrl-C)");
   bool no_net_probes = false;
+  bool no_tls = false;
+  run->add_flag("--no-tls", no_tls,
+                "no uprobes on TLS libraries (OpenSSL): HTTPS is not traced");
   run->add_flag("--no-net-probes", no_net_probes,
                 "no TCP facts (RTT, retransmissions, resets, IP hops) on spans");
   auto* o_prop_cgroup = run->add_option(
@@ -155,6 +158,10 @@ int main(int argc, char** argv) {
                   "load every program in every configuration `run` offers (selection x "
                   "propagation x read guard x payload size); fail if one does not load or "
                   "uses more than 25% of the verifier's budget");
+  std::vector<int> check_pids;
+  check->add_option("--pid", check_pids,
+                    "also say which TLS libraries process N maps and whether each can be probed "
+                    "(repeatable)");
   hoptrace::HopsOptions hops_options;
   auto* hops = app.add_subcommand("hops", "the hops of a trace, or per-edge latency, traceroute-style");
   hops->add_option("trace", hops_options.trace_id, "trace id (32 hex digits); none: recent traces");
@@ -186,8 +193,12 @@ int main(int argc, char** argv) {
       }
     }
     std::vector<hoptrace::ObjectCosts> costs;
-    const bool ok =
-        hoptrace::PrintPreflight(hoptrace::RunPreflight(check_verbose ? &costs : nullptr), stdout);
+    auto items = hoptrace::RunPreflight(check_verbose ? &costs : nullptr);
+    for (int pid : check_pids) {
+      auto tls = hoptrace::TlsLibraryItems(pid);
+      items.insert(items.end(), tls.begin(), tls.end());
+    }
+    const bool ok = hoptrace::PrintPreflight(items, stdout);
     if (check_verbose) {
       std::printf("\nverifier: processed instructions per program (budget %lld, 25%% of 1M)\n",
                   static_cast<long long>(hoptrace::kVerifierBudget));
@@ -225,6 +236,7 @@ int main(int argc, char** argv) {
   if (no_shed) r.shed = false;
   if (o_guard->count()) r.fionread_guard = fionread_guard;
   if (no_net_probes) r.net_probes = false;
+  if (no_tls) r.tls = false;
   if (o_consumers->count()) r.export_consumers = cli.export_consumers;
   if (o_metrics->count()) r.metrics_address = cli.metrics_address;
   if (!log_level.empty()) r.log_level = log_level;

@@ -65,6 +65,7 @@ struct RunSettings {
   // (agent/kernel/shed_controller.h) rather than losing events at random.
   bool shed = true;
   bool net_probes = true;    // TCP facts (RTT, retransmits, TTL) of traced connections
+  bool tls = true;           // TLS plaintext through uprobes on OpenSSL (capture.tls)
   // OTLP exports in flight at once (the Collector's sending_queue.num_consumers): each is a
   // worker of the span pipeline with its own exporter.
   uint32_t export_consumers = 4;

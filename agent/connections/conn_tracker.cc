@@ -78,7 +78,11 @@ ConnTracker::Connection* ConnTracker::Open(const ht_event_header& hdr, const ht_
 }
 
 void ConnTracker::OnConnOpen(const ConnEvent& ev) {
-  Open(*ev.hdr, ev.tuple, ev.role, ev.protocol);
+  Connection* conn = Open(*ev.hdr, ev.tuple, ev.role, ev.protocol);
+  if (ev.flags & HT_CONN_F_TLS) {
+    conn->info.tls = true;
+    conn->info.tls_version = static_cast<uint16_t>(ev.tls_version);
+  }
 }
 
 void ConnTracker::OnData(const DataEvent& ev) {
@@ -92,6 +96,8 @@ void ConnTracker::OnData(const DataEvent& ev) {
     conn = Open(hdr, nullptr, HT_ROLE_UNKNOWN, HT_PROTO_UNKNOWN);
   }
   conn->last_activity_ns = hdr.ts_exit_ns;
+  // TLS plaintext, even when the open event that says so was lost.
+  if (ev.syscall == HT_SYS_SSL_READ || ev.syscall == HT_SYS_SSL_WRITE) conn->info.tls = true;
   (ev.direction == HT_DIR_EGRESS ? conn->info.bytes_written : conn->info.bytes_read) += ev.bytes;
   if (!conn->parser) {
     // The open event was lost (or named nothing we parse): wait for bytes

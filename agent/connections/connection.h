@@ -37,6 +37,11 @@ struct ConnInfo {
   uint16_t local_port = 0;
   uint16_t remote_port = 0;
   ht_role kernel_role = HT_ROLE_UNKNOWN;
+  // Its protocol's bytes are TLS plaintext (read by uprobes on the TLS
+  // library); tls_version is the negotiated wire version (0x0303 = TLS 1.2,
+  // 0x0304 = TLS 1.3) when the kernel could read it, else 0.
+  bool tls = false;
+  uint16_t tls_version = 0;
   // The protocol the kernel recognised at the connection's first bytes
   // (HT_PROTO_*), or the one the agent's registry recognised when the open
   // event was lost.

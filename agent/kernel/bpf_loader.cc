@@ -108,6 +108,12 @@ void ConfigureCapture(socket_trace_bpf* skel, const LoaderOptions& options) {
   ro->targ_kernel_ctx = options.kernel_context;
   ro->targ_sampler = options.sampler_kind;
   ro->targ_sample_threshold = options.sample_threshold;
+  ro->targ_tls = options.tls;
+  for (bpf_program* prog : {skel->progs.ht_ssl_write, skel->progs.ht_ssl_write_ex,
+                            skel->progs.ht_ssl_read, skel->progs.ht_ssl_read_ex,
+                            skel->progs.ht_ssl_return}) {
+    bpf_program__set_autoload(prog, options.tls);
+  }
   // Ring buffer size must be a power-of-two multiple of the page size.
   uint32_t rb = 1u << 16;
   while (rb < options.ringbuf_bytes && rb < (1u << 30)) rb <<= 1;
@@ -193,6 +199,10 @@ int BpfLoader::MapFd(const char* name) const {
   return map ? bpf_map__fd(map) : -1;
 }
 
+bpf_program* BpfLoader::Program(const char* name) const {
+  return bpf_object__find_program_by_name(skel_->obj, name);
+}
+
 KernelCounters BpfLoader::ReadCounters() const {
   KernelCounters out;
   const int ncpu = libbpf_num_possible_cpus();
@@ -212,6 +222,10 @@ KernelCounters BpfLoader::ReadCounters() const {
   out.data_events = sum(HT_CNT_DATA_EVENTS);
   out.truncated = sum(HT_CNT_TRUNCATED);
   out.shed = sum(HT_CNT_SHED);
+  out.tls_by_syscall = sum(HT_CNT_TLS_BY_SYSCALL);
+  out.tls_by_session = sum(HT_CNT_TLS_BY_SESSION);
+  out.tls_by_thread = sum(HT_CNT_TLS_BY_THREAD);
+  out.tls_unbound = sum(HT_CNT_TLS_UNBOUND);
   return out;
 }
 

@@ -16,6 +16,7 @@
 
 struct socket_trace_bpf;
 struct ring_buffer;
+struct bpf_program;
 
 namespace hoptrace {
 
@@ -41,6 +42,10 @@ struct LoaderOptions {
   bool kernel_context = false;
   uint32_t sampler_kind = 3;
   uint64_t sample_threshold = 0;
+  // TLS plaintext (bpf/tls.bpf.h): load the uprobe programs and let the
+  // syscall programs tie TLS sessions to sockets. They attach per library
+  // file later (TlsUprobes); off, they are not even loaded.
+  bool tls = true;
 };
 
 struct KernelCounters {
@@ -49,6 +54,11 @@ struct KernelCounters {
   uint64_t data_events = 0;
   uint64_t truncated = 0;
   uint64_t shed = 0;  // requests (HTTP/1) or connections not followed: overload
+  // TLS calls, by how their socket was found (bpf/tls_session.bpf.h).
+  uint64_t tls_by_syscall = 0;
+  uint64_t tls_by_session = 0;
+  uint64_t tls_by_thread = 0;
+  uint64_t tls_unbound = 0;  // plaintext dropped: no socket found
 };
 
 class BpfLoader {
@@ -78,6 +88,9 @@ class BpfLoader {
   // File descriptor of the capture object's map `name`, or -1: for other
   // objects that share its maps (net_probe_loader.cc).
   int MapFd(const char* name) const;
+  // Program `name` of the capture object, or nullptr: for attachments made
+  // after start (TlsUprobes).
+  bpf_program* Program(const char* name) const;
 
   // Routes libbpf's own messages into the agent's log.
   static void InstallLibbpfLogger();

@@ -18,7 +18,7 @@ void EventReader::Dispatch(std::span<const uint8_t> record) {
       if (record.size() < sizeof(ht_conn_event)) break;
       const auto* ev = reinterpret_cast<const ht_conn_event*>(record.data());
       ConnEvent out{hdr, &ev->tuple, static_cast<ht_role>(ev->role),
-                    static_cast<ht_protocol>(ev->protocol)};
+                    static_cast<ht_protocol>(ev->protocol), ev->flags, ev->tls_version};
       if (hdr->type == HT_EV_CONN_OPEN) {
         handler_->OnConnOpen(out);
       } else {

@@ -16,6 +16,8 @@ struct ConnEvent {
   const ht_tuple* tuple;
   ht_role role;
   ht_protocol protocol = HT_PROTO_UNKNOWN;
+  uint32_t flags = 0;        // HT_CONN_F_*
+  uint32_t tls_version = 0;  // with HT_CONN_F_TLS, when known
 };
 
 struct DataEvent {

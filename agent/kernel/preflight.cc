@@ -1,6 +1,7 @@
 #include "agent/kernel/preflight.h"
 
 #include <bpf/libbpf.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include "net_probe.skel.h"
 #include "propagation.skel.h"
 #include "socket_trace.skel.h"
+#include "uprobes/openssl/tls_libraries.h"
 
 namespace hoptrace {
 namespace {
@@ -42,6 +44,12 @@ PreflightItem Item(std::string feature, bool ok, std::string detail, std::string
                    bool required) {
   return PreflightItem{std::move(feature), ok ? Status::kOk : Status::kMissing, std::move(detail),
                        std::move(needed_for), required};
+}
+
+PreflightItem Item(std::string feature, Status status, std::string detail,
+                   std::string needed_for, bool required) {
+  return PreflightItem{std::move(feature), status, std::move(detail), std::move(needed_for),
+                       required};
 }
 
 PreflightItem ProgType(const char* name, bpf_prog_type type, std::string needed_for,
@@ -197,6 +205,38 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
     }
     if (prop) propagation_bpf__destroy(prop);
     if (ctx) socket_trace_bpf__destroy(ctx);
+  }
+  return items;
+}
+
+std::vector<PreflightItem> TlsLibraryItems(int pid) {
+  std::vector<PreflightItem> items;
+  const std::string who = "TLS in pid " + std::to_string(pid);
+  const char* for_what = "HTTPS plaintext (uprobes on SSL_read/SSL_write)";
+  if (kill(pid, 0) != 0 && errno == ESRCH) {
+    items.push_back(Item(who, Status::kInfo, "no such process", "", false));
+    return items;
+  }
+  const auto libs = tls::FindTlsLibraries(pid);
+  if (libs.empty()) {
+    items.push_back(Item(who, Status::kInfo,
+                         "no TLS library found (no libssl mapped, no OpenSSL in the executable)",
+                         for_what, false));
+  }
+  for (const auto& lib : libs) {
+    std::string symbols;
+    for (const auto& s : lib.symbols) symbols += (symbols.empty() ? "" : ", ") + s;
+    std::string detail = lib.path + " (" + lib.kind + "): ";
+    if (lib.probeable()) {
+      detail += "can be probed: " + symbols;
+    } else if (!lib.error.empty()) {
+      detail += "cannot be read: " + lib.error;
+    } else {
+      detail += "cannot be probed: lacks SSL_read or SSL_write" +
+                (symbols.empty() ? std::string() : " (has " + symbols + ")");
+    }
+    items.push_back(Item(who, lib.probeable() ? Status::kOk : Status::kInfo, detail, for_what,
+                         false));
   }
   return items;
 }

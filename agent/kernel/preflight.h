@@ -23,6 +23,10 @@ struct PreflightItem {
 // loaded (hoptrace check --verbose).
 std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs = nullptr);
 
+// `hoptrace check --pid N`: the TLS libraries process pid maps (libssl, or
+// OpenSSL inside its executable) and whether each can be probed.
+std::vector<PreflightItem> TlsLibraryItems(int pid);
+
 // Prints the items as a table; returns false if a required item is missing.
 bool PrintPreflight(const std::vector<PreflightItem>& items, std::FILE* out);
 

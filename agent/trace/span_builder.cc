@@ -18,6 +18,12 @@ uint64_t ToUnix(uint64_t monotonic_ns, const SpanBuildOptions& options) {
   return static_cast<uint64_t>(static_cast<int64_t>(monotonic_ns) + options.monotonic_to_unix_ns);
 }
 
+// semconv tls.protocol.version: "1.2", "1.3" (from the wire version).
+std::string TlsVersionName(uint16_t wire) {
+  if (wire < 0x0301 || wire > 0x0304) return "";
+  return "1." + std::to_string(wire - 0x0301);
+}
+
 }  // namespace
 
 int64_t MonotonicToUnixOffsetNs() {
@@ -64,6 +70,13 @@ Span BuildSpan(const ConnInfo& conn, bool server, const Exchange& exchange,
     AddAttribute(a, "network.local.port", int64_t{conn.local_port});
   }
   AddAttribute(a, "network.transport", std::string("tcp"));
+  // Whatever the protocol inside: its bytes were TLS plaintext.
+  if (conn.tls) {
+    AddAttribute(a, "tls.protocol.name", std::string("tls"));
+    if (auto v = TlsVersionName(conn.tls_version); !v.empty()) {
+      AddAttribute(a, "tls.protocol.version", v);
+    }
+  }
 
   // An exchange that never got (all of) its response failed, whatever the
   // protocol; one that did is judged by the protocol.

@@ -20,6 +20,9 @@
 #   small   private nginx (daemon off, master_process on, 1 worker,
 #           access_log off, sendfile off) serving a 100-byte static file
 #   4k      the same nginx, a 4096-byte static file
+#   https   the same nginx over TLS (a certificate made here with the openssl
+#           CLI; TLS 1.3, keep-alive), the 100-byte file: the cost of the
+#           uprobes on OpenSSL (hoptrace's TLS capture)
 #   proxy   the same nginx as a reverse proxy (keep-alive upstream) to a second
 #           server of its own serving the 100-byte file: 3 spans per request
 #   python  tests/integration/services/http_service.py (stdlib, threaded)
@@ -72,7 +75,7 @@ usage: sudo $0 [options]
   --duration S        seconds per wrk run (default $DURATION)
   --connections N     wrk connections (default $CONNECTIONS)
   --threads N         wrk threads (default $THREADS)
-  --targets LIST      comma list of small,4k,python (default $TARGETS)
+  --targets LIST      comma list of small,4k,https,proxy,python,node (default $TARGETS)
   --warmup S          untimed wrk run before each target's first baseline (default $WARMUP; 0: none)
   --rounds N          repeat the A/B/A triple N times per target (default $ROUNDS)
   --select MODE       what the agent is told to trace for nginx (default $SELECT):
@@ -157,8 +160,8 @@ if [ "$AGENT_OUTPUT" = otlp ]; then
 fi
 IFS=, read -r -a TARGET_LIST <<<"$TARGETS"
 for t in "${TARGET_LIST[@]}"; do
-  case "$t" in small|4k|proxy|python|node) ;;
-    *) die "unknown target '$t' (small, 4k, proxy, python, node)" ;; esac
+  case "$t" in small|4k|https|proxy|python|node) ;;
+    *) die "unknown target '$t' (small, 4k, https, proxy, python, node)" ;; esac
 done
 
 HZ=$(getconf CLK_TCK)
@@ -311,6 +314,10 @@ start_nginx() {
   python3 -c 'import sys; open(sys.argv[1], "w").write("y" * 4095 + "\n")' "$dir/www/4k.txt"
   NGINX_PORT=$(free_port)
   NGINX_BACKEND_PORT=$(free_port)
+  NGINX_TLS_PORT=$(free_port)
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -keyout "$dir/key.pem" -out "$dir/cert.pem" -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 || die "openssl could not make a certificate"
   cat >"$dir/nginx.conf" <<EOF
 daemon off;
 master_process on;
@@ -348,6 +355,14 @@ http {
   }
   server {
     listen 127.0.0.1:$NGINX_BACKEND_PORT;
+    root $dir/www;
+    location / { }
+  }
+  server {
+    listen 127.0.0.1:$NGINX_TLS_PORT ssl;
+    ssl_certificate $dir/cert.pem;
+    ssl_certificate_key $dir/key.pem;
+    ssl_protocols TLSv1.3;
     root $dir/www;
     location / { }
   }
@@ -627,6 +642,7 @@ run_target() {  # target
   case "$target" in
     small) url="http://127.0.0.1:$NGINX_PORT/small.txt"; spid=$NGINX_PID ;;
     4k) url="http://127.0.0.1:$NGINX_PORT/4k.txt"; spid=$NGINX_PID ;;
+    https) url="https://127.0.0.1:$NGINX_TLS_PORT/small.txt"; spid=$NGINX_PID ;;
     proxy) url="http://127.0.0.1:$NGINX_PORT/proxy/small.txt"; spid=$NGINX_PID ;;
     python) url="http://127.0.0.1:$PY_PORT/"; spid=$PY_PID ;;
     node) url="http://127.0.0.1:$NODE_PORT/"; spid=$NODE_PID ;;
@@ -669,7 +685,7 @@ fi
 
 need_nginx=0 need_py=0 need_node=0
 for t in "${TARGET_LIST[@]}"; do
-  case "$t" in small|4k|proxy) need_nginx=1 ;; python) need_py=1 ;; node) need_node=1 ;; esac
+  case "$t" in small|4k|https|proxy) need_nginx=1 ;; python) need_py=1 ;; node) need_node=1 ;; esac
 done
 [ "$AGENT_OUTPUT" = otlp ] && start_sink
 [ "$need_nginx" = 1 ] && start_nginx

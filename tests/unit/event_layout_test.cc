@@ -7,6 +7,7 @@
 
 #include "net_probe.h"
 #include "socket_trace.h"
+#include "tcp_ctx_option.h"
 
 namespace {
 
@@ -31,10 +32,12 @@ TEST(EventLayout, TupleHoldsIpv6SizedAddresses) {
 }
 
 TEST(EventLayout, ConnEvent) {
-  EXPECT_EQ(sizeof(ht_conn_event), 88u);
+  EXPECT_EQ(sizeof(ht_conn_event), 96u);
   EXPECT_EQ(offsetof(ht_conn_event, tuple), 40u);
   EXPECT_EQ(offsetof(ht_conn_event, role), 80u);
   EXPECT_EQ(offsetof(ht_conn_event, protocol), 84u);
+  EXPECT_EQ(offsetof(ht_conn_event, flags), 88u);
+  EXPECT_EQ(offsetof(ht_conn_event, tls_version), 92u);
 }
 
 TEST(EventLayout, DataEventPayloadFollowsFixedPart) {
@@ -125,3 +128,12 @@ TEST(EventLayout, TcpEventOfTheNetworkProbes) {
 }
 
 }  // namespace
+
+// The documented TCP option format (bpf/tcp_ctx_option.h): 28 bytes, so
+// that it fits beside TCP timestamps in the 40 bytes of options.
+TEST(EventLayout, TcpContextOption) {
+  EXPECT_EQ(sizeof(ht_tcp_ctx_option), 28u);
+  EXPECT_EQ(offsetof(ht_tcp_ctx_option, exid), 2u);
+  EXPECT_EQ(offsetof(ht_tcp_ctx_option, trace_id), 4u);
+  EXPECT_EQ(offsetof(ht_tcp_ctx_option, parent_id), 20u);
+}

@@ -213,6 +213,7 @@ capture:
   payload_bytes: 2048
   redact_query: false
   shed_under_load: false
+  tls: false
 metrics:
   address: 127.0.0.1:9464
 log_level: debug
@@ -227,6 +228,7 @@ log_level: debug
   EXPECT_EQ(r.payload_bytes, 2048u);
   EXPECT_FALSE(r.redact_query);
   EXPECT_FALSE(r.shed);
+  EXPECT_FALSE(r.tls);
   EXPECT_EQ(r.metrics_address, "127.0.0.1:9464");
   EXPECT_EQ(r.log_level, "debug");
 }

@@ -145,8 +145,9 @@ void HttpExchangeDetails::AddAttributes(const ConnInfo& conn, bool server,
   const std::string& local = conn.LocalAddress();
   const std::string& remote = conn.RemoteAddress();
 
+  const std::string scheme = conn.tls ? "https" : "http";
   if (server) {
-    AddAttribute(a, "url.scheme", std::string("http"));
+    AddAttribute(a, "url.scheme", scheme);
     AddAttribute(a, "url.path", std::string(path));
     if (!query.empty()) AddAttribute(a, "url.query", shown_query);
     if (!host.host.empty()) {
@@ -163,7 +164,7 @@ void HttpExchangeDetails::AddAttributes(const ConnInfo& conn, bool server,
   } else {
     std::string authority = host_header ? std::string(*host_header)
                                         : (remote + ":" + std::to_string(conn.remote_port));
-    std::string full = "http://" + authority + std::string(path);
+    std::string full = scheme + "://" + authority + std::string(path);
     if (!query.empty()) full += "?" + shown_query;
     if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0) {
       full = options.redact_query && !query.empty()

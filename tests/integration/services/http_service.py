@@ -6,16 +6,27 @@ Python standard library only; knows nothing about tracing. Routes:
                   downstream URL's /work, answer 200 (502 if it failed)
   GET /status/N   answer with status N
   GET /slowbody   send headers and a long body slowly (client may hang up)
+  GET /big/N      answer N bytes of a known pattern (see pattern())
   anything else   200 "ok"
+
+With --cert/--key it serves HTTPS (Python's ssl module, OpenSSL); --cafile
+is the CA its https downstream is verified with.
 """
 import argparse
 import http.server
 import socket
 import socketserver
+import ssl
 import sys
 import time
 import urllib.error
 import urllib.request
+
+
+def pattern(n):
+    """n bytes: 0..255 repeated; what /big/N answers (tests compare it)."""
+    block = bytes(range(256)) * 256
+    return (block * (n // len(block) + 1))[:n]
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -40,7 +51,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(opts.sleep_ms / 1000.0)
             if opts.downstream:
                 try:
-                    with urllib.request.urlopen(opts.downstream + "/work", timeout=30) as r:
+                    with urllib.request.urlopen(opts.downstream + "/work", timeout=30,
+                                                context=self.server.client_ctx) as r:
                         body = r.read()
                     self._reply(200, b"via " + body)
                 except (urllib.error.URLError, ConnectionError, OSError):
@@ -49,6 +61,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._reply(200, b"done\n")
         elif path.startswith("/status/"):
             self._reply(int(path.rsplit("/", 1)[1]))
+        elif path.startswith("/big/"):
+            self._reply(200, pattern(int(path.rsplit("/", 1)[1])))
         elif path == "/slowbody":
             self.send_response(200)
             self.send_header("Content-Length", str(1 << 20))
@@ -77,11 +91,19 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--sleep-ms", type=int, default=0)
     ap.add_argument("--downstream", default="")
+    ap.add_argument("--cert", default="")
+    ap.add_argument("--key", default="")
+    ap.add_argument("--cafile", default="")
     opts = ap.parse_args()
     if ":" in opts.host:  # an IPv6 address
         Server.address_family = socket.AF_INET6
     srv = Server((opts.host, opts.port), Handler)
     srv.opts = opts
+    srv.client_ctx = ssl.create_default_context(cafile=opts.cafile) if opts.cafile else None
+    if opts.cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(opts.cert, opts.key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     print("listening", flush=True)
     sys.stdout.flush()
     srv.serve_forever()

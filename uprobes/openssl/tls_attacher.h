@@ -1,0 +1,91 @@
+// Which TLS library files carry our uprobes, as selected processes come and
+// go: a file is attached when the first selected process that maps it is
+// seen, and detached when the last one exits. Uprobes are per file (inode),
+// so one attachment serves every process that maps it; the BPF programs
+// filter by the selected pids.
+//
+// Processes are found at start-up, at exec and fork (the capture's identity
+// events) and at their first traced connection; a library loaded later
+// (dlopen, or the dynamic loader still at work when the exec event arrives)
+// is found by rescans of processes that have none yet, soon after they
+// start and then every few seconds.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "uprobes/openssl/tls_libraries.h"
+
+namespace hoptrace::tls {
+
+// Where the attachments are made (agent/kernel/tls_uprobes.h; a fake in tests).
+class UprobeTarget {
+ public:
+  virtual ~UprobeTarget() = default;
+  // Attaches the probe set to the functions lib defines. False and *error
+  // when nothing could be attached.
+  virtual bool Attach(const TlsLibrary& lib, std::string* error) = 0;
+  virtual void Detach(const TlsLibrary& lib) = 0;
+};
+
+struct TlsAttacherStats {
+  uint64_t attached = 0;        // library files attached, ever
+  uint64_t detached = 0;
+  uint64_t attach_failed = 0;   // files that could not be attached
+  uint64_t not_probeable = 0;   // files without the functions we need
+  uint64_t scans = 0;           // /proc/PID/maps reads
+};
+
+class TlsAttacher {
+ public:
+  using Finder = std::function<std::vector<TlsLibrary>(pid_t)>;
+  explicit TlsAttacher(UprobeTarget* target, Finder finder = FindTlsLibraries);
+
+  // A selected process: attach what it maps. now_ns: CLOCK_MONOTONIC.
+  // new_image: it exec'd, so the files it mapped before are not its own
+  // any more (they are released after the new ones are taken, so that a
+  // file both images use stays attached); else only new files are added.
+  void AddProcess(pid_t pid, uint64_t now_ns, bool new_image = false);
+  // A child forked by a selected process maps what its parent maps: no scan.
+  void AddChild(pid_t parent, pid_t child, uint64_t now_ns);
+  // The process is gone (or execs into another program: AddProcess again).
+  void RemoveProcess(pid_t pid);
+  // Rescans processes without a TLS library whose time has come.
+  void Tick(uint64_t now_ns);
+
+  size_t attached_files() const { return files_.size(); }
+  size_t processes() const { return procs_.size(); }
+  const TlsAttacherStats& stats() const { return stats_; }
+
+ private:
+  struct File {
+    TlsLibrary lib;
+    std::set<pid_t> users;
+  };
+  struct Proc {
+    std::vector<uint64_t> files;  // keys of files_
+    uint64_t next_scan_ns = 0;    // 0: no more scans
+    int scans = 0;
+  };
+  static uint64_t KeyOf(const TlsLibrary& lib) { return lib.dev << 40 ^ lib.inode; }
+
+  void Scan(pid_t pid, Proc* proc, uint64_t now_ns);
+  void Release(pid_t pid, const std::vector<uint64_t>& files);
+  void Use(pid_t pid, Proc* proc, const TlsLibrary& lib);
+  void ScheduleNext(Proc* proc, uint64_t now_ns);
+
+  UprobeTarget* target_;
+  Finder finder_;
+  std::map<uint64_t, File> files_;
+  std::map<pid_t, Proc> procs_;
+  std::set<uint64_t> failed_;  // files that could not be attached: not retried
+  TlsAttacherStats stats_;
+};
+
+}  // namespace hoptrace::tls
