@@ -252,7 +252,9 @@ TEST(GoResolveTest, FindsGoFunctionsAndTheirReturnInstructions) {
   ProcessNames names{{"login"}};
   ASSERT_TRUE(resolver.Wants(f.pid(), names));
   const ResolveResult r = resolver.Resolve(f.pid(), names);
-  EXPECT_EQ(r.matches_per_spec[0], 1u);
+  // handleLogin and its deferred closure, main.handleLogin.func1.
+  EXPECT_EQ(r.matches_per_spec[0], 2u);
+  EXPECT_NE(Find(r, "main.handleLogin.func1"), nullptr);
   const ProcessProbe* check = Find(r, "main.checkPassword");
   ASSERT_NE(check, nullptr);
   EXPECT_TRUE(check->go);
