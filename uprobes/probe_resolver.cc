@@ -44,6 +44,22 @@ ProbeResolver::CachedFile* ProbeResolver::Load(const std::string& host_path, std
   return &c;
 }
 
+const ReturnSites* ProbeResolver::ReturnsOf(CachedFile* cached, const ElfSymbol& fn) {
+  auto it = cached->returns.find(fn.address);
+  if (it == cached->returns.end()) {
+    std::string why;
+    std::optional<ReturnSites> found;
+    if (auto body = cached->elf->ReadFunction(fn)) {
+      found = FindReturnSites(*body, fn.address, &why);
+    } else {
+      why = "its size is unknown";
+    }
+    if (!found) cached->return_errors[fn.address] = why;
+    it = cached->returns.emplace(fn.address, std::move(found)).first;
+  }
+  return it->second ? &*it->second : nullptr;
+}
+
 bool ProbeResolver::Wants(pid_t pid, const ProcessNames& names) const {
   const std::string exe = ExecutablePath(pid);
   if (exe.empty()) return false;
@@ -93,23 +109,6 @@ ResolveResult ProbeResolver::Resolve(pid_t pid, const ProcessNames& names) {
           break;
         }
         ++out.matches_per_spec[i];
-        auto sites = cached->returns.find(fn.address);
-        if (sites == cached->returns.end()) {
-          std::string why;
-          std::optional<ReturnSites> found;
-          if (auto body = cached->elf->ReadFunction(fn)) {
-            found = FindReturnSites(*body, fn.address, &why);
-          } else {
-            why = "its size is unknown";
-          }
-          sites = cached->returns.emplace(fn.address, std::move(found)).first;
-          if (!sites->second) cached->return_errors[fn.address] = why;
-        }
-        if (!sites->second) {
-          out.problems.push_back(DisplayName(fn) + " in " + file + ": not probed: " +
-                                 cached->return_errors[fn.address]);
-          continue;
-        }
         ProcessProbe p;
         p.spec = i;
         p.function = DisplayName(fn);
@@ -119,17 +118,25 @@ ResolveResult ProbeResolver::Resolve(pid_t pid, const ProcessNames& names) {
         p.go = cached->elf->is_go();
         p.entry_offset = fn.file_offset;
         p.entry_address = AddressOf(maps, file, fn.file_offset);
-        std::vector<uint64_t> rel = sites->second->rets;
-        rel.insert(rel.end(), sites->second->tail_jumps.begin(), sites->second->tail_jumps.end());
-        std::sort(rel.begin(), rel.end());
-        for (uint64_t r : rel) {
-          p.return_offsets.push_back(fn.file_offset + r);
-          p.return_addresses.push_back(AddressOf(maps, file, fn.file_offset + r));
-        }
         if (p.entry_address == 0) {
           out.problems.push_back(p.function + " in " + file + ": not mapped in pid " +
                                  std::to_string(pid));
           continue;
+        }
+        if (need_returns_) {
+          const ReturnSites* sites = ReturnsOf(cached, fn);
+          if (!sites) {
+            out.problems.push_back(p.function + " in " + file + ": not probed: " +
+                                   cached->return_errors[fn.address]);
+            continue;
+          }
+          std::vector<uint64_t> rel = sites->rets;
+          rel.insert(rel.end(), sites->tail_jumps.begin(), sites->tail_jumps.end());
+          std::sort(rel.begin(), rel.end());
+          for (uint64_t r : rel) {
+            p.return_offsets.push_back(fn.file_offset + r);
+            p.return_addresses.push_back(AddressOf(maps, file, fn.file_offset + r));
+          }
         }
         out.probes.push_back(std::move(p));
       }

@@ -54,7 +54,10 @@ class ProbeResolver {
   static constexpr size_t kMaxProbesPerSpec = 256;  // a glob cannot attach thousands
   static constexpr size_t kMaxCachedFiles = 128;
 
-  explicit ProbeResolver(std::vector<ProbeSpec> specs) : specs_(std::move(specs)) {}
+  // need_returns: functions are timed, so each needs its return
+  // instructions; false for entry-only probes (__cxa_throw never returns).
+  explicit ProbeResolver(std::vector<ProbeSpec> specs, bool need_returns = true)
+      : specs_(std::move(specs)), need_returns_(need_returns) {}
   const std::vector<ProbeSpec>& specs() const { return specs_; }
 
   // Does any spec name this process (by path or name) or a file it maps?
@@ -69,8 +72,12 @@ class ProbeResolver {
   };
   // nullptr (and *error) if the file cannot be read as ELF.
   CachedFile* Load(const std::string& host_path, std::string* error);
+  // The function's return instructions, disassembled once; nullptr when it
+  // cannot be probed (why: cached->return_errors).
+  const ReturnSites* ReturnsOf(CachedFile* cached, const ElfSymbol& fn);
 
   std::vector<ProbeSpec> specs_;
+  bool need_returns_;
   std::map<std::tuple<uint64_t, uint64_t, int64_t>, CachedFile> cache_;  // dev, inode, mtime
 };
 

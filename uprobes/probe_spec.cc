@@ -43,6 +43,21 @@ bool GlobMatch(std::string_view p, std::string_view s) {
   return pi == p.size();
 }
 
+namespace {
+
+// "Shop::query[abi:cxx11]" -> "Shop::query": ABI tags are not part of the
+// name a user writes.
+std::string WithoutAbiTags(std::string s) {
+  for (size_t at; (at = s.find("[abi:")) != std::string::npos;) {
+    const size_t end = s.find(']', at);
+    if (end == std::string::npos) break;
+    s.erase(at, end - at + 1);
+  }
+  return s;
+}
+
+}  // namespace
+
 std::string WithoutParameters(std::string_view d) {
   // The parameter list is the last top-level "(...)", before qualifiers
   // (" const", "&") that follow it.
@@ -51,7 +66,7 @@ std::string WithoutParameters(std::string_view d) {
   int depth = 0;
   for (size_t i = close + 1; i-- > 0;) {
     if (d[i] == ')') ++depth;
-    if (d[i] == '(' && --depth == 0) return std::string(d.substr(0, i));
+    if (d[i] == '(' && --depth == 0) return WithoutAbiTags(std::string(d.substr(0, i)));
   }
   return "";
 }

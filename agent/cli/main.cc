@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/cli/agent_runner.h"
+#include "agent/cli/probe_check.h"
 #include "agent/hops/hops_command.h"
 #include "agent/kernel/bpf_loader.h"
 #include "agent/kernel/preflight.h"
@@ -113,6 +114,12 @@ int main(int argc, char** argv) {
       run->add_option("--export-consumers", cli.export_consumers,
                       "OTLP exports in flight at once (default 4)")
           ->check(CLI::Range(1, 64));
+  auto* o_probe = run->add_option(
+      "--probe", cli.probes,
+      "time calls of FUNCTION in PROGRAM as INTERNAL spans: PROGRAM:FUNCTION, PROGRAM a path "
+      "or a name as --exe, FUNCTION a symbol or C++ name, * globs (repeatable)");
+  auto* o_probe_min = run->add_option("--probe-min-duration-us", cli.probe_min_duration_us,
+                                      "shorter probed calls are counted, not exported (default 100)");
   std::vector<std::string> otlp_headers;
   run->add_option("--otlp-header", otlp_headers, "KEY=VALUE sent with every export (repeatable)");
   bool otlp_insecure = false;
@@ -128,6 +135,11 @@ int main(int argc, char** argv) {
                   "load every program in every configuration `run` offers (selection x "
                   "propagation x read guard x payload size); fail if one does not load or "
                   "uses more than 25% of the verifier's budget");
+  std::vector<pid_t> check_pids;
+  std::vector<std::string> check_probes;
+  check->add_option("--pid", check_pids, "with --probe: the process to look in (repeatable)");
+  check->add_option("--probe", check_probes,
+                    "PROGRAM:FUNCTION: list the functions it matches in --pid's files");
   hoptrace::HopsOptions hops_options;
   auto* hops = app.add_subcommand("hops", "the hops of a trace, or per-edge latency, traceroute-style");
   hops->add_option("trace", hops_options.trace_id, "trace id (32 hex digits); none: recent traces");
@@ -150,6 +162,13 @@ int main(int argc, char** argv) {
 
   if (check->parsed()) {
     SetUpLogging(log_level.empty() ? (check_matrix ? "error" : "warn") : log_level);
+    if (!check_probes.empty() || !check_pids.empty()) {
+      if (check_probes.empty() || check_pids.empty()) {
+        spdlog::error("check: --probe and --pid go together");
+        return 2;
+      }
+      return hoptrace::PrintProbeMatches(check_pids, check_probes, stdout);
+    }
     if (check_matrix) {
       try {
         return hoptrace::RunConfigMatrix(hoptrace::MatrixOptions{}, stdout) ? 0 : 1;
@@ -199,6 +218,8 @@ int main(int argc, char** argv) {
   if (no_net_probes) r.net_probes = false;
   if (o_consumers->count()) r.export_consumers = cli.export_consumers;
   if (o_metrics->count()) r.metrics_address = cli.metrics_address;
+  if (o_probe->count()) r.probes = cli.probes;
+  if (o_probe_min->count()) r.probe_min_duration_us = cli.probe_min_duration_us;
   if (!log_level.empty()) r.log_level = log_level;
   r.stats_interval_s = cli.stats_interval_s;
   r.duration_s = cli.duration_s;

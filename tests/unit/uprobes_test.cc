@@ -146,6 +146,12 @@ TEST(ProbeSpecTest, DemangledNamesMatchWithOrWithoutParameters) {
   EXPECT_TRUE(SymbolMatches(s, "Shop::*"));
   EXPECT_FALSE(SymbolMatches(s, "Shop::Cart::tot"));
   EXPECT_EQ(DisplayName(s), "Shop::Cart::total");
+  ElfSymbol tagged;
+  tagged.name = "_ZN4Shop5queryB5cxx11Eb";
+  tagged.demangled = Demangle(tagged.name);
+  EXPECT_EQ(tagged.demangled, "Shop::query[abi:cxx11](bool)");
+  EXPECT_TRUE(SymbolMatches(tagged, "Shop::query"));
+  EXPECT_EQ(DisplayName(tagged), "Shop::query");
   ElfSymbol cold = s;
   cold.name += ".cold";
   cold.demangled = Demangle(cold.name);
