@@ -44,7 +44,9 @@ std::set<std::string> ProbeManager::MappedFiles(pid_t pid) const {
 }
 
 ResolveResult ProbeManager::OnProcess(pid_t pid, const ProcessNames& names) {
+  const bool first = procs_.count(pid) == 0;
   Proc& proc = procs_[pid];
+  if (first) proc.first_seen = std::chrono::steady_clock::now();
   proc.names = names;
   proc.files = MappedFiles(pid);
   ResolveResult r = resolver_.Resolve(pid, names);
@@ -79,7 +81,12 @@ ResolveResult ProbeManager::OnProcess(pid_t pid, const ProcessNames& names) {
     const size_t n = attacher_->Attach(pid, sites, &errors);
     sites_attached_ += n;
     for (const std::string& e : errors) spdlog::warn("probe: pid {}: {}", pid, e);
-    spdlog::info("probe: pid {}: {} function(s), {} probe(s) attached", pid, r.probes.size(), n);
+    std::set<std::string> where;
+    for (const AttachSite& s : sites) where.insert(s.host_path.substr(s.host_path.rfind('/') + 1));
+    std::string files;
+    for (const std::string& f : where) files += (files.empty() ? "" : ", ") + f;
+    spdlog::info("probe: pid {}: {} function(s), {} probe(s) attached in {}", pid, r.probes.size(),
+                 n, files);
   }
   return r;
 }
@@ -91,9 +98,11 @@ void ProbeManager::OnExit(pid_t pid) {
   procs_.erase(it);
 }
 
-void ProbeManager::Rescan() {
+void ProbeManager::Rescan(bool young_only) {
   std::vector<pid_t> gone, changed;
+  const auto now = std::chrono::steady_clock::now();
   for (auto& [pid, proc] : procs_) {
+    if (young_only && now - proc.first_seen > kYoung) continue;
     std::set<std::string> files = MappedFiles(pid);
     if (files.empty()) {
       gone.push_back(pid);

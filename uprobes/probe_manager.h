@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -63,8 +64,12 @@ class ProbeManager {
   void OnExit(pid_t pid);
   bool Knows(pid_t pid) const { return procs_.count(pid) != 0; }
   // Processes whose mapped files changed since they were resolved (dlopen)
-  // are resolved again. Call about once a second.
-  void Rescan();
+  // are resolved again. young_only: only processes first seen less than
+  // kYoung ago, which are still mapping their libraries (at exec, only the
+  // program and the dynamic loader are there): call that often (every
+  // 20 ms), the full rescan about once a second.
+  void Rescan(bool young_only = false);
+  static constexpr std::chrono::milliseconds kYoung{2000};
 
   const FunctionInfo* Function(uint32_t id) const;
   // Specs that matched nothing in any process so far, for one warning each.
@@ -74,6 +79,7 @@ class ProbeManager {
 
  private:
   struct Proc {
+    std::chrono::steady_clock::time_point first_seen;
     ProcessNames names;
     std::set<std::string> files;  // the mapped files it was resolved with
     std::set<uint64_t> addresses;  // attached

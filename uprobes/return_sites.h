@@ -26,7 +26,8 @@ struct ReturnSites {
 // body: the function's bytes; address: its virtual address (jump targets are
 // absolute). nullopt and *error when the body does not disassemble cleanly
 // to its end: a probe placed mid-instruction would corrupt the process, so
-// such a function gets no probe at all.
+// such a function gets no probe at all. Both lists empty: the function
+// never returns (it always panics or throws); its calls end as abandoned.
 std::optional<ReturnSites> FindReturnSites(std::span<const uint8_t> body, uint64_t address,
                                            std::string* error);
 

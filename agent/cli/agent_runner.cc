@@ -562,6 +562,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     stitcher.Tick(mono);
     if (propagation) propagation->Sweep();
     if (internal) internal->Tick(mono);
+    if (probes) probes->Rescan(/*young_only=*/true);  // new processes still loading libraries
     joiner.Tick(mono);
     net_facts.Tick(mono);
     publish();
@@ -658,7 +659,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     const auto& c = probe_counters;
     const auto& t = internal->stats();
     spdlog::info(
-        "probes (final): probes_attached={} calls={} short={} abandoned={} too_deep={} "
+        "probes (final): probes_at_exit={} calls={} short={} abandoned={} too_deep={} "
         "unmatched_returns={} kernel_lost={} stack_full={} internal_spans={} "
         "with_server_parent={} client_parents={} open_expired={}",
         probe_links, c.calls, c.short_calls, c.abandoned, c.too_deep, c.unmatched,

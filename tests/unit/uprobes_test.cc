@@ -285,6 +285,12 @@ TEST(ReturnSitesTest, FindsRetAndTailJumpAndRejectsGarbage) {
   sites = FindReturnSites(loop, 0x1000, &error);
   ASSERT_TRUE(sites) << error;
   EXPECT_TRUE(sites->tail_jumps.empty());
+  // A function that never returns (calls a panic, then ud2): no site, no error.
+  const uint8_t noreturn[] = {0x55, 0xe8, 0x00, 0x10, 0x00, 0x00, 0x0f, 0x0b};
+  sites = FindReturnSites(noreturn, 0x1000, &error);
+  ASSERT_TRUE(sites) << error;
+  EXPECT_TRUE(sites->rets.empty());
+  EXPECT_TRUE(sites->tail_jumps.empty());
   const uint8_t garbage[] = {0x90, 0x06, 0x07, 0xc3};  // push es; pop es: invalid in 64-bit mode
   EXPECT_FALSE(FindReturnSites(garbage, 0x1000, &error));
 }

@@ -1,5 +1,5 @@
 // A C++ HTTP service for test_uprobes.py, one request at a time:
-//   GET /order  -> Shop::handle -> Shop::validate -> Shop::query -> (GET backend /stock)
+//   GET /order  -> Shop::handle -> Shop::validate -> Shop::query -> (GET backend /work)
 //                                                              -> Shop::render
 //   GET /fail   -> the same path; Shop::render throws Shop::OutOfStock, which
 //                  Shop::handle catches (500).
@@ -55,7 +55,7 @@ __attribute__((noinline)) std::string render(const std::string& stock, bool fail
 __attribute__((noinline)) std::string query(bool fail) {
   Sleep(2);
   std::string stock = Exchange(g_backend_port,
-                               "GET /stock HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+                               "GET /work HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
   return render(stock, fail);
 }
 
