@@ -150,6 +150,37 @@ static __always_inline __u64 ht_first_buf(const struct ht_io_args *a, __u64 *fir
 	return iov.base;
 }
 
+/* Under overload (ht_shed_keep() < HT_SHED_KEEP_ALL): whether to shed a
+ * connection that starts a followed protocol. A client connection follows its
+ * thread's current request; anything else is a coin weighted by the ratio. */
+static __always_inline bool ht_shed_this(const struct ht_conn_info *info, __u32 keep)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u8 *thread;
+
+	if (info->role == HT_ROLE_CLIENT) {
+		thread = bpf_map_lookup_elem(&ht_thread_shed, &pid_tgid);
+		if (thread)
+			return *thread == 2;
+	}
+	return (bpf_get_prandom_u32() % HT_SHED_KEEP_ALL) >= keep;
+}
+
+/* While shedding, a thread reading a request on a server connection is
+ * serving a kept (or a shed) request from now on. */
+static __always_inline void ht_shed_note_thread(const struct ht_conn_info *info, __u8 direction)
+{
+	__u64 pid_tgid;
+	__u8 state;
+
+	if (info->role != HT_ROLE_SERVER || direction != HT_DIR_INGRESS ||
+	    ht_shed_keep() == HT_SHED_KEEP_ALL)
+		return;
+	pid_tgid = bpf_get_current_pid_tgid();
+	state = info->proto == HT_PROTO_SHED ? 2 : 1;
+	bpf_map_update_elem(&ht_thread_shed, &pid_tgid, &state, BPF_ANY);
+}
+
 /* Decides, from the first bytes ever moved on the socket, whether to follow it. */
 static __always_inline bool ht_classify(struct ht_conn_info *info, const struct ht_io_args *a,
 					__s64 ret)
@@ -160,7 +191,7 @@ static __always_inline bool ht_classify(struct ht_conn_info *info, const struct 
 	__u32 n;
 
 	if (info->proto != HT_PROTO_UNKNOWN)
-		return info->proto != HT_PROTO_OTHER;
+		return !ht_proto_ignored(info->proto);
 	buf = ht_first_buf(a, &first_len);
 	n = sizeof(head);
 	if ((__u64)ret < n)
@@ -173,7 +204,16 @@ static __always_inline bool ht_classify(struct ht_conn_info *info, const struct 
 	    bpf_probe_read_user(head, 1, (const void *)buf))
 		return false;
 	info->proto = ht_looks_like_http(head, n) ? HT_PROTO_HTTP1 : HT_PROTO_OTHER;
-	return info->proto != HT_PROTO_OTHER;
+	if (info->proto != HT_PROTO_OTHER) {
+		__u32 keep = ht_shed_keep();
+
+		if (keep < HT_SHED_KEEP_ALL && ht_shed_this(info, keep)) {
+			info->proto = HT_PROTO_SHED;
+			ht_count(HT_CNT_SHED_CONNS);
+			ht_shed_note_thread(info, a->direction);
+		}
+	}
+	return !ht_proto_ignored(info->proto);
 }
 
 /* Builds the data event of a syscall in the scratch buffer; returns it, or
@@ -244,6 +284,10 @@ static __always_inline int ht_io_enter(__s32 fd, __u64 arg, __u32 iovcnt, __u8 k
 
 	if (!info || info->proto == HT_PROTO_OTHER)
 		return 0;
+	if (info->proto == HT_PROTO_SHED) {
+		ht_shed_note_thread(info, direction);
+		return 0;
+	}
 	a.ts_enter = bpf_ktime_get_ns();
 	a.arg = arg;
 	a.iovcnt = iovcnt;
@@ -285,6 +329,7 @@ static __always_inline int ht_io_exit(__s64 ret)
 	info = bpf_map_lookup_elem(&ht_conns, &key);
 	if (!info || !ht_classify(info, &args, ret))
 		return 0;
+	ht_shed_note_thread(info, args.direction);
 	now = bpf_ktime_get_ns();
 	if (!info->reported) {
 		info->reported = 1;

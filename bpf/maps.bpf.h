@@ -129,6 +129,22 @@ struct {
 	__type(value, __u64);
 } ht_counters SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ht_shed);
+} ht_shed_config SEC(".maps");
+
+/* While shedding: thread (pid_tgid) -> whether the server connection it last
+ * read from was kept (1) or shed (2). Written only while shedding. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} ht_thread_shed SEC(".maps");
+
 /* Scratch space for building a data event: too big for the BPF stack. Three
  * times the payload bound so that every length the verifier can prove, not
  * just the ones that happen, fits: (offset < MAX) + (len <= MAX) when copying,
@@ -151,6 +167,21 @@ static __always_inline void ht_count(__u32 idx)
 
 	if (v)
 		*v += 1;
+}
+
+/* Not followed: not a protocol we parse, or shed under overload. */
+static __always_inline bool ht_proto_ignored(__u8 proto)
+{
+	return proto == HT_PROTO_OTHER || proto == HT_PROTO_SHED;
+}
+
+/* The keep ratio the agent set; HT_SHED_KEEP_ALL when not shedding. */
+static __always_inline __u32 ht_shed_keep(void)
+{
+	__u32 zero = 0;
+	struct ht_shed *cfg = bpf_map_lookup_elem(&ht_shed_config, &zero);
+
+	return cfg && cfg->keep_per_1024 < HT_SHED_KEEP_ALL ? cfg->keep_per_1024 : HT_SHED_KEEP_ALL;
 }
 
 static __always_inline bool ht_pid_selected(__u32 tgid)

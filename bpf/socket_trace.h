@@ -74,7 +74,21 @@ enum ht_counter {
 	HT_CNT_CONN_MAP_FULL = 1, /* could not insert a connection */
 	HT_CNT_DATA_EVENTS = 2,
 	HT_CNT_TRUNCATED = 3, /* syscalls whose payload was longer than captured */
-	HT_CNT_MAX = 4,
+	HT_CNT_SHED_CONNS = 4, /* connections not followed: the agent was overloaded */
+	HT_CNT_MAX = 5,
+};
+
+/* Overload shedding: the agent writes ht_shed_config[0] (struct ht_shed) when
+ * it falls behind. While keep_per_1024 < HT_SHED_KEEP_ALL, a connection that
+ * starts a followed protocol is kept with that probability, decided once, at
+ * its first bytes, before any of it is captured: whole connections are shed,
+ * never parts of a stream. A client connection follows the decision of the
+ * server connection its thread last read a request from, so that a request
+ * kept is kept with the calls it makes (thread-per-request servers). */
+#define HT_SHED_KEEP_ALL 1024
+struct ht_shed {
+	__u32 keep_per_1024; /* HT_SHED_KEEP_ALL: shed nothing */
+	__u32 _pad;
 };
 
 /* The two ends of a TCP connection as seen from the traced process. Addresses
@@ -120,6 +134,9 @@ enum ht_protocol {
 	HT_PROTO_HTTP2 = 3,    /* connection preface "PRI * HTTP/2.0" */
 	HT_PROTO_POSTGRES = 4, /* StartupMessage / SSLRequest / GSSENCRequest */
 	HT_PROTO_REDIS = 5,    /* RESP array of bulk strings */
+	/* Kernel-side only, never in an event: a followed protocol, shed under
+	 * overload (see struct ht_shed); ignored like HT_PROTO_OTHER. */
+	HT_PROTO_SHED = 15,
 };
 
 struct ht_conn_event {

@@ -176,7 +176,7 @@ static __always_inline void hn_sample(struct sock *sk, struct hn_conn *st, __u8 
 	 * nothing of it (one more lookup, per event, not per segment). */
 	struct ht_conn_info *info = bpf_map_lookup_elem(&ht_conns, &st->conn_key);
 
-	if (info && info->gen == st->gen && info->proto == HT_PROTO_OTHER) {
+	if (info && info->gen == st->gen && ht_proto_ignored(info->proto)) {
 		st->emitted = 1; /* and ask again only once per interval */
 		st->last_emit_ns = now;
 		return;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 
@@ -25,6 +26,7 @@
 #include "agent/process/process_registry.h"
 #include "agent/process/process_tree.h"
 #include "agent/export/span_pipeline.h"
+#include "agent/kernel/shed_controller.h"
 #include "agent/trace/internal_spans.h"
 #include "agent/trace/trace_stitcher.h"
 #include "agent/cli/probe_specs.h"
@@ -292,16 +294,15 @@ class RearmTap : public ExchangeHandler {
   void OnConnectionOpen(const ConnInfo& conn, uint32_t tid) override {
     next_->OnConnectionOpen(conn, tid);
   }
-  void OnRequestHead(const ConnInfo& conn, http1::Role role,
-                     const http1::Message& request) override {
-    next_->OnRequestHead(conn, role, request);
+  void OnRequestStart(const ConnInfo& conn, Role role, const RequestStart& request) override {
+    next_->OnRequestStart(conn, role, request);
   }
-  void OnExchange(const ConnInfo& conn, http1::Role role, http1::Record record,
+  void OnExchange(const ConnInfo& conn, Role role, Exchange exchange,
                   const std::optional<Closing>& closing) override {
-    const bool rearm = propagation_ != nullptr && role == http1::Role::kClient && !closing &&
-                       record.outcome == http1::Record::Outcome::kComplete &&
+    const bool rearm = propagation_ != nullptr && role == Role::kClient && !closing &&
+                       exchange.outcome == Exchange::Outcome::kComplete &&
                        conn.followed_from_open && conn.tuple_known;
-    next_->OnExchange(conn, role, std::move(record), closing);
+    next_->OnExchange(conn, role, std::move(exchange), closing);
     if (rearm) {
       propagation_->Rearm(conn.id.pid, conn.id.fd, conn.local_port, conn.bytes_written,
                           conn.bytes_read);
@@ -487,17 +488,29 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   }
 
   SelfMetrics metrics;
+  ShedController shed;
+  // Test hook: a fixed keep ratio (1/1024) instead of the controller's, so
+  // that tests can check what the kernel sheds without overloading the box.
+  std::optional<uint32_t> fixed_keep;
+  if (const char* k = std::getenv("HOPTRACE_SHED_KEEP_PER_1024")) {
+    fixed_keep = static_cast<uint32_t>(std::strtoul(k, nullptr, 10));
+    spdlog::warn("HOPTRACE_SHED_KEEP_PER_1024={}: following that share of new connections",
+                 *fixed_keep);
+    loader->SetKeepRatio(*fixed_keep);
+  }
   auto publish = [&] {
     SelfMetricsSnapshot m;
     KernelCounters k = loader->ReadCounters();
     auto p = pipeline.stats();
-    auto h = tracker.stitcher_stats();
+    const ParserStats& h = tracker.parser_stats();
     m.kernel_events = reader.stats().events;
     m.kernel_events_lost = k.ringbuf_drops;
     // The network probes write into the same ring buffer.
     if (net_probe) m.kernel_events_lost += net_probe->ReadCounters().ringbuf_drops;
     if (uprobe_loader) m.kernel_events_lost += uprobe_loader->ReadCounters().ringbuf_drops;
     m.kernel_payload_truncated = k.truncated;
+    m.connections_shed = k.shed_connections;
+    m.shed_keep_per_1024 = fixed_keep ? *fixed_keep : shed.keep();
     m.events_malformed = reader.stats().malformed;
     m.connections_tracked = tracker.tracked_connections();
     m.requests_pending = tracker.pending_requests();
@@ -508,6 +521,8 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     m.spans_sampled_out = stitcher.stats().sampled_out;
     m.spans_dropped_queue_full = p.dropped_queue_full;
     m.spans_dropped_shutdown = p.dropped_shutdown;
+    m.export_queued = p.queued;
+    m.export_queue_capacity = p.max_queue;
     if (otlp != nullptr) m.exporters.push_back(CountersOf(otlp->stats()));
     metrics.Publish(std::move(m));
   };
@@ -535,15 +550,15 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     spdlog::info(
         "stats ({}): events={} malformed={} kernel_lost={} truncated={} conns={} pending={} "
         "spans={} spans_exported={} spans_dropped={} sampled_out={} orphan_responses={} "
-        "resyncs={} invalid_traceparent={}",
+        "resyncs={} invalid_traceparent={} connections_shed={}",
         when, m.kernel_events, m.events_malformed, m.kernel_events_lost,
         m.kernel_payload_truncated, m.connections_tracked, m.requests_pending, m.spans_produced,
         exported, m.spans_dropped_queue_full + m.spans_dropped_shutdown, m.spans_sampled_out,
-        m.http_orphan_responses, m.http_resyncs, m.invalid_traceparent);
+        m.http_orphan_responses, m.http_resyncs, m.invalid_traceparent, m.connections_shed);
   };
 
   const auto started = std::chrono::steady_clock::now();
-  auto last_stats = started, last_sweep = started, last_tick = started;
+  auto last_stats = started, last_sweep = started, last_tick = started, last_shed = started;
   uint64_t last_lost = 0;
   while (!stop->load()) {
     int n = loader->Poll(100);
@@ -566,6 +581,23 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     joiner.Tick(mono);
     net_facts.Tick(mono);
     publish();
+    if (run.shed && !fixed_keep && now - last_shed >= std::chrono::milliseconds(200)) {
+      last_shed = now;
+      const uint64_t lost = metrics.Get().kernel_events_lost;
+      const uint32_t before = shed.keep();
+      const uint32_t keep = shed.Update(lost);
+      if (keep != before) {
+        if (!loader->SetKeepRatio(keep)) spdlog::debug("could not set the kernel's keep ratio");
+        if (keep == ShedController::kKeepAll) {
+          spdlog::warn("load is back to normal: following every new connection again");
+        } else if (before == ShedController::kKeepAll) {
+          spdlog::warn(
+              "cannot keep up (the kernel lost {} events): following {:.1f}% of new "
+              "connections until it can",
+              lost, keep * 100.0 / ShedController::kKeepAll);
+        }
+      }
+    }
     if (now - last_sweep >= std::chrono::seconds(1)) {
       last_sweep = now;
       // Processes selected by port get no exit event: check they still live.

@@ -100,6 +100,10 @@ int main(int argc, char** argv) {
       "--propagation-cgroup", cli.propagation_cgroup,
       "inject traceparent into the HTTP/1.x requests of selected processes in this cgroup v2 "
       "directory");
+  bool no_shed = false;
+  run->add_flag("--no-shed", no_shed,
+                "under overload, lose events where they fall instead of following fewer new "
+                "connections");
   bool no_propagation = false;
   run->add_flag("--no-propagation", no_propagation,
                 "never change bytes on the wire: read-only tracing");
@@ -214,6 +218,7 @@ int main(int argc, char** argv) {
   if (no_redact) r.redact_query = false;
   if (o_prop_cgroup->count()) r.propagation_cgroup = cli.propagation_cgroup;
   if (no_propagation) r.propagation = false;
+  if (no_shed) r.shed = false;
   if (o_guard->count()) r.fionread_guard = fionread_guard;
   if (no_net_probes) r.net_probes = false;
   if (o_consumers->count()) r.export_consumers = cli.export_consumers;

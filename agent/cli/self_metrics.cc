@@ -51,6 +51,12 @@ std::string RenderPrometheus(const SelfMetricsSnapshot& s) {
         "Events the kernel could not queue (ring buffer full).", s.kernel_events_lost);
   w.One("hoptrace_kernel_payload_truncated_total", "counter",
         "Syscalls that moved more bytes than were captured.", s.kernel_payload_truncated);
+  w.One("hoptrace_connections_shed_total", "counter",
+        "Connections the kernel did not follow because the agent could not keep up.",
+        s.connections_shed);
+  w.One("hoptrace_shed_keep_ratio", "gauge",
+        "Share of new connections followed now (1: all; lower while shedding).",
+        s.shed_keep_per_1024 / 1024.0);
   w.One("hoptrace_events_malformed_total", "counter", "Kernel records that failed to decode.",
         s.events_malformed);
   w.One("hoptrace_connections_tracked", "gauge", "Connections the agent follows now.",
@@ -69,6 +75,11 @@ std::string RenderPrometheus(const SelfMetricsSnapshot& s) {
   w.One("hoptrace_spans_sampled_out_total", "counter", "Spans not recorded by the sampler.",
         s.spans_sampled_out);
 
+  w.One("hoptrace_export_queue_spans", "gauge", "Spans waiting for an exporter.",
+        s.export_queued);
+  w.One("hoptrace_export_queue_capacity_spans", "gauge",
+        "Spans the export queue holds at most (OTEL_BSP_MAX_QUEUE_SIZE).",
+        s.export_queue_capacity);
   w.Family("hoptrace_spans_exported_total", "counter", "Spans an exporter delivered.");
   for (const auto& e : s.exporters) {
     w.Sample("hoptrace_spans_exported_total", Label("exporter", e.name), e.spans_exported);

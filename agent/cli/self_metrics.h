@@ -25,6 +25,8 @@ struct SelfMetricsSnapshot {
   uint64_t kernel_events = 0;
   uint64_t kernel_events_lost = 0;
   uint64_t kernel_payload_truncated = 0;
+  uint64_t connections_shed = 0;       // not followed: overload (ShedController)
+  uint32_t shed_keep_per_1024 = 1024;  // share of new connections followed now
   uint64_t events_malformed = 0;
   uint64_t connections_tracked = 0;
   uint64_t requests_pending = 0;
@@ -35,6 +37,8 @@ struct SelfMetricsSnapshot {
   uint64_t spans_sampled_out = 0;
   uint64_t spans_dropped_queue_full = 0;
   uint64_t spans_dropped_shutdown = 0;
+  uint64_t export_queued = 0;  // spans waiting for an exporter now
+  uint64_t export_queue_capacity = 0;
   std::vector<ExporterCounters> exporters;
 };
 

@@ -145,10 +145,11 @@ class FileReader {
   }
 
   void Capture(const YAML::Node& v) {
-    Expect(v, "capture", {"payload_bytes", "ringbuf_mb", "redact_query"});
+    Expect(v, "capture", {"payload_bytes", "ringbuf_mb", "redact_query", "shed_under_load"});
     if (v["payload_bytes"]) run_->payload_bytes = v["payload_bytes"].as<uint32_t>();
     if (v["ringbuf_mb"]) run_->ringbuf_mb = v["ringbuf_mb"].as<uint32_t>();
     if (v["redact_query"]) run_->redact_query = v["redact_query"].as<bool>();
+    if (v["shed_under_load"]) run_->shed = v["shed_under_load"].as<bool>();
   }
 
   void Otel(const std::string& section, const YAML::Node& v) {

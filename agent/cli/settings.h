@@ -46,6 +46,9 @@ struct RunSettings {
   std::string propagation_cgroup;
   bool propagation = true;  // false: read-only tracing even with a cgroup
   std::string fionread_guard = "auto";  // auto, on, off, detect: see FionreadGuard
+  // Under overload the kernel follows only a share of new connections
+  // (agent/kernel/shed_controller.h) rather than losing events at random.
+  bool shed = true;
   bool net_probes = true;    // TCP facts (RTT, retransmits, TTL) of traced connections
   // OTLP exports in flight at once (the Collector's sending_queue.num_consumers): each is a
   // worker of the span pipeline with its own exporter.

@@ -1,77 +1,39 @@
 #include "agent/connections/conn_tracker.h"
 
-#include <arpa/inet.h>
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <cstring>
 
 namespace hoptrace {
 namespace {
 
-std::string FormatAddr(uint16_t family, const std::array<uint8_t, 16>& addr) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (family == AF_INET) {
-    inet_ntop(AF_INET, addr.data(), buf, sizeof(buf));
-  } else if (family == AF_INET6) {
-    // An IPv4 client of a dual-stack socket shows as ::ffff:a.b.c.d; report
-    // the IPv4 address, as the peer itself would.
-    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(addr.data(), kMapped, sizeof(kMapped)) == 0) {
-      inet_ntop(AF_INET, addr.data() + 12, buf, sizeof(buf));
-    } else {
-      inet_ntop(AF_INET6, addr.data(), buf, sizeof(buf));
-    }
-  }
-  return buf;
-}
-
-http1::Role RoleOf(ht_role role) {
+Role RoleOf(ht_role role) {
   switch (role) {
-    case HT_ROLE_CLIENT: return http1::Role::kClient;
-    case HT_ROLE_SERVER: return http1::Role::kServer;
-    default: return http1::Role::kUnknown;
+    case HT_ROLE_CLIENT: return Role::kClient;
+    case HT_ROLE_SERVER: return Role::kServer;
+    default: return Role::kUnknown;
   }
 }
 
 }  // namespace
 
-std::string ConnInfo::LocalAddress() const {
-  return tuple_known ? FormatAddr(family, local_addr) : "";
-}
-std::string ConnInfo::RemoteAddress() const {
-  return tuple_known ? FormatAddr(family, remote_addr) : "";
-}
+// One connection: its identity and the parser that turns its bytes into
+// exchanges. Also the parser's sink, adding the connection to each call.
+struct ConnTracker::Connection : ExchangeSink {
+  Connection(ConnInfo info_in, ExchangeHandler* handler_in)
+      : info(std::move(info_in)), handler(handler_in) {}
 
-std::string_view CloseReasonName(CloseReason reason) {
-  switch (reason) {
-    case CloseReason::kClosed: return "closed";
-    case CloseReason::kProcessExit: return "process_exit";
-    case CloseReason::kIdle: return "idle";
-    case CloseReason::kEvicted: return "evicted";
-    case CloseReason::kShutdown: return "shutdown";
+  void OnRequestStart(const RequestStart& request) override {
+    handler->OnRequestStart(info, parser->role(), request);
   }
-  return "closed";
-}
-
-// One connection: its identity and the stitcher that turns its bytes into
-// exchanges. Also the stitcher's listener, adding the connection to each call.
-struct ConnTracker::Connection : http1::Listener {
-  Connection(ConnInfo info_in, ExchangeHandler* handler_in, const http1::StitcherLimits& limits)
-      : info(std::move(info_in)),
-        handler(handler_in),
-        stitcher(RoleOf(info.kernel_role), this, limits) {}
-
-  void OnRequestHead(const http1::Message& request) override {
-    handler->OnRequestHead(info, stitcher.role(), request);
-  }
-  void OnRecord(http1::Record record) override {
-    handler->OnExchange(info, stitcher.role(), std::move(record), closing);
+  void OnExchange(Exchange exchange) override {
+    handler->OnExchange(info, parser->role(), std::move(exchange), closing);
   }
 
   ConnInfo info;
   ExchangeHandler* handler;
-  http1::Stitcher stitcher;
+  // Null until the protocol is known: the kernel's tag, or the first bytes
+  // a registered protocol recognises.
+  std::unique_ptr<ProtocolParser> parser;
   uint64_t last_activity_ns = 0;
   std::optional<Closing> closing;
 };
@@ -82,7 +44,7 @@ ConnTracker::ConnTracker(ExchangeHandler* handler, ConnTrackerOptions options)
 ConnTracker::~ConnTracker() = default;
 
 ConnTracker::Connection* ConnTracker::Open(const ht_event_header& hdr, const ht_tuple* tuple,
-                                           ht_role role) {
+                                           ht_role role, ht_protocol protocol) {
   const Key key = KeyOf(hdr.pid, hdr.fd);
   if (auto it = conns_.find(key); it != conns_.end()) {
     if (it->second->info.id.gen == hdr.conn_gen) return it->second.get();
@@ -104,14 +66,20 @@ ConnTracker::Connection* ConnTracker::Open(const ht_event_header& hdr, const ht_
     info.local_port = tuple->local_port;
     info.remote_port = tuple->remote_port;
   }
-  auto conn = std::make_unique<Connection>(std::move(info), handler_, options_.stitcher_limits);
+  auto conn = std::make_unique<Connection>(std::move(info), handler_);
+  if (const Protocol* p = ProtocolForTag(protocol)) {
+    conn->info.protocol = protocol;
+    conn->parser = p->new_parser(RoleOf(role), conn.get(), options_.parser_limits);
+  }
   conn->last_activity_ns = hdr.ts_exit_ns;
   ++stats_.opened;
   if (conn->info.followed_from_open) handler_->OnConnectionOpen(conn->info, hdr.tid);
   return conns_.emplace(key, std::move(conn)).first->second.get();
 }
 
-void ConnTracker::OnConnOpen(const ConnEvent& ev) { Open(*ev.hdr, ev.tuple, ev.role); }
+void ConnTracker::OnConnOpen(const ConnEvent& ev) {
+  Open(*ev.hdr, ev.tuple, ev.role, ev.protocol);
+}
 
 void ConnTracker::OnData(const DataEvent& ev) {
   const auto& hdr = *ev.hdr;
@@ -121,13 +89,23 @@ void ConnTracker::OnData(const DataEvent& ev) {
     conn = it->second.get();
   } else {
     ++stats_.opened_by_data;
-    conn = Open(hdr, nullptr, HT_ROLE_UNKNOWN);
+    conn = Open(hdr, nullptr, HT_ROLE_UNKNOWN, HT_PROTO_UNKNOWN);
   }
   conn->last_activity_ns = hdr.ts_exit_ns;
   (ev.direction == HT_DIR_EGRESS ? conn->info.bytes_written : conn->info.bytes_read) += ev.bytes;
-  conn->stitcher.OnData(
-      ev.direction == HT_DIR_EGRESS ? http1::Direction::kEgress : http1::Direction::kIngress,
-      ev.captured, ev.bytes, hdr.ts_enter_ns, hdr.ts_exit_ns, hdr.tid);
+  if (!conn->parser) {
+    // The open event was lost (or named nothing we parse): wait for bytes
+    // that start a message of a registered protocol.
+    const Protocol* p = RecogniseProtocol(ev.captured);
+    if (p == nullptr) {
+      stats_.unrecognised_bytes += ev.bytes;
+      return;
+    }
+    conn->info.protocol = p->kernel_tag;
+    conn->parser = p->new_parser(RoleOf(conn->info.kernel_role), conn, options_.parser_limits);
+  }
+  conn->parser->OnData(ev.direction == HT_DIR_EGRESS ? Direction::kEgress : Direction::kIngress,
+                       ev.captured, ev.bytes, hdr.ts_enter_ns, hdr.ts_exit_ns, hdr.tid);
 }
 
 void ConnTracker::OnConnClose(const ConnEvent& ev) {
@@ -141,13 +119,10 @@ void ConnTracker::Close(std::unordered_map<Key, std::unique_ptr<Connection>>::it
   std::unique_ptr<Connection> conn = std::move(it->second);
   conns_.erase(it);
   conn->closing = Closing{reason, ts};
-  conn->stitcher.OnClose(ts);
-  const auto& s = conn->stitcher.stats();
-  stitcher_totals_.records += s.records;
-  stitcher_totals_.orphan_responses += s.orphan_responses;
-  stitcher_totals_.invalid_bytes += s.invalid_bytes;
-  stitcher_totals_.resyncs += s.resyncs;
-  stitcher_totals_.pending_overflow += s.pending_overflow;
+  if (conn->parser) {
+    conn->parser->OnClose(ts);
+    parser_totals_ += conn->parser->stats();
+  }
   handler_->OnConnectionGone(conn->info);
   ++stats_.closed;
 }
@@ -186,7 +161,9 @@ void ConnTracker::CloseAll(uint64_t ts, CloseReason reason) {
 
 size_t ConnTracker::pending_requests() const {
   size_t n = 0;
-  for (const auto& [key, conn] : conns_) n += conn->stitcher.pending_requests();
+  for (const auto& [key, conn] : conns_) {
+    if (conn->parser) n += conn->parser->pending_requests();
+  }
   return n;
 }
 

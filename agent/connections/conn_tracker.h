@@ -1,85 +1,44 @@
 // Connection tracking: one Connection per (pid, fd, generation), fed by the
-// decoded kernel events, each with its own HTTP/1 stitcher.
+// decoded kernel events, each with the parser of its protocol
+// (protocols/protocol.h): the one the kernel named in its open event, else
+// the first registered protocol that recognises its bytes.
 //
 // Life of a connection:
-//   CONN_OPEN (first HTTP-looking bytes) -> DATA* -> CONN_CLOSE
+//   CONN_OPEN (first bytes of a protocol we follow) -> DATA* -> CONN_CLOSE
 //   - a CONN_OPEN or DATA with a new generation on a known (pid, fd) means
 //     the fd was reused: the old connection is closed first;
 //   - DATA without a CONN_OPEN (event lost) opens a connection with an
 //     unknown tuple;
 //   - process exit, idle timeout, the size bound and shutdown close
 //     connections too, each with its reason.
-// On close the stitcher reports what was pending, then the connection is
+// On close the parser reports what was pending, then the connection is
 // gone: tracked_connections() returns to zero when the traffic stops.
 #pragma once
 
 #include <sys/types.h>
 
-#include <array>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
-#include <string>
 #include <unordered_map>
+#include <vector>
 
+#include "agent/connections/connection.h"
 #include "agent/kernel/event_reader.h"
-#include "agent/protocols/http1/stitcher.h"
+#include "agent/protocols/protocol.h"
 
 namespace hoptrace {
 
-struct ConnId {
-  uint32_t pid = 0;
-  int32_t fd = -1;
-  uint64_t gen = 0;
-  bool operator==(const ConnId&) const = default;
-};
-
-struct ConnIdHash {
-  size_t operator()(const ConnId& c) const {
-    return std::hash<uint64_t>()((uint64_t{c.pid} << 32 | uint32_t(c.fd)) ^ (c.gen * 0x9e3779b97f4a7c15ull));
-  }
-};
-
-struct ConnInfo {
-  ConnId id;
-  bool tuple_known = false;
-  uint16_t family = 0;  // AF_INET / AF_INET6
-  std::array<uint8_t, 16> local_addr{};
-  std::array<uint8_t, 16> remote_addr{};
-  uint16_t local_port = 0;
-  uint16_t remote_port = 0;
-  ht_role kernel_role = HT_ROLE_UNKNOWN;
-  // Bytes the process wrote and read on it so far, as the events say; whole
-  // only when the connection was followed from its open event on.
-  bool followed_from_open = false;
-  uint64_t bytes_written = 0;
-  uint64_t bytes_read = 0;
-
-  std::string LocalAddress() const;   // "10.0.0.1", "::1"; "" if unknown
-  std::string RemoteAddress() const;
-};
-
-enum class CloseReason { kClosed, kProcessExit, kIdle, kEvicted, kShutdown };
-std::string_view CloseReasonName(CloseReason reason);
-
-// Why and when a connection ended, for records produced by its end.
-struct Closing {
-  CloseReason reason = CloseReason::kClosed;
-  uint64_t ts_ns = 0;  // CLOCK_MONOTONIC
-};
-
-// Receives what the HTTP stitchers produce, with the connection it came from.
+// Receives what the protocol parsers produce, with the connection it came from.
 class ExchangeHandler {
  public:
   virtual ~ExchangeHandler() = default;
   // A connection seen from its open event on (connect or accept), by the
   // thread that opened it.
   virtual void OnConnectionOpen(const ConnInfo& /*conn*/, uint32_t /*tid*/) {}
-  virtual void OnRequestHead(const ConnInfo& conn, http1::Role role,
-                             const http1::Message& request) = 0;
-  // closing is set when the record was produced by the connection ending.
-  virtual void OnExchange(const ConnInfo& conn, http1::Role role, http1::Record record,
+  virtual void OnRequestStart(const ConnInfo& conn, Role role, const RequestStart& request) = 0;
+  // closing is set when the exchange was produced by the connection ending.
+  virtual void OnExchange(const ConnInfo& conn, Role role, Exchange exchange,
                           const std::optional<Closing>& closing) = 0;
   // After the last OnExchange of a connection.
   virtual void OnConnectionGone(const ConnInfo& conn) = 0;
@@ -88,7 +47,7 @@ class ExchangeHandler {
 struct ConnTrackerOptions {
   size_t max_connections = 65536;
   uint64_t idle_timeout_ns = 300ull * 1000 * 1000 * 1000;  // 5 min
-  http1::StitcherLimits stitcher_limits;
+  ParserLimits parser_limits;
 };
 
 struct ConnTrackerStats {
@@ -97,6 +56,9 @@ struct ConnTrackerStats {
   uint64_t evicted = 0;         // by the size bound
   uint64_t opened_by_data = 0;  // open event was lost
   uint64_t fd_reused = 0;
+  // Bytes of connections no registered protocol recognised (yet): the open
+  // event was lost and what followed starts no message.
+  uint64_t unrecognised_bytes = 0;
 };
 
 class ConnTracker {
@@ -117,7 +79,8 @@ class ConnTracker {
   size_t tracked_connections() const { return conns_.size(); }
   size_t pending_requests() const;
   const ConnTrackerStats& stats() const { return stats_; }
-  http1::StitcherStats stitcher_stats() const { return stitcher_totals_; }
+  // Summed over the parsers of closed connections.
+  const ParserStats& parser_stats() const { return parser_totals_; }
 
   // Pids that currently have connections (for liveness sweeps).
   std::vector<uint32_t> Pids() const;
@@ -127,7 +90,8 @@ class ConnTracker {
   using Key = uint64_t;  // pid << 32 | fd
   static Key KeyOf(uint32_t pid, int32_t fd) { return (uint64_t{pid} << 32) | uint32_t(fd); }
 
-  Connection* Open(const ht_event_header& hdr, const ht_tuple* tuple, ht_role role);
+  Connection* Open(const ht_event_header& hdr, const ht_tuple* tuple, ht_role role,
+                   ht_protocol protocol);
   void Close(std::unordered_map<Key, std::unique_ptr<Connection>>::iterator it, uint64_t ts,
              CloseReason reason);
   void EvictOldest(uint64_t ts);
@@ -136,7 +100,7 @@ class ConnTracker {
   ConnTrackerOptions options_;
   std::unordered_map<Key, std::unique_ptr<Connection>> conns_;
   ConnTrackerStats stats_;
-  http1::StitcherStats stitcher_totals_;
+  ParserStats parser_totals_;
 };
 
 }  // namespace hoptrace

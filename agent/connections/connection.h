@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "bpf/socket_trace.h"
+#include "socket_trace.h"
 
 namespace hoptrace {
 

@@ -165,7 +165,10 @@ void SpanPipeline::Shutdown() {
 
 SpanPipelineStats SpanPipeline::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  SpanPipelineStats out = stats_;
+  out.queued = queue_.size();
+  out.max_queue = options_.max_queue;
+  return out;
 }
 
 }  // namespace hoptrace

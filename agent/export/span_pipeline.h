@@ -42,6 +42,8 @@ struct SpanPipelineStats {
   uint64_t exported = 0;
   uint64_t export_failures = 0;  // spans in batches a sink refused
   uint64_t dropped_shutdown = 0;  // still queued when the shutdown deadline passed
+  size_t queued = 0;              // spans waiting now (at most max_queue)
+  size_t max_queue = 0;
 };
 
 // One destination of spans: a single sink shared by every worker, or exactly one sink per

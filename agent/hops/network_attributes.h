@@ -19,7 +19,7 @@
 
 #include "agent/connections/conn_tracker.h"
 #include "agent/kernel/event_reader.h"
-#include "agent/protocols/http1/http_span_builder.h"
+#include "agent/trace/span_builder.h"
 #include "agent/trace/span.h"
 
 namespace hoptrace {

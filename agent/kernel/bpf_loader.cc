@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
@@ -210,7 +211,16 @@ KernelCounters BpfLoader::ReadCounters() const {
   out.conn_map_full = sum(HT_CNT_CONN_MAP_FULL);
   out.data_events = sum(HT_CNT_DATA_EVENTS);
   out.truncated = sum(HT_CNT_TRUNCATED);
+  out.shed_connections = sum(HT_CNT_SHED_CONNS);
   return out;
+}
+
+bool BpfLoader::SetKeepRatio(uint32_t keep_per_1024) {
+  const uint32_t zero = 0;
+  ht_shed cfg{};
+  cfg.keep_per_1024 = std::min<uint32_t>(keep_per_1024, HT_SHED_KEEP_ALL);
+  return bpf_map__update_elem(skel_->maps.ht_shed_config, &zero, sizeof(zero), &cfg,
+                              sizeof(cfg), BPF_ANY) == 0;
 }
 
 }  // namespace hoptrace

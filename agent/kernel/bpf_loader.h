@@ -48,6 +48,7 @@ struct KernelCounters {
   uint64_t conn_map_full = 0;
   uint64_t data_events = 0;
   uint64_t truncated = 0;
+  uint64_t shed_connections = 0;  // not followed under overload (ht_shed)
 };
 
 class BpfLoader {
@@ -70,6 +71,10 @@ class BpfLoader {
   // Drops the kernel's entry for a connection the agent knows is gone.
   void ForgetConnection(pid_t pid, int fd);
   KernelCounters ReadCounters() const;
+  // Overload shedding (struct ht_shed): the share of new connections the
+  // kernel follows, in 1/1024; HT_SHED_KEEP_ALL follows all. False if the
+  // map could not be written.
+  bool SetKeepRatio(uint32_t keep_per_1024);
   // File descriptor of the capture object's map `name`, or -1: for other
   // objects that share its maps (net_probe_loader.cc).
   int MapFd(const char* name) const;

@@ -23,7 +23,7 @@
 #include <string_view>
 
 #include "agent/connections/connection.h"
-#include "bpf/socket_trace.h"
+#include "socket_trace.h"
 
 namespace hoptrace {
 

@@ -19,7 +19,7 @@
 #include <tuple>
 
 #include "agent/process/process_registry.h"
-#include "agent/protocols/http1/http_span_builder.h"
+#include "agent/trace/span_builder.h"
 #include "agent/trace/sampler.h"
 #include "agent/trace/trace_context.h"
 #include "agent/trace/trace_stitcher.h"

@@ -128,7 +128,7 @@ SpanContextRecord TraceStitcher::ChildOf(const TraceId& trace_id, const SpanId& 
   return ctx;
 }
 
-SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const http1::Message& req) {
+SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const RequestStart& req) {
   // The client side of this connection, if traced here, is always seen
   // first: it wrote the bytes this read returns. Pop it even when the
   // request carries its own traceparent, to keep the queue in step.
@@ -143,7 +143,7 @@ SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const http1
     }
   }
 
-  if (auto k = TakeKernelContext(conn.id, /*server=*/true, req.first_byte_ts_enter)) {
+  if (auto k = TakeKernelContext(conn.id, /*server=*/true, req.timing.first_byte_ts_enter)) {
     // The kernel's ids are the ones it sends on: they win.
     ++stats_.server_spans_from_kernel;
     if (k->origin == HT_CTX_REMOTE) ++stats_.server_spans_with_remote_parent;
@@ -166,7 +166,7 @@ SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const http1
       // and tracestate stay the kernel's, as on the wire.
       std::string key(reinterpret_cast<const char*>(ctx.trace_id.bytes.data()), 16);
       if (trace_alias_.size() < options_.max_outbound) {
-        trace_alias_[key] = Alias{local_parent->trace_id, req.first_byte_ts_enter};
+        trace_alias_[key] = Alias{local_parent->trace_id, req.timing.first_byte_ts_enter};
         ++stats_.kernel_traces_aliased;
       }
       ctx.trace_id = local_parent->trace_id;
@@ -175,8 +175,8 @@ SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const http1
     }
     return ctx;
   }
-  if (auto tp = req.Header("traceparent")) {
-    auto parsed = ParseTraceparent(*tp, req.Header("tracestate").value_or(""));
+  if (auto tp = req.traceparent) {
+    auto parsed = ParseTraceparent(*tp, req.tracestate.value_or(""));
     if (parsed) {
       ++stats_.server_spans_with_remote_parent;
       SpanContextRecord ctx = ChildOf(parsed->trace_id, parsed->parent_id, parsed->flags,
@@ -198,22 +198,22 @@ SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const http1
   return NewRoot();
 }
 
-SpanContextRecord TraceStitcher::ClientContext(const ConnInfo& conn, const http1::Message& req) {
+SpanContextRecord TraceStitcher::ClientContext(const ConnInfo& conn, const RequestStart& req) {
   // Only the first request of a connection has a bound parent.
   std::optional<SpanContextRecord> bound;
   if (auto b = bound_at_connect_.find(conn.id); b != bound_at_connect_.end()) {
     bound = std::move(b->second);
     bound_at_connect_.erase(b);
   }
-  if (auto k = TakeKernelContext(conn.id, /*server=*/false, req.first_byte_ts_enter)) {
+  if (auto k = TakeKernelContext(conn.id, /*server=*/false, req.timing.first_byte_ts_enter)) {
     // The kernel wrote this span's id into the request: exactly these ids.
     ++stats_.client_spans_from_kernel;
-    MarkClaimed(conn.id.pid, req.tid, k->ctx.parent_span_id);
+    MarkClaimed(conn.id.pid, req.timing.tid, k->ctx.parent_span_id);
     return std::move(k->ctx);
   }
   std::optional<TraceContext> own;
-  if (auto tp = req.Header("traceparent")) {
-    own = ParseTraceparent(*tp, req.Header("tracestate").value_or(""));
+  if (auto tp = req.traceparent) {
+    own = ParseTraceparent(*tp, req.tracestate.value_or(""));
   }
   if (own) {
     auto r = received_.find(ReceivedKey(conn.id.pid, own->trace_id, own->parent_id));
@@ -229,7 +229,7 @@ SpanContextRecord TraceStitcher::ClientContext(const ConnInfo& conn, const http1
     ++stats_.client_spans_with_thread_parent;
     return ChildOf(bound->trace_id, bound->span_id, bound->flags, std::move(bound->tracestate));
   }
-  if (const ThreadServer* t = PickThreadServer(conn.id.pid, req.tid)) {
+  if (const ThreadServer* t = PickThreadServer(conn.id.pid, req.timing.tid)) {
     const SpanContextRecord& parent = t->ctx;
     ++stats_.client_spans_with_thread_parent;
     return ChildOf(parent.trace_id, parent.span_id, parent.flags, parent.tracestate);
@@ -240,26 +240,26 @@ SpanContextRecord TraceStitcher::ClientContext(const ConnInfo& conn, const http1
   return NewRoot();
 }
 
-void TraceStitcher::OnRequestHead(const ConnInfo& conn, http1::Role role,
-                                  const http1::Message& request) {
-  const bool server = role == http1::Role::kServer;
+void TraceStitcher::OnRequestStart(const ConnInfo& conn, Role role, const RequestStart& request) {
+  const bool server = role == Role::kServer;
   SpanContextRecord ctx = server ? ServerContext(conn, request) : ClientContext(conn, request);
   ApplyAlias(&ctx);  // also for contexts read from headers the kernel wrote
   if (!server && open_spans_ != nullptr) {
     // Made inside a probed call of the same trace: that call is the closer
     // parent. Only the parent changes: the ids on the wire stay.
-    if (auto in = open_spans_->InnermostOpen(conn.id.pid, request.tid, request.first_byte_ts_enter);
+    if (auto in = open_spans_->InnermostOpen(conn.id.pid, request.timing.tid,
+                                                 request.timing.first_byte_ts_enter);
         in && in->trace_id == ctx.trace_id) {
       ctx.parent_span_id = in->span_id;
     }
   }
   if (server) {
-    auto& open = thread_server_[ThreadKey(conn.id.pid, request.tid)];
+    auto& open = thread_server_[ThreadKey(conn.id.pid, request.timing.tid)];
     if (open.size() >= kMaxThreadOpen) open.pop_front();
     open.push_back(ThreadServer{ctx, conn.id});
     if (ctx.parent_span_id.IsValid() && received_.size() < options_.max_outbound) {
-      if (auto tp = request.Header("traceparent")) {
-        if (auto in = ParseTraceparent(*tp)) {
+      if (request.traceparent) {
+        if (auto in = ParseTraceparent(*request.traceparent)) {
           received_[ReceivedKey(conn.id.pid, in->trace_id, in->parent_id)] = ctx;
         }
       }
@@ -277,25 +277,32 @@ void TraceStitcher::OnRequestHead(const ConnInfo& conn, http1::Role role,
       if (oldest->second.empty()) outbound_.erase(oldest);
     }
     outbound_[TupleKey(conn, /*client_view=*/true)].push_back(
-        Outbound{ctx, request.first_byte_ts_enter});
+        Outbound{ctx, request.timing.first_byte_ts_enter});
     ++outbound_size_;
   }
-  pending_[conn.id].push_back(std::move(ctx));
+  auto& pending = pending_[conn.id];
+  if (pending.size() >= kMaxPendingPerConnection) pending.pop_front();
+  pending.push_back(PendingExchange{request.exchange_id, std::move(ctx)});
 }
 
-void TraceStitcher::OnExchange(const ConnInfo& conn, http1::Role role, http1::Record record,
+void TraceStitcher::OnExchange(const ConnInfo& conn, Role role, Exchange exchange,
                                const std::optional<Closing>& closing) {
-  const bool server = role == http1::Role::kServer;
-  SpanContextRecord ctx;
-  auto it = pending_.find(conn.id);
-  if (it != pending_.end() && !it->second.empty()) {
-    ctx = std::move(it->second.front());
-    it->second.pop_front();
-  } else {
-    ctx = NewRoot();  // OnRequestHead always comes first; be safe anyway
+  const bool server = role == Role::kServer;
+  std::optional<SpanContextRecord> found;
+  if (auto it = pending_.find(conn.id); it != pending_.end()) {
+    auto& q = it->second;
+    for (auto e = q.begin(); e != q.end(); ++e) {
+      if (e->exchange_id == exchange.exchange_id) {
+        found = std::move(e->ctx);
+        q.erase(e);
+        break;
+      }
+    }
   }
+  // OnRequestStart always comes first; be safe anyway.
+  SpanContextRecord ctx = found ? std::move(*found) : NewRoot();
   if (server) {
-    if (auto t = thread_server_.find(ThreadKey(conn.id.pid, record.request.tid));
+    if (auto t = thread_server_.find(ThreadKey(conn.id.pid, exchange.request.tid));
         t != thread_server_.end()) {
       auto& open = t->second;
       for (auto e = open.begin(); e != open.end(); ++e) {
@@ -306,7 +313,7 @@ void TraceStitcher::OnExchange(const ConnInfo& conn, http1::Role role, http1::Re
       }
       if (open.empty()) thread_server_.erase(t);
     }
-    if (auto tp = record.request.Header("traceparent")) {
+    if (auto tp = exchange.details->Traceparent()) {
       if (auto in = ParseTraceparent(*tp)) {
         auto r = received_.find(ReceivedKey(conn.id.pid, in->trace_id, in->parent_id));
         if (r != received_.end() && r->second.span_id == ctx.span_id) received_.erase(r);
@@ -338,7 +345,7 @@ void TraceStitcher::OnExchange(const ConnInfo& conn, http1::Role role, http1::Re
     return;
   }
   auto process = processes_->Get(static_cast<pid_t>(conn.id.pid));
-  emit_(BuildHttpSpan(conn, server, record, ctx, closing, *process, options_.span));
+  emit_(BuildSpan(conn, server, exchange, ctx, closing, *process, options_.span));
   ++stats_.spans;
 }
 

@@ -1,4 +1,4 @@
-// Decides the trace context of every HTTP span and emits the spans.
+// Decides the trace context of every exchange's span and emits the spans.
 //
 // The kernel's decision comes first: with propagation on, the kernel decides
 // the context of every request a selected process reads (HT_EV_SERVER_CTX)
@@ -36,9 +36,9 @@
 #include <unordered_map>
 
 #include "agent/connections/conn_tracker.h"
-#include "agent/protocols/http1/http_span_builder.h"
 #include "agent/process/process_registry.h"
 #include "agent/trace/sampler.h"
+#include "agent/trace/span_builder.h"
 #include "agent/trace/trace_context.h"
 
 namespace hoptrace {
@@ -100,9 +100,8 @@ class TraceStitcher : public ExchangeHandler {
                 IdGenerator ids = IdGenerator());
 
   void OnConnectionOpen(const ConnInfo& conn, uint32_t tid) override;
-  void OnRequestHead(const ConnInfo& conn, http1::Role role,
-                     const http1::Message& request) override;
-  void OnExchange(const ConnInfo& conn, http1::Role role, http1::Record record,
+  void OnRequestStart(const ConnInfo& conn, Role role, const RequestStart& request) override;
+  void OnExchange(const ConnInfo& conn, Role role, Exchange exchange,
                   const std::optional<Closing>& closing) override;
   void OnConnectionGone(const ConnInfo& conn) override;
   // A kernel decision; comes before the data event that completes its request.
@@ -144,8 +143,8 @@ class TraceStitcher : public ExchangeHandler {
   // thread and write on a worker). Bounded by max_outbound.
   std::unordered_map<ConnId, SpanContextRecord, ConnIdHash> bound_at_connect_;
 
-  SpanContextRecord ServerContext(const ConnInfo& conn, const http1::Message& req);
-  SpanContextRecord ClientContext(const ConnInfo& conn, const http1::Message& req);
+  SpanContextRecord ServerContext(const ConnInfo& conn, const RequestStart& req);
+  SpanContextRecord ClientContext(const ConnInfo& conn, const RequestStart& req);
   // The kernel's decision for the request whose first byte came with the
   // syscall entered at ts; older undecided ones of the connection are dropped.
   std::optional<KernelContext> TakeKernelContext(const ConnId& conn, bool server, uint64_t ts);
@@ -163,8 +162,16 @@ class TraceStitcher : public ExchangeHandler {
   Sampler sampler_;
   TraceStitcherStats stats_;
 
-  // Contexts of requests in flight, per connection, in request order.
-  std::unordered_map<ConnId, std::deque<SpanContextRecord>, ConnIdHash> pending_;
+  // Contexts of requests in flight, per connection, in request order, by
+  // exchange id (a multiplexed protocol's exchanges end in any order).
+  struct PendingExchange {
+    uint64_t exchange_id;
+    SpanContextRecord ctx;
+  };
+  // A parser drops requests past its pending limit without an exchange:
+  // their contexts go once a connection holds more than this.
+  static constexpr size_t kMaxPendingPerConnection = 256;
+  std::unordered_map<ConnId, std::deque<PendingExchange>, ConnIdHash> pending_;
   // (pid << 32 | tid) -> the SERVER spans that thread is serving (request
   // read, response not yet written), oldest first; at most kMaxThreadOpen.
   static constexpr size_t kMaxThreadOpen = 64;

@@ -8,7 +8,8 @@
 #include <sys/socket.h>
 
 #include "agent/hops/hop_joiner.h"
-#include "agent/protocols/http1/http_span_builder.h"
+#include "agent/protocols/http1/protocol.h"
+#include "agent/trace/span_builder.h"
 #include "agent/hops/network_attributes.h"
 #include "exporters/console/span_json.h"
 
@@ -28,7 +29,7 @@ ConnInfo Conn(int fd) {
   return c;
 }
 
-http1::Record Exchange() {
+http1::Record HttpRecord() {
   http1::Record r;
   r.request.method = "GET";
   r.request.target = "/api/v2/items?page=3";
@@ -70,12 +71,13 @@ void BM_BuildClientSpan(benchmark::State& state) {
   if (network) options.network = &facts;
   ProcessInfo process;
   process.resource = std::make_shared<Resource>();
-  const http1::Record record = Exchange();
   SpanContextRecord ctx;
   ctx.trace_id.bytes[15] = 1;
   ctx.span_id.bytes[7] = 2;
   for (auto _ : state) {
-    Span span = BuildHttpSpan(conn, /*server=*/false, record, ctx, std::nullopt, process, options);
+    // The record is copied into its exchange, as the stitcher moves it there.
+    const Exchange exchange = http1::ToExchange(HttpRecord());
+    Span span = BuildSpan(conn, /*server=*/false, exchange, ctx, std::nullopt, process, options);
     benchmark::DoNotOptimize(span);
   }
   state.SetLabel(network ? "with network facts" : "without");
@@ -94,7 +96,8 @@ void BM_JsonLine(benchmark::State& state) {
   SpanContextRecord ctx;
   ctx.trace_id.bytes[15] = 1;
   ctx.span_id.bytes[7] = 2;
-  const Span span = BuildHttpSpan(conn, false, Exchange(), ctx, std::nullopt, process, options);
+  const Span span =
+      BuildSpan(conn, false, http1::ToExchange(HttpRecord()), ctx, std::nullopt, process, options);
   for (auto _ : state) {
     std::string line = SpanToJsonLine(span);
     benchmark::DoNotOptimize(line);

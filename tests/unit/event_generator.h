@@ -40,6 +40,8 @@ class ConnGenerator {
   }
 
   void set_tid(uint32_t tid) { tid_ = tid; }
+  // What the open event says the kernel recognised (HTTP/1 by default).
+  void set_protocol(ht_protocol protocol) { protocol_ = protocol; }
   const ht_tuple& tuple() const { return tuple_; }
 
   std::vector<uint8_t> Open() const { return Conn(HT_EV_CONN_OPEN); }
@@ -79,6 +81,7 @@ class ConnGenerator {
     Header(&ev->hdr, type, clock_->now(), clock_->now());
     ev->tuple = tuple_;
     ev->role = role_;
+    ev->protocol = protocol_;
     return rec;
   }
 
@@ -86,6 +89,7 @@ class ConnGenerator {
   uint32_t pid_, tid_;
   int32_t fd_;
   ht_role role_;
+  ht_protocol protocol_ = HT_PROTO_HTTP1;
   uint64_t gen_;
   ht_tuple tuple_{};
 };

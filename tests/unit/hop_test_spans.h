@@ -1,4 +1,4 @@
-// Spans for the hop tests, built the way BuildHttpSpan fills them.
+// Spans for the hop tests, built the way BuildSpan fills HTTP spans.
 #pragma once
 
 #include <memory>

@@ -1,6 +1,6 @@
 // Network facts on spans without a kernel: net_probe records (built like
 // bpf/net_probe.bpf.c's) and socket_trace records go through EventReader ->
-// ConnTracker -> TraceStitcher -> BuildHttpSpan, and the span's network
+// ConnTracker -> TraceStitcher -> BuildSpan, and the span's network
 // attributes and events are checked value by value.
 #include "agent/hops/network_attributes.h"
 

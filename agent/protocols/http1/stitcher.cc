@@ -526,6 +526,7 @@ struct Stitcher::Impl {
 
   uint64_t PushRequest(Message&& request) {
     const uint64_t seq = next_seq++;
+    request.seq = seq;
     pending.push_back(Pending{seq, std::move(request)});
     listener->OnRequestHead(pending.back().request);
     while (pending.size() > limits.max_pending_requests) {

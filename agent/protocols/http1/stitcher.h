@@ -29,17 +29,12 @@
 #include <string_view>
 
 #include "agent/protocols/http1/types.h"
+#include "agent/protocols/protocol.h"
 
 namespace hoptrace::http1 {
 
-// Which way requests flow on this connection, from the traced process's view.
-enum class Role {
-  kUnknown,  // decided by the first message seen (request in -> server)
-  kServer,   // requests are read, responses written
-  kClient,   // requests are written, responses read
-};
-
-enum class Direction { kEgress, kIngress };
+using hoptrace::Direction;
+using hoptrace::Role;
 
 class Listener {
  public:

@@ -59,6 +59,7 @@ struct Message {
   uint64_t last_byte_ts_enter = 0;   // entry of the syscall with the last byte seen
   uint64_t last_byte_ts_exit = 0;    // exit of that syscall
   uint32_t tid = 0;                  // thread that moved the first byte
+  uint64_t seq = 0;  // requests: their number on the connection, from 1
 
   // First value of a kept header (name lower-case), or nullopt.
   std::optional<std::string_view> Header(std::string_view name) const;

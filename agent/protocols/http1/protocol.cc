@@ -1,14 +1,16 @@
-#include "agent/protocols/http1/http_span_builder.h"
-
-#include <time.h>
+#include "agent/protocols/http1/protocol.h"
 
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <deque>
 
-#include "agent/hops/network_attributes.h"
+#include "agent/protocols/http1/parse.h"
+#include "agent/protocols/http1/stitcher.h"
+#include "agent/trace/span.h"
+#include "agent/trace/span_builder.h"
 
-namespace hoptrace {
+namespace hoptrace::http1 {
 namespace {
 
 // semconv http.request.method: "known" methods are RFC 9110's plus PATCH.
@@ -78,44 +80,48 @@ std::string SpanNameFor(std::string_view method) {
   return IsKnownMethod(method) ? std::string(method) : "HTTP";
 }
 
-int64_t MonotonicToUnixOffsetNs() {
-  timespec mono{}, real{};
-  clock_gettime(CLOCK_MONOTONIC, &mono);
-  clock_gettime(CLOCK_REALTIME, &real);
-  auto ns = [](const timespec& t) { return int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec; };
-  return ns(real) - ns(mono);
+namespace {
+
+MessageTiming TimingOf(const Message& m) {
+  return MessageTiming{m.first_byte_ts_enter, m.first_byte_ts_exit, m.last_byte_ts_enter,
+                       m.last_byte_ts_exit, m.tid};
 }
 
-// HTTP semantic-convention attributes (up to ~14) plus network ones (~10).
-constexpr size_t kSpanAttributeReserve = 28;
-
-Span BuildHttpSpan(const ConnInfo& conn, bool server, const http1::Record& record,
-                   const SpanContextRecord& ctx, const std::optional<Closing>& closing,
-                   const ProcessInfo& process, const SpanBuildOptions& options) {
-  const http1::Message& req = record.request;
-  const http1::Message* resp = record.response ? &*record.response : nullptr;
-
-  Span span;
-  span.trace_id = ctx.trace_id;
-  span.span_id = ctx.span_id;
-  span.parent_span_id = ctx.parent_span_id;
-  span.flags = ctx.flags;
-  span.trace_state = ctx.tracestate;
-  span.kind = server ? SpanKind::kServer : SpanKind::kClient;
-  span.name = SpanNameFor(req.method);
-  span.resource = process.resource;
-
-  // A server's request has arrived when its read returns; a client's call
-  // starts when it begins to write. Both end when the last response byte
-  // has been written (server) or read (client).
-  uint64_t start = server ? req.first_byte_ts_exit : req.first_byte_ts_enter;
-  uint64_t end = resp ? resp->last_byte_ts_exit : req.last_byte_ts_exit;
-  if (record.outcome != http1::Record::Outcome::kComplete && closing) {
-    end = std::max(end, closing->ts_ns);
+Exchange::Outcome OutcomeOf(Record::Outcome outcome) {
+  switch (outcome) {
+    case Record::Outcome::kComplete: return Exchange::Outcome::kComplete;
+    case Record::Outcome::kResponseIncomplete: return Exchange::Outcome::kResponseIncomplete;
+    case Record::Outcome::kNoResponse: return Exchange::Outcome::kNoResponse;
   }
-  end = std::max(end, start);
-  span.start_unix_nano = static_cast<uint64_t>(static_cast<int64_t>(start) + options.monotonic_to_unix_ns);
-  span.end_unix_nano = static_cast<uint64_t>(static_cast<int64_t>(end) + options.monotonic_to_unix_ns);
+  return Exchange::Outcome::kComplete;
+}
+
+}  // namespace
+
+Exchange ToExchange(Record record) {
+  Exchange e;
+  e.exchange_id = record.request.seq;
+  e.request = TimingOf(record.request);
+  if (record.response) e.response = TimingOf(*record.response);
+  e.outcome = OutcomeOf(record.outcome);
+  e.details = std::make_unique<HttpExchangeDetails>(std::move(record));
+  return e;
+}
+
+std::string HttpExchangeDetails::SpanName() const { return SpanNameFor(record_.request.method); }
+
+std::optional<std::string_view> HttpExchangeDetails::Traceparent() const {
+  return record_.request.Header("traceparent");
+}
+
+std::optional<std::string_view> HttpExchangeDetails::Tracestate() const {
+  return record_.request.Header("tracestate");
+}
+
+void HttpExchangeDetails::AddAttributes(const ConnInfo& conn, bool server,
+                                        const SpanBuildOptions& options, Span* span) const {
+  const Message& req = record_.request;
+  const Message* resp = record_.response ? &*record_.response : nullptr;
 
   // Target split into path and query (RFC 9112 3.2: origin-form is
   // absolute-path [ "?" query ]; absolute-form is used towards proxies).
@@ -127,10 +133,7 @@ Span BuildHttpSpan(const ConnInfo& conn, bool server, const http1::Record& recor
   }
   std::string shown_query = options.redact_query ? RedactQuery(query) : std::string(query);
 
-  auto& a = span.attributes;
-  // Room for the HTTP and network attributes of a span at once: growing the
-  // vector one attribute at a time was a fifth of the agent's CPU.
-  a.reserve(kSpanAttributeReserve);
+  auto& a = span->attributes;
   if (IsKnownMethod(req.method)) {
     AddAttribute(a, "http.request.method", req.method);
   } else {
@@ -175,15 +178,6 @@ Span BuildHttpSpan(const ConnInfo& conn, bool server, const http1::Record& recor
       AddAttribute(a, "server.port", int64_t{conn.remote_port});
     }
   }
-  if (!remote.empty()) {
-    AddAttribute(a, "network.peer.address", remote);
-    AddAttribute(a, "network.peer.port", int64_t{conn.remote_port});
-  }
-  if (!local.empty()) {
-    AddAttribute(a, "network.local.address", local);
-    AddAttribute(a, "network.local.port", int64_t{conn.local_port});
-  }
-  AddAttribute(a, "network.transport", std::string("tcp"));
   AddAttribute(a, "network.protocol.name", std::string("http"));
   AddAttribute(a, "network.protocol.version", std::string(ProtocolVersion(req)));
   if (auto ua = req.Header("user-agent")) AddAttribute(a, "user_agent.original", std::string(*ua));
@@ -195,28 +189,78 @@ Span BuildHttpSpan(const ConnInfo& conn, bool server, const http1::Record& recor
   if (req.head_truncated || (resp && resp->head_truncated)) {
     AddAttribute(a, "hoptrace.http.head_truncated", true);
   }
-
-  // Status (semconv http spans): server spans are errors for 5xx only,
-  // client spans for 4xx and 5xx; with no response, the error is why.
-  std::string error_type;
-  if (record.outcome == http1::Record::Outcome::kNoResponse) {
-    error_type = closing && closing->reason == CloseReason::kProcessExit ? "process_exit"
-                                                                          : "no_response";
-    span.status_message = closing ? "connection ended before a response (" +
-                                        std::string(CloseReasonName(closing->reason)) + ")"
-                                  : "connection ended before a response";
-  } else if (record.outcome == http1::Record::Outcome::kResponseIncomplete) {
-    error_type = "response_incomplete";
-    span.status_message = "connection ended before the response was complete";
-  } else if (resp && (resp->status_code >= 500 || (!server && resp->status_code >= 400))) {
-    error_type = std::to_string(resp->status_code);
-  }
-  if (!error_type.empty()) {
-    span.status = StatusCode::kError;
-    AddAttribute(a, "error.type", error_type);
-  }
-  if (options.network) AddNetworkAttributes(conn, server, options, &span);
-  return span;
 }
 
-}  // namespace hoptrace
+// Status (semconv http spans): server spans are errors for 5xx only, client
+// spans for 4xx and 5xx.
+void HttpExchangeDetails::SetStatus(bool server, Span* span) const {
+  if (!record_.response) return;
+  const int code = record_.response->status_code;
+  if (code >= 500 || (!server && code >= 400)) {
+    span->status = StatusCode::kError;
+    AddAttribute(span->attributes, "error.type", std::to_string(code));
+  }
+}
+
+namespace {
+
+// A request or a response head: either side may speak first in what the
+// kernel shows (a connection followed from its middle).
+bool LooksLikeHttp1Start(std::string_view bytes) {
+  return LooksLikeStart(MessageType::kRequest, bytes) ||
+         LooksLikeStart(MessageType::kResponse, bytes);
+}
+
+// The stitcher as a ProtocolParser: its requests and records become
+// RequestStarts and Exchanges, numbered by the stitcher's request order.
+class Parser final : public ProtocolParser, Listener {
+ public:
+  Parser(Role role, ExchangeSink* sink, const ParserLimits& limits)
+      : sink_(sink), stitcher_(role, this, StitcherLimits{limits.max_buffered_bytes,
+                                                           limits.max_pending_requests}) {}
+
+  void OnData(Direction dir, std::string_view captured, uint64_t total_bytes, uint64_t ts_enter,
+              uint64_t ts_exit, uint32_t tid) override {
+    stitcher_.OnData(dir, captured, total_bytes, ts_enter, ts_exit, tid);
+  }
+  void OnClose(uint64_t ts) override { stitcher_.OnClose(ts); }
+  Role role() const override { return stitcher_.role(); }
+  size_t pending_requests() const override { return stitcher_.pending_requests(); }
+  const ParserStats& stats() const override {
+    const StitcherStats& s = stitcher_.stats();
+    stats_.records = s.records;
+    stats_.orphan_responses = s.orphan_responses;
+    stats_.invalid_bytes = s.invalid_bytes;
+    stats_.resyncs = s.resyncs;
+    stats_.pending_overflow = s.pending_overflow;
+    return stats_;
+  }
+
+ private:
+  void OnRequestHead(const Message& request) override {
+    RequestStart start;
+    start.exchange_id = request.seq;
+    start.timing = MessageTiming{request.first_byte_ts_enter, request.first_byte_ts_exit,
+                                 request.last_byte_ts_enter, request.last_byte_ts_exit,
+                                 request.tid};
+    start.traceparent = request.Header("traceparent");
+    start.tracestate = request.Header("tracestate");
+    sink_->OnRequestStart(start);
+  }
+  void OnRecord(Record record) override { sink_->OnExchange(ToExchange(std::move(record))); }
+
+  ExchangeSink* sink_;
+  Stitcher stitcher_;
+  mutable ParserStats stats_;
+};
+
+std::unique_ptr<ProtocolParser> NewParser(Role role, ExchangeSink* sink,
+                                          const ParserLimits& limits) {
+  return std::make_unique<Parser>(role, sink, limits);
+}
+
+}  // namespace
+
+const Protocol kProtocol{"http1", HT_PROTO_HTTP1, LooksLikeHttp1Start, NewParser};
+
+}  // namespace hoptrace::http1

@@ -1,0 +1,43 @@
+// Turns one exchange of any protocol into a span: the trace stage's half
+// (ids, kind, times, resource, the connection's network attributes, the
+// error of an exchange that never got its response) around the protocol's
+// half (ExchangeDetails: name, protocol attributes, status).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "agent/connections/connection.h"
+#include "agent/process/process_registry.h"
+#include "agent/protocols/protocol.h"
+#include "agent/trace/span.h"
+
+namespace hoptrace {
+
+class NetworkFacts;
+
+// The ids decided for a span when its request was seen.
+struct SpanContextRecord {
+  TraceId trace_id;
+  SpanId span_id;
+  SpanId parent_span_id;
+  uint8_t flags = 0;
+  std::string tracestate;
+};
+
+struct SpanBuildOptions {
+  bool redact_query = true;
+  // Unix time minus CLOCK_MONOTONIC, in ns: kernel timestamps are monotonic.
+  int64_t monotonic_to_unix_ns = 0;
+  // TCP facts of connections (network probes); null: none are added.
+  NetworkFacts* network = nullptr;
+};
+
+Span BuildSpan(const ConnInfo& conn, bool server, const Exchange& exchange,
+               const SpanContextRecord& ctx, const std::optional<Closing>& closing,
+               const ProcessInfo& process, const SpanBuildOptions& options);
+
+int64_t MonotonicToUnixOffsetNs();
+
+}  // namespace hoptrace
