@@ -181,7 +181,9 @@ static __always_inline __u32 ht_shed_keep(void)
 	__u32 zero = 0;
 	struct ht_shed *cfg = bpf_map_lookup_elem(&ht_shed_config, &zero);
 
-	return cfg && cfg->keep_per_1024 < HT_SHED_KEEP_ALL ? cfg->keep_per_1024 : HT_SHED_KEEP_ALL;
+	if (!cfg || cfg->shed_per_1024 == 0)
+		return HT_SHED_KEEP_ALL;
+	return cfg->shed_per_1024 >= HT_SHED_KEEP_ALL ? 0 : HT_SHED_KEEP_ALL - cfg->shed_per_1024;
 }
 
 static __always_inline bool ht_pid_selected(__u32 tgid)

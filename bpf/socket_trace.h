@@ -79,15 +79,15 @@ enum ht_counter {
 };
 
 /* Overload shedding: the agent writes ht_shed_config[0] (struct ht_shed) when
- * it falls behind. While keep_per_1024 < HT_SHED_KEEP_ALL, a connection that
- * starts a followed protocol is kept with that probability, decided once, at
+ * it falls behind. While shed_per_1024 > 0, a connection that starts a
+ * followed protocol is shed with that probability (in 1/1024), decided once, at
  * its first bytes, before any of it is captured: whole connections are shed,
  * never parts of a stream. A client connection follows the decision of the
  * server connection its thread last read a request from, so that a request
  * kept is kept with the calls it makes (thread-per-request servers). */
 #define HT_SHED_KEEP_ALL 1024
 struct ht_shed {
-	__u32 keep_per_1024; /* HT_SHED_KEEP_ALL: shed nothing */
+	__u32 shed_per_1024; /* 0 (the map's initial value): shed nothing */
 	__u32 _pad;
 };
 

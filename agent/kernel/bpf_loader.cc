@@ -218,7 +218,7 @@ KernelCounters BpfLoader::ReadCounters() const {
 bool BpfLoader::SetKeepRatio(uint32_t keep_per_1024) {
   const uint32_t zero = 0;
   ht_shed cfg{};
-  cfg.keep_per_1024 = std::min<uint32_t>(keep_per_1024, HT_SHED_KEEP_ALL);
+  cfg.shed_per_1024 = HT_SHED_KEEP_ALL - std::min<uint32_t>(keep_per_1024, HT_SHED_KEEP_ALL);
   return bpf_map__update_elem(skel_->maps.ht_shed_config, &zero, sizeof(zero), &cfg,
                               sizeof(cfg), BPF_ANY) == 0;
 }

@@ -20,7 +20,10 @@
 #   small   private nginx (daemon off, master_process on, 1 worker,
 #           access_log off, sendfile off) serving a 100-byte static file
 #   4k      the same nginx, a 4096-byte static file
+#   proxy   the same nginx as a reverse proxy (keep-alive upstream) to a second
+#           server of its own serving the 100-byte file: 3 spans per request
 #   python  tests/integration/services/http_service.py (stdlib, threaded)
+#   node    the smallest Node `http` server (node on PATH)
 #
 # nginx's workers exist before the agent starts, and `--pid MASTER` only
 # covers children forked after the agent attached: by default the agent gets
@@ -154,7 +157,8 @@ if [ "$AGENT_OUTPUT" = otlp ]; then
 fi
 IFS=, read -r -a TARGET_LIST <<<"$TARGETS"
 for t in "${TARGET_LIST[@]}"; do
-  case "$t" in small|4k|python) ;; *) die "unknown target '$t' (small, 4k, python)" ;; esac
+  case "$t" in small|4k|proxy|python|node) ;;
+    *) die "unknown target '$t' (small, 4k, proxy, python, node)" ;; esac
 done
 
 HZ=$(getconf CLK_TCK)
@@ -171,7 +175,7 @@ cp "$AGENT_SRC" "$AGENT"
 AGENT_ID="$("$AGENT" --version 2>/dev/null | head -1), sha256 $(sha256sum "$AGENT" | cut -c1-12), built $(date -r "$AGENT_SRC" '+%F %T')"
 GIT_ID=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo "?")
 
-NGINX_PID="" PY_PID="" AGENT_PID="" WRK_PID="" STATS_PID="" SINK_PID=""
+NGINX_PID="" PY_PID="" NODE_PID="" AGENT_PID="" WRK_PID="" STATS_PID="" SINK_PID=""
 OUR_PROG_IDS=""  # every BPF program id our agents held (checked gone at the end)
 
 # Stops one process we started, by pid: polite signal, then KILL.
@@ -201,6 +205,7 @@ cleanup() {
   fi
   stop_pid "$AGENT_PID" INT 20
   stop_pid "$PY_PID" TERM 5
+  stop_pid "$NODE_PID" TERM 5
   stop_pid "$NGINX_PID" QUIT 10  # graceful: master stops its workers
   stop_pid "$STATS_PID" TERM 5
   stop_pid "$SINK_PID" TERM 10
@@ -305,6 +310,7 @@ start_nginx() {
   python3 -c 'import sys; open(sys.argv[1], "w").write("x" * 99 + "\n")' "$dir/www/small.txt"
   python3 -c 'import sys; open(sys.argv[1], "w").write("y" * 4095 + "\n")' "$dir/www/4k.txt"
   NGINX_PORT=$(free_port)
+  NGINX_BACKEND_PORT=$(free_port)
   cat >"$dir/nginx.conf" <<EOF
 daemon off;
 master_process on;
@@ -324,8 +330,24 @@ http {
   uwsgi_temp_path $dir/tmp/uwsgi;
   scgi_temp_path $dir/tmp/scgi;
   default_type text/plain;
+  # proxy target: /proxy/ goes through a keep-alive upstream to a second
+  # server of the same nginx (the backend costs as little as a server can).
+  upstream backend {
+    server 127.0.0.1:$NGINX_BACKEND_PORT;
+    keepalive 16;
+  }
   server {
     listen 127.0.0.1:$NGINX_PORT;
+    root $dir/www;
+    location / { }
+    location /proxy/ {
+      proxy_pass http://backend/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+  server {
+    listen 127.0.0.1:$NGINX_BACKEND_PORT;
     root $dir/www;
     location / { }
   }
@@ -349,6 +371,22 @@ start_python() {
   wait_http "http://127.0.0.1:$PY_PORT/" 15 "$PY_PID" ||
     die "python service did not come up: $(tail -n 5 "$TMP/python.log")"
   log "python service $PY_PID on 127.0.0.1:$PY_PORT"
+}
+
+# The smallest Node http server: the runtime's own cost per request.
+start_node() {
+  NODE_PORT=$(free_port)
+  node -e '
+const http = require("http");
+http.createServer((req, res) => {
+  res.writeHead(200, {"Content-Type": "text/plain", "Content-Length": "3"});
+  res.end("ok\n");
+}).listen(+process.argv[1], "127.0.0.1", () => console.log("listening"));' "$NODE_PORT" \
+    >"$TMP/node.log" 2>&1 &
+  NODE_PID=$!
+  wait_http "http://127.0.0.1:$NODE_PORT/" 15 "$NODE_PID" ||
+    die "node service did not come up: $(tail -n 5 "$TMP/node.log")"
+  log "node service $NODE_PID on 127.0.0.1:$NODE_PORT ($(node --version))"
 }
 
 # One OTLP sink for the whole run (gRPC and HTTP ports both open); its counts
@@ -589,7 +627,9 @@ run_target() {  # target
   case "$target" in
     small) url="http://127.0.0.1:$NGINX_PORT/small.txt"; spid=$NGINX_PID ;;
     4k) url="http://127.0.0.1:$NGINX_PORT/4k.txt"; spid=$NGINX_PID ;;
+    proxy) url="http://127.0.0.1:$NGINX_PORT/proxy/small.txt"; spid=$NGINX_PID ;;
     python) url="http://127.0.0.1:$PY_PORT/"; spid=$PY_PID ;;
+    node) url="http://127.0.0.1:$NODE_PORT/"; spid=$NODE_PID ;;
   esac
   if [ "$WARMUP" -gt 0 ]; then
     log "$target warm-up: ${WARMUP}s"
@@ -627,13 +667,14 @@ signal.pause()' >"$TMP/bpfstats.log" 2>&1 &
   log "BPF run-time stats enabled (pid $STATS_PID)"
 fi
 
-need_nginx=0 need_py=0
+need_nginx=0 need_py=0 need_node=0
 for t in "${TARGET_LIST[@]}"; do
-  case "$t" in small|4k) need_nginx=1 ;; python) need_py=1 ;; esac
+  case "$t" in small|4k|proxy) need_nginx=1 ;; python) need_py=1 ;; node) need_node=1 ;; esac
 done
 [ "$AGENT_OUTPUT" = otlp ] && start_sink
 [ "$need_nginx" = 1 ] && start_nginx
 [ "$need_py" = 1 ] && start_python
+[ "$need_node" = 1 ] && start_node
 
 for t in "${TARGET_LIST[@]}"; do run_target "$t"; done
 

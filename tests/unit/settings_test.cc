@@ -88,6 +88,7 @@ output_file: /tmp/x.jsonl
 capture:
   payload_bytes: 2048
   redact_query: false
+  shed_under_load: false
 metrics:
   address: 127.0.0.1:9464
 log_level: debug
@@ -101,6 +102,7 @@ log_level: debug
   EXPECT_EQ(r.output_file, "/tmp/x.jsonl");
   EXPECT_EQ(r.payload_bytes, 2048u);
   EXPECT_FALSE(r.redact_query);
+  EXPECT_FALSE(r.shed);
   EXPECT_EQ(r.metrics_address, "127.0.0.1:9464");
   EXPECT_EQ(r.log_level, "debug");
 }
