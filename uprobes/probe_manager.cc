@@ -33,6 +33,13 @@ uint32_t ProbeManager::FunctionId(const ProcessProbe& p) {
   return id;
 }
 
+bool ProbeManager::NamesLibraries() const {
+  for (const ProbeSpec& s : resolver_.specs()) {
+    if (s.program.find(".so") != std::string::npos) return true;
+  }
+  return false;
+}
+
 const FunctionInfo* ProbeManager::Function(uint32_t id) const {
   return id >= 1 && id <= functions_.size() ? &functions_[id - 1] : nullptr;
 }

@@ -58,6 +58,9 @@ class ProbeManager {
 
   // Does a spec name this process (its program or a file it maps)?
   bool Wants(pid_t pid, const ProcessNames& names) const { return resolver_.Wants(pid, names); }
+  // Does a spec name a shared library ("libshop.so*")? Then every traced
+  // process is followed (OnProcess), in case it loads it later.
+  bool NamesLibraries() const;
   // Resolves and attaches what is new in the process. Returns the probes
   // that matched there (also the ones attached before).
   ResolveResult OnProcess(pid_t pid, const ProcessNames& names);

@@ -220,7 +220,7 @@ class Dispatcher : public EventHandler {
     if (!probes_ || probes_->Knows(pid)) return;
     auto info = processes_->Get(pid);
     const uprobes::ProcessNames names = NamesOf(*info);
-    if (probes_->Wants(pid, names)) probes_->OnProcess(pid, names);
+    if (probes_->Wants(pid, names) || probes_->NamesLibraries()) probes_->OnProcess(pid, names);
   }
 
   void OnConnOpen(const ConnEvent& ev) override { tracker_->OnConnOpen(ev); }

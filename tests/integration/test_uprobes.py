@@ -295,6 +295,32 @@ def test_exit_while_a_call_is_open_leaves_nothing(topo, agent_factory):
     assert topo.curl(ns, "http://127.0.0.1:9092/order") == "200"  # unharmed
 
 
+def test_library_loaded_later_is_probed(tmp_path, agent_factory):
+    """dlopen after the agent attached: the library's function is found by
+    the rescan of the process's maps and its calls become spans."""
+    exe, lib = os.environ["DLOPEN_BIN"], os.environ["DLOPEN_LIB"]
+    p = subprocess.Popen([exe, "late", lib], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        agent = agent_factory("--pid", str(p.pid), "--probe", "libgreet.so:greet")
+        assert "probe libgreet.so:greet matches no function" in agent.log_text()
+        p.stdin.write(b"load\n")
+        p.stdin.flush()
+        assert p.stdout.readline().strip() == b"loaded"
+        wait_attached(agent, p.pid, "libgreet.so")
+        p.stdin.write(b"call\n")
+        p.stdin.flush()
+        assert p.stdout.readline().strip() == b"called"
+        spans = agent.wait_spans(lambda s: len(named(s, "greet")) >= 1)
+        [greet] = named(spans, "greet")
+        assert greet["kind"] == "INTERNAL"
+        assert greet["parent_span_id"] == ""  # no request around it: a trace of its own
+        assert attr(greet, "hoptrace.code.file").endswith("libgreet.so")
+        assert dur(greet) > 100_000
+    finally:
+        p.stdin.close()
+        p.wait(timeout=10)
+
+
 def test_check_lists_what_a_probe_matches(topo):
     ns = topo.ns("shopc")
     backend(topo, ns, 9091)
