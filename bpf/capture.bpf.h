@@ -150,9 +150,9 @@ static __always_inline __u64 ht_first_buf(const struct ht_io_args *a, __u64 *fir
 	return iov.base;
 }
 
-/* Under overload (ht_shed_keep() < HT_SHED_KEEP_ALL): whether to shed a
- * connection that starts a followed protocol. A client connection follows its
- * thread's current request; anything else is a coin weighted by the ratio. */
+/* Under overload (keep < HT_SHED_KEEP_ALL): whether to shed a request (or a
+ * connection). A client request follows its thread's current server request;
+ * anything else is a coin weighted by the ratio. */
 static __always_inline bool ht_shed_this(const struct ht_conn_info *info, __u32 keep)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -166,19 +166,55 @@ static __always_inline bool ht_shed_this(const struct ht_conn_info *info, __u32 
 	return (bpf_get_prandom_u32() % HT_SHED_KEEP_ALL) >= keep;
 }
 
-/* While shedding, a thread reading a request on a server connection is
- * serving a kept (or a shed) request from now on. */
-static __always_inline void ht_shed_note_thread(const struct ht_conn_info *info, __u8 direction)
+/* A thread that reads a request on a server connection serves a kept (1) or
+ * a shed (2) request from now on. */
+static __always_inline void ht_shed_note_thread(const struct ht_conn_info *info, bool shed)
 {
-	__u64 pid_tgid;
-	__u8 state;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u8 state = shed ? 2 : 1;
 
-	if (info->role != HT_ROLE_SERVER || direction != HT_DIR_INGRESS ||
-	    ht_shed_keep() == HT_SHED_KEEP_ALL)
-		return;
-	pid_tgid = bpf_get_current_pid_tgid();
-	state = info->proto == HT_PROTO_SHED ? 2 : 1;
-	bpf_map_update_elem(&ht_thread_shed, &pid_tgid, &state, BPF_ANY);
+	if (info->role != HT_ROLE_CLIENT)
+		bpf_map_update_elem(&ht_thread_shed, &pid_tgid, &state, BPF_ANY);
+}
+
+/* HTTP/1: whether this syscall's bytes belong to a shed request (or its
+ * response). Decided at each syscall that starts a request in the request
+ * direction (a server reads requests, a client writes them); everything until
+ * the next such syscall follows that decision. Costs one array lookup while
+ * nothing is shed. */
+static __always_inline bool ht_shed_request(struct ht_conn_info *info, const struct ht_io_args *a,
+					    __s64 ret)
+{
+	__u32 keep = ht_shed_keep();
+	__u8 head[4] = {};
+	__u64 first_len = 0;
+	__u64 buf;
+	__u32 n = sizeof(head);
+	bool request_dir;
+
+	if (keep == HT_SHED_KEEP_ALL && !info->shed)
+		return false;
+	request_dir = info->role == HT_ROLE_CLIENT ? a->direction == HT_DIR_EGRESS
+						   : a->direction == HT_DIR_INGRESS;
+	if (!request_dir)
+		return info->shed;
+	buf = ht_first_buf(a, &first_len);
+	if ((__u64)ret < n)
+		n = (__u32)ret;
+	if (first_len < n)
+		n = (__u32)first_len;
+	if (!buf || n == 0 || bpf_probe_read_user(head, sizeof(head), (const void *)buf))
+		return info->shed;
+	/* A request starts with a method; "HTTP" would start a response. */
+	if (!ht_looks_like_http(head, n) ||
+	    (head[0] == 'H' && head[1] == 'T' && head[2] == 'T' && head[3] == 'P'))
+		return info->shed;
+	info->shed = keep < HT_SHED_KEEP_ALL && ht_shed_this(info, keep);
+	if (info->shed)
+		ht_count(HT_CNT_SHED);
+	if (keep < HT_SHED_KEEP_ALL)
+		ht_shed_note_thread(info, info->shed);
+	return info->shed;
 }
 
 /* Decides, from the first bytes ever moved on the socket, whether to follow it. */
@@ -204,13 +240,14 @@ static __always_inline bool ht_classify(struct ht_conn_info *info, const struct 
 	    bpf_probe_read_user(head, 1, (const void *)buf))
 		return false;
 	info->proto = ht_looks_like_http(head, n) ? HT_PROTO_HTTP1 : HT_PROTO_OTHER;
-	if (info->proto != HT_PROTO_OTHER) {
+	/* HTTP/1 is shed request by request (ht_shed_request); other protocols
+	 * whole, here. */
+	if (info->proto != HT_PROTO_OTHER && info->proto != HT_PROTO_HTTP1) {
 		__u32 keep = ht_shed_keep();
 
 		if (keep < HT_SHED_KEEP_ALL && ht_shed_this(info, keep)) {
 			info->proto = HT_PROTO_SHED;
-			ht_count(HT_CNT_SHED_CONNS);
-			ht_shed_note_thread(info, a->direction);
+			ht_count(HT_CNT_SHED);
 		}
 	}
 	return !ht_proto_ignored(info->proto);
@@ -284,10 +321,8 @@ static __always_inline int ht_io_enter(__s32 fd, __u64 arg, __u32 iovcnt, __u8 k
 
 	if (!info || info->proto == HT_PROTO_OTHER)
 		return 0;
-	if (info->proto == HT_PROTO_SHED) {
-		ht_shed_note_thread(info, direction);
+	if (info->proto == HT_PROTO_SHED)
 		return 0;
-	}
 	a.ts_enter = bpf_ktime_get_ns();
 	a.arg = arg;
 	a.iovcnt = iovcnt;
@@ -329,7 +364,8 @@ static __always_inline int ht_io_exit(__s64 ret)
 	info = bpf_map_lookup_elem(&ht_conns, &key);
 	if (!info || !ht_classify(info, &args, ret))
 		return 0;
-	ht_shed_note_thread(info, args.direction);
+	if (info->proto == HT_PROTO_HTTP1 && ht_shed_request(info, &args, ret))
+		return 0;
 	now = bpf_ktime_get_ns();
 	if (!info->reported) {
 		info->reported = 1;

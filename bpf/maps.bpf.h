@@ -20,7 +20,8 @@ struct ht_conn_info {
 	__u32 role;     /* enum ht_role */
 	__u8 proto;     /* enum ht_protocol */
 	__u8 reported;  /* HT_EV_CONN_OPEN sent */
-	__u16 _pad;
+	__u8 shed;      /* HTTP/1: the current request is shed (struct ht_shed) */
+	__u8 _pad;
 };
 
 enum ht_io_kind {

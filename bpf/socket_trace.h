@@ -74,17 +74,20 @@ enum ht_counter {
 	HT_CNT_CONN_MAP_FULL = 1, /* could not insert a connection */
 	HT_CNT_DATA_EVENTS = 2,
 	HT_CNT_TRUNCATED = 3, /* syscalls whose payload was longer than captured */
-	HT_CNT_SHED_CONNS = 4, /* connections not followed: the agent was overloaded */
+	HT_CNT_SHED = 4, /* requests (HTTP/1) or connections (other protocols) not
+			  * followed: the agent was overloaded */
 	HT_CNT_MAX = 5,
 };
 
 /* Overload shedding: the agent writes ht_shed_config[0] (struct ht_shed) when
- * it falls behind. While shed_per_1024 > 0, a connection that starts a
- * followed protocol is shed with that probability (in 1/1024), decided once, at
- * its first bytes, before any of it is captured: whole connections are shed,
- * never parts of a stream. A client connection follows the decision of the
- * server connection its thread last read a request from, so that a request
- * kept is kept with the calls it makes (thread-per-request servers). */
+ * it falls behind. While shed_per_1024 > 0, each HTTP/1 request is shed with
+ * that probability (in 1/1024), decided at the syscall that starts it, before
+ * any of it is captured: nothing of a shed request or of its response is
+ * reported, so the agent sees whole exchanges and never a cut stream. A
+ * connection of another protocol is decided once, at its first bytes. A
+ * client request follows the decision for the request its thread last read
+ * (server side), so that a request kept is kept with the calls it makes
+ * (thread-per-request servers). */
 #define HT_SHED_KEEP_ALL 1024
 struct ht_shed {
 	__u32 shed_per_1024; /* 0 (the map's initial value): shed nothing */

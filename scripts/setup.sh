@@ -30,6 +30,10 @@ PACKAGES=(
 )
 TEST_PACKAGES=(
   python3-pytest python3-aiohttp wrk nginx-light util-linux  # aiohttp: the W3C suite harness
+  # Kubernetes tests: a real API server over etcd (certificates made by openssl), the chart's
+  # rendered objects checked against the API's schemas; helm and kube-apiserver themselves
+  # are built from the Go module proxy by scripts/k8s_tools.sh.
+  etcd-server openssl python3-yaml python3-jsonschema
 )
 [ "$tests" = 1 ] && PACKAGES+=("${TEST_PACKAGES[@]}")
 
@@ -59,9 +63,15 @@ install_node_modules() {
   fi
 }
 
+install_k8s_tools() {
+  [ "$tests" = 1 ] || return 0
+  ./scripts/k8s_tools.sh
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "setup: all ${#PACKAGES[@]} packages present"
   install_node_modules
+  install_k8s_tools
   exit 0
 fi
 
@@ -83,4 +93,5 @@ fi
 trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 install_node_modules
+install_k8s_tools
 echo "setup: done"

@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <memory>
+#include <thread>
 #include <optional>
 
 #include <spdlog/spdlog.h>
@@ -23,6 +25,9 @@
 #include "agent/hops/hop_table.h"
 #include "agent/hops/hops_api.h"
 #include "agent/hops/network_attributes.h"
+#include "agent/k8s/pod_cache.h"
+#include "agent/k8s/pod_process_scanner.h"
+#include "agent/k8s/pod_watcher.h"
 #include "agent/process/process_registry.h"
 #include "agent/process/process_tree.h"
 #include "agent/export/span_pipeline.h"
@@ -324,6 +329,25 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
 
   ProcessRegistry processes(HostName());
   processes.SetExtraAttributes(ResourceAttributesFrom(settings));
+  // Kubernetes: the pods of this node, watched on a thread of their own.
+  std::string k8s_error, k8s_warning;
+  const auto k8s = settings.Kubernetes(&k8s_error, &k8s_warning);
+  if (!k8s_error.empty()) throw StartupError(k8s_error);
+  if (!k8s_warning.empty()) spdlog::warn("{}", k8s_warning);
+  if (run.discovery.enabled() && !k8s) {
+    throw StartupError("discovery selects pods, but there is no Kubernetes API: set "
+                       "kubernetes.api_server or run in a pod with NODE_NAME");
+  }
+  PodCache pods(k8s ? run.kubernetes.max_pods : 1);
+  std::unique_ptr<PodWatcher> pod_watcher;
+  if (k8s) {
+    PodWatcherOptions wo;
+    wo.node_name = k8s->node_name;
+    pod_watcher = std::make_unique<PodWatcher>(KubeClient(k8s->endpoint), &pods, wo);
+    pod_watcher->Start();
+    processes.SetPods(&pods);
+    spdlog::info("k8s: watching the pods of node {} at {}", k8s->node_name, k8s->endpoint.server);
+  }
   Sinks sinks;
   try {
     sinks = MakeSinks(settings);
@@ -374,10 +398,23 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     lo.exec_names = exe_names;
     for (pid_t pid : ScanProcesses(processes, exe_names)) lo.pids.push_back(pid);
   }
+  std::unique_ptr<PodProcessScanner> pod_scanner;
+  if (run.discovery.enabled()) {
+    // The first scan selects the pods' processes that run already: wait a
+    // little for the first list, without making the agent's start depend
+    // on the API server (later scans catch up).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!pods.synced() && std::chrono::steady_clock::now() < deadline && !stop->load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    pod_scanner = std::make_unique<PodProcessScanner>(&pods, run.discovery, getpid());
+    for (pid_t pid : pod_scanner->Scan()) lo.pids.push_back(pid);
+  }
   // Workers forked before we started are selected with their parent.
   if (!lo.pids.empty()) lo.pids = WithDescendants(lo.pids);
-  if (!lo.trace_all && lo.pids.empty() && lo.ports.empty() && exe_names.empty()) {
-    throw StartupError("nothing selected: pass --pid, --exe, --port or --all");
+  if (!lo.trace_all && lo.pids.empty() && lo.ports.empty() && exe_names.empty() &&
+      !pod_scanner) {
+    throw StartupError("nothing selected: pass --pid, --exe, --port, --all or a discovery section");
   }
   // Propagation changes bytes on the wire: only with a cgroup named, never
   // with --no-propagation. It is optional: where this kernel cannot do it,
@@ -488,6 +525,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   }
 
   SelfMetrics metrics;
+  std::atomic<uint64_t> last_loop_ns{MonotonicNowNs()};  // for /healthz
   ShedController shed;
   // Test hook: a fixed keep ratio (1/1024) instead of the controller's, so
   // that tests can check what the kernel sheds without overloading the box.
@@ -509,7 +547,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     if (net_probe) m.kernel_events_lost += net_probe->ReadCounters().ringbuf_drops;
     if (uprobe_loader) m.kernel_events_lost += uprobe_loader->ReadCounters().ringbuf_drops;
     m.kernel_payload_truncated = k.truncated;
-    m.connections_shed = k.shed_connections;
+    m.shed = k.shed;
     m.shed_keep_per_1024 = fixed_keep ? *fixed_keep : shed.keep();
     m.events_malformed = reader.stats().malformed;
     m.connections_tracked = tracker.tracked_connections();
@@ -524,6 +562,18 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     m.export_queued = p.queued;
     m.export_queue_capacity = p.max_queue;
     if (otlp != nullptr) m.exporters.push_back(CountersOf(otlp->stats()));
+    if (pod_watcher) {
+      const PodWatcherStats& w = pod_watcher->stats();
+      m.k8s = true;
+      m.k8s_pods = pods.size();
+      m.k8s_pods_dropped = pods.dropped();
+      m.k8s_lists = w.lists;
+      m.k8s_watches = w.watches;
+      m.k8s_relists_gone = w.relists_gone;
+      m.k8s_api_errors = w.errors;
+      m.k8s_watch_events = w.events;
+      m.k8s_pods_selected = pod_scanner ? pod_scanner->selected() : 0;
+    }
     metrics.Publish(std::move(m));
   };
   publish();
@@ -536,6 +586,31 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
       throw StartupError(e.what());
     }
     RegisterHopRoutes(metrics_server.get(), &hop_table, MonotonicNowNs);
+    // Probes for a kubelet: alive while the event loop turns; ready once the
+    // programs are loaded and, in Kubernetes, the first pod list is in.
+    metrics_server->Route("/healthz", [&last_loop_ns](std::string_view) {
+      const uint64_t age = MonotonicNowNs() - last_loop_ns.load(std::memory_order_relaxed);
+      MetricsServer::Reply r;
+      r.content_type = "text/plain";
+      if (age > 10'000'000'000ULL) {
+        r.status = 503;
+        r.body = "event loop stalled\n";
+      } else {
+        r.body = "ok\n";
+      }
+      return r;
+    });
+    metrics_server->Route("/readyz", [&pods, k8s_on = k8s.has_value()](std::string_view) {
+      MetricsServer::Reply r;
+      r.content_type = "text/plain";
+      if (k8s_on && !pods.synced()) {
+        r.status = 503;
+        r.body = "waiting for the first list of pods\n";
+      } else {
+        r.body = "ok\n";
+      }
+      return r;
+    });
     spdlog::info("metrics at http://{}/metrics, hops at /api/hops?trace=ID, /api/edges",
                  run.metrics_address);
   }
@@ -550,17 +625,18 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     spdlog::info(
         "stats ({}): events={} malformed={} kernel_lost={} truncated={} conns={} pending={} "
         "spans={} spans_exported={} spans_dropped={} sampled_out={} orphan_responses={} "
-        "resyncs={} invalid_traceparent={} connections_shed={}",
+        "resyncs={} invalid_traceparent={} shed={}",
         when, m.kernel_events, m.events_malformed, m.kernel_events_lost,
         m.kernel_payload_truncated, m.connections_tracked, m.requests_pending, m.spans_produced,
         exported, m.spans_dropped_queue_full + m.spans_dropped_shutdown, m.spans_sampled_out,
-        m.http_orphan_responses, m.http_resyncs, m.invalid_traceparent, m.connections_shed);
+        m.http_orphan_responses, m.http_resyncs, m.invalid_traceparent, m.shed);
   };
 
   const auto started = std::chrono::steady_clock::now();
   auto last_stats = started, last_sweep = started, last_tick = started, last_shed = started;
   uint64_t last_lost = 0;
   while (!stop->load()) {
+    last_loop_ns.store(MonotonicNowNs(), std::memory_order_relaxed);
     int n = loader->Poll(100);
     if (n < 0 && n != -EINTR) {
       spdlog::error("ring buffer poll failed: {}", strerror(-n));
@@ -589,17 +665,23 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
       if (keep != before) {
         if (!loader->SetKeepRatio(keep)) spdlog::debug("could not set the kernel's keep ratio");
         if (keep == ShedController::kKeepAll) {
-          spdlog::warn("load is back to normal: following every new connection again");
+          spdlog::warn("load is back to normal: following every request again");
         } else if (before == ShedController::kKeepAll) {
           spdlog::warn(
-              "cannot keep up (the kernel lost {} events): following {:.1f}% of new "
-              "connections until it can",
+              "cannot keep up (the kernel lost {} events): following {:.1f}% of requests "
+              "until it can",
               lost, keep * 100.0 / ShedController::kKeepAll);
         }
       }
     }
     if (now - last_sweep >= std::chrono::seconds(1)) {
       last_sweep = now;
+      if (pod_scanner) {
+        for (pid_t pid : pod_scanner->Scan()) {
+          loader->SelectPid(pid);
+          spdlog::info("tracing pid {} ({})", pid, processes.Get(pid)->service_name);
+        }
+      }
       // Processes selected by port get no exit event: check they still live.
       for (uint32_t pid : tracker.Pids()) {
         if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
@@ -639,6 +721,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   if (propagation) prop_counters = propagation->ReadCounters();
   propagation.reset();  // stop injecting before the capture's maps go
   loader.reset();  // detach everything first: no new events
+  if (pod_watcher) pod_watcher->Stop();
   tracker.CloseAll(MonotonicNowNs(), CloseReason::kShutdown);
   joiner.Flush(MonotonicNowNs());  // CLIENT spans still waiting for their SERVER span
   // Flush within OTEL_BSP_EXPORT_TIMEOUT, then report what became of every span.

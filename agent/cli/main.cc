@@ -102,8 +102,8 @@ int main(int argc, char** argv) {
       "directory");
   bool no_shed = false;
   run->add_flag("--no-shed", no_shed,
-                "under overload, lose events where they fall instead of following fewer new "
-                "connections");
+                "under overload, lose events where they fall instead of following fewer "
+                "requests");
   bool no_propagation = false;
   run->add_flag("--no-propagation", no_propagation,
                 "never change bytes on the wire: read-only tracing");
@@ -124,6 +124,29 @@ int main(int argc, char** argv) {
       "or a name as --exe, FUNCTION a symbol or C++ name, * globs (repeatable)");
   auto* o_probe_min = run->add_option("--probe-min-duration-us", cli.probe_min_duration_us,
                                       "shorter probed calls are counted, not exported (default 100)");
+  // Kubernetes: pod metadata and selection by pod.
+  std::vector<std::string> k8s_namespaces, k8s_labels, k8s_workloads, k8s_containers,
+      k8s_exclude_namespaces;
+  run->add_option("--k8s-namespace", k8s_namespaces,
+                  "trace the pods of this namespace (glob; repeatable; with other --k8s-* "
+                  "flags, every one must match)");
+  run->add_option("--k8s-label", k8s_labels, "trace pods with this label KEY=VALUE (repeatable)");
+  run->add_option("--k8s-workload", k8s_workloads,
+                  "trace the pods of this Deployment/StatefulSet/DaemonSet/Job (repeatable)");
+  run->add_option("--k8s-container", k8s_containers,
+                  "trace only containers of this name (repeatable)");
+  run->add_option("--k8s-exclude-namespace", k8s_exclude_namespaces,
+                  "never trace pods of this namespace (repeatable)");
+  std::string node_name, k8s_api, k8s_token_file, k8s_ca_file;
+  auto* o_node = run->add_option("--node-name", node_name,
+                                 "this node's name (default: $NODE_NAME)");
+  auto* o_k8s_api = run->add_option("--k8s-api", k8s_api,
+                                    "Kubernetes API server URL (default: in-cluster)");
+  auto* o_k8s_token = run->add_option("--k8s-token-file", k8s_token_file,
+                                      "bearer token file for --k8s-api");
+  auto* o_k8s_ca = run->add_option("--k8s-ca-file", k8s_ca_file, "CA file for --k8s-api");
+  bool no_k8s = false;
+  run->add_flag("--no-k8s", no_k8s, "no Kubernetes metadata even inside a pod");
   std::vector<std::string> otlp_headers;
   run->add_option("--otlp-header", otlp_headers, "KEY=VALUE sent with every export (repeatable)");
   bool otlp_insecure = false;
@@ -226,6 +249,26 @@ int main(int argc, char** argv) {
   if (o_probe->count()) r.probes = cli.probes;
   if (o_probe_min->count()) r.probe_min_duration_us = cli.probe_min_duration_us;
   if (!log_level.empty()) r.log_level = log_level;
+  if (o_node->count()) r.kubernetes.node_name = node_name;
+  if (o_k8s_api->count()) r.kubernetes.api_server = k8s_api;
+  if (o_k8s_token->count()) r.kubernetes.token_file = k8s_token_file;
+  if (o_k8s_ca->count()) r.kubernetes.ca_file = k8s_ca_file;
+  if (no_k8s) r.kubernetes.mode = "off";
+  if (!k8s_namespaces.empty() || !k8s_labels.empty() || !k8s_workloads.empty() ||
+      !k8s_containers.empty()) {
+    hoptrace::PodSelector include;
+    if (auto err = hoptrace::PodSelectorFromFlags(k8s_namespaces, k8s_labels, k8s_workloads,
+                                                  k8s_containers, &include)) {
+      std::fprintf(stderr, "%s\n", err->c_str());
+      return 2;
+    }
+    r.discovery.include = {include};
+  }
+  for (const auto& ns : k8s_exclude_namespaces) {
+    hoptrace::PodSelector exclude;
+    exclude.namespaces = {ns};
+    r.discovery.exclude.push_back(exclude);
+  }
   r.stats_interval_s = cli.stats_interval_s;
   r.duration_s = cli.duration_s;
   for (const auto& [var, value] : otel_values) {

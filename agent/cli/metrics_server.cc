@@ -120,7 +120,10 @@ void MetricsServer::Serve(int fd) {
       Reply reply = handler(query);
       body = std::move(reply.body);
       head = "HTTP/1.1 " + std::to_string(reply.status) +
-             (reply.status == 200 ? " OK" : reply.status == 404 ? " Not Found" : " Bad Request") +
+             (reply.status == 200   ? " OK"
+              : reply.status == 404 ? " Not Found"
+              : reply.status == 503 ? " Service Unavailable"
+                                    : " Bad Request") +
              "\r\nContent-Type: " + reply.content_type + "\r\n";
     }
   }

@@ -51,11 +51,12 @@ std::string RenderPrometheus(const SelfMetricsSnapshot& s) {
         "Events the kernel could not queue (ring buffer full).", s.kernel_events_lost);
   w.One("hoptrace_kernel_payload_truncated_total", "counter",
         "Syscalls that moved more bytes than were captured.", s.kernel_payload_truncated);
-  w.One("hoptrace_connections_shed_total", "counter",
-        "Connections the kernel did not follow because the agent could not keep up.",
-        s.connections_shed);
+  w.One("hoptrace_requests_shed_total", "counter",
+        "Requests (HTTP/1; connections of other protocols) the kernel did not follow because "
+        "the agent could not keep up.",
+        s.shed);
   w.One("hoptrace_shed_keep_ratio", "gauge",
-        "Share of new connections followed now (1: all; lower while shedding).",
+        "Share of requests followed now (1: all; lower while shedding).",
         s.shed_keep_per_1024 / 1024.0);
   w.One("hoptrace_events_malformed_total", "counter", "Kernel records that failed to decode.",
         s.events_malformed);
@@ -107,6 +108,22 @@ std::string RenderPrometheus(const SelfMetricsSnapshot& s) {
     w.Sample("hoptrace_export_latency_seconds_sum", Label("exporter", e.name),
              e.latency_seconds_sum);
     w.Sample("hoptrace_export_latency_seconds_count", Label("exporter", e.name), e.latency_count);
+  }
+  if (s.k8s) {
+    w.One("hoptrace_k8s_pods", "gauge", "Pods of this node the agent knows.", s.k8s_pods);
+    w.One("hoptrace_k8s_pods_dropped_total", "counter",
+          "Pods not kept: the cache was full (kubernetes.max_pods).", s.k8s_pods_dropped);
+    w.One("hoptrace_k8s_processes_selected", "gauge",
+          "Processes the discovery section selects now.", s.k8s_pods_selected);
+    w.One("hoptrace_k8s_lists_total", "counter", "Pod lists asked of the API server.",
+          s.k8s_lists);
+    w.One("hoptrace_k8s_watches_total", "counter", "Pod watches opened.", s.k8s_watches);
+    w.One("hoptrace_k8s_relists_gone_total", "counter",
+          "Watches that expired (410 Gone) and led to a new list.", s.k8s_relists_gone);
+    w.One("hoptrace_k8s_api_errors_total", "counter", "Failed pod lists and watches.",
+          s.k8s_api_errors);
+    w.One("hoptrace_k8s_watch_events_total", "counter", "Pod changes received.",
+          s.k8s_watch_events);
   }
   return w.Take();
 }

@@ -25,8 +25,8 @@ struct SelfMetricsSnapshot {
   uint64_t kernel_events = 0;
   uint64_t kernel_events_lost = 0;
   uint64_t kernel_payload_truncated = 0;
-  uint64_t connections_shed = 0;       // not followed: overload (ShedController)
-  uint32_t shed_keep_per_1024 = 1024;  // share of new connections followed now
+  uint64_t shed = 0;  // requests (HTTP/1) or connections not followed: overload
+  uint32_t shed_keep_per_1024 = 1024;  // share of requests followed now
   uint64_t events_malformed = 0;
   uint64_t connections_tracked = 0;
   uint64_t requests_pending = 0;
@@ -40,6 +40,16 @@ struct SelfMetricsSnapshot {
   uint64_t export_queued = 0;  // spans waiting for an exporter now
   uint64_t export_queue_capacity = 0;
   std::vector<ExporterCounters> exporters;
+  // Kubernetes (rendered only when the agent watches pods).
+  bool k8s = false;
+  uint64_t k8s_pods = 0;
+  uint64_t k8s_pods_dropped = 0;
+  uint64_t k8s_pods_selected = 0;  // processes selected by the discovery section
+  uint64_t k8s_lists = 0;
+  uint64_t k8s_watches = 0;
+  uint64_t k8s_relists_gone = 0;
+  uint64_t k8s_api_errors = 0;
+  uint64_t k8s_watch_events = 0;
 };
 
 std::string RenderPrometheus(const SelfMetricsSnapshot& s);

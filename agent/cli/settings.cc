@@ -109,6 +109,12 @@ class FileReader {
         if (v["fionread_guard"]) run_->fionread_guard = v["fionread_guard"].as<std::string>();
       } else if (key == "probes") {
         Probes(v);
+      } else if (key == "kubernetes") {
+        Kubernetes(v);
+      } else if (key == "discovery") {
+        Expect(v, "discovery", {"include", "exclude"});
+        if (v["include"]) run_->discovery.include = Selectors(v["include"], "discovery.include");
+        if (v["exclude"]) run_->discovery.exclude = Selectors(v["exclude"], "discovery.exclude");
       } else if (key == "otlp" || key == "sampler" || key == "batch") {
         Otel(key, v);
       } else {
@@ -142,6 +148,49 @@ class FileReader {
     Expect(v, "probes", {"functions", "min_duration_us"});
     if (v["functions"]) run_->probes = SeqOrOne<std::string>(v["functions"]);
     if (v["min_duration_us"]) run_->probe_min_duration_us = v["min_duration_us"].as<uint32_t>();
+  }
+
+  void Kubernetes(const YAML::Node& v) {
+    Expect(v, "kubernetes",
+           {"enabled", "node_name", "api_server", "token_file", "ca_file", "max_pods"});
+    KubernetesSettings& k = run_->kubernetes;
+    if (v["enabled"]) {
+      k.mode = v["enabled"].as<std::string>();
+      // YAML's booleans in any spelling, and "auto".
+      if (k.mode != "auto") k.mode = v["enabled"].as<bool>() ? "on" : "off";
+    }
+    if (v["node_name"]) k.node_name = v["node_name"].as<std::string>();
+    if (v["api_server"]) k.api_server = v["api_server"].as<std::string>();
+    if (v["token_file"]) k.token_file = v["token_file"].as<std::string>();
+    if (v["ca_file"]) k.ca_file = v["ca_file"].as<std::string>();
+    if (v["max_pods"]) {
+      k.max_pods = v["max_pods"].as<uint32_t>();
+      if (k.max_pods < 1) throw std::runtime_error("\"kubernetes.max_pods\" must be at least 1");
+    }
+  }
+
+  // A list of selectors, each a map of namespace / pod_labels / workload /
+  // container (a string or a list of strings; labels a map).
+  static std::vector<PodSelector> Selectors(const YAML::Node& list, const std::string& where) {
+    if (!list.IsSequence()) throw std::runtime_error("\"" + where + "\" must be a list");
+    std::vector<PodSelector> out;
+    for (const auto& item : list) {
+      Expect(item, where + "[]", {"namespace", "pod_labels", "workload", "container"});
+      PodSelector s;
+      if (item["namespace"]) s.namespaces = SeqOrOne<std::string>(item["namespace"]);
+      if (item["workload"]) s.workloads = SeqOrOne<std::string>(item["workload"]);
+      if (item["container"]) s.containers = SeqOrOne<std::string>(item["container"]);
+      if (item["pod_labels"]) {
+        if (!item["pod_labels"].IsMap()) {
+          throw std::runtime_error("\"" + where + "[].pod_labels\" must be a map");
+        }
+        for (const auto& kv : item["pod_labels"]) {
+          s.labels[kv.first.as<std::string>()] = kv.second.as<std::string>();
+        }
+      }
+      out.push_back(std::move(s));
+    }
+    return out;
   }
 
   void Capture(const YAML::Node& v) {
@@ -209,6 +258,71 @@ std::optional<std::string> Settings::Get(std::string_view name) const {
   if (auto it = flags_.find(name); it != flags_.end()) return it->second;
   if (auto v = env_(name)) return v;
   if (auto it = file_.find(name); it != file_.end()) return it->second;
+  return std::nullopt;
+}
+
+std::optional<Settings::KubernetesTarget> Settings::Kubernetes(std::string* error,
+                                                               std::string* warning) const {
+  error->clear();
+  const KubernetesSettings& k = run_.kubernetes;
+  if (k.mode != "auto" && k.mode != "on" && k.mode != "off") {
+    *error = "kubernetes.enabled must be auto, true or false, got \"" + k.mode + "\"";
+    return std::nullopt;
+  }
+  if (k.mode == "off") return std::nullopt;
+  KubernetesTarget t;
+  if (!k.api_server.empty()) {
+    t.endpoint = KubeEndpoint{k.api_server, k.token_file, k.ca_file};
+  } else if (auto in_cluster = InClusterEndpoint(env_)) {
+    t.endpoint = *in_cluster;
+    if (!k.token_file.empty()) t.endpoint.token_file = k.token_file;
+    if (!k.ca_file.empty()) t.endpoint.ca_file = k.ca_file;
+  } else {
+    if (k.mode == "on") {
+      *error = "kubernetes is on but there is no API server: set kubernetes.api_server, or run "
+               "in a pod (KUBERNETES_SERVICE_HOST)";
+    }
+    return std::nullopt;
+  }
+  t.node_name = !k.node_name.empty() ? k.node_name : env_("NODE_NAME").value_or("");
+  // A node's name is a DNS subdomain; it goes into the watch's field selector as it is.
+  if (t.node_name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") !=
+      std::string::npos) {
+    *error = "the node name \"" + t.node_name + "\" is not a Kubernetes node name";
+    return std::nullopt;
+  }
+  if (t.node_name.empty()) {
+    // Without it the agent would watch every pod of the cluster.
+    const std::string why =
+        "the Kubernetes API is there but not the node's name: set NODE_NAME (the chart sets it "
+        "from spec.nodeName) or kubernetes.node_name";
+    if (k.mode == "on") {
+      *error = why;
+    } else if (warning != nullptr) {
+      *warning = why + "; pod metadata is off";
+    }
+    return std::nullopt;
+  }
+  return t;
+}
+
+std::optional<std::string> PodSelectorFromFlags(std::vector<std::string> namespaces,
+                                                const std::vector<std::string>& labels,
+                                                std::vector<std::string> workloads,
+                                                std::vector<std::string> containers,
+                                                PodSelector* out) {
+  PodSelector s;
+  s.namespaces = std::move(namespaces);
+  s.workloads = std::move(workloads);
+  s.containers = std::move(containers);
+  for (const auto& l : labels) {
+    const size_t eq = l.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return "--k8s-label must be KEY=VALUE, got \"" + l + "\"";
+    }
+    s.labels[l.substr(0, eq)] = l.substr(eq + 1);
+  }
+  *out = std::move(s);
   return std::nullopt;
 }
 

@@ -19,12 +19,27 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/k8s/kube_client.h"
+#include "agent/k8s/pod_selector.h"
+
 namespace hoptrace {
 
 using Getenv = std::function<std::optional<std::string>(std::string_view)>;
 
 // The process environment (empty values count as unset, as the spec says).
 std::optional<std::string> ProcessGetenv(std::string_view name);
+
+// Where the pods of this node come from (the config's `kubernetes` section).
+struct KubernetesSettings {
+  // "auto": on inside a pod (KUBERNETES_SERVICE_HOST is set) or with an
+  // api_server given; "on": required (start-up fails without it); "off".
+  std::string mode = "auto";
+  std::string node_name;   // empty: the NODE_NAME environment variable (downward API)
+  std::string api_server;  // empty: in-cluster (KUBERNETES_SERVICE_HOST/_PORT)
+  std::string token_file;  // empty: the service account's token (in-cluster only)
+  std::string ca_file;     // empty: the service account's ca.crt (in-cluster only)
+  uint32_t max_pods = 4096;
+};
 
 // hoptrace's own settings: what to trace and where spans go.
 struct RunSettings {
@@ -46,7 +61,7 @@ struct RunSettings {
   std::string propagation_cgroup;
   bool propagation = true;  // false: read-only tracing even with a cgroup
   std::string fionread_guard = "auto";  // auto, on, off, detect: see FionreadGuard
-  // Under overload the kernel follows only a share of new connections
+  // Under overload the kernel follows only a share of requests
   // (agent/kernel/shed_controller.h) rather than losing events at random.
   bool shed = true;
   bool net_probes = true;    // TCP facts (RTT, retransmits, TTL) of traced connections
@@ -56,6 +71,10 @@ struct RunSettings {
   // Functions to time as INTERNAL spans: "PROGRAM:FUNCTION" (uprobes/probe_spec.h).
   std::vector<std::string> probes;
   uint32_t probe_min_duration_us = 100;  // shorter calls are counted, not exported
+  KubernetesSettings kubernetes;
+  // Selection by pod (the `discovery` section, --k8s-* flags), beside
+  // pids/exe/ports: every process of a selected container.
+  PodSelection discovery;
 };
 
 class Settings {
@@ -75,6 +94,17 @@ class Settings {
     return [this](std::string_view n) { return Get(n); };
   }
 
+  // The API server and node to watch after all layers (file, then the
+  // environment: NODE_NAME, KUBERNETES_SERVICE_HOST/_PORT). Nullopt with
+  // *error empty: not in Kubernetes (or switched off); with *error set: a
+  // start-up error to report.
+  struct KubernetesTarget {
+    KubeEndpoint endpoint;
+    std::string node_name;
+  };
+  std::optional<KubernetesTarget> Kubernetes(std::string* error,
+                                             std::string* warning = nullptr) const;
+
   RunSettings& run() { return run_; }
   const RunSettings& run() const { return run_; }
 
@@ -84,6 +114,14 @@ class Settings {
   std::map<std::string, std::string, std::less<>> flags_;
   RunSettings run_;
 };
+
+// The --k8s-* selection flags as one selector (every flag given must match);
+// labels are "key=value". Returns an error for a malformed label.
+std::optional<std::string> PodSelectorFromFlags(std::vector<std::string> namespaces,
+                                                const std::vector<std::string>& labels,
+                                                std::vector<std::string> workloads,
+                                                std::vector<std::string> containers,
+                                                PodSelector* out);
 
 // OTEL_RESOURCE_ATTRIBUTES: "k=v,k2=v2", values percent-decoded. Returns an
 // error for a malformed list (the spec: discard it all).

@@ -27,11 +27,13 @@ std::string FormatAddr(uint16_t family, const std::array<uint8_t, 16>& addr) {
 
 }  // namespace
 
-std::string ConnInfo::LocalAddress() const {
-  return tuple_known ? FormatAddr(family, local_addr) : "";
+const std::string& ConnInfo::LocalAddress() const {
+  if (!local_text_) local_text_ = tuple_known ? FormatAddr(family, local_addr) : "";
+  return *local_text_;
 }
-std::string ConnInfo::RemoteAddress() const {
-  return tuple_known ? FormatAddr(family, remote_addr) : "";
+const std::string& ConnInfo::RemoteAddress() const {
+  if (!remote_text_) remote_text_ = tuple_known ? FormatAddr(family, remote_addr) : "";
+  return *remote_text_;
 }
 
 std::string_view CloseReasonName(CloseReason reason) {

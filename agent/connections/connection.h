@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -46,8 +47,14 @@ struct ConnInfo {
   uint64_t bytes_written = 0;
   uint64_t bytes_read = 0;
 
-  std::string LocalAddress() const;   // "10.0.0.1", "::1"; "" if unknown
-  std::string RemoteAddress() const;
+  // "10.0.0.1", "::1"; "" if unknown. Formatted once per connection: every
+  // span of it carries them (inet_ntop per span was a visible cost).
+  const std::string& LocalAddress() const;
+  const std::string& RemoteAddress() const;
+
+ private:
+  mutable std::optional<std::string> local_text_;
+  mutable std::optional<std::string> remote_text_;
 };
 
 enum class CloseReason { kClosed, kProcessExit, kIdle, kEvicted, kShutdown };

@@ -211,7 +211,7 @@ KernelCounters BpfLoader::ReadCounters() const {
   out.conn_map_full = sum(HT_CNT_CONN_MAP_FULL);
   out.data_events = sum(HT_CNT_DATA_EVENTS);
   out.truncated = sum(HT_CNT_TRUNCATED);
-  out.shed_connections = sum(HT_CNT_SHED_CONNS);
+  out.shed = sum(HT_CNT_SHED);
   return out;
 }
 

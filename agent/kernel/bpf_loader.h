@@ -48,7 +48,7 @@ struct KernelCounters {
   uint64_t conn_map_full = 0;
   uint64_t data_events = 0;
   uint64_t truncated = 0;
-  uint64_t shed_connections = 0;  // not followed under overload (ht_shed)
+  uint64_t shed = 0;  // requests (HTTP/1) or connections not followed: overload
 };
 
 class BpfLoader {

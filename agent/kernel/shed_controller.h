@@ -1,13 +1,12 @@
 // Shedding under overload: events the kernel could not hand over (the ring
 // buffer was full: the agent's event path is behind) turned into the share
-// of new connections the kernel follows (struct ht_shed in
-// bpf/socket_trace.h).
+// of requests the kernel follows (struct ht_shed in bpf/socket_trace.h).
 //
 // When the agent falls behind, losing events at random places is the worst
 // outcome: a ring buffer that overflows cuts streams in the middle, and every
-// cut costs a resync and wrong or missing spans. Shedding whole connections
-// in the kernel, at their first bytes, costs nothing and keeps what is kept
-// whole. The policy is AIMD, like TCP's congestion control:
+// cut costs a resync and wrong or missing spans. Shedding whole requests in
+// the kernel, at the syscall that starts them, costs nothing and keeps what
+// is kept whole. The policy is AIMD, like TCP's congestion control:
 //   - new kernel losses since the last tick: halve the keep ratio, down to
 //     min_keep — at most once per decrease_ticks, so that events already in
 //     the ring buffer are not mistaken for more overload;

@@ -14,6 +14,8 @@
 #include <string_view>
 #include <utility>
 
+#include "agent/k8s/cgroup_identity.h"
+#include "agent/k8s/k8s_resource.h"
 #include "agent/kernel/event_reader.h"
 #include "agent/process/service_name.h"
 #include "agent/text_util.h"
@@ -86,43 +88,6 @@ std::vector<std::string> SplitNul(std::string_view data) {
 
 
 // ---- /proc parsing ----------------------------------------------------------
-
-bool IsLowerHex(std::string_view s) {
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
-// A container runtime names the cgroup of a container after its 64-hex-digit
-// id, with a runtime prefix and a systemd suffix or without:
-//   0::/system.slice/docker-<id>.scope                      (docker, cgroup v2)
-//   12:memory:/docker/<id>                                  (docker, cgroup v1)
-//   0::/kubepods.slice/.../cri-containerd-<id>.scope        (containerd, systemd driver)
-//   11:cpu:/kubepods/burstable/pod<uid>/<id>                (kubelet, cgroupfs driver)
-//   0::/machine.slice/libpod-<id>.scope, crio-<id>.scope    (podman, cri-o)
-// The deepest path component that holds such an id wins: pods and slices
-// above it never have a 64-hex name.
-std::string ContainerIdFromCgroup(std::string_view cgroup) {
-  while (!cgroup.empty()) {
-    const size_t nl = cgroup.find('\n');
-    std::string_view line = cgroup.substr(0, nl);
-    cgroup.remove_prefix(nl == std::string_view::npos ? cgroup.size() : nl + 1);
-    // hierarchy-ID:controller-list:cgroup-path; the path may itself hold ':'.
-    const size_t c1 = line.find(':');
-    const size_t c2 = c1 == std::string_view::npos ? c1 : line.find(':', c1 + 1);
-    if (c2 == std::string_view::npos) continue;
-    std::string_view path = line.substr(c2 + 1);
-    while (!path.empty()) {
-      const size_t slash = path.rfind('/');
-      std::string_view part = path.substr(slash == std::string_view::npos ? 0 : slash + 1);
-      path = path.substr(0, slash == std::string_view::npos ? 0 : slash);
-      if (part.ends_with(".scope")) part.remove_suffix(6);
-      const size_t dash = part.rfind('-');
-      if (dash != std::string_view::npos) part.remove_prefix(dash + 1);
-      if (part.size() == 64 && IsLowerHex(part)) return std::string(part);
-    }
-  }
-  return {};
-}
 
 // A numeric field of /proc/<pid>/stat, counted from 1 as in proc(5): 4 is
 // ppid, 22 starttime (clock ticks since boot). Field 2, comm, is in
@@ -260,10 +225,43 @@ ProcessRegistry::ProcessRegistry(std::string host_name, std::string proc_root)
     : host_name_(std::move(host_name)), proc_root_(std::move(proc_root)) {}
 
 std::shared_ptr<const ProcessInfo> ProcessRegistry::Get(pid_t pid) {
-  if (auto it = cache_.find(pid); it != cache_.end()) return it->second;
+  if (auto it = cache_.find(pid); it != cache_.end()) {
+    // One atomic load per span while the node's pods do not change.
+    if (pods_ != nullptr && it->second->pods_generation != pods_->generation()) {
+      it->second = WithCurrentPod(std::move(it->second));
+    }
+    return it->second;
+  }
   auto info = Load(pid, nullptr);
   Remember(pid, info);
   return info;
+}
+
+std::shared_ptr<const ProcessInfo> ProcessRegistry::WithCurrentPod(
+    std::shared_ptr<const ProcessInfo> info) const {
+  auto updated = std::make_shared<ProcessInfo>(*info);
+  const auto pod = updated->pod;
+  const std::string container = updated->container_name;
+  ApplyPod(updated.get());
+  if (updated->pod != pod || updated->container_name != container) {
+    updated->resource = BuildResource(*updated);
+  }
+  return updated;
+}
+
+void ProcessRegistry::ApplyPod(ProcessInfo* info) const {
+  if (pods_ == nullptr) return;
+  // Read the generation first: a change after it is seen on the next Get.
+  info->pods_generation = pods_->generation();
+  if (info->container_id.empty() && info->pod_uid.empty()) return;
+  auto match = pods_->Find(info->container_id, info->pod_uid);
+  // A pod the cache no longer has (deleted and past its grace period) keeps
+  // the name it had: its processes are gone or going.
+  if (!match) return;
+  info->pod = match->pod;
+  info->container_name = match->container_name;
+  info->service_name = info->named_itself ? info->derived_service_name
+                                          : KubernetesServiceName(*match);
 }
 
 std::shared_ptr<const ProcessInfo> ProcessRegistry::Learn(const KernelIdentity& identity) {
@@ -317,7 +315,8 @@ std::shared_ptr<const ProcessInfo> ProcessRegistry::Load(pid_t pid,
     info->ppid = kernel->ppid;
     info->comm = kernel->comm;
     info->cgroup_id = kernel->cgroup_id;
-    info->resource = BuildResource(*info, std::nullopt);
+    info->start_ticks.reset();
+    info->resource = BuildResource(*info);
     return info;
   }
 
@@ -371,37 +370,44 @@ std::shared_ptr<const ProcessInfo> ProcessRegistry::Load(pid_t pid,
   if (auto data = ReadFile(dir + "/environ")) env = SplitNul(*data);
   if (parent != nullptr && info->argv.empty() && env.empty()) {
     info->argv = parent->argv;
-    info->service_name = parent->service_name;
+    info->derived_service_name = parent->derived_service_name;
+    info->named_itself = parent->named_itself;
   } else {
-    info->service_name = DeriveServiceName(info->executable_name, info->argv, env);
+    info->derived_service_name = DeriveServiceName(info->executable_name, info->argv, env);
+    info->named_itself = OwnServiceName(env).has_value();
   }
-  if (auto cgroup = ReadFile(dir + "/cgroup")) info->container_id = ContainerIdFromCgroup(*cgroup);
+  info->service_name = info->derived_service_name;
+  CgroupIdentity cgroup;
+  if (auto text = ReadFile(dir + "/cgroup")) cgroup = ParseCgroupFile(*text);
   if (kernel != nullptr && kernel->cgroup_id != 0) {
     info->cgroup_id = kernel->cgroup_id;
-    if (!info->container_id.empty()) {
+    if (!cgroup.container_id.empty() || !cgroup.pod_uid.empty()) {
       // Bounded by clearing: the map only saves /proc reads that failed.
       if (containers_by_cgroup_.size() >= kMaxCachedProcesses) containers_by_cgroup_.clear();
-      containers_by_cgroup_[info->cgroup_id] = info->container_id;
+      containers_by_cgroup_[info->cgroup_id] = cgroup;
     } else if (auto it = containers_by_cgroup_.find(info->cgroup_id);
                it != containers_by_cgroup_.end()) {
-      info->container_id = it->second;
+      cgroup = it->second;
     }
   }
+  info->container_id = std::move(cgroup.container_id);
+  info->pod_uid = std::move(cgroup.pod_uid);
+  info->unified_cgroup = std::move(cgroup.unified_path);
+  ApplyPod(info.get());
 
-  std::optional<uint64_t> start = stat_line ? StatField(*stat_line, kStatStartTime) : std::nullopt;
-  if (!start && kernel != nullptr && kernel->start_boottime_ns != 0) {
-    start = StartTicksFromBoottimeNs(kernel->start_boottime_ns);
+  info->start_ticks = stat_line ? StatField(*stat_line, kStatStartTime) : std::nullopt;
+  if (!info->start_ticks && kernel != nullptr && kernel->start_boottime_ns != 0) {
+    info->start_ticks = StartTicksFromBoottimeNs(kernel->start_boottime_ns);
   }
-  info->resource = BuildResource(*info, start);
+  info->resource = BuildResource(*info);
   return info;
 }
 
-std::shared_ptr<const Resource> ProcessRegistry::BuildResource(
-    const ProcessInfo& info, std::optional<uint64_t> start_ticks) const {
+std::shared_ptr<const Resource> ProcessRegistry::BuildResource(const ProcessInfo& info) const {
   auto resource = std::make_shared<Resource>();
   Attributes& attrs = resource->attributes;
   attrs.push_back({"service.name", info.service_name});
-  if (start_ticks) {
+  if (const auto& start_ticks = info.start_ticks) {
     const auto boot_id = ReadFile(proc_root_ + "/sys/kernel/random/boot_id");
     const std::string name = InstanceIdName(
         host_name_, boot_id ? Trim(*boot_id) : std::string_view(), info.pid, *start_ticks);
@@ -426,6 +432,7 @@ std::shared_ptr<const Resource> ProcessRegistry::BuildResource(
   }
   if (!command.empty()) attrs.push_back({"process.command", std::string(command)});
   if (!info.container_id.empty()) attrs.push_back({"container.id", info.container_id});
+  if (info.pod != nullptr) AddKubernetesAttributes(PodMatch{info.pod, info.container_name}, attrs);
   AddExtraAttributes(attrs);
   return resource;
 }

@@ -302,15 +302,20 @@ std::string ProgramName(const Syntax& syntax, const std::vector<std::string>& ar
 
 }  // namespace
 
+std::optional<std::string> OwnServiceName(const std::vector<std::string>& environ) {
+  if (auto v = EnvValue(environ, "OTEL_SERVICE_NAME"); v && !v->empty()) return std::string(*v);
+  if (auto v = EnvValue(environ, "OTEL_RESOURCE_ATTRIBUTES")) {
+    if (auto name = ServiceNameFromResourceAttributes(*v)) return *name;
+  }
+  return std::nullopt;
+}
+
 std::string DeriveServiceName(const std::string& executable_name,
                               const std::vector<std::string>& argv,
                               const std::vector<std::string>& environ) {
   // The process's own configuration wins: it is what an OpenTelemetry SDK in
   // that process would report, so our spans and its spans agree.
-  if (auto v = EnvValue(environ, "OTEL_SERVICE_NAME"); v && !v->empty()) return std::string(*v);
-  if (auto v = EnvValue(environ, "OTEL_RESOURCE_ATTRIBUTES")) {
-    if (auto name = ServiceNameFromResourceAttributes(*v)) return *name;
-  }
+  if (auto name = OwnServiceName(environ)) return *name;
 
   const std::string_view argv0 = argv.empty() ? std::string_view() : Basename(argv[0]);
   // The executable decides (argv[0] can be anything); argv[0] is the fallback

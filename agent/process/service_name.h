@@ -1,6 +1,7 @@
 // The service.name of a process that did not say it itself.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,5 +19,9 @@ namespace hoptrace {
 std::string DeriveServiceName(const std::string& executable_name,
                               const std::vector<std::string>& argv,
                               const std::vector<std::string>& environ);
+
+// Steps 1 and 2 alone: the name the process gave itself, if any. In a pod
+// it outranks every name Kubernetes metadata suggests.
+std::optional<std::string> OwnServiceName(const std::vector<std::string>& environ);
 
 }  // namespace hoptrace

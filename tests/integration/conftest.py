@@ -145,9 +145,10 @@ class Topology:
         self.procs.append(p)
         return p
 
-    def service(self, ns, host, port, name, sleep_ms=0, downstream="", env=None):
+    def service(self, ns, host, port, name, sleep_ms=0, downstream="", env=None, **kw):
         """Starts tests/integration/services/http_service.py as `name`.py, so
-        its derived service name is `name` unless env says otherwise."""
+        its derived service name is `name` unless env says otherwise. kw: for
+        Popen (preexec_fn)."""
         script = Path(f"/tmp/ht{self.tag}") / f"{name}.py"
         script.parent.mkdir(exist_ok=True)
         if not script.exists():
@@ -156,7 +157,7 @@ class Topology:
                 "--sleep-ms", str(sleep_ms)]
         if downstream:
             argv += ["--downstream", downstream]
-        p = self.start(ns, argv, env=env)
+        p = self.start(ns, argv, env=env, **kw)
         line = p.stdout.readline()
         assert line.strip() == b"listening", f"{name} did not start"
         return p

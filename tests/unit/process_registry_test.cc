@@ -404,6 +404,103 @@ TEST(ProcessRegistryTest, ContainerIdFromEachRuntimeLayout) {
   }
 }
 
+// --- with the node's pods ----------------------------------------------------
+
+constexpr char kPodUid[] = "1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d";
+
+// A process in container kDockerId of pod kPodUid (containerd, systemd driver).
+void AddPodProcess(FakeProc& proc, pid_t pid, const Args& env = {}) {
+  proc.Write(pid, "comm", "python3\n");
+  proc.Exe(pid, "/usr/bin/python3.11");
+  proc.Write(pid, "cmdline", NulJoined({"python3", "/app/server.py"}));
+  proc.Write(pid, "environ", NulJoined(env));
+  proc.Write(pid, "cgroup",
+             std::string("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
+                         "1a2b3c4d_5e6f_7a8b_9c0d_1e2f3a4b5c6d.slice/cri-containerd-") +
+                 kDockerId + ".scope\n");
+  proc.Stat(pid, "python3", 1234);
+}
+
+PodInfo CheckoutPod() {
+  PodInfo pod;
+  pod.uid = kPodUid;
+  pod.name = "checkout-7d9f8c6b5-x2x4q";
+  pod.namespace_name = "shop";
+  pod.node_name = "node-a";
+  pod.controller_kind = "ReplicaSet";
+  pod.controller_name = "checkout-7d9f8c6b5";
+  pod.owner_kind = "Deployment";
+  pod.owner_name = "checkout";
+  pod.containers[kDockerId] = "app";
+  return pod;
+}
+
+TEST(ProcessRegistryTest, PodMetadataOnTheResource) {
+  FakeProc proc;
+  AddPodProcess(proc, 40);
+  PodCache pods;
+  pods.Upsert(CheckoutPod());
+  ProcessRegistry registry("node-a", proc.root());
+  registry.SetPods(&pods);
+  const auto info = registry.Get(40);
+  EXPECT_EQ(info->pod_uid, kPodUid);
+  const Resource& r = *info->resource;
+  EXPECT_EQ(StringAttr(r, "service.name"), "checkout");  // the workload: no label, no annotation
+  EXPECT_EQ(StringAttr(r, "container.id"), kDockerId);
+  EXPECT_EQ(StringAttr(r, "k8s.namespace.name"), "shop");
+  EXPECT_EQ(StringAttr(r, "k8s.pod.name"), "checkout-7d9f8c6b5-x2x4q");
+  EXPECT_EQ(StringAttr(r, "k8s.pod.uid"), kPodUid);
+  EXPECT_EQ(StringAttr(r, "k8s.container.name"), "app");
+  EXPECT_EQ(StringAttr(r, "k8s.node.name"), "node-a");
+  EXPECT_EQ(StringAttr(r, "k8s.deployment.name"), "checkout");
+  EXPECT_EQ(StringAttr(r, "process.executable.name"), "python3.11");
+}
+
+TEST(ProcessRegistryTest, PodThatAppearsAfterItsProcessNamesItOnTheNextGet) {
+  FakeProc proc;
+  AddPodProcess(proc, 41);
+  PodCache pods;
+  ProcessRegistry registry("node-a", proc.root());
+  registry.SetPods(&pods);
+  const auto before = registry.Get(41);
+  EXPECT_EQ(StringAttr(*before->resource, "service.name"), "server");
+  EXPECT_EQ(StringAttr(*before->resource, "k8s.pod.name"), "<absent>");
+  EXPECT_EQ(StringAttr(*before->resource, "container.id"), kDockerId);
+  pods.Upsert(CheckoutPod());
+  const auto after = registry.Get(41);
+  EXPECT_EQ(StringAttr(*after->resource, "service.name"), "checkout");
+  EXPECT_EQ(StringAttr(*after->resource, "k8s.pod.name"), "checkout-7d9f8c6b5-x2x4q");
+  // Same instance: the process did not change, only what is known of it.
+  EXPECT_EQ(StringAttr(*after->resource, "service.instance.id"),
+            StringAttr(*before->resource, "service.instance.id"));
+  // Nothing changed since: the same resource object, no rebuild per span.
+  EXPECT_EQ(registry.Get(41)->resource, after->resource);
+}
+
+TEST(ProcessRegistryTest, ProcessOwnServiceNameOutranksThePod) {
+  FakeProc proc;
+  AddPodProcess(proc, 42, {"OTEL_SERVICE_NAME=payments"});
+  PodCache pods;
+  PodInfo pod = CheckoutPod();
+  pod.service_name_annotation = "from-annotation";
+  pods.Upsert(pod);
+  ProcessRegistry registry("node-a", proc.root());
+  registry.SetPods(&pods);
+  const Resource& r = *registry.Get(42)->resource;
+  EXPECT_EQ(StringAttr(r, "service.name"), "payments");
+  EXPECT_EQ(StringAttr(r, "k8s.pod.name"), "checkout-7d9f8c6b5-x2x4q");
+}
+
+TEST(ProcessRegistryTest, OutsideKubernetesNoK8sAttributes) {
+  FakeProc proc;
+  AddPodProcess(proc, 43);
+  ProcessRegistry registry("node-a", proc.root());  // no pod cache
+  const Resource& r = *registry.Get(43)->resource;
+  EXPECT_EQ(StringAttr(r, "service.name"), "server");
+  EXPECT_EQ(StringAttr(r, "k8s.pod.uid"), "<absent>");
+  EXPECT_EQ(StringAttr(r, "container.id"), kDockerId);
+}
+
 TEST(ProcessRegistryTest, ProcessCommandStopsAtRewrittenTitle) {
   FakeProc proc;
   proc.Write(6, "comm", "postgres\n");

@@ -50,6 +50,130 @@ TEST_F(SettingsTest, FlagBeatsEnvironmentBeatsFile) {
   EXPECT_EQ(s.Get("OTEL_TRACES_SAMPLER_ARG"), std::nullopt);
 }
 
+TEST_F(SettingsTest, KubernetesSectionAndDiscoveryLists) {
+  Settings s(FakeEnv());
+  ASSERT_EQ(s.LoadFile(WriteFile(R"(kubernetes:
+  enabled: true
+  node_name: node-a
+  api_server: https://127.0.0.1:6443
+  token_file: /tmp/token
+  ca_file: /tmp/ca.crt
+  max_pods: 500
+discovery:
+  include:
+    - namespace: [shop, "pay-*"]
+      pod_labels: {app.kubernetes.io/part-of: store}
+    - workload: checkout
+      container: app
+  exclude:
+    - namespace: kube-system
+)")),
+            std::nullopt);
+  const auto& k = s.run().kubernetes;
+  EXPECT_EQ(k.mode, "on");
+  EXPECT_EQ(k.max_pods, 500u);
+  ASSERT_EQ(s.run().discovery.include.size(), 2u);
+  const PodSelector& first = s.run().discovery.include[0];
+  EXPECT_EQ(first.namespaces, (std::vector<std::string>{"shop", "pay-*"}));
+  EXPECT_EQ(first.labels,
+            (std::map<std::string, std::string>{{"app.kubernetes.io/part-of", "store"}}));
+  EXPECT_EQ(s.run().discovery.include[1].workloads, std::vector<std::string>{"checkout"});
+  EXPECT_EQ(s.run().discovery.include[1].containers, std::vector<std::string>{"app"});
+  ASSERT_EQ(s.run().discovery.exclude.size(), 1u);
+  EXPECT_EQ(s.run().discovery.exclude[0].namespaces, std::vector<std::string>{"kube-system"});
+
+  std::string error;
+  auto target = s.Kubernetes(&error);
+  ASSERT_TRUE(target) << error;
+  EXPECT_EQ(target->endpoint.server, "https://127.0.0.1:6443");
+  EXPECT_EQ(target->endpoint.token_file, "/tmp/token");
+  EXPECT_EQ(target->endpoint.ca_file, "/tmp/ca.crt");
+  EXPECT_EQ(target->node_name, "node-a");
+}
+
+TEST_F(SettingsTest, DiscoveryRejectsUnknownKeysAndShapes) {
+  Settings s(FakeEnv());
+  auto err = s.LoadFile(WriteFile("discovery:\n  include:\n    - namespaces: shop\n"));
+  ASSERT_TRUE(err);
+  EXPECT_NE(err->find("discovery.include[].namespaces"), std::string::npos) << *err;
+  err = s.LoadFile(WriteFile("discovery:\n  include: {namespace: shop}\n"));
+  ASSERT_TRUE(err);
+  EXPECT_NE(err->find("\"discovery.include\" must be a list"), std::string::npos) << *err;
+  err = s.LoadFile(WriteFile("kubernetes:\n  node: x\n"));
+  ASSERT_TRUE(err);
+  EXPECT_NE(err->find("kubernetes.node"), std::string::npos) << *err;
+}
+
+TEST_F(SettingsTest, KubernetesInClusterFromEnvironment) {
+  Settings s(FakeEnv());
+  std::string error, warning;
+  // Outside Kubernetes nothing changes.
+  EXPECT_FALSE(s.Kubernetes(&error, &warning));
+  EXPECT_EQ(error, "");
+  EXPECT_EQ(warning, "");
+  env_["KUBERNETES_SERVICE_HOST"] = "10.96.0.1";
+  env_["KUBERNETES_SERVICE_PORT"] = "443";
+  // In a pod without NODE_NAME: off with a warning (it would watch the whole cluster).
+  EXPECT_FALSE(s.Kubernetes(&error, &warning));
+  EXPECT_EQ(error, "");
+  EXPECT_NE(warning.find("NODE_NAME"), std::string::npos);
+  env_["NODE_NAME"] = "node-b";
+  auto t = s.Kubernetes(&error);
+  ASSERT_TRUE(t) << error;
+  EXPECT_EQ(t->endpoint.server, "https://10.96.0.1:443");
+  EXPECT_EQ(t->endpoint.token_file, "/var/run/secrets/kubernetes.io/serviceaccount/token");
+  EXPECT_EQ(t->node_name, "node-b");
+  env_["NODE_NAME"] = "node-b&watch=false";
+  EXPECT_FALSE(s.Kubernetes(&error));
+  EXPECT_NE(error.find("not a Kubernetes node name"), std::string::npos) << error;
+  env_["NODE_NAME"] = "node-b";
+  s.run().kubernetes.mode = "off";
+  EXPECT_FALSE(s.Kubernetes(&error));
+  env_.clear();
+  s.run().kubernetes.mode = "on";
+  EXPECT_FALSE(s.Kubernetes(&error));
+  EXPECT_NE(error.find("no API server"), std::string::npos) << error;
+}
+
+TEST_F(SettingsTest, SelectorFlagsBecomeOneSelector) {
+  PodSelector sel;
+  ASSERT_EQ(PodSelectorFromFlags({"shop"}, {"tier=web", "team=a=b"}, {"checkout"}, {"app"}, &sel),
+            std::nullopt);
+  EXPECT_EQ(sel.namespaces, std::vector<std::string>{"shop"});
+  EXPECT_EQ(sel.labels, (std::map<std::string, std::string>{{"tier", "web"}, {"team", "a=b"}}));
+  EXPECT_EQ(sel.workloads, std::vector<std::string>{"checkout"});
+  EXPECT_EQ(sel.containers, std::vector<std::string>{"app"});
+  EXPECT_TRUE(PodSelectorFromFlags({}, {"novalue"}, {}, {}, &sel).has_value());
+  EXPECT_TRUE(PodSelectorFromFlags({}, {"=x"}, {}, {}, &sel).has_value());
+}
+
+TEST(PodSelectionTest, IncludeThenExcludeWithGlobs) {
+  PodInfo pod;
+  pod.name = "checkout-abc-x";
+  pod.namespace_name = "shop";
+  pod.owner_name = "checkout";
+  pod.labels = {{"tier", "web"}};
+  PodSelection sel;
+  EXPECT_FALSE(sel.Selects(pod, "app")) << "no include: nothing";
+  sel.include.push_back(PodSelector{});
+  EXPECT_TRUE(sel.Selects(pod, "app")) << "an empty selector is every pod";
+  sel.include[0].namespaces = {"sh*"};
+  sel.include[0].labels = {{"tier", "web"}};
+  EXPECT_TRUE(sel.Selects(pod, "app"));
+  sel.include[0].labels = {{"tier", "db"}};
+  EXPECT_FALSE(sel.Selects(pod, "app"));
+  sel.include[0].labels.clear();
+  sel.include[0].containers = {"app"};
+  EXPECT_TRUE(sel.Selects(pod, "app"));
+  EXPECT_FALSE(sel.Selects(pod, "sidecar"));
+  EXPECT_FALSE(sel.Selects(pod, "")) << "a container not known yet does not match a name";
+  sel.exclude.push_back(PodSelector{{}, {}, {"check*"}, {}});
+  EXPECT_FALSE(sel.Selects(pod, "app"));
+  pod.owner_name.clear();  // a bare pod is its own workload
+  pod.name = "debug";
+  EXPECT_TRUE(sel.Selects(pod, "app"));
+}
+
 TEST_F(SettingsTest, FileSetsPropagationCgroupAndSwitch) {
   Settings s(FakeEnv());
   EXPECT_TRUE(s.run().propagation);

@@ -142,8 +142,8 @@ void HttpExchangeDetails::AddAttributes(const ConnInfo& conn, bool server,
   }
   auto host_header = req.Header("host");
   HostPort host = host_header ? ParseHost(*host_header) : HostPort{};
-  const std::string local = conn.LocalAddress();
-  const std::string remote = conn.RemoteAddress();
+  const std::string& local = conn.LocalAddress();
+  const std::string& remote = conn.RemoteAddress();
 
   if (server) {
     AddAttribute(a, "url.scheme", std::string("http"));
