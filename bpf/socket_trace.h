@@ -40,6 +40,9 @@ enum ht_event_type {
 	HT_EV_FIONREAD = 12, /* FIONREAD by a process propagation serves (guard "detect") */
 	/* 13: struct ht_proc_identity_event */
 	HT_EV_PROC_IDENTITY = 13, /* who a selected process is: exec, fork, first connection */
+	/* 20..21: uprobe_trace.bpf.c, struct hu_call_event (bpf/uprobe_trace.h) */
+	HT_EV_FUNC_CALL = 20,      /* a probed function returned, after at least the threshold */
+	HT_EV_FUNC_ABANDONED = 21, /* probed calls that never returned (exception, longjmp, panic) */
 };
 
 enum ht_direction {

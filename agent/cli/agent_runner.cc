@@ -4,6 +4,7 @@
 #include "agent/kernel/net_probe_loader.h"
 #include "agent/kernel/propagation_loader.h"
 #include "agent/kernel/tls_uprobes.h"
+#include "agent/kernel/uprobe_loader.h"
 
 #include <dirent.h>
 #include <signal.h>
@@ -32,7 +33,9 @@
 #include "agent/process/process_tree.h"
 #include "agent/export/span_pipeline.h"
 #include "agent/kernel/shed_controller.h"
+#include "agent/trace/internal_spans.h"
 #include "agent/trace/trace_stitcher.h"
+#include "agent/cli/probe_specs.h"
 #include "agent/cli/metrics_server.h"
 #include "agent/trace/sampler.h"
 #include "agent/cli/self_metrics.h"
@@ -215,6 +218,17 @@ class Dispatcher : public EventHandler {
   void set_network(NetworkFacts* network) { network_ = network; }
   void set_propagation(PropagationLoader* propagation) { propagation_ = propagation; }
   void set_tls(tls::TlsAttacher* tls) { tls_ = tls; }
+  void set_probes(uprobes::ProbeManager* probes, InternalSpans* internal) {
+    probes_ = probes;
+    internal_ = internal;
+  }
+  // A process now traced: attach the probes that name it or its files.
+  void MaybeProbe(pid_t pid) {
+    if (!probes_ || probes_->Knows(pid)) return;
+    auto info = processes_->Get(pid);
+    const uprobes::ProcessNames names = NamesOf(*info);
+    if (probes_->Wants(pid, names) || probes_->NamesLibraries()) probes_->OnProcess(pid, names);
+  }
 
   void OnConnOpen(const ConnEvent& ev) override { tracker_->OnConnOpen(ev); }
   void OnData(const DataEvent& ev) override { tracker_->OnData(ev); }
@@ -226,6 +240,7 @@ class Dispatcher : public EventHandler {
       loader_->SelectPid(pid);
       if (tls_) tls_->AddProcess(pid, ev.hdr->ts_exit_ns, true);
       spdlog::info("tracing pid {} ({})", pid, processes_->Get(pid)->service_name);
+      MaybeProbe(pid);
     } else {
       processes_->Forget(pid);
     }
@@ -240,11 +255,14 @@ class Dispatcher : public EventHandler {
         return;
       }
       spdlog::info("tracing pid {} ({})", info->pid, info->service_name);
+      MaybeProbe(info->pid);
     }
     if (tls_) TlsLibrariesOf(ev);
   }
   void OnProcExit(const ProcEvent& ev) override {
     if (tls_) tls_->RemoveProcess(static_cast<pid_t>(ev.hdr->pid));
+    if (probes_) probes_->OnExit(static_cast<pid_t>(ev.hdr->pid));
+    if (internal_) internal_->OnProcessExit(ev.hdr->pid);
     tracker_->OnProcessExit(ev.hdr->pid, ev.hdr->ts_exit_ns);
     processes_->Forget(static_cast<pid_t>(ev.hdr->pid));
   }
@@ -259,6 +277,9 @@ class Dispatcher : public EventHandler {
   }
   void OnFionread(const FionreadEvent& ev) override {
     if (propagation_) propagation_->OnFionread(ev.hdr->pid, ev.hdr->fd, ev.flags);
+  }
+  void OnFuncCall(const FuncCallEvent& ev) override {
+    if (internal_) internal_->OnCall(*ev.call, ev.abandoned);
   }
 
  private:
@@ -287,6 +308,8 @@ class Dispatcher : public EventHandler {
   NetworkFacts* network_ = nullptr;
   PropagationLoader* propagation_ = nullptr;
   tls::TlsAttacher* tls_ = nullptr;
+  uprobes::ProbeManager* probes_ = nullptr;
+  InternalSpans* internal_ = nullptr;
 };
 
 // Between the connection tracker and the stitcher: a client exchange whose
@@ -378,7 +401,14 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
                          stitch_options);
   RearmTap rearm_tap(&stitcher);
   ConnTracker tracker(&rearm_tap);
-  Dispatcher dispatcher(&tracker, &processes, run.exe_names);
+  // --probe PROGRAM:FUNCTION: the programs it names are traced as --exe ones.
+  std::vector<uprobes::ProbeSpec> probe_specs;
+  if (auto err = ParseProbeSpecs(run.probes, &probe_specs)) throw StartupError(*err);
+  std::vector<std::string> exe_names = run.exe_names;
+  for (const std::string& n : ExeNamesOf(probe_specs)) {
+    if (std::find(exe_names.begin(), exe_names.end(), n) == exe_names.end()) exe_names.push_back(n);
+  }
+  Dispatcher dispatcher(&tracker, &processes, exe_names);
   EventReader reader(&dispatcher);
 
   LoaderOptions lo;
@@ -388,10 +418,10 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   lo.max_payload = run.payload_bytes;
   lo.ringbuf_bytes = run.ringbuf_mb << 20;
   lo.tls = run.tls;
-  if (!run.exe_names.empty()) {
+  if (!exe_names.empty()) {
     lo.exec_events = true;
-    lo.exec_names = run.exe_names;
-    for (pid_t pid : ScanProcesses(processes, run.exe_names)) lo.pids.push_back(pid);
+    lo.exec_names = exe_names;
+    for (pid_t pid : ScanProcesses(processes, exe_names)) lo.pids.push_back(pid);
   }
   std::unique_ptr<PodProcessScanner> pod_scanner;
   if (run.discovery.enabled()) {
@@ -407,7 +437,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   }
   // Workers forked before we started are selected with their parent.
   if (!lo.pids.empty()) lo.pids = WithDescendants(lo.pids);
-  if (!lo.trace_all && lo.pids.empty() && lo.ports.empty() && run.exe_names.empty() &&
+  if (!lo.trace_all && lo.pids.empty() && lo.ports.empty() && exe_names.empty() &&
       !pod_scanner) {
     throw StartupError("nothing selected: pass --pid, --exe, --port, --all or a discovery section");
   }
@@ -492,6 +522,43 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     dispatcher.set_tls(tls_attacher.get());
   }
 
+  // Function probes (--probe): INTERNAL spans of the calls, nested inside
+  // the SERVER span the thread serves and around the requests it makes.
+  std::unique_ptr<UprobeLoader> uprobe_loader;
+  std::unique_ptr<uprobes::ProbeManager> probes;
+  std::unique_ptr<InternalSpans> internal;
+  if (!probe_specs.empty()) {
+    UprobeLoaderOptions uo;
+    uo.min_duration_ns = uint64_t{run.probe_min_duration_us} * 1000;
+    try {
+      uprobe_loader = UprobeLoader::Start(uo, *loader);
+    } catch (const StartupError& e) {
+      spdlog::warn("{}; no INTERNAL spans", e.what());
+    }
+  }
+  if (uprobe_loader) {
+    probes = std::make_unique<uprobes::ProbeManager>(probe_specs, uprobe_loader.get());
+    InternalSpanOptions io;
+    io.monotonic_to_unix_ns = stitch_options.span.monotonic_to_unix_ns;
+    io.min_duration_ns = uint64_t{run.probe_min_duration_us} * 1000;
+    io.sampler = stitch_options.sampler;
+    UprobeLoader* ul = uprobe_loader.get();
+    uprobes::ProbeManager* pm = probes.get();
+    internal = std::make_unique<InternalSpans>(
+        &processes, [pm](uint32_t id) { return pm->Function(id); },
+        [&stitcher](uint32_t pid, uint32_t tid) { return stitcher.ServingSpan(pid, tid); },
+        [ul](uint32_t pid, uint64_t id) { return ul->ReadStack(static_cast<pid_t>(pid), id); },
+        [&](Span span) { joiner.OnSpan(std::move(span), MonotonicNowNs()); }, io);
+    stitcher.set_open_spans(internal.get());
+    dispatcher.set_probes(probes.get(), internal.get());
+    for (pid_t pid : lo.pids) dispatcher.MaybeProbe(pid);
+    for (const std::string& spec : probes->Unmatched()) {
+      spdlog::warn("probe {} matches no function in any traced process (yet): check the name "
+                   "with `hoptrace check --pid PID --probe {}`",
+                   spec, spec);
+    }
+  }
+
   SelfMetrics metrics;
   std::atomic<uint64_t> last_loop_ns{MonotonicNowNs()};  // for /healthz
   ShedController shed;
@@ -513,6 +580,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     m.kernel_events_lost = k.ringbuf_drops;
     // The network probes write into the same ring buffer.
     if (net_probe) m.kernel_events_lost += net_probe->ReadCounters().ringbuf_drops;
+    if (uprobe_loader) m.kernel_events_lost += uprobe_loader->ReadCounters().ringbuf_drops;
     m.kernel_payload_truncated = k.truncated;
     m.shed = k.shed;
     m.shed_keep_per_1024 = fixed_keep ? *fixed_keep : shed.keep();
@@ -620,6 +688,8 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     stitcher.Tick(mono);
     if (tls_attacher) tls_attacher->Tick(mono);
     if (propagation) propagation->Sweep();
+    if (internal) internal->Tick(mono);
+    if (probes) probes->Rescan(/*young_only=*/true);  // new processes still loading libraries
     joiner.Tick(mono);
     net_facts.Tick(mono);
     publish();
@@ -655,6 +725,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
           processes.Forget(static_cast<pid_t>(pid));
         }
       }
+      if (probes) probes->Rescan();  // libraries loaded since (dlopen), processes gone
       uint64_t lost = metrics.Get().kernel_events_lost;
       if (lost != last_lost) {
         spdlog::warn("kernel dropped {} events (ring buffer full): raise --ringbuf-mb",
@@ -682,6 +753,13 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
       tls_attacher ? tls_attacher->stats() : tls::TlsAttacherStats{};
   tls_attacher.reset();
   tls_uprobes.reset();
+  UprobeCounters probe_counters;
+  const size_t probe_links = uprobe_loader ? uprobe_loader->links() : 0;
+  if (uprobe_loader) probe_counters = uprobe_loader->ReadCounters();
+  stitcher.set_open_spans(nullptr);  // nothing may read the loader's maps from here on
+  dispatcher.set_probes(nullptr, nullptr);
+  probes.reset();
+  uprobe_loader.reset();  // detach every function probe before the ring buffer goes
   PropagationCounters prop_counters;
   if (propagation) prop_counters = propagation->ReadCounters();
   propagation.reset();  // stop injecting before the capture's maps go
@@ -743,6 +821,17 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
         "calls_unbound={}",
         tls_stats.attached, tls_stats.detached, tls_stats.attach_failed, tls_stats.not_probeable,
         tls_stats.scans, k.tls_by_syscall, k.tls_by_session, k.tls_by_thread, k.tls_unbound);
+  }
+  if (internal) {
+    const auto& c = probe_counters;
+    const auto& t = internal->stats();
+    spdlog::info(
+        "probes (final): probes_at_exit={} calls={} short={} abandoned={} too_deep={} "
+        "unmatched_returns={} kernel_lost={} stack_full={} internal_spans={} "
+        "with_server_parent={} client_parents={} open_expired={}",
+        probe_links, c.calls, c.short_calls, c.abandoned, c.too_deep, c.unmatched,
+        c.ringbuf_drops, c.stack_full, t.spans, t.with_server_parent, t.client_parents,
+        t.open_expired);
   }
   spdlog::info("hoptrace stopped; all programs detached");
   return 0;

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/cli/agent_runner.h"
+#include "agent/cli/probe_check.h"
 #include "agent/hops/hops_command.h"
 #include "agent/kernel/bpf_loader.h"
 #include "agent/kernel/preflight.h"
@@ -120,6 +121,12 @@ int main(int argc, char** argv) {
       run->add_option("--export-consumers", cli.export_consumers,
                       "OTLP exports in flight at once (default 4)")
           ->check(CLI::Range(1, 64));
+  auto* o_probe = run->add_option(
+      "--probe", cli.probes,
+      "time calls of FUNCTION in PROGRAM as INTERNAL spans: PROGRAM:FUNCTION, PROGRAM a path "
+      "or a name as --exe, FUNCTION a symbol or C++ name, * globs (repeatable)");
+  auto* o_probe_min = run->add_option("--probe-min-duration-us", cli.probe_min_duration_us,
+                                      "shorter probed calls are counted, not exported (default 100)");
   // Kubernetes: pod metadata and selection by pod.
   std::vector<std::string> k8s_namespaces, k8s_labels, k8s_workloads, k8s_containers,
       k8s_exclude_namespaces;
@@ -158,10 +165,13 @@ int main(int argc, char** argv) {
                   "load every program in every configuration `run` offers (selection x "
                   "propagation x read guard x payload size); fail if one does not load or "
                   "uses more than 25% of the verifier's budget");
-  std::vector<int> check_pids;
+  std::vector<pid_t> check_pids;
+  std::vector<std::string> check_probes;
   check->add_option("--pid", check_pids,
-                    "also say which TLS libraries process N maps and whether each can be probed "
-                    "(repeatable)");
+                    "also say which TLS libraries process N maps and whether each can be probed; "
+                    "with --probe: the process to look in (repeatable)");
+  check->add_option("--probe", check_probes,
+                    "PROGRAM:FUNCTION: list the functions it matches in --pid's files");
   hoptrace::HopsOptions hops_options;
   auto* hops = app.add_subcommand("hops", "the hops of a trace, or per-edge latency, traceroute-style");
   hops->add_option("trace", hops_options.trace_id, "trace id (32 hex digits); none: recent traces");
@@ -184,6 +194,13 @@ int main(int argc, char** argv) {
 
   if (check->parsed()) {
     SetUpLogging(log_level.empty() ? (check_matrix ? "error" : "warn") : log_level);
+    if (!check_probes.empty()) {
+      if (check_pids.empty()) {
+        spdlog::error("check: --probe needs --pid, the process to look in");
+        return 2;
+      }
+      return hoptrace::PrintProbeMatches(check_pids, check_probes, stdout);
+    }
     if (check_matrix) {
       try {
         return hoptrace::RunConfigMatrix(hoptrace::MatrixOptions{}, stdout) ? 0 : 1;
@@ -239,6 +256,8 @@ int main(int argc, char** argv) {
   if (no_tls) r.tls = false;
   if (o_consumers->count()) r.export_consumers = cli.export_consumers;
   if (o_metrics->count()) r.metrics_address = cli.metrics_address;
+  if (o_probe->count()) r.probes = cli.probes;
+  if (o_probe_min->count()) r.probe_min_duration_us = cli.probe_min_duration_us;
   if (!log_level.empty()) r.log_level = log_level;
   if (o_node->count()) r.kubernetes.node_name = node_name;
   if (o_k8s_api->count()) r.kubernetes.api_server = k8s_api;

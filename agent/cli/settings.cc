@@ -107,6 +107,8 @@ class FileReader {
         if (v["cgroup"]) run_->propagation_cgroup = v["cgroup"].as<std::string>();
         if (v["enabled"]) run_->propagation = v["enabled"].as<bool>();
         if (v["fionread_guard"]) run_->fionread_guard = v["fionread_guard"].as<std::string>();
+      } else if (key == "probes") {
+        Probes(v);
       } else if (key == "kubernetes") {
         Kubernetes(v);
       } else if (key == "discovery") {
@@ -139,6 +141,13 @@ class FileReader {
     if (v["exe"]) run_->exe_names = SeqOrOne<std::string>(v["exe"]);
     if (v["ports"]) run_->ports = SeqOrOne<uint16_t>(v["ports"]);
     if (v["all"]) run_->all = v["all"].as<bool>();
+  }
+
+  // probes: {functions: ["shop:Shop::validate", ...], min_duration_us: 100}
+  void Probes(const YAML::Node& v) {
+    Expect(v, "probes", {"functions", "min_duration_us"});
+    if (v["functions"]) run_->probes = SeqOrOne<std::string>(v["functions"]);
+    if (v["min_duration_us"]) run_->probe_min_duration_us = v["min_duration_us"].as<uint32_t>();
   }
 
   void Kubernetes(const YAML::Node& v) {

@@ -69,6 +69,9 @@ struct RunSettings {
   // OTLP exports in flight at once (the Collector's sending_queue.num_consumers): each is a
   // worker of the span pipeline with its own exporter.
   uint32_t export_consumers = 4;
+  // Functions to time as INTERNAL spans: "PROGRAM:FUNCTION" (uprobes/probe_spec.h).
+  std::vector<std::string> probes;
+  uint32_t probe_min_duration_us = 100;  // shorter calls are counted, not exported
   KubernetesSettings kubernetes;
   // Selection by pod (the `discovery` section, --k8s-* flags), beside
   // pids/exe/ports: every process of a selected container.

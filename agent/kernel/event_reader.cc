@@ -83,6 +83,14 @@ void EventReader::Dispatch(std::span<const uint8_t> record) {
           CtxEvent{hdr, ev, std::string_view(ev->tracestate, ev->tracestate_len)});
       return;
     }
+    case HT_EV_FUNC_CALL:
+    case HT_EV_FUNC_ABANDONED: {
+      if (record.size() < sizeof(hu_call_event)) break;
+      const auto* ev = reinterpret_cast<const hu_call_event*>(record.data());
+      if (ev->depth > HU_MAX_DEPTH || ev->index >= ev->depth) break;
+      handler_->OnFuncCall(FuncCallEvent{ev, hdr->type == HT_EV_FUNC_ABANDONED});
+      return;
+    }
     default:
       break;
   }

@@ -8,6 +8,7 @@
 
 #include "net_probe.h"
 #include "socket_trace.h"
+#include "uprobe_trace.h"
 
 namespace hoptrace {
 
@@ -63,6 +64,13 @@ struct FionreadEvent {
   uint32_t flags;  // HT_FIONREAD_F_*
 };
 
+// HT_EV_FUNC_CALL / HT_EV_FUNC_ABANDONED: probed calls (bpf/uprobe_trace.h).
+// index < depth <= HU_MAX_DEPTH is checked.
+struct FuncCallEvent {
+  const hu_call_event* call;
+  bool abandoned;
+};
+
 class EventHandler {
  public:
   virtual ~EventHandler() = default;
@@ -78,6 +86,8 @@ class EventHandler {
   virtual void OnTcpEvent(const TcpEvent& /*ev*/) {}
   // Only with the propagation read guard in "detect" mode.
   virtual void OnFionread(const FionreadEvent& /*ev*/) {}
+  // Only with --probe.
+  virtual void OnFuncCall(const FuncCallEvent& /*ev*/) {}
 };
 
 struct EventReaderStats {

@@ -13,6 +13,7 @@
 #include "agent/kernel/bpf_loader.h"
 #include "agent/kernel/propagation_loader.h"
 #include "net_probe.skel.h"
+#include "uprobe_trace.skel.h"
 #include "propagation.skel.h"
 #include "socket_trace.skel.h"
 #include "uprobes/openssl/tls_libraries.h"
@@ -87,6 +88,7 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
     lo.pids = {getpid()};
     costs->push_back(MeasureCapture(lo));
     costs->push_back(MeasureNetProbe());
+    costs->push_back(MeasureUprobes());
     if (ProbePropagationSupport().ok) {
       lo.kernel_context = true;
       costs->push_back(MeasureCapture(lo));
@@ -160,6 +162,16 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
                                       : std::string("load failed: ") + strerror(-net_err),
                          "RTT, retransmissions, resets, IP hops on spans", false));
     if (net) net_probe_bpf__destroy(net);
+
+    // Function probes (--probe): uprobes, on maps of their own here.
+    uprobe_trace_bpf* up = uprobe_trace_bpf__open();
+    int up_err = -errno;
+    if (up) up_err = uprobe_trace_bpf__load(up);
+    items.push_back(Item("function probe programs (uprobes)", up && up_err == 0,
+                         up_err == 0 ? "loaded and verified"
+                                     : std::string("load failed: ") + strerror(-up_err),
+                         "--probe: INTERNAL spans of named functions", false));
+    if (up) uprobe_trace_bpf__destroy(up);
 
     // Context propagation: what this kernel lets it do, then the capture
     // with kernel-side contexts on and the sockops/sk_msg object (here with

@@ -13,6 +13,7 @@
 #include "agent/kernel/bpf_loader.h"
 #include "agent/kernel/propagation_loader.h"
 #include "net_probe.skel.h"
+#include "uprobe_trace.skel.h"
 #include "propagation.skel.h"
 #include "socket_trace.skel.h"
 
@@ -100,6 +101,7 @@ std::vector<ObjectCosts> MeasureConfig(const Config& c) {
   const LoaderOptions lo = CaptureOptionsFor(c);
   out.push_back(MeasureCapture(lo));
   if (c.propagation) out.push_back(MeasurePropagation(lo, c.guard));
+  out.push_back(MeasureUprobes());  // --probe goes with every configuration
   return out;
 }
 
@@ -139,6 +141,12 @@ ObjectCosts MeasurePropagation(const LoaderOptions& capture_options, const std::
 ObjectCosts MeasureNetProbe() {
   return LoadAndMeasure<net_probe_bpf>("net_probe", net_probe_bpf__open, net_probe_bpf__load,
                                        net_probe_bpf__destroy, [](net_probe_bpf*) {});
+}
+
+ObjectCosts MeasureUprobes() {
+  return LoadAndMeasure<uprobe_trace_bpf>("uprobe_trace", uprobe_trace_bpf__open,
+                                          uprobe_trace_bpf__load, uprobe_trace_bpf__destroy,
+                                          [](uprobe_trace_bpf*) {});
 }
 
 void PrintObjectCosts(const ObjectCosts& costs, int64_t budget, std::FILE* out) {

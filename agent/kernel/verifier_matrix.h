@@ -38,6 +38,8 @@ struct LoaderOptions;
 ObjectCosts MeasureCapture(const LoaderOptions& options);
 ObjectCosts MeasurePropagation(const LoaderOptions& capture_options, const std::string& guard);
 ObjectCosts MeasureNetProbe();
+// bpf/uprobe_trace.bpf.c (--probe), on maps of its own.
+ObjectCosts MeasureUprobes();
 
 // Prints the costs of one object, one program a line (hoptrace check --verbose).
 void PrintObjectCosts(const ObjectCosts& costs, int64_t budget, std::FILE* out);

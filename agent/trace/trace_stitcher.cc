@@ -244,6 +244,15 @@ void TraceStitcher::OnRequestStart(const ConnInfo& conn, Role role, const Reques
   const bool server = role == Role::kServer;
   SpanContextRecord ctx = server ? ServerContext(conn, request) : ClientContext(conn, request);
   ApplyAlias(&ctx);  // also for contexts read from headers the kernel wrote
+  if (!server && open_spans_ != nullptr) {
+    // Made inside a probed call of the same trace: that call is the closer
+    // parent. Only the parent changes: the ids on the wire stay.
+    if (auto in = open_spans_->InnermostOpen(conn.id.pid, request.timing.tid,
+                                                 request.timing.first_byte_ts_enter);
+        in && in->trace_id == ctx.trace_id) {
+      ctx.parent_span_id = in->span_id;
+    }
+  }
   if (server) {
     auto& open = thread_server_[ThreadKey(conn.id.pid, request.timing.tid)];
     if (open.size() >= kMaxThreadOpen) open.pop_front();
@@ -361,6 +370,12 @@ void TraceStitcher::OnConnectionOpen(const ConnInfo& conn, uint32_t tid) {
   if (const ThreadServer* t = PickThreadServer(conn.id.pid, tid)) {
     bound_at_connect_[conn.id] = t->ctx;
   }
+}
+
+std::optional<SpanContextRecord> TraceStitcher::ServingSpan(uint32_t pid, uint32_t tid) const {
+  auto it = thread_server_.find(ThreadKey(pid, tid));
+  if (it == thread_server_.end() || it->second.empty()) return std::nullopt;
+  return it->second.back().ctx;
 }
 
 size_t TraceStitcher::open_server_spans() const {

@@ -81,6 +81,17 @@ struct TraceStitcherStats {
   uint64_t kernel_traces_aliased = 0;      // kernel's new trace joined to a local caller's
 };
 
+// Spans other than HTTP exchanges that a thread has open (INTERNAL spans of
+// probed functions, agent/trace/internal_spans.h): a request the thread
+// writes inside one is its child.
+class OpenSpanSource {
+ public:
+  virtual ~OpenSpanSource() = default;
+  // The innermost span open on (pid, tid) at ts_ns (CLOCK_MONOTONIC), if any.
+  virtual std::optional<SpanContextRecord> InnermostOpen(uint32_t pid, uint32_t tid,
+                                                         uint64_t ts_ns) = 0;
+};
+
 class TraceStitcher : public ExchangeHandler {
  public:
   using SpanCallback = std::function<void(Span)>;
@@ -95,6 +106,11 @@ class TraceStitcher : public ExchangeHandler {
   void OnConnectionGone(const ConnInfo& conn) override;
   // A kernel decision; comes before the data event that completes its request.
   void OnKernelContext(const ConnId& conn, KernelContext k);
+
+  void set_open_spans(OpenSpanSource* source) { open_spans_ = source; }
+  // The SERVER span the thread is serving now (the newest open one), for
+  // spans that start inside it.
+  std::optional<SpanContextRecord> ServingSpan(uint32_t pid, uint32_t tid) const;
 
   // Drops expired client contexts. now: CLOCK_MONOTONIC ns.
   void Tick(uint64_t now_ns);
@@ -139,6 +155,7 @@ class TraceStitcher : public ExchangeHandler {
                             std::string tracestate);
 
   ProcessRegistry* processes_;
+  OpenSpanSource* open_spans_ = nullptr;
   SpanCallback emit_;
   TraceStitcherOptions options_;
   IdGenerator ids_;

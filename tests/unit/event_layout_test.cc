@@ -8,6 +8,7 @@
 #include "net_probe.h"
 #include "socket_trace.h"
 #include "tcp_ctx_option.h"
+#include "uprobe_trace.h"
 
 namespace {
 
@@ -137,3 +138,32 @@ TEST(EventLayout, TcpContextOption) {
   EXPECT_EQ(offsetof(ht_tcp_ctx_option, trace_id), 4u);
   EXPECT_EQ(offsetof(ht_tcp_ctx_option, parent_id), 20u);
 }
+namespace {
+
+TEST(EventLayout, FunctionCallEventOfTheUprobes) {
+  EXPECT_EQ(sizeof(hu_frame), 24u);
+  EXPECT_EQ(offsetof(hu_frame, entry_ns), 0u);
+  EXPECT_EQ(offsetof(hu_frame, sp), 8u);
+  EXPECT_EQ(offsetof(hu_frame, function_id), 16u);
+  EXPECT_EQ(offsetof(hu_frame, tid), 20u);
+  EXPECT_EQ(sizeof(hu_call_event), 504u);
+  EXPECT_EQ(offsetof(hu_call_event, context_id), 40u);
+  EXPECT_EQ(offsetof(hu_call_event, index), 48u);
+  EXPECT_EQ(offsetof(hu_call_event, depth), 50u);
+  EXPECT_EQ(offsetof(hu_call_event, flags), 52u);
+  EXPECT_EQ(offsetof(hu_call_event, exception), 56u);
+  EXPECT_EQ(offsetof(hu_call_event, frames), 120u);
+  // The map values the agent reads back (UprobeLoader::ReadStack, hu_sites).
+  EXPECT_EQ(sizeof(hu_stack), 464u);
+  EXPECT_EQ(offsetof(hu_stack, frames), 80u);
+  EXPECT_EQ(sizeof(hu_site_key), 16u);
+  EXPECT_EQ(sizeof(hu_site), 8u);
+  EXPECT_EQ(HT_EV_FUNC_CALL, 20);
+  EXPECT_EQ(HT_EV_FUNC_ABANDONED, 21);
+  EXPECT_EQ(HU_SITE_ENTRY, 1);
+  EXPECT_EQ(HU_SITE_RETURN, 2);
+  EXPECT_EQ(HU_SITE_THROW, 3);
+  EXPECT_EQ(HU_SITE_CATCH, 4);
+}
+
+}  // namespace

@@ -188,6 +188,21 @@ TEST_F(SettingsTest, FileSetsPropagationCgroupAndSwitch) {
   EXPECT_NE(err->find("propagation.cgroups"), std::string::npos) << *err;
 }
 
+TEST_F(SettingsTest, ProbesSectionNamesFunctionsAndThreshold) {
+  Settings s(FakeEnv());
+  EXPECT_TRUE(s.run().probes.empty());
+  EXPECT_EQ(s.run().probe_min_duration_us, 100u);
+  ASSERT_EQ(s.LoadFile(WriteFile("probes:\n  functions:\n    - shop:Shop::validate\n"
+                                 "    - login:main.handle*\n  min_duration_us: 250\n")),
+            std::nullopt);
+  EXPECT_EQ(s.run().probes,
+            (std::vector<std::string>{"shop:Shop::validate", "login:main.handle*"}));
+  EXPECT_EQ(s.run().probe_min_duration_us, 250u);
+  auto err = s.LoadFile(WriteFile("probes:\n  function: shop:x\n"));
+  ASSERT_TRUE(err);
+  EXPECT_NE(err->find("probes.function"), std::string::npos) << *err;
+}
+
 TEST_F(SettingsTest, BatchSectionSetsExportConsumersBesideTheBspVariables) {
   Settings s(FakeEnv());
   EXPECT_EQ(s.run().export_consumers, 4u);

@@ -1,0 +1,191 @@
+#include "agent/trace/internal_spans.h"
+
+#include <cxxabi.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+namespace hoptrace {
+namespace {
+
+// std::type_info::name() is a mangled type ("St16invalid_argument").
+std::string DemangleType(const char* name) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(name, nullptr, nullptr, &status),
+                                             std::free);
+  return status == 0 && out ? std::string(out.get()) : std::string(name);
+}
+
+}  // namespace
+
+InternalSpans::InternalSpans(ProcessRegistry* processes, FunctionLookup functions,
+                             ServingSpan serving, StackReader stacks, SpanCallback emit,
+                             InternalSpanOptions options, IdGenerator ids)
+    : processes_(processes),
+      functions_(std::move(functions)),
+      serving_(std::move(serving)),
+      stacks_(std::move(stacks)),
+      emit_(std::move(emit)),
+      options_(options),
+      ids_(std::move(ids)),
+      sampler_(options.sampler) {}
+
+SpanContextRecord InternalSpans::ChildOf(const SpanContextRecord& parent) {
+  SpanContextRecord ctx;
+  ctx.trace_id = parent.trace_id;
+  ctx.parent_span_id = parent.span_id;
+  ctx.span_id = ids_.NewSpanId();
+  ctx.flags = parent.flags;  // the parent's sampling decision stands
+  ctx.tracestate = parent.tracestate;
+  return ctx;
+}
+
+void InternalSpans::MakeRoom() {
+  if (open_.size() < options_.max_open) return;
+  auto oldest = open_.begin();
+  for (auto it = open_.begin(); it != open_.end(); ++it) {
+    if (it->second.seen_ns < oldest->second.seen_ns) oldest = it;
+  }
+  open_.erase(oldest);
+  ++stats_.open_expired;
+}
+
+SpanContextRecord InternalSpans::ContextOf(uint32_t pid, uint64_t context_id,
+                                           const hu_frame* frames, uint32_t index) {
+  // A copy, not a pointer into open_: making room may drop the outermost.
+  std::optional<SpanContextRecord> parent;
+  std::optional<SpanContextRecord> server;
+  for (uint32_t i = 0; i <= index; ++i) {
+    const Key key{pid, context_id, frames[i].entry_ns, frames[i].function_id};
+    auto it = open_.find(key);
+    if (it == open_.end()) {
+      SpanContextRecord ctx;
+      if (parent) {
+        ctx = ChildOf(*parent);
+      } else if ((server = serving_(pid, frames[0].tid))) {
+        ctx = ChildOf(*server);
+        ++stats_.with_server_parent;
+      } else {
+        ctx.trace_id = ids_.NewTraceId();
+        ctx.span_id = ids_.NewSpanId();
+        ctx.flags = sampler_.ShouldSample(ctx.trace_id, std::nullopt) ? kTraceFlagSampled : 0;
+      }
+      MakeRoom();
+      it = open_.emplace(key, Open{std::move(ctx), frames[i].entry_ns}).first;
+    }
+    parent = it->second.ctx;
+  }
+  return *parent;
+}
+
+void InternalSpans::OnCall(const hu_call_event& ev, bool abandoned) {
+  const uint32_t pid = ev.hdr.pid;
+  // A returned call is frames[index]; abandoned ones are [index, depth).
+  const uint32_t last = abandoned ? ev.depth - 1u : ev.index;
+  ContextOf(pid, ev.context_id, ev.frames, last);
+  for (uint32_t i = ev.index; i <= last; ++i) {
+    const hu_frame& f = ev.frames[i];
+    auto it = open_.find(Key{pid, ev.context_id, f.entry_ns, f.function_id});
+    if (it == open_.end()) continue;
+    SpanContextRecord ctx = std::move(it->second.ctx);
+    open_.erase(it);
+    if (ev.hdr.ts_exit_ns < f.entry_ns || ev.hdr.ts_exit_ns - f.entry_ns < options_.min_duration_ns) {
+      continue;  // an inner call shorter than the threshold: counted in the kernel
+    }
+    Emit(pid, ev.context_id, f, ev.hdr.ts_exit_ns, ctx, ev, abandoned);
+  }
+}
+
+void InternalSpans::Emit(uint32_t pid, uint64_t context_id, const hu_frame& frame,
+                         uint64_t end_ns, const SpanContextRecord& ctx, const hu_call_event& ev,
+                         bool abandoned) {
+  const uprobes::FunctionInfo* fn = functions_(frame.function_id);
+  if (!fn) {
+    ++stats_.unknown_function;
+    return;
+  }
+  if ((ctx.flags & kTraceFlagSampled) == 0) {
+    ++stats_.sampled_out;
+    return;
+  }
+  Span span;
+  span.trace_id = ctx.trace_id;
+  span.span_id = ctx.span_id;
+  span.parent_span_id = ctx.parent_span_id;
+  span.flags = ctx.flags;
+  span.trace_state = ctx.tracestate;
+  span.kind = SpanKind::kInternal;
+  span.name = fn->name;
+  span.start_unix_nano = static_cast<uint64_t>(static_cast<int64_t>(frame.entry_ns) +
+                                               options_.monotonic_to_unix_ns);
+  span.end_unix_nano =
+      static_cast<uint64_t>(static_cast<int64_t>(end_ns) + options_.monotonic_to_unix_ns);
+  span.resource = processes_->Get(static_cast<pid_t>(pid))->resource;
+  auto& a = span.attributes;
+  AddAttribute(a, "code.function.name", fn->name);
+  AddAttribute(a, "hoptrace.code.file", fn->file);  // the ELF file; source paths need DWARF
+  AddAttribute(a, "thread.id", static_cast<int64_t>(frame.tid));
+  if (ev.flags & HU_F_GO) {
+    char g[24];
+    snprintf(g, sizeof(g), "0x%llx", static_cast<unsigned long long>(context_id));
+    AddAttribute(a, "hoptrace.go.g", std::string(g));
+  }
+  if (abandoned) {
+    ++stats_.abandoned;
+    span.status = StatusCode::kError;
+    if ((ev.flags & HU_F_THROWN) && ev.exception[0] != '\0') {
+      const std::string type =
+          DemangleType(std::string(ev.exception, strnlen(ev.exception, sizeof(ev.exception))).c_str());
+      span.status_message = "exception " + type;
+      SpanEvent e;
+      e.name = "exception";
+      e.time_unix_nano = span.end_unix_nano;
+      AddAttribute(e.attributes, "exception.type", type);
+      span.events.push_back(std::move(e));
+      AddAttribute(a, "error.type", type);
+    } else {
+      span.status_message = (ev.flags & HU_F_GO)
+                                ? "did not return (a panic unwound it)"
+                                : "did not return (unwound by an exception or longjmp)";
+      AddAttribute(a, "error.type", std::string("unwound"));
+    }
+  }
+  ++stats_.spans;
+  emit_(std::move(span));
+}
+
+std::optional<SpanContextRecord> InternalSpans::InnermostOpen(uint32_t pid, uint32_t tid,
+                                                              uint64_t ts_ns) {
+  // Thread-keyed stacks only: a goroutine's stack is keyed by its g, which
+  // a request event does not carry.
+  std::optional<hu_stack> st = stacks_(pid, tid);
+  if (!st || st->depth == 0) return std::nullopt;
+  const uint32_t depth = std::min<uint32_t>(st->depth, HU_MAX_DEPTH);
+  // The innermost call that had begun when the request was written: a call
+  // begun since (the agent reads the stack a little later) is not its parent.
+  for (uint32_t i = depth; i-- > 0;) {
+    if (st->frames[i].entry_ns <= ts_ns) {
+      ++stats_.client_parents;
+      return ContextOf(pid, tid, st->frames, i);
+    }
+  }
+  return std::nullopt;
+}
+
+void InternalSpans::OnProcessExit(uint32_t pid) {
+  open_.erase(open_.lower_bound(Key{pid, 0, 0, 0}), open_.lower_bound(Key{pid + 1, 0, 0, 0}));
+}
+
+void InternalSpans::Tick(uint64_t now_ns) {
+  for (auto it = open_.begin(); it != open_.end();) {
+    if (now_ns > it->second.seen_ns && now_ns - it->second.seen_ns > options_.open_ttl_ns) {
+      it = open_.erase(it);
+      ++stats_.open_expired;
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace hoptrace

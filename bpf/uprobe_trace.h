@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Events and maps of uprobe_trace.bpf.c: calls of the functions a user
+ * names (hoptrace run --probe), timed from their entry to one of their
+ * return instructions. They travel in socket_trace's ring buffer after the
+ * same ht_event_header, so the agent sees a call's end in order with the
+ * requests the thread read and wrote around it.
+ *
+ * The agent fills hu_sites with every probed address of every process
+ * (entry, each return instruction, __cxa_throw); one program per kind is
+ * attached at all of them and looks up what it was hit for by (pid, ip),
+ * which needs no BPF cookie (5.15+) and so works on 5.10.
+ *
+ * Layout pinned by tests/unit/event_layout_test.cc; change only by adding
+ * fields at the end.
+ */
+#ifndef HOPTRACE_BPF_UPROBE_TRACE_H
+#define HOPTRACE_BPF_UPROBE_TRACE_H
+
+#include "socket_trace.h"
+
+/* Open probed calls kept per thread (or goroutine). Deeper calls are
+ * counted (HU_CNT_TOO_DEEP) and not timed. Power of two (index masks). */
+#define HU_MAX_DEPTH 16
+#define HU_EXCEPTION_LEN 64
+
+enum hu_site_kind {
+	HU_SITE_ENTRY = 1,  /* first instruction of a probed function */
+	HU_SITE_RETURN = 2, /* one of its ret (or tail-call jmp) instructions */
+	HU_SITE_THROW = 3,  /* __cxa_throw: a C++ exception starts unwinding */
+	HU_SITE_CATCH = 4,  /* __cxa_begin_catch: it is caught; deeper frames are gone */
+};
+
+/* hu_site.flags */
+#define HU_SITE_F_GO 0x1 /* a Go function: calls are keyed by goroutine (r14), not thread */
+
+struct hu_site_key {
+	__u32 pid; /* thread group id */
+	__u32 _pad;
+	__u64 addr; /* probed address in that process */
+};
+
+struct hu_site {
+	__u32 function_id; /* the agent's id of the function */
+	__u16 kind;        /* enum hu_site_kind */
+	__u16 flags;       /* HU_SITE_F_* */
+};
+
+/* One open probed call. */
+struct hu_frame {
+	__u64 entry_ns; /* CLOCK_MONOTONIC at entry */
+	__u64 sp;       /* stack pointer at entry: points at the return address */
+	__u32 function_id;
+	__u32 tid; /* thread that entered it */
+};
+
+/* Whose calls nest: a thread, or for Go a goroutine (goroutines move
+ * between threads, and their stacks move: no stack pointer rule there). */
+struct hu_stack_key {
+	__u32 pid;
+	__u32 _pad;
+	__u64 id; /* tid, or the goroutine's g pointer */
+};
+
+struct hu_stack {
+	__u32 depth; /* open frames: frames[0] outermost */
+	__u32 _pad;
+	__u64 throw_ns; /* last __cxa_throw on this thread */
+	char exception[HU_EXCEPTION_LEN]; /* its type, mangled (std::type_info::name()) */
+	struct hu_frame frames[HU_MAX_DEPTH];
+};
+
+/* hu_call_event.flags */
+#define HU_F_GO 0x1     /* context_id is a goroutine, not a thread */
+#define HU_F_THROWN 0x2 /* abandoned after a C++ throw on the thread: exception names its type */
+
+/* HT_EV_FUNC_CALL: frames[index] returned; hdr.ts_enter_ns / ts_exit_ns are
+ * its entry and return, hdr.tid the thread that returned, fd = -1.
+ * HT_EV_FUNC_ABANDONED: frames[index .. depth-1] never returned: a later
+ * probe hit showed they are gone (a shallower stack, an outer return);
+ * hdr.ts_exit_ns is when they ended at the latest (the throw, or the hit).
+ * frames[0 .. index-1] are the calls still open around them, outermost
+ * first: their parents. */
+struct hu_call_event {
+	struct ht_event_header hdr;
+	__u64 context_id; /* tid, or goroutine (HU_F_GO) */
+	__u16 index;
+	__u16 depth;
+	__u16 flags; /* HU_F_* */
+	__u16 _pad;
+	char exception[HU_EXCEPTION_LEN];
+	struct hu_frame frames[HU_MAX_DEPTH];
+};
+
+/* Indexes into the per-CPU counter array "hu_counters". */
+enum hu_counter {
+	HU_CNT_CALLS = 0,        /* probed calls that returned */
+	HU_CNT_SHORT = 1,        /* of which shorter than the threshold: counted, not sent */
+	HU_CNT_ABANDONED = 2,    /* calls that never returned */
+	HU_CNT_TOO_DEEP = 3,     /* entries beyond HU_MAX_DEPTH: not timed */
+	HU_CNT_UNMATCHED = 4,    /* returns with no open call of theirs */
+	HU_CNT_RINGBUF_DROPS = 5,
+	HU_CNT_STACK_FULL = 6,   /* no room for a new thread's stack */
+	HU_CNT_MAX = 7,
+};
+
+#endif /* HOPTRACE_BPF_UPROBE_TRACE_H */

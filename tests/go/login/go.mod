@@ -1,0 +1,3 @@
+module hoptrace.test/login
+
+go 1.26

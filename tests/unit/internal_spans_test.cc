@@ -1,0 +1,179 @@
+// InternalSpans: INTERNAL spans from call events, nested under the SERVER
+// span of the thread and each other; the open calls a request is made in;
+// abandoned calls as errors. Events are built here as the kernel sends them
+// (bpf/uprobe_trace.h); the kernel's stack map is a fake.
+#include <unistd.h>
+
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "agent/trace/internal_spans.h"
+
+namespace hoptrace {
+namespace {
+
+constexpr uint32_t kTid = 7;
+const uint32_t kPid = static_cast<uint32_t>(getpid());
+enum : uint32_t { kHandle = 1, kValidate = 2, kRender = 3 };
+
+class InternalSpansTest : public ::testing::Test {
+ protected:
+  InternalSpansTest()
+      : processes_("host"),
+        spans_(
+            &processes_,
+            [this](uint32_t id) -> const uprobes::FunctionInfo* {
+              auto it = functions_.find(id);
+              return it == functions_.end() ? nullptr : &it->second;
+            },
+            [this](uint32_t pid, uint32_t tid) -> std::optional<SpanContextRecord> {
+              if (pid == kPid && tid == kTid && serving_) return server_;
+              return std::nullopt;
+            },
+            [this](uint32_t, uint64_t) { return stack_; },
+            [this](Span s) { out_.push_back(std::move(s)); }, Options(), IdGenerator(42)) {
+    server_.trace_id.bytes[0] = 0xaa;
+    server_.span_id.bytes[0] = 0x55;
+    server_.flags = kTraceFlagSampled;
+  }
+  static InternalSpanOptions Options() {
+    InternalSpanOptions o;
+    o.min_duration_ns = 100;
+    return o;
+  }
+
+  // frames: (entry_ns, function) outermost first.
+  hu_call_event Event(std::vector<std::pair<uint64_t, uint32_t>> frames, uint32_t index,
+                      uint64_t end_ns) {
+    hu_call_event e{};
+    e.hdr.type = HT_EV_FUNC_CALL;
+    e.hdr.pid = kPid;
+    e.hdr.tid = kTid;
+    e.hdr.ts_enter_ns = frames[index].first;
+    e.hdr.ts_exit_ns = end_ns;
+    e.context_id = kTid;
+    e.index = static_cast<uint16_t>(index);
+    e.depth = static_cast<uint16_t>(frames.size());
+    for (size_t i = 0; i < frames.size(); ++i) {
+      e.frames[i].entry_ns = frames[i].first;
+      e.frames[i].function_id = frames[i].second;
+      e.frames[i].tid = kTid;
+    }
+    return e;
+  }
+  const Span& Named(const std::string& name) {
+    for (const Span& s : out_) {
+      if (s.name == name) return s;
+    }
+    ADD_FAILURE() << "no span " << name;
+    return out_.front();
+  }
+
+  std::map<uint32_t, uprobes::FunctionInfo> functions_{
+      {kHandle, {"Shop::handle", "_ZN4Shop6handleEv", "/srv/shop", false}},
+      {kValidate, {"Shop::validate", "_ZN4Shop8validateEv", "/srv/shop", false}},
+      {kRender, {"Shop::render", "_ZN4Shop6renderEv", "/srv/shop", false}}};
+  SpanContextRecord server_;
+  bool serving_ = true;
+  std::optional<hu_stack> stack_;
+  std::vector<Span> out_;
+  ProcessRegistry processes_;
+  InternalSpans spans_;
+};
+
+TEST_F(InternalSpansTest, NestsCallsUnderTheServingSpanAndEachOther) {
+  const std::vector<std::pair<uint64_t, uint32_t>> f{
+      {1000, kHandle}, {2000, kValidate}, {3000, kRender}};
+  spans_.OnCall(Event(f, 2, 4000), false);
+  spans_.OnCall(Event({f[0], f[1]}, 1, 5000), false);
+  serving_ = false;  // the handle's SERVER span was decided at its first inner call
+  spans_.OnCall(Event({f[0]}, 0, 6000), false);
+  ASSERT_EQ(out_.size(), 3u);
+  const Span& handle = Named("Shop::handle");
+  const Span& validate = Named("Shop::validate");
+  const Span& render = Named("Shop::render");
+  EXPECT_EQ(handle.parent_span_id, server_.span_id);
+  EXPECT_EQ(validate.parent_span_id, handle.span_id);
+  EXPECT_EQ(render.parent_span_id, validate.span_id);
+  for (const Span* s : {&handle, &validate, &render}) {
+    EXPECT_EQ(s->trace_id, server_.trace_id);
+    EXPECT_EQ(s->kind, SpanKind::kInternal);
+    EXPECT_EQ(s->status, StatusCode::kUnset);
+    const AttrValue* name = FindAttribute(s->attributes, "code.function.name");
+    ASSERT_NE(name, nullptr);
+    EXPECT_EQ(std::get<std::string>(*name), s->name);
+  }
+  EXPECT_EQ(render.end_unix_nano - render.start_unix_nano, 1000u);
+  EXPECT_EQ(handle.end_unix_nano - handle.start_unix_nano, 5000u);
+  EXPECT_EQ(spans_.open_contexts(), 0u);  // nothing left open
+  EXPECT_EQ(spans_.stats().with_server_parent, 1u);
+}
+
+TEST_F(InternalSpansTest, RequestMadeInsideACallIsItsChild) {
+  hu_stack st{};
+  st.depth = 2;
+  st.frames[0] = {1000, 0, kHandle, kTid};
+  st.frames[1] = {2000, 0, kValidate, kTid};
+  stack_ = st;
+  auto in_validate = spans_.InnermostOpen(kPid, kTid, 2500);
+  auto in_handle = spans_.InnermostOpen(kPid, kTid, 1500);  // before validate began
+  ASSERT_TRUE(in_validate && in_handle);
+  EXPECT_EQ(in_validate->parent_span_id, in_handle->span_id);
+  EXPECT_EQ(in_handle->parent_span_id, server_.span_id);
+  EXPECT_FALSE(spans_.InnermostOpen(kPid, kTid, 500));  // before any call
+  // The calls end: their spans carry the ids the request's parent got.
+  spans_.OnCall(Event({{1000, kHandle}, {2000, kValidate}}, 1, 3000), false);
+  spans_.OnCall(Event({{1000, kHandle}}, 0, 4000), false);
+  EXPECT_EQ(Named("Shop::validate").span_id, in_validate->span_id);
+  EXPECT_EQ(Named("Shop::handle").span_id, in_handle->span_id);
+  stack_.reset();
+  EXPECT_FALSE(spans_.InnermostOpen(kPid, kTid, 2500));
+}
+
+TEST_F(InternalSpansTest, AbandonedCallsAreErrorsWithTheExceptionType) {
+  hu_call_event e =
+      Event({{1000, kHandle}, {2000, kValidate}, {3000, kRender}, {3950, kRender}}, 1, 4000);
+  e.hdr.type = HT_EV_FUNC_ABANDONED;
+  e.flags = HU_F_THROWN;
+  std::strcpy(e.exception, "N4Shop10OutOfStockE");
+  spans_.OnCall(e, true);
+  // validate and the outer render; the inner render (50 ns) is under the threshold.
+  ASSERT_EQ(out_.size(), 2u);
+  for (const Span& s : out_) {
+    EXPECT_EQ(s.status, StatusCode::kError);
+    EXPECT_EQ(s.status_message, "exception Shop::OutOfStock");
+    ASSERT_EQ(s.events.size(), 1u);
+    EXPECT_EQ(s.events[0].name, "exception");
+    EXPECT_EQ(std::get<std::string>(*FindAttribute(s.events[0].attributes, "exception.type")),
+              "Shop::OutOfStock");
+    EXPECT_EQ(s.events[0].time_unix_nano, s.end_unix_nano);
+  }
+  EXPECT_EQ(Named("Shop::render").parent_span_id, Named("Shop::validate").span_id);
+  // handle is still open (it caught the exception); it ends normally later.
+  spans_.OnCall(Event({{1000, kHandle}}, 0, 5000), false);
+  EXPECT_EQ(Named("Shop::handle").status, StatusCode::kUnset);
+  EXPECT_EQ(Named("Shop::validate").parent_span_id, Named("Shop::handle").span_id);
+  EXPECT_EQ(spans_.open_contexts(), 0u);
+}
+
+TEST_F(InternalSpansTest, AProcessThatExitsLeavesNoOpenContext) {
+  hu_stack st{};
+  st.depth = 1;
+  st.frames[0] = {1000, 0, kHandle, kTid};
+  stack_ = st;
+  ASSERT_TRUE(spans_.InnermostOpen(kPid, kTid, 2000));
+  EXPECT_EQ(spans_.open_contexts(), 1u);
+  spans_.OnProcessExit(kPid);
+  EXPECT_EQ(spans_.open_contexts(), 0u);
+  ASSERT_TRUE(spans_.InnermostOpen(kPid, kTid, 2000));
+  spans_.Tick(1000 + Options().open_ttl_ns + 1);  // never seen to end: expires
+  EXPECT_EQ(spans_.open_contexts(), 0u);
+  EXPECT_EQ(spans_.stats().open_expired, 1u);
+  EXPECT_TRUE(out_.empty());
+}
+
+}  // namespace
+}  // namespace hoptrace

@@ -1,0 +1,49 @@
+// One ELF file's function symbols, read with libelf: .symtab and .dynsym
+// (a stripped binary keeps only the latter), with the file offsets a uprobe
+// is attached at. Read once per file version (ElfCache keys them by device,
+// inode and mtime), so a hundred processes of one binary cost one read.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hoptrace::uprobes {
+
+struct ElfSymbol {
+  std::string name;       // as in the string table, without a "@VERSION" suffix
+  std::string version;    // "GLIBC_2.2.5" from "memcpy@@GLIBC_2.2.5"; usually empty
+  std::string demangled;  // C++ (Itanium ABI) demangled name; empty if not mangled
+  uint64_t address = 0;   // st_value: virtual address in the file's own layout
+  uint64_t size = 0;      // st_size: bytes of the function body (0: unknown)
+  uint64_t file_offset = 0;  // where those bytes are in the file: what uprobes take
+};
+
+class ElfFile {
+ public:
+  // Reads the file's function symbols. nullopt and *error when it is not a
+  // readable ELF file.
+  static std::optional<ElfFile> Open(const std::string& path, std::string* error);
+
+  const std::string& path() const { return path_; }
+  const std::vector<ElfSymbol>& functions() const { return functions_; }
+  // A Go binary (.go.buildinfo or .gopclntab present): its functions need
+  // return-instruction probes, and its stacks move.
+  bool is_go() const { return is_go_; }
+  bool has_debug_info() const { return has_debug_info_; }
+  // The bytes of a function body (for disassembly), read from the file.
+  std::optional<std::vector<uint8_t>> ReadFunction(const ElfSymbol& fn) const;
+
+ private:
+  std::string path_;
+  std::vector<ElfSymbol> functions_;
+  bool is_go_ = false;
+  bool has_debug_info_ = false;
+};
+
+// "_ZN4Shop8validateEi" -> "Shop::validate(int)"; empty if s is not a
+// mangled C++ name.
+std::string Demangle(const std::string& s);
+
+}  // namespace hoptrace::uprobes

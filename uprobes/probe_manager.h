@@ -1,0 +1,103 @@
+// Keeps the probes of every traced process attached: resolves the user's
+// specs in a process when it is first traced (at start, or at its exec),
+// again when it maps new executable files (dlopen; checked by Rescan, a
+// read of /proc/PID/maps per probed process, at most once a second), and
+// lets them go when it exits. The attaching itself is the loader's
+// (agent/kernel/uprobe_loader.h), behind UprobeAttacher: this code never
+// touches libbpf.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "uprobes/probe_resolver.h"
+
+namespace hoptrace::uprobes {
+
+// = enum hu_site_kind
+enum class SiteKind : uint16_t { kEntry = 1, kReturn = 2, kThrow = 3, kCatch = 4 };
+
+struct AttachSite {
+  std::string host_path;  // the file, as the agent opens it
+  uint64_t file_offset = 0;
+  uint64_t address = 0;  // in the process
+  uint32_t function_id = 0;
+  SiteKind kind = SiteKind::kEntry;
+  bool go = false;
+};
+
+class UprobeAttacher {
+ public:
+  virtual ~UprobeAttacher() = default;
+  // Attaches every site in process pid; returns how many attached and says
+  // why others did not in *errors.
+  virtual size_t Attach(pid_t pid, const std::vector<AttachSite>& sites,
+                        std::vector<std::string>* errors) = 0;
+  // Removes every probe of the process and what the kernel kept for it.
+  virtual void Detach(pid_t pid) = 0;
+};
+
+// What a function id stands for (spans' code.function.name and where).
+struct FunctionInfo {
+  std::string name;    // display name: "Shop::validate", "main.handleLogin"
+  std::string symbol;  // the ELF symbol
+  std::string file;    // the file holding it, as the process names it
+  bool go = false;
+};
+
+class ProbeManager {
+ public:
+  ProbeManager(std::vector<ProbeSpec> specs, UprobeAttacher* attacher);
+
+  // Does a spec name this process (its program or a file it maps)?
+  bool Wants(pid_t pid, const ProcessNames& names) const { return resolver_.Wants(pid, names); }
+  // Does a spec name a shared library ("libshop.so*")? Then every traced
+  // process is followed (OnProcess), in case it loads it later.
+  bool NamesLibraries() const;
+  // Resolves and attaches what is new in the process. Returns the probes
+  // that matched there (also the ones attached before).
+  ResolveResult OnProcess(pid_t pid, const ProcessNames& names);
+  void OnExit(pid_t pid);
+  bool Knows(pid_t pid) const { return procs_.count(pid) != 0; }
+  // Processes whose mapped files changed since they were resolved (dlopen)
+  // are resolved again. young_only: only processes first seen less than
+  // kYoung ago, which are still mapping their libraries (at exec, only the
+  // program and the dynamic loader are there): call that often (every
+  // 20 ms), the full rescan about once a second.
+  void Rescan(bool young_only = false);
+  static constexpr std::chrono::milliseconds kYoung{2000};
+
+  const FunctionInfo* Function(uint32_t id) const;
+  // Specs that matched nothing in any process so far, for one warning each.
+  std::vector<std::string> Unmatched() const;
+  size_t processes() const { return procs_.size(); }
+  size_t sites_attached() const { return sites_attached_; }
+
+ private:
+  struct Proc {
+    std::chrono::steady_clock::time_point first_seen;
+    ProcessNames names;
+    std::set<std::string> files;  // the mapped files it was resolved with
+    std::set<uint64_t> addresses;  // attached
+  };
+  uint32_t FunctionId(const ProcessProbe& p);
+  std::set<std::string> MappedFiles(pid_t pid) const;
+
+  ProbeResolver resolver_;
+  ProbeResolver exception_resolver_;  // __cxa_throw, __cxa_begin_catch: where C++ probes are
+  UprobeAttacher* attacher_;
+  std::map<pid_t, Proc> procs_;
+  std::map<std::tuple<std::string, std::string>, uint32_t> ids_;  // (file, symbol)
+  std::vector<FunctionInfo> functions_;                            // index = id - 1
+  std::vector<size_t> matched_;                                    // per spec, ever
+  size_t sites_attached_ = 0;
+};
+
+}  // namespace hoptrace::uprobes
