@@ -1,25 +1,24 @@
 #!/usr/bin/env bash
 # Builds one Go test program with the pinned toolchain:
 #   tests/go/build.sh SRC_DIR OUTPUT
-# GOTOOLCHAIN pins the version: a local go of exactly that version is used
-# as is; another go (>= 1.21) fetches the pinned toolchain from the Go module
-# proxy (golang.org/toolchain). No module of the programs needs the network.
+# The go is the one scripts/go_toolchain.sh installs (scripts/setup.sh --tests) into the
+# tools cache (HOPTRACE_TOOLS); neither /usr/local/go nor PATH's go is used. GO=/path/to/go
+# overrides it, but must be exactly the pinned version. GOTOOLCHAIN=local: the build never
+# switches toolchains or downloads one. No module of the programs needs the network.
 set -euo pipefail
 GO_VERSION=go1.26.8
 src=$1
 out=$2
-GO=${GO:-}
-if [ -z "$GO" ]; then
-  GO=$(command -v go || true)
-  [ -z "$GO" ] && [ -x /usr/local/go/bin/go ] && GO=/usr/local/go/bin/go
-fi
-if [ -z "$GO" ]; then
-  echo "tests/go/build.sh: no go toolchain found (need go >= 1.21 on PATH or in /usr/local/go)" >&2
+unset GOROOT
+GO=${GO:-$("$(dirname "$0")/../../scripts/go_toolchain.sh" --check)}
+export GOTOOLCHAIN=local
+version=$("$GO" env GOVERSION)
+if [ "$version" != "$GO_VERSION" ]; then
+  echo "tests/go/build.sh: $GO is $version, not $GO_VERSION" >&2
   exit 1
 fi
 build_root=$(dirname "$(realpath -m "$out")")
 mkdir -p "$build_root"
-export GOTOOLCHAIN=$GO_VERSION
 export GOCACHE=${GOCACHE:-$build_root/.gocache}
 export GOPATH=${GOPATH:-$build_root/.gopath}
 export GOFLAGS=-mod=mod CGO_ENABLED=0
