@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages hoptrace needs. Idempotent: does nothing
 # when everything is present. Run as root.
 #   scripts/setup.sh            # build + demo (all the demo uses)
-#   scripts/setup.sh --tests    # also tests, benchmarks and their npm packages
+#   scripts/setup.sh --tests    # also tests, benchmarks, their npm packages, the pinned Go
+#                               # (scripts/go_toolchain.sh) and the Kubernetes tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,10 @@ PACKAGES=(
 TEST_PACKAGES=(
   python3-pytest python3-aiohttp wrk nginx-light util-linux  # aiohttp: the W3C suite harness
   python3-grpcio nghttp2-server  # HTTP/2: gRPC services and clients, a cleartext h2 server
+  # Go: the pinned toolchain (tests/go programs, helm, kube-apiserver) comes from the Go
+  # module proxy by scripts/go_toolchain.sh, which unpacks it with unzip (Debian's golang
+  # is too old).
+  unzip
   # Kubernetes tests: a real API server over etcd (certificates made by openssl), the chart's
   # rendered objects checked against the API's schemas; helm and kube-apiserver themselves
   # are built from the Go module proxy by scripts/k8s_tools.sh.
@@ -69,6 +74,14 @@ install_node_modules() {
   fi
 }
 
+install_go_toolchain() {
+  [ "$tests" = 1 ] || return 0
+  # Pinned (version and SHA-256) into /var/cache/hoptrace-tools (HOPTRACE_TOOLS).
+  local go
+  go=$(./scripts/go_toolchain.sh)
+  echo "setup: Go toolchain $go"
+}
+
 install_k8s_tools() {
   [ "$tests" = 1 ] || return 0
   ./scripts/k8s_tools.sh
@@ -77,6 +90,7 @@ install_k8s_tools() {
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "setup: all ${#PACKAGES[@]} packages present"
   install_node_modules
+  install_go_toolchain
   install_k8s_tools
   exit 0
 fi
@@ -99,5 +113,6 @@ fi
 trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 install_node_modules
+install_go_toolchain
 install_k8s_tools
 echo "setup: done"
