@@ -205,17 +205,74 @@ static long ht_pick_step(__u64 i, struct ht_pick_loop *l)
 	return 0;
 }
 
+/* Runtime context (issue 11). Where a runtime multiplexes requests onto
+ * threads (asyncio, thread pools that hand work over, goroutines, Node), the
+ * thread that writes a request is not the one that read the request it serves,
+ * so the thread queue above guesses. A runtime's own probes (or the syscall
+ * programs reading the runtime's state: Python's current Context, Go's current
+ * goroutine) say exactly which server span the code running on a thread serves
+ * by setting ht_rt_current[pid_tgid] for the syscall under way.
+ *
+ * Contract for a setter: the entry is valid only for the syscall the thread is
+ * in (connect, write, sendmsg ...), so whoever sets it at a syscall's entry
+ * deletes it at that syscall's exit (ht_rt_clear), and never leaves one behind
+ * for a thread of a process it does not follow. span_id == 0 means the runtime
+ * knows the code serves no request: no parent rather than a guess. */
+struct ht_rt_current {
+	__u64 span_id; /* key of ht_server_ctxs, or 0: serves no request */
+	__u32 source;  /* enum ht_rt_source, for counters and debugging */
+	__u32 _pad;
+};
+
+enum ht_rt_source {
+	HT_RT_NONE = 0,
+	HT_RT_PYTHON = 1,
+	HT_RT_GO = 2,
+	HT_RT_NODE = 3,
+	HT_RT_WAKEUP = 4, /* native thread pools: inherited through a wake-up */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct ht_rt_current);
+} ht_rt_current SEC(".maps");
+
+static __always_inline void ht_rt_set(__u64 pid_tgid, __u64 span_id, __u32 source)
+{
+	struct ht_rt_current v = { .span_id = span_id, .source = source };
+
+	bpf_map_update_elem(&ht_rt_current, &pid_tgid, &v, BPF_ANY);
+}
+
+static __always_inline void ht_rt_clear(__u64 pid_tgid)
+{
+	bpf_map_delete_elem(&ht_rt_current, &pid_tgid);
+}
+
 /* The server span an outgoing request of this thread belongs to: the oldest
  * one nothing has claimed yet (an event loop handles requests in the order it
  * read them), else the newest (a thread-per-request server making its second
  * call). claim marks the one returned. NULL if the thread serves nothing. */
 static __always_inline struct ht_server_ctx *ht_thread_pick(__u64 pid_tgid, bool claim)
 {
-	struct ht_thread_ctx *t = bpf_map_lookup_elem(&ht_thread_ctxs, &pid_tgid);
+	struct ht_thread_ctx *t;
+	struct ht_rt_current *rt = bpf_map_lookup_elem(&ht_rt_current, &pid_tgid);
 	struct ht_pick_loop l = {};
 	struct ht_server_ctx *c;
 	__u64 span, n;
 
+	if (rt) {
+		/* The runtime knows: its answer, even "none", beats a guess. */
+		span = rt->span_id;
+		c = span ? bpf_map_lookup_elem(&ht_server_ctxs, &span) : NULL;
+		ht_ctx_count(c ? HT_CTXC_RT_PICKED : HT_CTXC_RT_GONE);
+		if (c && claim)
+			c->claimed = 1;
+		return c;
+	}
+	t = bpf_map_lookup_elem(&ht_thread_ctxs, &pid_tgid);
 	if (!t)
 		return NULL;
 	l.pid_tgid = pid_tgid;

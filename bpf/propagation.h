@@ -28,7 +28,9 @@ enum ht_ctx_counter {
 	HT_CTXC_REPLACED = 13,     /* invalid traceparent replaced (W3C restart) */
 	HT_CTXC_NOT_LINEAR = 14,   /* injected message left in pieces (copy failed) */
 	HT_CTXC_DISARMED = 15,     /* guard: socket left the sockhash, peer acked a write */
-	HT_CTXC_MAX = 16,
+	HT_CTXC_RT_PICKED = 16,    /* parent chosen by a runtime's context (issue 11) */
+	HT_CTXC_RT_GONE = 17,      /* runtime's request already answered: no parent */
+	HT_CTXC_MAX = 18,
 };
 
 /* What propagation knows about one socket (socket-local storage, map

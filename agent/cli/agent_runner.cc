@@ -785,13 +785,13 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     spdlog::info(
         "propagation (final): server_contexts={} remote={} invalid={} head_cut={} injected={} "
         "replaced={} not_linear={} disarmed={} rearmed={} rearm_skipped={} "
-        "fionread_processes={} fionread_wakeups={} "
+        "fionread_processes={} fionread_wakeups={} runtime_picked={} runtime_gone={} "
         "already_present={} no_context={} untracked={} inject_failed={} sockets={} "
         "sockets_busy={} sockets_failed={} not_http={} released={} server_spans_from_kernel={} "
         "client_spans_from_kernel={} relinked={} passthrough={} aliased={} kernel_unmatched={}",
         c.server_contexts, c.remote, c.invalid, c.head_cut, c.injected, c.replaced,
         c.not_linear, c.disarmed, c.rearmed, c.rearm_skipped, c.fionread_processes,
-        c.fionread_wakeups, c.already_present,
+        c.fionread_wakeups, c.rt_picked, c.rt_gone, c.already_present,
         c.no_context, c.untracked, c.inject_failed, c.sockets_added, c.sockets_busy,
         c.sockets_failed, c.not_http, c.released, t.server_spans_from_kernel,
         t.client_spans_from_kernel, t.server_spans_relinked, t.client_spans_passthrough,

@@ -527,6 +527,8 @@ PropagationCounters PropagationLoader::ReadCounters() const {
   out.replaced = sum(HT_CTXC_REPLACED);
   out.not_linear = sum(HT_CTXC_NOT_LINEAR);
   out.disarmed = sum(HT_CTXC_DISARMED);
+  out.rt_picked = sum(HT_CTXC_RT_PICKED);
+  out.rt_gone = sum(HT_CTXC_RT_GONE);
   out.released = released_;
   out.rearmed = rearmed_;
   out.rearm_skipped = rearm_skipped_;

@@ -97,6 +97,10 @@ struct PropagationCounters {
   // Read guard: sockets the kernel took out (peer acked a request), put
   // back by Rearm(), or left out (bytes still waiting, socket gone).
   uint64_t disarmed = 0;
+  // Runtime context (bpf/context.bpf.h ht_rt_current): parents chosen by a
+  // runtime's own context, and those whose request was already answered.
+  uint64_t rt_picked = 0;
+  uint64_t rt_gone = 0;
   uint64_t rearmed = 0;
   uint64_t rearm_skipped = 0;
   // Guard "detect": processes seen asking FIONREAD, readers woken.

@@ -65,22 +65,37 @@ def req_id(span):
     return m.group(1) if m else None
 
 
-def share_right(spans, front, tag):
-    """(right, total) CLIENT spans of `front` for requests tagged `tag`."""
+def parent_counts(spans, front, tag):
+    """{"right", "wrong", "none", "total"} over the CLIENT spans of `front` for
+    requests tagged `tag`. right: its parent is the SERVER span of the request
+    with the same id, same trace, and the downstream SERVER span of that id is
+    its child. none: no parent at all (a new trace). wrong: anything else -- a
+    parent that is some other span, or a downstream that names another span
+    (worse than none: it is a confidently wrong trace)."""
     servers = {req_id(s): s for s in by_kind(spans, "SERVER", front)}
     leaf = {req_id(s): s for s in by_kind(spans, "SERVER", "leaf")}
-    right = total = 0
+    n = {"right": 0, "wrong": 0, "none": 0, "total": 0}
     for c in by_kind(spans, "CLIENT", front):
         rid = req_id(c)
         if not rid or not rid.startswith(tag + "-"):
             continue
-        total += 1
+        n["total"] += 1
         srv, down = servers.get(rid), leaf.get(rid)
         if srv and down and c["parent_span_id"] == srv["span_id"] and \
                 down["parent_span_id"] == c["span_id"] and \
                 c["trace_id"] == srv["trace_id"] == down["trace_id"]:
-            right += 1
-    return right, total
+            n["right"] += 1
+        elif not c.get("parent_span_id"):
+            n["none"] += 1
+        else:
+            n["wrong"] += 1
+    return n
+
+
+def share_right(spans, front, tag):
+    """(right, total) CLIENT spans of `front` for requests tagged `tag`."""
+    n = parent_counts(spans, front, tag)
+    return n["right"], n["total"]
 
 
 def start_front(topo, cg, model, workload, ns):
