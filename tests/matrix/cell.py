@@ -70,6 +70,23 @@ def parse_check(stdout):
     return items
 
 
+COST_RE = re.compile(r"^    (\S+)\s+(\S+)\s+(\d+|\?) insns")
+
+
+def parse_costs(stdout):
+    """check --verbose's cost lines: the most any program of each object
+    cost, {object: [program, insns]} (insns None when unknown)."""
+    most = {}
+    for line in stdout.splitlines():
+        m = COST_RE.match(line)
+        if not m:
+            continue
+        obj, prog, n = m.group(1), m.group(2), None if m.group(3) == "?" else int(m.group(3))
+        if obj not in most or (n or 0) > (most[obj][1] or 0):
+            most[obj] = [prog, n]
+    return most
+
+
 def load_failures(log):
     """libbpf's log of the check's loads: a list of (object, {program: the
     verifier's last words}), one entry per failed object load, in order."""
@@ -207,13 +224,16 @@ def main():
     row = {"name": NAME, "kernel": platform.release(), "where": "qemu tcg" if in_vm else "host",
            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
-    chk = run([HOPTRACE, "check", "--log-level", "debug"], timeout=600)
+    # --verbose: also each program's processed instructions (the verifier's
+    # headroom on this kernel), loaded as `run` loads it by default.
+    chk = run([HOPTRACE, "check", "--verbose", "--log-level", "debug"], timeout=1200)
     # libbpf's log without the verifier's instruction dumps, which run to MBs.
     log = "\n".join(l for l in chk.stderr.splitlines()
                     if not re.match(r"^(\d+: |; |regs=|last_idx|R\d|mark_precise|parent |from \d+ to)", l))
     row["check"] = {"rc": chk.returncode, "stdout": chk.stdout, "log": log[-20000:]}
     print(chk.stdout, flush=True)
     items = parse_check(chk.stdout)
+    row["verifier_most"] = parse_costs(chk.stdout)
     failures = load_failures(chk.stderr)
 
     def item(feature):

@@ -68,6 +68,15 @@ def left(row):
     return "nothing" if not bad else "**" + ", ".join(bad) + "**"
 
 
+def headroom(row):
+    most = row.get("verifier_most")
+    if not most:
+        return "—"
+    # The costliest program of the whole default load, as share of 1M.
+    obj, (prog, n) = max(most.items(), key=lambda kv: kv[1][1] or 0)
+    return "?" if n is None else f"{n / 10000:.1f} % ({obj} {prog})"
+
+
 def ready(row):
     r = row.get("agent_ready_s")
     return "—" if r is None else f"{r:.1f} s"
@@ -88,8 +97,8 @@ def main():
     releases = {l.split()[0]: l.split()[1] for l in (Path(__file__).parent / "kernels.conf")
                 .read_text().splitlines() if l.strip() and not l.startswith("#")}
     lines = ["| kernel | capture | kernel-side context | injection (chain tests) | read guard | "
-             "network probes | left behind | agent ready | boot / total |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "network probes | verifier, most | left behind | agent ready | boot / total |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name in order:
         f = results / f"{name}.json"
         if not f.exists():
@@ -109,6 +118,7 @@ def main():
             injection(row),
             guard(row),
             cell(row["net_probes"]),
+            headroom(row),
             left(row),
             ready(row),
             took,
