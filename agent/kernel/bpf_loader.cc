@@ -159,8 +159,7 @@ int BpfLoader::Poll(int timeout_ms) { return ring_buffer__poll(ringbuf_, timeout
 bool BpfLoader::SelectPid(pid_t pid) {
   uint32_t key = static_cast<uint32_t>(pid);
   uint8_t one = 1;
-  return bpf_map__update_elem(selected_pids_, &key, sizeof(key), &one, sizeof(one),
-                              BPF_ANY) == 0;
+  return bpf_map__update_elem(selected_pids_, &key, sizeof(key), &one, sizeof(one), BPF_ANY) == 0;
 }
 
 void BpfLoader::DeselectPid(pid_t pid) {

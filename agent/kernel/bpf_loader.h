@@ -1,7 +1,8 @@
 // The one place that talks to libbpf: opens the capture object (one of the
 // two builds of bpf/socket_trace.bpf.c, capture_object.h), sets its knobs,
-// loads and attaches it, and hands ring-buffer records to the caller. Destroying the loader detaches and unloads everything; nothing is
-// pinned, so nothing of ours outlives the process.
+// loads and attaches it, and hands ring-buffer records to the caller.
+// Destroying the loader detaches and unloads everything; nothing is pinned,
+// so nothing of ours outlives the process.
 #pragma once
 
 #include <sys/types.h>
