@@ -133,6 +133,11 @@ class Topology:
         full = f"ht{self.tag}{name}"
         subprocess.run(["ip", "netns", "add", full], check=True)
         self.namespaces.append(full)
+        # Who made which namespace, for a harness on a shared host (the
+        # kernel matrix's host row) that checks none of its own is left.
+        if os.environ.get("HOPTRACE_NETNS_LOG"):
+            with open(os.environ["HOPTRACE_NETNS_LOG"], "a") as f:
+                f.write(full + "\n")
         self.sh(full, "ip link set lo up")
         return full
 

@@ -151,9 +151,9 @@ def agent_ready_seconds(tmp):
                 p.wait()
 
 
-def netns_count():
+def netns_names():
     r = run(["ip", "netns", "list"], timeout=30)
-    return len([l for l in r.stdout.splitlines() if l.strip()])
+    return {l.split()[0] for l in r.stdout.splitlines() if l.strip()}
 
 
 def run_tests(tmp, tests, in_vm):
@@ -165,6 +165,8 @@ def run_tests(tmp, tests, in_vm):
         env["HOPTRACE_READY_TIMEOUT"] = VM_READY_TIMEOUT
     # Skips for what the kernel lacks are verdicts here, not failures.
     env["HOPTRACE_MAX_SKIPS"] = str(len(tests))
+    # The tests' own namespaces, by name: on a shared host others come and go.
+    env["HOPTRACE_NETNS_LOG"] = str(Path(tmp) / "netns.log")
     ids = [str(ROOT / "tests" / "integration" / f) + "::" + t for t, f in tests.items()]
     r = run(["/usr/bin/python3", "-m", "pytest", "-v", "-p", "no:cacheprovider", "-rA",
              f"--junitxml={junit}"] + ids, timeout=1200, env=env, cwd=ROOT)
@@ -271,7 +273,6 @@ def main():
     else:
         row["read_guard"] = {"needed": not fion["ok"], "detail": fion["detail"]}
 
-    netns_before = netns_count()
     tests = dict(CAPTURE_TESTS, **{t: "test_propagation.py" for t in CHAIN_TESTS})
     with tempfile.TemporaryDirectory() as tmp:
         row["agent_ready_s"] = agent_ready_seconds(tmp) if capture["ok"] else None
@@ -279,7 +280,11 @@ def main():
         if capture["ok"]:
             r, outcomes = run_tests(tmp, tests, in_vm)
             row["pytest_tail"] = (r.stdout + r.stderr)[-4000:]
+            made = Path(tmp) / "netns.log"
+            ours = set(made.read_text().split()) if made.exists() else set()
+            left_ns = sorted(ours & netns_names())
         else:
+            left_ns = []
             # The agent cannot start without its capture (minutes of emulated
             # setup for a foregone failure).
             outcomes = {t: {"outcome": "not run", "reason": "the capture object does not load",
@@ -322,9 +327,8 @@ def main():
         left = sorted(i for i, held in after.items() if i not in before and not held)
         row["leftover_programs"] = {"ok": not left, "ids": left,
                                     "detail": "none" if not left else f"{len(left)} ht_ programs left"}
-    left_ns = netns_count() - netns_before
-    row["leftover_netns"] = {"ok": left_ns <= 0, "detail": "none" if left_ns <= 0 else
-                             f"{left_ns} network namespaces left"}
+    row["leftover_netns"] = {"ok": not left_ns, "names": left_ns, "detail": "none" if not left_ns
+                             else f"{len(left_ns)} network namespaces left"}
     row["cell_s"] = round(time.time() - started, 1)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
