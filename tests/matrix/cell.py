@@ -254,9 +254,12 @@ def main():
     capture = item("HTTP capture programs")
     net = item("network probe programs")
     ctx = item("kernel-side trace contexts")
-    # "context propagation" alone when the kernel cannot do it at all.
+    # "context propagation" alone when the kernel cannot do it at all (a
+    # helper it lacks: a verdict), or when the capture with contexts did not
+    # load (a failure, never counted as the kernel's).
     prop = items.get("context propagation programs") or item("context propagation")
-    prop_offered = "context propagation" not in items
+    prop_offered = ("context propagation" not in items or
+                    "does not load" in items["context propagation"]["detail"])
     fion = items.get("FIONREAD on sockhash sockets")
     # check loads the capture build (socket_trace_capture), the network
     # probes, the build with kernel-side contexts (socket_trace), then the
