@@ -3,12 +3,11 @@
 # clone in /root/hoptrace: the README's commands exactly as written, first as
 # root on a machine without sudo (a fresh Debian set up with a root
 # password), then as an ordinary user through sudo. Each step's output and
-# exit status go to /root/fresh-results for run.sh to check on the host.
-# HT_FRESH_TESTS=1 in /root/fresh-env also runs ./scripts/test.sh (long under
-# emulation).
-out=/root/fresh-results
-mkdir -p "$out"
-[ -f /root/fresh-env ] && . /root/fresh-env
+# exit status go to $HT_FRESH_OUT (a directory of the host's, shared) for
+# run.sh to check, as they happen. /root/fresh-env sets HT_FRESH_OUT and
+# HT_FRESH_TESTS (1: also ./scripts/test.sh, long under emulation).
+. /root/fresh-env
+out=$HT_FRESH_OUT
 step() {  # step NAME CMD...: runs CMD, records its output, status and seconds
   local name=$1 t0 rc
   shift

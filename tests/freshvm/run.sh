@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The README's promise, for real: on a fresh, minimal Debian 12 (its own 6.1
 # kernel, no sudo, no compiler; tests/freshvm/build_root.sh) the README's two
-# commands work as written. Boots that machine under QEMU (TCG) with a
-# user-mode network (apt downloads from Debian's mirrors), copies a
-# `git clone` of this repository's HEAD into /root/hoptrace, and runs
-# inside.sh there: ./scripts/demo.sh as root without sudo, then as a user
-# through sudo; with --tests also ./scripts/test.sh. Checks that each demo
-# printed the demo's trace tree. Opt-in (ctest -L freshvm): it downloads
-# ~1 GB of packages and builds hoptrace under emulation.
+# commands work as written. Makes that machine's disk (an ext4 image of the
+# pristine root, with a `git clone` of this repository's HEAD in
+# /root/hoptrace), boots it under QEMU (TCG) with a user-mode network (apt
+# downloads from Debian's mirrors) and runs inside.sh there:
+# ./scripts/demo.sh as root without sudo, then as a user through sudo; with
+# --tests also ./scripts/test.sh. Checks that each demo printed the demo's
+# trace tree. Opt-in (ctest -L freshvm): it downloads ~1 GB of packages and
+# builds hoptrace under emulation.
 #   sudo tests/freshvm/run.sh [--tests] [--timeout S]
-# Exit 0 when every step passed. Results stay in
-# $HOPTRACE_MATRIX_CACHE/fresh-debian12/run/root/root/fresh-results.
+# Exit 0 when every step passed. Each step's output and status land in
+# $HOPTRACE_MATRIX_CACHE/fresh-debian12/run/results as it runs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -27,20 +28,26 @@ done
 
 "$here/build_root.sh"
 work=$cache/fresh-debian12/run
+res=$work/results
 rm -rf "$work"
-mkdir -p "$work/root"
+mkdir -p "$work/root" "$res"
 tar -C "$work/root" -xf "$cache/fresh-debian12/root.tar"
 git clone -q --no-hardlinks "$repo" "$work/root/root/hoptrace"
 install -m 755 "$here/inside.sh" "$work/root/root/fresh-inside.sh"
-echo "HT_FRESH_TESTS=$tests" > "$work/root/root/fresh-env"
+printf 'HT_FRESH_TESTS=%s\nHT_FRESH_OUT=%s\n' "$tests" "$res" > "$work/root/root/fresh-env"
+install -D -m 755 "$repo/tests/matrix/guest_init.sh" "$work/root/sbin/hoptrace-vm-init"
+mkdir -p "$work/root$res"  # where run_vm.sh --rw mounts the results share
+# The machine's disk: ext4, as the installer makes it, with room for the
+# packages and the build (sparse: only what is written takes space).
+mkfs.ext4 -q -F -L fresh-root -d "$work/root" "$work/disk.img" 24G
+rm -rf "$work/root"
 
 start=$(date +%s)
 set +e
-"$repo/tests/matrix/run_vm.sh" --root "$work/root" --net --mem 4096 --timeout "$timeout" \
-  debian12 -- /bin/bash /root/fresh-inside.sh
+"$repo/tests/matrix/run_vm.sh" --disk "$work/disk.img" --rw "$res" --net --mem 4096 \
+  --timeout "$timeout" debian12 -- /bin/bash /root/fresh-inside.sh
 rc=$?
 set -e
-res=$work/root/root/fresh-results
 echo "freshvm: $(( $(date +%s) - start )) s in the VM, rc $rc; machine: $(tr '\n' ' ' < "$res/machine.txt" 2>/dev/null)"
 ok=1
 for s in demo_root sudo_install demo_sudo $([ "$tests" = 1 ] && echo test_root); do

@@ -5,8 +5,8 @@
 # guest_init.sh from the host's own userspace. Parameters come from the kernel
 # command line as environment variables (no dot in the name, so the kernel
 # passes them to init): htinit= (guest init path), htrwmb= (overlay tmpfs size),
-# htroot= (overlay: the host's root under a tmpfs overlay; rw: the shared
-# directory is the guest's own root, written through, run_vm.sh --root).
+# htroot= (overlay: the host's root under a tmpfs overlay; disk: the ext4
+# file system on the first virtio disk, run_vm.sh --disk).
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -26,9 +26,8 @@ for m in $(cat /lib/modules/load-order); do
   insmod /lib/modules/$m.ko || fail "insmod $m failed"
 done
 
-if [ "${htroot:-overlay}" = rw ]; then
-  mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 hostroot /newroot ||
-    fail "mounting the guest's root over 9p failed"
+if [ "${htroot:-overlay}" = disk ]; then
+  mount -t ext4 /dev/vda /newroot || fail "mounting the guest's disk (/dev/vda) failed"
   umount /proc /sys
   umount /dev
   [ -f "/newroot$htinit" ] || fail "guest init $htinit not found in the guest's root"
