@@ -43,3 +43,29 @@ HT_NODE_SYSCALL(write, false)
 HT_NODE_SYSCALL(writev, false)
 HT_NODE_SYSCALL(sendto, false)
 HT_NODE_SYSCALL(sendmsg, false)
+
+/* A process that execs or exits carries no script any more: forget it here,
+ * at once (the agent forgets it too, later). */
+static __always_inline void ht_node_gone(void)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+
+	if ((__u32)pid_tgid != tgid)
+		return; /* a thread; exec makes the caller the leader first */
+	bpf_map_delete_elem(&ht_node_procs, &tgid);
+}
+
+SEC("tp/sched/sched_process_exec")
+int ht_node_exec(void *ctx)
+{
+	ht_node_gone();
+	return 0;
+}
+
+SEC("tp/sched/sched_process_exit")
+int ht_node_exit_proc(void *ctx)
+{
+	ht_node_gone();
+	return 0;
+}
