@@ -9,6 +9,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -352,7 +353,10 @@ Eligibility CheckProcess(pid_t pid) {
   std::error_code ec;
   const std::string exe = std::filesystem::read_symlink(proc + "/exe", ec).filename().string();
   if (ec) return {false, "no such process"};
-  if (exe.rfind("node", 0) != 0) return {false, "not a Node.js process (" + exe + ")"};
+  // node, nodejs (Debian's old name), node20 and the like.
+  const bool is_node = exe == "node" || exe == "nodejs" ||
+                       (exe.size() > 4 && exe.rfind("node", 0) == 0 && isdigit(exe[4]));
+  if (!is_node) return {false, "not a Node.js process (" + exe + ")"};
   const std::string status = ReadFile(proc + "/status");
   uint64_t caught = 0, ignored = 0;
   if (!SignalMask(status, "SigCgt", &caught) || !SignalMask(status, "SigIgn", &ignored)) {
