@@ -133,7 +133,20 @@ bool HttpGet(uint16_t port, const std::string& path, std::string* body, int time
   std::string resp;
   bool ok = SendAll(fd, "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
                             "\r\nConnection: close\r\n\r\n");
+  // Until the body is whole (Content-Length): the inspector may keep the
+  // connection open, and waiting for its close would cost the whole timeout.
+  size_t want = std::string::npos;
   while (ok && RecvSome(fd, &resp)) {
+    const auto end = resp.find("\r\n\r\n");
+    if (end == std::string::npos) continue;
+    if (want == std::string::npos) {
+      std::string head = resp.substr(0, end);
+      for (auto& ch : head) ch = static_cast<char>(tolower(ch));
+      const auto cl = head.find("content-length:");
+      if (cl == std::string::npos) continue;  // read to the close
+      want = end + 4 + std::stoul(head.substr(cl + 15));
+    }
+    if (resp.size() >= want) break;
   }
   close(fd);
   const auto end = resp.find("\r\n\r\n");
