@@ -6,7 +6,11 @@ the same 5 ms before its downstream call; jitter: a random 0-20 ms, so an
 event loop no longer calls downstream in the order it read the requests),
 every request carries its own id in the query string; a CLIENT span has the right parent when its parent is the SERVER
 span of the request with the same id, and the downstream SERVER span names
-that CLIENT span. The shares are printed and written to
+that CLIENT span. Models "node-agent" and "node-fetch" are Node with its
+runtime context (--node-inject: the JavaScript agent through the inspector):
+a keep-alive http.Agent with fewer sockets than the concurrency, or fetch
+(undici); two calls per request at once (Promise.all), random waits before
+and after the calls. The shares are printed and written to
 $HOPTRACE_MODEL_REPORT (JSON) when set; thread-per-request must be exact,
 and every model must be exact without concurrency."""
 import json
@@ -24,11 +28,22 @@ CONCURRENCY = [1, 8, 64]
 PER_WORKER = {1: 16, 8: 8, 64: 4}  # requests per client thread
 CASES = [("threads", "uniform"), ("threads", "jitter"), ("pool", "uniform"), ("pool", "jitter"),
          ("asyncio", "uniform"), ("asyncio", "jitter"), ("node", "uniform"), ("node", "jitter"),
-         ("nginx", "uniform")]
+         ("nginx", "uniform"), ("node-agent", "jitter"), ("node-fetch", "jitter")]
 JITTER_MS = 20
 # Every model must reach this share at each concurrency (measured on the
 # reference machine; see README "Propagation beyond one thread").
-FLOOR = {"threads": {1: 1.0, 8: 1.0, 64: 1.0}}
+FLOOR = {"threads": {1: 1.0, 8: 1.0, 64: 1.0},
+         "node-agent": {1: 0.95, 8: 0.95, 64: 0.95}, "node-fetch": {1: 0.95, 8: 0.95, 64: 0.95}}
+# ... and no more than this share of wrong parents (a wrong parent is worse
+# than none).
+WRONG_CEILING = {"node-agent": {1: 0.01, 8: 0.01, 64: 0.01},
+                 "node-fetch": {1: 0.01, 8: 0.01, 64: 0.01}}
+# Calls per incoming request (fan-out), per model.
+FANOUT = {"node-agent": 2, "node-fetch": 2}
+# Requests per client thread: HOPTRACE_MODEL_REQUESTS (per concurrency level)
+# overrides PER_WORKER for the bench (tests/bench/).
+if os.environ.get("HOPTRACE_MODEL_REQUESTS"):
+    PER_WORKER = {c: max(1, int(os.environ["HOPTRACE_MODEL_REQUESTS"]) // c) for c in CONCURRENCY}
 
 CLIENT = r"""
 import http.client, sys, threading
@@ -59,11 +74,20 @@ def cg(topo):
     c.remove(topo.procs)
 
 
+def req_query(span):
+    return (attr(span, "url.query") if span["kind"] == "SERVER" else
+            urllib.parse.urlsplit(attr(span, "url.full") or "").query) or ""
+
+
 def req_id(span):
-    text = attr(span, "url.query") if span["kind"] == "SERVER" else \
-        urllib.parse.urlsplit(attr(span, "url.full") or "").query
-    m = re.search(r"id=([\w-]+)", text or "")
+    m = re.search(r"id=([\w-]+)", req_query(span))
     return m.group(1) if m else None
+
+
+def call_key(span):
+    """(id, call): a fan-out's calls carry &call=K after the id."""
+    m = re.search(r"call=(\d+)", req_query(span))
+    return req_id(span), m.group(1) if m else None
 
 
 def parent_counts(spans, front, tag):
@@ -74,14 +98,14 @@ def parent_counts(spans, front, tag):
     parent that is some other span, or a downstream that names another span
     (worse than none: it is a confidently wrong trace)."""
     servers = {req_id(s): s for s in by_kind(spans, "SERVER", front)}
-    leaf = {req_id(s): s for s in by_kind(spans, "SERVER", "leaf")}
+    leaf = {call_key(s): s for s in by_kind(spans, "SERVER", "leaf")}
     n = {"right": 0, "wrong": 0, "none": 0, "total": 0}
     for c in by_kind(spans, "CLIENT", front):
         rid = req_id(c)
         if not rid or not rid.startswith(tag + "-"):
             continue
         n["total"] += 1
-        srv, down = servers.get(rid), leaf.get(rid)
+        srv, down = servers.get(rid), leaf.get(call_key(c))
         if srv and down and c["parent_span_id"] == srv["span_id"] and \
                 down["parent_span_id"] == c["span_id"] and \
                 c["trace_id"] == srv["trace_id"] == down["trace_id"]:
@@ -110,6 +134,11 @@ def start_front(topo, cg, model, workload, ns):
         p, _ = node_service(topo, cg, ns, "10.213.1.2", 8000, "front", downstream=leaf_url,
                             jitter_ms=jitter)
         return "front", [p.pid]
+    if model in ("node-agent", "node-fetch"):
+        p, _ = node_service(topo, cg, ns, "10.213.1.2", 8000, "front", downstream=leaf_url,
+                            jitter_ms=jitter, client=model.split("-")[1], max_sockets=4,
+                            fanout=FANOUT[model], jitter_after_ms=10)
+        return "front", [p.pid]
     p, _ = nginx_proxy(topo, cg, ns, "10.213.1.2", 8000, leaf_url, workers=1)
     return "nginx", [p.pid] + list(cg.extra_pids)
 
@@ -124,7 +153,13 @@ def test_share_of_client_spans_with_the_right_parent(topo, cg, agent_factory, mo
     args = ["--no-redact-query", "--propagation-cgroup", str(cg.path), "--pid", str(leaf.pid)]
     for pid in pids:
         args += ["--pid", str(pid)]
+    if model.startswith("node-"):
+        args += ["--node-inject", str(pids[0])]
     agent = agent_factory(*args)
+    if model.startswith("node-"):
+        assert f"node runtime: pid {pids[0]}: JavaScript agent loaded" in agent.log_text(), \
+            agent.log_text()
+    fanout = FANOUT.get(model, 1)
 
     expected = 0
     for conc in CONCURRENCY:
@@ -133,26 +168,32 @@ def test_share_of_client_spans_with_the_right_parent(topo, cg, agent_factory, mo
              str(conc), str(PER_WORKER[conc]), f"c{conc}"],
             capture_output=True, text=True, timeout=300)
         assert r.stdout.startswith("0 "), (conc, r.stdout, r.stderr)
-        expected += conc * PER_WORKER[conc]
+        expected += conc * PER_WORKER[conc] * fanout
     # Every span of every request, before the agent stops (a CLIENT span
     # ends after its downstream SERVER span).
     spans = agent.wait_spans(
         lambda s: min(len(by_kind(s, "SERVER", "leaf")), len(by_kind(s, "CLIENT", front)),
-                      len(by_kind(s, "SERVER", front))) >= expected, timeout=60)
+                      len(by_kind(s, "SERVER", front)) * fanout) >= expected, timeout=60)
     agent.stop()
 
-    result = {}
+    result, counts = {}, {}
     for conc in CONCURRENCY:
-        right, total = share_right(spans, front, f"c{conc}")
-        assert total == conc * PER_WORKER[conc], (conc, total)
-        result[conc] = right / total
+        n = parent_counts(spans, front, f"c{conc}")
+        assert n["total"] == conc * PER_WORKER[conc] * fanout, (conc, n)
+        result[conc] = n["right"] / n["total"]
+        counts[conc] = n
     line = " ".join(f"c={k}:{v:.3f}" for k, v in result.items())
+    line += " (right/wrong/none: " + " ".join(
+        f"c={k}:{n['right']}/{n['wrong']}/{n['none']}" for k, n in counts.items()) + ")"
     print(f"\nmodel {model} ({workload}): share of CLIENT spans with the right parent: {line}")
     report = os.environ.get("HOPTRACE_MODEL_REPORT")
     if report:
         data = json.loads(open(report).read()) if os.path.exists(report) else {}
-        data[f"{model}/{workload}"] = result
+        data[f"{model}/{workload}"] = {"share": result, "counts": counts}
         open(report, "w").write(json.dumps(data, indent=1))
     assert result[1] == 1.0, f"{model} must be exact without concurrency: {line}"
     for conc, floor in FLOOR.get(model, {}).items():
         assert result[conc] >= floor, f"{model} at concurrency {conc}: {line}"
+    for conc, ceiling in WRONG_CEILING.get(model, {}).items():
+        wrong = counts[conc]["wrong"] / counts[conc]["total"]
+        assert wrong <= ceiling, f"{model} at concurrency {conc}: wrong {wrong:.3f}: {line}"
