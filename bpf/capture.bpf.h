@@ -415,6 +415,8 @@ static __always_inline int ht_io_enter(__s32 fd, __u64 arg, __u32 iovcnt, __u8 k
 	a.kind = kind;
 	a.direction = direction;
 	bpf_map_update_elem(&ht_active_io, &pid_tgid, &a, BPF_ANY);
+	if (direction == HT_DIR_EGRESS)
+		ht_go_syscall_enter(pid_tgid, false);
 	return 0;
 }
 
@@ -440,14 +442,13 @@ static __always_inline int ht_io_exit(__s64 ret)
 		return 0;
 	args = *a;
 	bpf_map_delete_elem(&ht_active_io, &pid_tgid);
-	if (ret <= 0)
-		return 0;
 	key = ht_conn_key(pid_tgid >> 32, args.fd);
-	info = bpf_map_lookup_elem(&ht_conns, &key);
+	info = ret > 0 ? bpf_map_lookup_elem(&ht_conns, &key) : NULL;
 	/* tls: became TLS since the entry (a TLS call bound it meanwhile). */
-	if (!info || info->tls)
-		return 0;
-	ht_emit_io(pid_tgid, key, info, &args, ret);
+	if (info && !info->tls)
+		ht_emit_io(pid_tgid, key, info, &args, ret);
+	if (args.direction == HT_DIR_EGRESS)
+		ht_go_syscall_exit(pid_tgid); /* after ht_emit_io's pick */
 	return 0;
 }
 

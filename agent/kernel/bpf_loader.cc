@@ -114,6 +114,11 @@ void ConfigureCapture(socket_trace_bpf* skel, const LoaderOptions& options) {
                             skel->progs.ht_ssl_return}) {
     bpf_program__set_autoload(prog, options.tls);
   }
+  // Go goroutine probes (issue 11) only serve kernel-side contexts.
+  for (bpf_program* prog : {skel->progs.ht_go_newproc1, skel->progs.ht_go_newproc1_ret,
+                            skel->progs.ht_go_send}) {
+    bpf_program__set_autoload(prog, options.kernel_context);
+  }
   // Ring buffer size must be a power-of-two multiple of the page size.
   uint32_t rb = 1u << 16;
   while (rb < options.ringbuf_bytes && rb < (1u << 30)) rb <<= 1;
