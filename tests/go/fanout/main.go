@@ -7,6 +7,8 @@
 // DOWNSTREAM/work?id=ID&fan=K, so a test can tell which request caused
 // which call.
 //
+// GET /exec replaces the process with `sleep 60` (exec while probed).
+//
 //   fanout -listen HOST:PORT -downstream URL [-fan N] [-jitter-ms MS] [-pool N]
 package main
 
@@ -18,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -72,6 +75,10 @@ func main() {
 			}
 		}
 		w.Write([]byte("ok\n"))
+	})
+	http.HandleFunc("/exec", func(w http.ResponseWriter, r *http.Request) {
+		err := syscall.Exec("/bin/sleep", []string{"sleep", "60"}, os.Environ())
+		http.Error(w, err.Error(), http.StatusInternalServerError)
 	})
 	fmt.Println("listening")
 	if err := http.ListenAndServe(*listen, nil); err != nil {
