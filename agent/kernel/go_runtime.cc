@@ -103,6 +103,25 @@ void GoRuntime::Detach(pid_t pid) {
   for (uint64_t t : threads) bpf_map_delete_elem(np, &t);
 }
 
+PreflightItem GoRuntimeItem(int pid) {
+  PreflightItem item;
+  item.feature = "runtime context in pid " + std::to_string(pid) + " (Go)";
+  item.needed_for = "the right parent for requests made from goroutines (with propagation)";
+  std::string why;
+  bool not_go = false;
+  auto sites = uprobes::FindGoRuntimeSites("/proc/" + std::to_string(pid) + "/exe", &why, &not_go);
+  if (sites) {
+    item.status = PreflightItem::Status::kOk;
+    item.detail = "goroutines: runtime.newproc1 (entry, " +
+                  std::to_string(sites->newproc1_returns.size()) +
+                  " returns), runtime.send; current g in R14";
+  } else {
+    item.status = PreflightItem::Status::kInfo;
+    item.detail = "thread model: " + why;
+  }
+  return item;
+}
+
 size_t GoRuntime::links() const {
   size_t n = 0;
   for (const auto& [pid, l] : links_) n += l.size();

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "agent/kernel/preflight.h"
+
 struct bpf_link;
 
 namespace hoptrace {
@@ -48,5 +50,9 @@ class GoRuntime {
   std::map<pid_t, std::vector<bpf_link*>> links_;
   GoRuntimeStats stats_;
 };
+
+// `hoptrace check --pid N`: which model serves the process's requests, as far
+// as Go goes (goroutines, or the thread model and why).
+PreflightItem GoRuntimeItem(int pid);
 
 }  // namespace hoptrace

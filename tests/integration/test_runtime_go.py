@@ -80,7 +80,7 @@ def get(topo, ns, url):
     code = ("import urllib.request,sys\n"
             f"r=urllib.request.urlopen({url!r},timeout=30)\n"
             "sys.stdout.write(str(r.status)+' '+r.read().decode())")
-    return topo.python(ns, code)
+    return topo.python(ns, code).stdout
 
 
 def wait_for(pred, what, timeout=10):
