@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
 /*
  * The Go runtime's uprobe programs (see runtime_go.bpf.h), in the capture
- * object only; the agent attaches them per Go process (agent/kernel/go_runtime.*).
+ * object with kernel-side contexts only (they feed nothing else); the agent
+ * attaches them per Go process (agent/kernel/go_runtime.*).
  */
 #ifndef HOPTRACE_BPF_RUNTIME_GO_PROBES_BPF_H
 #define HOPTRACE_BPF_RUNTIME_GO_PROBES_BPF_H
+#ifndef HT_NO_KERNEL_CTX
 
 #include "runtime_go.bpf.h"
 
@@ -80,4 +82,5 @@ int ht_go_send(struct pt_regs *ctx)
 	return 0;
 }
 
+#endif /* HT_NO_KERNEL_CTX */
 #endif /* HOPTRACE_BPF_RUNTIME_GO_PROBES_BPF_H */

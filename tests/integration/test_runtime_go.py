@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from conftest import by_kind
+from conftest import by_kind, require_propagation
 from propagation_util import TestCgroup, py_service, start_in
 
 GO_MAPS = ("ht_go_procs", "ht_go_gs", "ht_go_newproc")
@@ -20,6 +20,7 @@ GO_MAPS = ("ht_go_procs", "ht_go_gs", "ht_go_newproc")
 
 @pytest.fixture
 def cg(topo):
+    require_propagation()
     c = TestCgroup()
     yield c
     c.remove(topo.procs)
