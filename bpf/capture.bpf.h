@@ -398,6 +398,9 @@ static __always_inline void ht_emit_io(__u64 pid_tgid, __u64 key, struct ht_conn
 		else {
 			ht_hs_egress(key, info, s->ev.payload, captured);
 			ht_hs_request_out(pid_tgid, args, info, s->ev.payload, captured);
+			/* Go: the syscall's last pick is done (not after the whole
+			 * of ht_emit_io: every path through it would pay). */
+			ht_go_syscall_exit(pid_tgid);
 		}
 	}
 #endif
@@ -456,13 +459,18 @@ static __always_inline int ht_io_exit(__s64 ret)
 		return 0;
 	args = *a;
 	bpf_map_delete_elem(&ht_active_io, &pid_tgid);
+	if (ret <= 0) {
+		ht_go_syscall_exit(pid_tgid);
+		return 0;
+	}
 	key = ht_conn_key(pid_tgid >> 32, args.fd);
-	info = ret > 0 ? bpf_map_lookup_elem(&ht_conns, &key) : NULL;
+	info = bpf_map_lookup_elem(&ht_conns, &key);
 	/* tls: became TLS since the entry (a TLS call bound it meanwhile). */
-	if (info && !info->tls)
-		ht_emit_io(pid_tgid, key, info, &args, ret);
-	if (args.direction == HT_DIR_EGRESS)
-		ht_go_syscall_exit(pid_tgid); /* after ht_emit_io's pick */
+	if (!info || info->tls) {
+		ht_go_syscall_exit(pid_tgid);
+		return 0;
+	}
+	ht_emit_io(pid_tgid, key, info, &args, ret);
 	return 0;
 }
 

@@ -91,16 +91,20 @@ void GoRuntime::Detach(pid_t pid) {
     prev = &key;
   }
   for (const ht_go_key& k : doomed) bpf_map_delete_elem(gs, &k);
-  const int np = capture_.MapFd("ht_go_newproc");
-  std::vector<uint64_t> threads;
-  uint64_t tk = 0, tn = 0;
-  uint64_t* tp = nullptr;
-  while (bpf_map_get_next_key(np, tp, &tn) == 0) {
-    if ((tn >> 32) == tgid) threads.push_back(tn);
-    tk = tn;
-    tp = &tk;
+  // Per-thread entries: creations in flight, and a syscall's answer its
+  // exit did not clear (the exit path gave up before its last pick).
+  for (const char* name : {"ht_go_newproc", "ht_rt_current"}) {
+    const int fd = capture_.MapFd(name);
+    std::vector<uint64_t> threads;
+    uint64_t tk = 0, tn = 0;
+    uint64_t* tp = nullptr;
+    while (fd >= 0 && bpf_map_get_next_key(fd, tp, &tn) == 0) {
+      if ((tn >> 32) == tgid) threads.push_back(tn);
+      tk = tn;
+      tp = &tk;
+    }
+    for (uint64_t t : threads) bpf_map_delete_elem(fd, &t);
   }
-  for (uint64_t t : threads) bpf_map_delete_elem(np, &t);
 }
 
 PreflightItem GoRuntimeItem(int pid) {
