@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 #include "agent/kernel/bpf_loader.h"
@@ -12,6 +13,10 @@
 #include "uprobes/go/go_runtime_sites.h"
 
 namespace hoptrace {
+
+// The kernel's layout (bpf/runtime_go.h): Detach walks ht_go_gs keys.
+static_assert(sizeof(ht_go_key) == 16 && offsetof(ht_go_key, g) == 8);
+static_assert(sizeof(ht_go_binding) == 16 && offsetof(ht_go_binding, kind) == 8);
 
 GoRuntime::~GoRuntime() {
   std::vector<pid_t> pids;
