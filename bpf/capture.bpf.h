@@ -400,7 +400,7 @@ static __always_inline void ht_emit_io(__u64 pid_tgid, __u64 key, struct ht_conn
 			ht_hs_request_out(pid_tgid, args, info, s->ev.payload, captured);
 			/* Go: the syscall's last pick is done (not after the whole
 			 * of ht_emit_io: every path through it would pay). */
-			ht_go_syscall_exit(pid_tgid);
+			ht_go_write_done(pid_tgid);
 		}
 	}
 #endif

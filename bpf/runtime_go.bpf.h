@@ -122,6 +122,27 @@ static __always_inline void ht_go_syscall_enter(__u64 pid_tgid, bool connect)
 	ht_go_count(span ? HT_GOC_SET : HT_GOC_UNBOUND);
 }
 
+/* A write of a followed socket moved bytes and made its picks: a request
+ * handed over by a channel send is written now, so the hand-off is spent
+ * (the connection's writeLoop serves the next request only if the next
+ * send hands it over; a send into the channel's buffer, which wakes nobody,
+ * then gives "none", not the last request's span). Clears the syscall's
+ * answer as ht_go_syscall_exit does. */
+static __always_inline void ht_go_write_done(__u64 pid_tgid)
+{
+	__u32 tgid = pid_tgid >> 32;
+	struct ht_go_key k = { .tgid = tgid };
+	struct ht_go_binding *b;
+
+	if (!bpf_map_lookup_elem(&ht_go_procs, &tgid))
+		return;
+	ht_rt_clear(pid_tgid);
+	k.g = ht_go_current_g();
+	b = k.g ? bpf_map_lookup_elem(&ht_go_gs, &k) : NULL;
+	if (b && b->kind == HT_GO_HANDOFF)
+		bpf_map_delete_elem(&ht_go_gs, &k);
+}
+
 /* That syscall's exit. */
 static __always_inline void ht_go_syscall_exit(__u64 pid_tgid)
 {
