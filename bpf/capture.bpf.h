@@ -16,6 +16,8 @@
  * it does not count the callbacks as functions ("number of funcs in
  * func_info doesn't match"). */
 static __always_inline void ht_hs_conn_gone(__u64 key) {}
+static __always_inline void ht_go_syscall_enter(__u64 pid_tgid, bool connect) {}
+static __always_inline void ht_go_syscall_exit(__u64 pid_tgid) {}
 #endif
 #include "db_protocols.bpf.h"
 #include "tls_session.bpf.h"
@@ -396,6 +398,9 @@ static __always_inline void ht_emit_io(__u64 pid_tgid, __u64 key, struct ht_conn
 		else {
 			ht_hs_egress(key, info, s->ev.payload, captured);
 			ht_hs_request_out(pid_tgid, args, info, s->ev.payload, captured);
+			/* Go: the syscall's last pick is done (not after the whole
+			 * of ht_emit_io: every path through it would pay). */
+			ht_go_write_done(pid_tgid);
 		}
 	}
 #endif
@@ -427,6 +432,8 @@ static __always_inline int ht_io_enter(__s32 fd, __u64 arg, __u32 iovcnt, __u8 k
 	a.kind = kind;
 	a.direction = direction;
 	bpf_map_update_elem(&ht_active_io, &pid_tgid, &a, BPF_ANY);
+	if (direction == HT_DIR_EGRESS)
+		ht_go_syscall_enter(pid_tgid, false);
 	return 0;
 }
 
@@ -452,13 +459,17 @@ static __always_inline int ht_io_exit(__s64 ret)
 		return 0;
 	args = *a;
 	bpf_map_delete_elem(&ht_active_io, &pid_tgid);
-	if (ret <= 0)
+	if (ret <= 0) {
+		ht_go_syscall_exit(pid_tgid);
 		return 0;
+	}
 	key = ht_conn_key(pid_tgid >> 32, args.fd);
 	info = bpf_map_lookup_elem(&ht_conns, &key);
 	/* tls: became TLS since the entry (a TLS call bound it meanwhile). */
-	if (!info || info->tls)
+	if (!info || info->tls) {
+		ht_go_syscall_exit(pid_tgid);
 		return 0;
+	}
 	ht_emit_io(pid_tgid, key, info, &args, ret);
 	return 0;
 }

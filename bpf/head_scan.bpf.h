@@ -19,6 +19,7 @@
 #define HOPTRACE_BPF_HEAD_SCAN_BPF_H
 
 #include "context.bpf.h"
+#include "runtime_go.bpf.h"
 #include "w3c.bpf.h"
 
 enum ht_hs_state {
@@ -328,6 +329,7 @@ static __always_inline void ht_hs_decide(__u64 pid_tgid, struct ht_head_scan *h,
 	if (bpf_map_update_elem(&ht_server_ctxs, &span, c, BPF_ANY) == 0) {
 		h->cur_span = span;
 		ht_thread_push(pid_tgid, span);
+		ht_go_bind(pid_tgid, span);
 	}
 	ht_ctx_count(HT_CTXC_SERVER);
 	if (origin == HT_CTX_REMOTE)

@@ -16,6 +16,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "capture.bpf.h"
+#include "runtime_go_probes.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -100,6 +101,7 @@ int ht_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	if (!ht_pid_selected(pid_tgid >> 32) && !targ_port_filter)
 		return 0;
 	bpf_map_update_elem(&ht_active_connect, &pid_tgid, &fd, BPF_ANY);
+	ht_go_syscall_enter(pid_tgid, true);
 	return 0;
 }
 
@@ -114,6 +116,7 @@ int ht_exit_connect(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	sfd = *fd;
 	bpf_map_delete_elem(&ht_active_connect, &pid_tgid);
+	ht_go_syscall_exit(pid_tgid);
 	if ((ctx->ret == 0 || ctx->ret == -HT_EINPROGRESS) &&
 	    ht_conn_register(pid_tgid >> 32, sfd, HT_ROLE_CLIENT))
 		ht_identity_once(pid_tgid >> 32);

@@ -5,6 +5,7 @@
 #include "agent/kernel/net_probe_loader.h"
 #include "agent/kernel/propagation_loader.h"
 #include "agent/cli/node_inject.h"
+#include "agent/kernel/go_runtime.h"
 #include "agent/kernel/tls_uprobes.h"
 #include "agent/kernel/uprobe_loader.h"
 
@@ -221,6 +222,7 @@ class Dispatcher : public EventHandler {
   void set_propagation(PropagationLoader* propagation) { propagation_ = propagation; }
   void set_node(NodeInjector* node) { node_ = node; }
   void set_tls(tls::TlsAttacher* tls) { tls_ = tls; }
+  void set_go(GoRuntime* go) { go_ = go; }
   void set_probes(uprobes::ProbeManager* probes, InternalSpans* internal) {
     probes_ = probes;
     internal_ = internal;
@@ -245,6 +247,7 @@ class Dispatcher : public EventHandler {
       if (tls_) tls_->AddProcess(pid, ev.hdr->ts_exit_ns, true);
       spdlog::info("tracing pid {} ({})", pid, processes_->Get(pid)->service_name);
       MaybeProbe(pid);
+      if (go_) go_->Attach(pid);
     } else {
       processes_->Forget(pid);
     }
@@ -261,11 +264,19 @@ class Dispatcher : public EventHandler {
       spdlog::info("tracing pid {} ({})", info->pid, info->service_name);
       MaybeProbe(info->pid);
     }
+    if (go_ && (ev.identity->flags & HT_IDENTITY_F_EXEC)) {
+      // A new program: the old one's probes go, the new one's come.
+      go_->Detach(static_cast<pid_t>(info->pid));
+      go_->Attach(static_cast<pid_t>(info->pid));
+    } else if (go_ && (ev.identity->flags & HT_IDENTITY_F_NAME_MATCH)) {
+      go_->Attach(static_cast<pid_t>(info->pid));
+    }
     if (tls_) TlsLibrariesOf(ev);
   }
   void OnProcExit(const ProcEvent& ev) override {
     if (node_) node_->OnGone(static_cast<pid_t>(ev.hdr->pid));
     if (tls_) tls_->RemoveProcess(static_cast<pid_t>(ev.hdr->pid));
+    if (go_) go_->Detach(static_cast<pid_t>(ev.hdr->pid));
     if (probes_) probes_->OnExit(static_cast<pid_t>(ev.hdr->pid));
     if (internal_) internal_->OnProcessExit(ev.hdr->pid);
     tracker_->OnProcessExit(ev.hdr->pid, ev.hdr->ts_exit_ns);
@@ -310,6 +321,7 @@ class Dispatcher : public EventHandler {
   PropagationLoader* propagation_ = nullptr;
   NodeInjector* node_ = nullptr;
   tls::TlsAttacher* tls_ = nullptr;
+  GoRuntime* go_ = nullptr;
   uprobes::ProbeManager* probes_ = nullptr;
   InternalSpans* internal_ = nullptr;
 };
@@ -540,6 +552,15 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     tls_attacher = std::make_unique<tls::TlsAttacher>(tls_uprobes.get());
     for (pid_t pid : lo.pids) tls_attacher->AddProcess(pid, MonotonicNowNs());
     dispatcher.set_tls(tls_attacher.get());
+  }
+
+  // Go: which request a goroutine serves (issue 11), for the kernel's
+  // contexts; other processes keep the thread model.
+  std::unique_ptr<GoRuntime> go_runtime;
+  if (lo.kernel_context) {
+    go_runtime = std::make_unique<GoRuntime>(*loader);
+    for (pid_t pid : lo.pids) go_runtime->Attach(pid);
+    dispatcher.set_go(go_runtime.get());
   }
 
   // Function probes (--probe): INTERNAL spans of the calls, nested inside
@@ -773,6 +794,9 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
       tls_attacher ? tls_attacher->stats() : tls::TlsAttacherStats{};
   tls_attacher.reset();
   tls_uprobes.reset();
+  dispatcher.set_go(nullptr);
+  const GoRuntimeStats go_stats = go_runtime ? go_runtime->stats() : GoRuntimeStats{};
+  go_runtime.reset();  // its probes off before the capture's programs go
   UprobeCounters probe_counters;
   const size_t probe_links = uprobe_loader ? uprobe_loader->links() : 0;
   if (uprobe_loader) probe_counters = uprobe_loader->ReadCounters();
@@ -802,6 +826,13 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     metrics.Publish(std::move(m));
   }
   log_stats("final");
+  if (go_stats.attached + go_stats.fallback > 0) {
+    spdlog::info(
+        "go (final): processes={} fallback={} detached={} goroutines_bound={} inherited={} "
+        "handoffs={} syscalls_set={} syscalls_unbound={}",
+        go_stats.attached, go_stats.fallback, go_stats.detached, go_stats.bound,
+        go_stats.inherited, go_stats.handoffs, go_stats.set, go_stats.unbound);
+  }
   if (propagate) {
     const auto& t = stitcher.stats();
     const auto& c = prop_counters;

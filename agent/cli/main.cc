@@ -17,6 +17,7 @@
 #include "agent/cli/probe_check.h"
 #include "agent/hops/hops_command.h"
 #include "agent/kernel/bpf_loader.h"
+#include "agent/kernel/go_runtime.h"
 #include "agent/kernel/preflight.h"
 #include "agent/cli/settings.h"
 
@@ -219,6 +220,7 @@ int main(int argc, char** argv) {
     for (int pid : check_pids) {
       auto tls = hoptrace::TlsLibraryItems(pid);
       items.insert(items.end(), tls.begin(), tls.end());
+      items.push_back(hoptrace::GoRuntimeItem(pid));
     }
     const bool ok = hoptrace::PrintPreflight(items, stdout);
     for (int pid : check_pids) std::printf("%s\n", hoptrace::NodeModelLine(pid).c_str());

@@ -22,24 +22,25 @@ import urllib.parse
 import pytest
 
 from conftest import attr, by_kind, require_propagation
-from propagation_util import TestCgroup, nginx_proxy, node_service, py_service
+from propagation_util import TestCgroup, nginx_proxy, node_service, py_service, start_in
 
 CONCURRENCY = [1, 8, 64]
 PER_WORKER = {1: 16, 8: 8, 64: 4}  # requests per client thread
 CASES = [("threads", "uniform"), ("threads", "jitter"), ("pool", "uniform"), ("pool", "jitter"),
          ("asyncio", "uniform"), ("asyncio", "jitter"), ("node", "uniform"), ("node", "jitter"),
-         ("nginx", "uniform"), ("node-agent", "jitter"), ("node-fetch", "jitter")]
+         ("nginx", "uniform"), ("node-agent", "jitter"), ("node-fetch", "jitter"),
+         ("go", "jitter")]
 JITTER_MS = 20
 # Every model must reach this share at each concurrency (measured on the
 # reference machine; see README "Propagation beyond one thread").
 FLOOR = {"threads": {1: 1.0, 8: 1.0, 64: 1.0},
-         "node-agent": {1: 0.95, 8: 0.95, 64: 0.95}, "node-fetch": {1: 0.95, 8: 0.95, 64: 0.95}}
+         "node-agent": {1: 0.95, 8: 0.95, 64: 0.95}, "node-fetch": {1: 0.95, 8: 0.95, 64: 0.95},
+         "go": {1: 0.95, 8: 0.95, 64: 0.95}}
 # ... and no more than this share of wrong parents (a wrong parent is worse
 # than none).
-WRONG_CEILING = {"node-agent": {1: 0.01, 8: 0.01, 64: 0.01},
-                 "node-fetch": {1: 0.01, 8: 0.01, 64: 0.01}}
+WRONG_CEILING = {m: {1: 0.01, 8: 0.01, 64: 0.01} for m in ("node-agent", "node-fetch", "go")}
 # Calls per incoming request (fan-out), per model.
-FANOUT = {"node-agent": 2, "node-fetch": 2}
+FANOUT = {"node-agent": 2, "node-fetch": 2, "go": 2}
 # Requests per client thread: HOPTRACE_MODEL_REQUESTS (per concurrency level)
 # overrides PER_WORKER for the bench (tests/bench/).
 if os.environ.get("HOPTRACE_MODEL_REQUESTS"):
@@ -139,6 +140,15 @@ def start_front(topo, cg, model, workload, ns):
                             jitter_ms=jitter, client=model.split("-")[1], max_sockets=4,
                             fanout=FANOUT[model], jitter_after_ms=10)
         return "front", [p.pid]
+    if model == "go":
+        # Go net/http in and out: goroutines move between threads, the
+        # client writes from its connection's writeLoop goroutine; two
+        # concurrent calls per request through a pool of 4 connections.
+        p = start_in(topo, cg, ns, [os.environ["GO_FANOUT_BIN"], "-listen", "10.213.1.2:8000",
+                                    "-downstream", leaf_url, "-fan", "2", "-pool", "4",
+                                    "-jitter-ms", str(jitter)])
+        assert p.stdout.readline().strip() == b"listening", "go front did not start"
+        return "fanout", [p.pid]
     p, _ = nginx_proxy(topo, cg, ns, "10.213.1.2", 8000, leaf_url, workers=1)
     return "nginx", [p.pid] + list(cg.extra_pids)
 

@@ -1,0 +1,3 @@
+module hoptrace.test/fanout
+
+go 1.26
