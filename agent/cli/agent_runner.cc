@@ -3,6 +3,7 @@
 #include "agent/kernel/bpf_loader.h"
 #include "agent/kernel/net_probe_loader.h"
 #include "agent/kernel/propagation_loader.h"
+#include "agent/kernel/python_runtime.h"
 #include "agent/kernel/tls_uprobes.h"
 #include "agent/kernel/uprobe_loader.h"
 
@@ -218,6 +219,7 @@ class Dispatcher : public EventHandler {
   void set_network(NetworkFacts* network) { network_ = network; }
   void set_propagation(PropagationLoader* propagation) { propagation_ = propagation; }
   void set_tls(tls::TlsAttacher* tls) { tls_ = tls; }
+  void set_python(PythonRuntime* python) { python_ = python; }
   void set_probes(uprobes::ProbeManager* probes, InternalSpans* internal) {
     probes_ = probes;
     internal_ = internal;
@@ -236,6 +238,7 @@ class Dispatcher : public EventHandler {
   void OnProcExec(const ProcEvent& ev) override {
     const pid_t pid = static_cast<pid_t>(ev.hdr->pid);
     processes_->Forget(pid);  // exec changed who it is
+    if (python_) python_->Forget(pid);  // the kernel side forgot it at exec already
     if (loader_ && MatchesName(*processes_, pid, names_)) {
       loader_->SelectPid(pid);
       if (tls_) tls_->AddProcess(pid, ev.hdr->ts_exit_ns, true);
@@ -261,6 +264,7 @@ class Dispatcher : public EventHandler {
   }
   void OnProcExit(const ProcEvent& ev) override {
     if (tls_) tls_->RemoveProcess(static_cast<pid_t>(ev.hdr->pid));
+    if (python_) python_->Forget(static_cast<pid_t>(ev.hdr->pid));
     if (probes_) probes_->OnExit(static_cast<pid_t>(ev.hdr->pid));
     if (internal_) internal_->OnProcessExit(ev.hdr->pid);
     tracker_->OnProcessExit(ev.hdr->pid, ev.hdr->ts_exit_ns);
@@ -308,6 +312,7 @@ class Dispatcher : public EventHandler {
   NetworkFacts* network_ = nullptr;
   PropagationLoader* propagation_ = nullptr;
   tls::TlsAttacher* tls_ = nullptr;
+  PythonRuntime* python_ = nullptr;
   uprobes::ProbeManager* probes_ = nullptr;
   InternalSpans* internal_ = nullptr;
 };
@@ -497,6 +502,20 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   }
   // Spans take the kernel's ids only while the kernel decides contexts.
   if (lo.kernel_context) dispatcher.set_stitcher(&stitcher);
+  // Python's own contexts (asyncio tasks, copied contexts) say which request
+  // an outgoing one serves, for the processes named by --pid that run a
+  // known CPython; the others keep the thread model.
+  std::unique_ptr<PythonRuntime> python;
+  if (lo.kernel_context) {
+    python = std::make_unique<PythonRuntime>(*loader);
+    for (pid_t pid : lo.pids) {
+      std::string model;
+      if (!python->Follow(pid, &model) && !PythonModelOf(pid).empty()) {
+        spdlog::info("python: pid {}: {}", pid, model);
+      }
+    }
+    dispatcher.set_python(python.get());
+  }
   if (propagation) {
     if (propagation->read_guard()) rearm_tap.set_propagation(propagation.get());
     if (propagation->detect_mode()) dispatcher.set_propagation(propagation.get());
@@ -753,6 +772,10 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
       tls_attacher ? tls_attacher->stats() : tls::TlsAttacherStats{};
   tls_attacher.reset();
   tls_uprobes.reset();
+  dispatcher.set_python(nullptr);
+  PythonRuntimeCounters py_counters;
+  if (python) py_counters = python->ReadCounters();
+  python.reset();
   UprobeCounters probe_counters;
   const size_t probe_links = uprobe_loader ? uprobe_loader->links() : 0;
   if (uprobe_loader) probe_counters = uprobe_loader->ReadCounters();
@@ -796,6 +819,15 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
         c.sockets_failed, c.not_http, c.released, t.server_spans_from_kernel,
         t.client_spans_from_kernel, t.server_spans_relinked, t.client_spans_passthrough,
         t.kernel_traces_aliased, t.kernel_contexts_unmatched);
+    if (py_counters.processes + py_counters.thread_model > 0) {
+      const auto& y = py_counters;
+      spdlog::info(
+          "python contexts (final): processes={} thread_model={} copy_inherited={} "
+          "copy_accepted={} copy_unbound={} syscall_set={} syscall_unbound={} "
+          "tstate_walked={} tstate_missing={}",
+          y.processes, y.thread_model, y.copy_inherited, y.copy_accepted, y.copy_unbound,
+          y.syscall_set, y.syscall_unbound, y.tstate_walked, y.tstate_missing);
+    }
     if (c.sockets_busy > 0) {
       spdlog::warn("propagation: {} socket(s) already had another program's sk_msg; their "
                    "requests were not injected",

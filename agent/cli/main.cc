@@ -14,6 +14,7 @@
 
 #include "agent/cli/agent_runner.h"
 #include "agent/cli/probe_check.h"
+#include "agent/kernel/python_runtime.h"
 #include "agent/hops/hops_command.h"
 #include "agent/kernel/bpf_loader.h"
 #include "agent/kernel/preflight.h"
@@ -214,6 +215,12 @@ int main(int argc, char** argv) {
     for (int pid : check_pids) {
       auto tls = hoptrace::TlsLibraryItems(pid);
       items.insert(items.end(), tls.begin(), tls.end());
+      // Which model says what request a Python process's outgoing one serves.
+      if (auto model = hoptrace::PythonModelOf(pid); !model.empty()) {
+        items.push_back({"Python in pid " + std::to_string(pid),
+                         hoptrace::PreflightItem::Status::kInfo, model,
+                         "parents of outgoing requests (runtime context)", false});
+      }
     }
     const bool ok = hoptrace::PrintPreflight(items, stdout);
     if (check_verbose) {
