@@ -261,6 +261,25 @@ class Dispatcher : public EventHandler {
       MaybeProbe(info->pid);
     }
     if (tls_) TlsLibrariesOf(ev);
+    if (python_ && (ev.identity->flags & HT_IDENTITY_F_FORK)) {
+      // A forked worker (uvicorn --workers, gunicorn) of a followed Python;
+      // a new thread is no new process.
+      const auto pid = static_cast<pid_t>(ev.hdr->pid);
+      const std::string task =
+          "/proc/" + std::to_string(ev.identity->ppid) + "/task/" + std::to_string(pid);
+      std::string model;
+      if (access(task.c_str(), F_OK) != 0 && python_->Follows(ev.identity->ppid)) {
+        python_->Follow(pid, &model);
+      }
+    }
+    if (python_ && (ev.identity->flags & HT_IDENTITY_F_EXEC)) {
+      // A followed process exec'd: its old interpreter is gone (the kernel
+      // side dropped it at exec); a new one is followed if it is Python.
+      const auto pid = static_cast<pid_t>(ev.hdr->pid);
+      python_->Forget(pid);
+      std::string model;
+      python_->Follow(pid, &model);
+    }
   }
   void OnProcExit(const ProcEvent& ev) override {
     if (tls_) tls_->RemoveProcess(static_cast<pid_t>(ev.hdr->pid));

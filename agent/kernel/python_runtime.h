@@ -38,6 +38,7 @@ class PythonRuntime {
   bool Follow(pid_t pid, std::string* model);
   // The process exited or exec'd: detach and forget it.
   void Forget(pid_t pid);
+  bool Follows(pid_t pid) const { return links_.count(pid) != 0; }
   PythonRuntimeCounters ReadCounters() const;
   size_t links() const { return links_.size(); }
 
