@@ -65,12 +65,23 @@ struct {
 } ht_py_ctxs SEC(".maps");
 
 /* The connection a thread of a Python process accepted last, until a copy
- * of an unbound Context takes it. */
+ * of an unbound Context takes it, soon after: an event loop creates the
+ * connection's task in the same callback that accepted it; a thread that
+ * accepts and copies nothing (a threaded server) must not hand its last
+ * connection to some later, unrelated copy. */
+#define HT_PY_ACCEPT_FRESH_NS (20ull * 1000 * 1000)
+
+struct ht_py_accept {
+	__u64 conn;
+	__u64 gen;
+	__u64 ts;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64); /* pid_tgid */
-	__type(value, struct ht_py_bind);
+	__type(value, struct ht_py_accept);
 } ht_py_accepted SEC(".maps");
 
 /* pid_tgid -> PyThreadState *, checked against its native thread id. */
@@ -158,7 +169,7 @@ static __always_inline void ht_py_accepted_conn(__u64 pid_tgid, __s32 fd)
 	__u32 tgid = pid_tgid >> 32;
 	__u64 key = ht_conn_key(tgid, fd);
 	struct ht_conn_info *info;
-	struct ht_py_bind b = {};
+	struct ht_py_accept b = {};
 
 	if (!bpf_map_lookup_elem(&ht_py_procs, &tgid))
 		return;
@@ -167,6 +178,7 @@ static __always_inline void ht_py_accepted_conn(__u64 pid_tgid, __s32 fd)
 		return;
 	b.conn = key;
 	b.gen = info->gen;
+	b.ts = bpf_ktime_get_ns();
 	bpf_map_update_elem(&ht_py_accepted, &pid_tgid, &b, BPF_ANY);
 }
 
@@ -178,7 +190,8 @@ int BPF_KRETPROBE(ht_py_ctx_copied, void *pyctx)
 	__u32 tgid = pid_tgid >> 32;
 	struct ht_py_proc *p = bpf_map_lookup_elem(&ht_py_procs, &tgid);
 	struct ht_py_ctx_key k = { .tgid = tgid }, src = { .tgid = tgid };
-	struct ht_py_bind nb, *b;
+	struct ht_py_bind nb = {}, *b;
+	struct ht_py_accept *acc;
 	__u64 ts;
 
 	if (!p || !pyctx)
@@ -192,15 +205,20 @@ int BPF_KRETPROBE(ht_py_ctx_copied, void *pyctx)
 		nb = *b;
 		ht_py_count(HT_PYC_COPY_INHERITED);
 	} else {
-		b = bpf_map_lookup_elem(&ht_py_accepted, &pid_tgid);
-		if (!b) {
+		acc = bpf_map_lookup_elem(&ht_py_accepted, &pid_tgid);
+		if (acc && bpf_ktime_get_ns() - acc->ts > HT_PY_ACCEPT_FRESH_NS) {
+			bpf_map_delete_elem(&ht_py_accepted, &pid_tgid);
+			acc = NULL;
+		}
+		if (!acc) {
 			/* A Context at a reused address must not keep the
 			 * binding of a freed one. */
 			bpf_map_delete_elem(&ht_py_ctxs, &k);
 			ht_py_count(HT_PYC_COPY_UNBOUND);
 			return 0;
 		}
-		nb = *b;
+		nb.conn = acc->conn;
+		nb.gen = acc->gen;
 		bpf_map_delete_elem(&ht_py_accepted, &pid_tgid);
 		ht_py_count(HT_PYC_COPY_ACCEPTED);
 	}
