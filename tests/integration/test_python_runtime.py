@@ -15,7 +15,7 @@ import pytest
 from conftest import PYTHON, hoptrace_bin
 from propagation_util import TestCgroup, py_service
 
-COPY_PROG = "ht_py_ctx_copie"  # ht_py_ctx_copied, as the kernel truncates names
+COPY_PROG = ("ht_py_ctx_copied", "ht_py_ctx_copie")  # full (BTF) or as the kernel truncates it
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def py_links():
     """bpf links of the Python context uretprobe."""
     progs = json.loads(subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True,
                                       text=True, check=True).stdout or "[]")
-    ids = {p["id"] for p in progs if p.get("name") == COPY_PROG}
+    ids = {p["id"] for p in progs if p.get("name") in COPY_PROG}
     links = json.loads(subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True,
                                       text=True, check=True).stdout or "[]")
     return [ln for ln in links if ln.get("prog_id") in ids]
