@@ -32,6 +32,13 @@
 #ifndef HOPTRACE_BPF_RUNTIME_PYTHON_BPF_H
 #define HOPTRACE_BPF_RUNTIME_PYTHON_BPF_H
 
+#ifdef HT_NO_KERNEL_CTX
+/* The capture-only build (capture.bpf.h): no kernel contexts to choose. */
+static __always_inline void ht_py_accepted_conn(__u64 pid_tgid, __s32 fd) {}
+static __always_inline void ht_py_syscall_enter(__u64 pid_tgid) {}
+static __always_inline void ht_py_syscall_exit(__u64 pid_tgid) {}
+static __always_inline void ht_py_proc_gone(__u32 tgid) {}
+#else
 #include "context.bpf.h"
 #include "head_scan.bpf.h"
 #include "runtime_python.h"
@@ -266,4 +273,5 @@ static __always_inline void ht_py_proc_gone(__u32 tgid)
 	bpf_map_delete_elem(&ht_py_procs, &tgid);
 }
 
+#endif /* HT_NO_KERNEL_CTX */
 #endif /* HOPTRACE_BPF_RUNTIME_PYTHON_BPF_H */
