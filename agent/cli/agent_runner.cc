@@ -209,6 +209,19 @@ Attributes ResourceAttributesFrom(const Settings& settings) {
   return out;
 }
 
+// pid is a live process (its own thread group leader), not a thread or gone.
+bool IsProcess(pid_t pid) {
+  FILE* f = fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+  if (f == nullptr) return false;
+  char line[256];
+  long tgid = -1;
+  while (fgets(line, sizeof(line), f)) {
+    if (sscanf(line, "Tgid: %ld", &tgid) == 1) break;
+  }
+  fclose(f);
+  return tgid == pid;
+}
+
 // Routes decoded events: connection events to the tracker, process events
 // to selection (exec) and clean-up (exit).
 class Dispatcher : public EventHandler {
@@ -266,10 +279,8 @@ class Dispatcher : public EventHandler {
       // A forked worker (uvicorn --workers, gunicorn) of a followed Python;
       // a new thread is no new process.
       const auto pid = static_cast<pid_t>(ev.hdr->pid);
-      const std::string task =
-          "/proc/" + std::to_string(ev.identity->ppid) + "/task/" + std::to_string(pid);
       std::string model;
-      if (access(task.c_str(), F_OK) != 0 && python_->Follows(ev.identity->ppid)) {
+      if (python_->Follows(static_cast<pid_t>(ev.identity->ppid)) && IsProcess(pid)) {
         python_->Follow(pid, &model);
       }
     }

@@ -25,7 +25,7 @@ bool PythonRuntime::Follow(pid_t pid, std::string* model) {
   auto in = uprobes::cpython::FindInterpreter(pid, &why);
   if (!in) {
     *model = "thread model (" + why + ")";
-    ++thread_model_;
+    if (why != "process gone") ++thread_model_;
     return false;
   }
   bpf_program* prog = loader_.Program("ht_py_ctx_copied");

@@ -60,7 +60,8 @@ std::optional<Interpreter> FindInterpreter(pid_t pid, std::string* why) {
     if (!seen.insert(path).second) continue;
     std::string err;
     const std::string open_path = HostPath(pid, path);
-    auto elf = ElfFile::Open(open_path, &err);
+    // Exported symbols are all it needs (a big libpython's .symtab is slow to read).
+    auto elf = ElfFile::Open(open_path, &err, SymbolTables::kDynamicOnly);
     if (!elf) continue;
     const ElfSymbol* copy = Named(elf->functions(), kCopyCurrentSymbol);
     const ElfSymbol* runtime = Named(elf->objects(), "_PyRuntime");
