@@ -5,6 +5,7 @@
 #include "agent/kernel/net_probe_loader.h"
 #include "agent/kernel/propagation_loader.h"
 #include "agent/kernel/python_runtime.h"
+#include "agent/cli/node_inject.h"
 #include "agent/kernel/tls_uprobes.h"
 #include "agent/kernel/uprobe_loader.h"
 
@@ -232,6 +233,7 @@ class Dispatcher : public EventHandler {
   void set_stitcher(TraceStitcher* stitcher) { stitcher_ = stitcher; }
   void set_network(NetworkFacts* network) { network_ = network; }
   void set_propagation(PropagationLoader* propagation) { propagation_ = propagation; }
+  void set_node(NodeInjector* node) { node_ = node; }
   void set_tls(tls::TlsAttacher* tls) { tls_ = tls; }
   void set_python(PythonRuntime* python) { python_ = python; }
   void set_probes(uprobes::ProbeManager* probes, InternalSpans* internal) {
@@ -253,6 +255,7 @@ class Dispatcher : public EventHandler {
     const pid_t pid = static_cast<pid_t>(ev.hdr->pid);
     processes_->Forget(pid);  // exec changed who it is
     if (python_) python_->Forget(pid);  // the kernel side forgot it at exec already
+    if (node_) node_->OnGone(pid);
     if (loader_ && MatchesName(*processes_, pid, names_)) {
       loader_->SelectPid(pid);
       if (tls_) tls_->AddProcess(pid, ev.hdr->ts_exit_ns, true);
@@ -294,6 +297,7 @@ class Dispatcher : public EventHandler {
     }
   }
   void OnProcExit(const ProcEvent& ev) override {
+    if (node_) node_->OnGone(static_cast<pid_t>(ev.hdr->pid));
     if (tls_) tls_->RemoveProcess(static_cast<pid_t>(ev.hdr->pid));
     if (python_) python_->Forget(static_cast<pid_t>(ev.hdr->pid));
     if (probes_) probes_->OnExit(static_cast<pid_t>(ev.hdr->pid));
@@ -338,6 +342,7 @@ class Dispatcher : public EventHandler {
   TraceStitcher* stitcher_ = nullptr;
   NetworkFacts* network_ = nullptr;
   PropagationLoader* propagation_ = nullptr;
+  NodeInjector* node_ = nullptr;
   tls::TlsAttacher* tls_ = nullptr;
   PythonRuntime* python_ = nullptr;
   uprobes::ProbeManager* probes_ = nullptr;
@@ -467,6 +472,9 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     pod_scanner = std::make_unique<PodProcessScanner>(&pods, run.discovery, getpid());
     for (pid_t pid : pod_scanner->Scan()) lo.pids.push_back(pid);
   }
+  for (pid_t pid : run.node_inject) {
+    if (std::find(lo.pids.begin(), lo.pids.end(), pid) == lo.pids.end()) lo.pids.push_back(pid);
+  }
   // Workers forked before we started are selected with their parent.
   if (!lo.pids.empty()) lo.pids = WithDescendants(lo.pids);
   if (!lo.trace_all && lo.pids.empty() && lo.ports.empty() && exe_names.empty() &&
@@ -549,6 +557,18 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   if (propagation) {
     if (propagation->read_guard()) rearm_tap.set_propagation(propagation.get());
     if (propagation->detect_mode()) dispatcher.set_propagation(propagation.get());
+  }
+  // Node.js runtime context: only for the processes named, only with the
+  // kernel contexts propagation runs on.
+  std::unique_ptr<NodeInjector> node_injector;
+  if (!run.node_inject.empty()) {
+    if (!propagation) {
+      spdlog::warn("node runtime: --node-inject needs propagation (--propagation-cgroup, "
+                   "kernel contexts); Node processes keep the thread model");
+    } else {
+      node_injector = std::make_unique<NodeInjector>(*loader, run.node_inject);
+      dispatcher.set_node(node_injector.get());
+    }
   }
   std::unique_ptr<NetProbeLoader> net_probe;
   if (run.net_probes) {
@@ -813,6 +833,9 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   dispatcher.set_probes(nullptr, nullptr);
   probes.reset();
   uprobe_loader.reset();  // detach every function probe before the ring buffer goes
+  dispatcher.set_node(nullptr);
+  if (node_injector) node_injector->Shutdown();  // scripts out while the kernel still listens
+  node_injector.reset();
   PropagationCounters prop_counters;
   if (propagation) prop_counters = propagation->ReadCounters();
   propagation.reset();  // stop injecting before the capture's maps go

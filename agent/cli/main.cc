@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/cli/agent_runner.h"
+#include "agent/cli/node_inject.h"
 #include "agent/cli/probe_check.h"
 #include "agent/kernel/python_runtime.h"
 #include "agent/hops/hops_command.h"
@@ -104,6 +105,10 @@ int main(int argc, char** argv) {
       "--propagation-cgroup", cli.propagation_cgroup,
       "inject traceparent into the HTTP/1.x requests of selected processes in this cgroup v2 "
       "directory");
+  auto* o_node_inject = run->add_option(
+      "--node-inject", cli.node_inject,
+      "load hoptrace's JavaScript agent into Node.js process N through its inspector (SIGUSR1), "
+      "so its outgoing requests get the right parent; needs --propagation-cgroup (repeatable)");
   bool no_shed = false;
   run->add_flag("--no-shed", no_shed,
                 "under overload, lose events where they fall instead of following fewer "
@@ -223,6 +228,7 @@ int main(int argc, char** argv) {
       }
     }
     const bool ok = hoptrace::PrintPreflight(items, stdout);
+    for (int pid : check_pids) std::printf("%s\n", hoptrace::NodeModelLine(pid).c_str());
     if (check_verbose) {
       std::printf("\nverifier: processed instructions per program (budget %lld, 25%% of 1M)\n",
                   static_cast<long long>(hoptrace::kVerifierBudget));
@@ -257,6 +263,7 @@ int main(int argc, char** argv) {
   if (no_redact) r.redact_query = false;
   if (o_prop_cgroup->count()) r.propagation_cgroup = cli.propagation_cgroup;
   if (no_propagation) r.propagation = false;
+  if (o_node_inject->count()) r.node_inject = cli.node_inject;
   if (no_shed) r.shed = false;
   if (o_guard->count()) r.fionread_guard = fionread_guard;
   if (no_net_probes) r.net_probes = false;

@@ -59,6 +59,9 @@ struct RunSettings {
   // Black-box context propagation: traceparent injection into the requests of
   // selected processes in this cgroup v2 directory (empty: none, read-only).
   std::string propagation_cgroup;
+  // Node.js processes to load the JavaScript agent into (runtime context,
+  // agent/cli/node_inject.h): opt-in, per process. Needs propagation.
+  std::vector<pid_t> node_inject;
   bool propagation = true;  // false: read-only tracing even with a cgroup
   std::string fionread_guard = "auto";  // auto, on, off, detect: see FionreadGuard
   // Under overload the kernel follows only a share of requests

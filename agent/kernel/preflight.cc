@@ -95,6 +95,7 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
     }
     if (ProbePropagationSupport().ok) {
       costs->push_back(MeasurePropagation(lo, "auto"));
+      costs->push_back(MeasureNodeRuntime());
     }
   }
 

@@ -17,6 +17,7 @@
 #include "net_probe.skel.h"
 #include "uprobe_trace.skel.h"
 #include "propagation.skel.h"
+#include "runtime_node.skel.h"
 
 namespace hoptrace {
 namespace {
@@ -124,7 +125,10 @@ std::vector<ObjectCosts> MeasureConfig(const Config& c) {
   std::vector<ObjectCosts> out;
   const LoaderOptions lo = CaptureOptionsFor(c);
   out.push_back(MeasureCapture(lo));
-  if (c.propagation) out.push_back(MeasurePropagation(lo, c.guard));
+  if (c.propagation) {
+    out.push_back(MeasurePropagation(lo, c.guard));
+    out.push_back(MeasureNodeRuntime());  // --node-inject needs propagation
+  }
   out.push_back(MeasureUprobes());  // --probe goes with every configuration
   return out;
 }
@@ -157,6 +161,11 @@ ObjectCosts MeasurePropagation(const LoaderOptions& capture_options, const std::
         }
         bpf_program__set_autoload(s->progs.ht_sockops_task, true);
       }));
+}
+
+ObjectCosts MeasureNodeRuntime() {
+  return LoadAndMeasure("runtime_node",
+                        SkeletonOpener<runtime_node_bpf>([](runtime_node_bpf*) {}));
 }
 
 ObjectCosts MeasureNetProbe() {

@@ -38,6 +38,8 @@ struct LoaderOptions;
 ObjectCosts MeasureCapture(const LoaderOptions& options);
 ObjectCosts MeasurePropagation(const LoaderOptions& capture_options, const std::string& guard);
 ObjectCosts MeasureNetProbe();
+// bpf/runtime_node.bpf.c (--node-inject), on maps of its own.
+ObjectCosts MeasureNodeRuntime();
 // bpf/uprobe_trace.bpf.c (--probe), on maps of its own.
 ObjectCosts MeasureUprobes();
 

@@ -129,8 +129,11 @@ def py_service(topo, cg, ns, host, port, name, model="threads", downstream=(), s
     return p, log
 
 
-def node_service(topo, cg, ns, host, port, name, downstream="", env=None, jitter_ms=0):
-    """tests/integration/services/prop_service.js; returns (Popen, head log)."""
+def node_service(topo, cg, ns, host, port, name, downstream="", env=None, jitter_ms=0,
+                 client="global", max_sockets=4, fanout=1, jitter_after_ms=0):
+    """tests/integration/services/prop_service.js; returns (Popen, head log).
+    client: global (http.get, the global agent), agent (a keep-alive
+    http.Agent of max_sockets), fetch (undici)."""
     d = Path(f"/tmp/ht{topo.tag}")
     d.mkdir(exist_ok=True)
     script = d / f"{name}.js"
@@ -141,6 +144,9 @@ def node_service(topo, cg, ns, host, port, name, downstream="", env=None, jitter
             "--jitter-ms", str(jitter_ms)]
     if downstream:
         argv += ["--downstream", downstream]
+    if client != "global" or fanout != 1 or jitter_after_ms:
+        argv += ["--client", client, "--max-sockets", str(max_sockets), "--fanout", str(fanout),
+                 "--jitter-after-ms", str(jitter_after_ms)]
     p = start_in(topo, cg, ns, argv, env=env)
     line = p.stdout.readline()
     assert line.strip() == b"listening", f"{name} did not start"

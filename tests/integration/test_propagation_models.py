@@ -6,7 +6,11 @@ the same 5 ms before its downstream call; jitter: a random 0-20 ms, so an
 event loop no longer calls downstream in the order it read the requests),
 every request carries its own id in the query string; a CLIENT span has the right parent when its parent is the SERVER
 span of the request with the same id, and the downstream SERVER span names
-that CLIENT span. The shares are printed and written to
+that CLIENT span. Models "node-agent" and "node-fetch" are Node with its
+runtime context (--node-inject: the JavaScript agent through the inspector):
+a keep-alive http.Agent with fewer sockets than the concurrency, or fetch
+(undici); two calls per request at once (Promise.all), random waits before
+and after the calls. The shares are printed and written to
 $HOPTRACE_MODEL_REPORT (JSON) when set; thread-per-request must be exact,
 and every model must be exact without concurrency."""
 import json
@@ -31,14 +35,14 @@ if REQUESTS:
 RUNS = max(1, int(os.environ.get("HOPTRACE_MODEL_RUNS", "1")))
 CASES = [("threads", "uniform"), ("threads", "jitter"), ("pool", "uniform"), ("pool", "jitter"),
          ("asyncio", "uniform"), ("asyncio", "jitter"), ("node", "uniform"), ("node", "jitter"),
-         ("nginx", "uniform")]
+         ("nginx", "uniform"), ("node-agent", "jitter"), ("node-fetch", "jitter")]
 # Python web frameworks (services/py_frameworks.py; issue 11): random waits
 # before and after the calls, keep-alive pools of 4 (smaller than the
 # concurrency), fan-out (FANOUT calls per request, at once), and clients that
 # keep their connection alive.
 PY_FRAMEWORKS = ["fastapi_async", "fastapi_tasks", "fastapi_sync", "aiohttp", "flask", "django"]
 CASES += [(fw, "jitter") for fw in PY_FRAMEWORKS]
-FANOUT = {"fastapi_async": 2, "fastapi_tasks": 2, "aiohttp": 2}
+FANOUT = {"fastapi_async": 2, "fastapi_tasks": 2, "aiohttp": 2, "node-agent": 2, "node-fetch": 2}
 KEEPALIVE = set(PY_FRAMEWORKS)
 JITTER_MS = 20
 # Every model must reach this share at each concurrency (measured on the
@@ -47,11 +51,13 @@ FLOOR = {"threads": {1: 1.0, 8: 1.0, 64: 1.0},
          # Python's own contexts (bpf/runtime_python.bpf.h), and thread pools
          # that read and write on one thread (flask, django gthread: the
          # thread model is exact there).
-         **{m: {8: 0.95} for m in ["asyncio"] + PY_FRAMEWORKS}}
+         **{m: {8: 0.95} for m in ["asyncio"] + PY_FRAMEWORKS},
+         "node-agent": {1: 0.95, 8: 0.95, 64: 0.95}, "node-fetch": {1: 0.95, 8: 0.95, 64: 0.95}}
 # ... and have at most this share of wrong parents (a wrong parent is worse
 # than none).
 WRONG_MAX = {"threads": {1: 0.0, 8: 0.0, 64: 0.0},
-             **{m: {8: 0.01} for m in ["asyncio"] + PY_FRAMEWORKS}}
+             **{m: {8: 0.01} for m in ["asyncio"] + PY_FRAMEWORKS},
+             "node-agent": {1: 0.01, 8: 0.01, 64: 0.01}, "node-fetch": {1: 0.01, 8: 0.01, 64: 0.01}}
 
 CLIENT = r"""
 import http.client, sys, threading
@@ -89,10 +95,13 @@ def cg(topo):
     c.remove(topo.procs)
 
 
+def req_query(span):
+    return (attr(span, "url.query") if span["kind"] == "SERVER" else
+            urllib.parse.urlsplit(attr(span, "url.full") or "").query) or ""
+
+
 def req_id(span):
-    text = attr(span, "url.query") if span["kind"] == "SERVER" else \
-        urllib.parse.urlsplit(attr(span, "url.full") or "").query
-    m = re.search(r"id=([\w-]+)", text or "")
+    m = re.search(r"id=([\w-]+)", req_query(span))
     return m.group(1) if m else None
 
 
@@ -100,7 +109,7 @@ def leg_of(span):
     """The fan-out leg (leg=K) of a downstream request, None without one."""
     text = attr(span, "url.query") if span["kind"] == "SERVER" else \
         urllib.parse.urlsplit(attr(span, "url.full") or "").query
-    m = re.search(r"leg=(\d+)", text or "")
+    m = re.search(r"(?:leg|call)=(\d+)", text or "")
     return m.group(1) if m else None
 
 
@@ -148,6 +157,11 @@ def start_front(topo, cg, model, workload, ns):
         p, _ = node_service(topo, cg, ns, "10.213.1.2", 8000, "front", downstream=leaf_url,
                             jitter_ms=jitter)
         return "front", [p.pid]
+    if model in ("node-agent", "node-fetch"):
+        p, _ = node_service(topo, cg, ns, "10.213.1.2", 8000, "front", downstream=leaf_url,
+                            jitter_ms=jitter, client=model.split("-")[1], max_sockets=4,
+                            fanout=FANOUT[model], jitter_after_ms=10)
+        return "front", [p.pid]
     if model in PY_FRAMEWORKS:
         p = py_framework(topo, cg, ns, "10.213.1.2", 8000, model, leaf_url, jitter)
         return "front", [p.pid] + py_children(p.pid)
@@ -186,7 +200,18 @@ def test_share_of_client_spans_with_the_right_parent(topo, cg, agent_factory, mo
     args = ["--no-redact-query", "--propagation-cgroup", str(cg.path), "--pid", str(leaf.pid)]
     for pid in pids:
         args += ["--pid", str(pid)]
+    if model.startswith("node-"):
+        args += ["--node-inject", str(pids[0])]
+    if model.startswith("node-"):
+        args += ["--node-inject", str(pids[0])]
     agent = agent_factory(*args)
+    if model.startswith("node-"):
+        assert f"node runtime: pid {pids[0]}: JavaScript agent loaded" in agent.log_text(), \
+            agent.log_text()
+    if model.startswith("node-"):
+        assert f"node runtime: pid {pids[0]}: JavaScript agent loaded" in agent.log_text(), \
+            agent.log_text()
+    fanout = FANOUT.get(model, 1)
 
     expected = 0
     for run in range(RUNS):

@@ -154,7 +154,8 @@ TEST(EventLayout, FunctionCallEventOfTheUprobes) {
   EXPECT_EQ(offsetof(hu_call_event, exception), 56u);
   EXPECT_EQ(offsetof(hu_call_event, frames), 120u);
   // The map values the agent reads back (UprobeLoader::ReadStack, hu_sites).
-  EXPECT_EQ(sizeof(hu_stack), 464u);
+  EXPECT_EQ(sizeof(hu_stack), 592u);
+  EXPECT_EQ(offsetof(hu_stack, exit_ns), 464u);
   EXPECT_EQ(offsetof(hu_stack, frames), 80u);
   EXPECT_EQ(sizeof(hu_site_key), 16u);
   EXPECT_EQ(sizeof(hu_site), 8u);
