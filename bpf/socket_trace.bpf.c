@@ -17,6 +17,7 @@
 
 #include "capture.bpf.h"
 #include "runtime_go_probes.bpf.h"
+#include "runtime_python.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -83,6 +84,7 @@ static __always_inline int ht_accept_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	if (ht_conn_register(pid_tgid >> 32, (__s32)ctx->ret, HT_ROLE_SERVER))
 		ht_identity_once(pid_tgid >> 32);
+	ht_py_accepted_conn(pid_tgid, (__s32)ctx->ret);
 	return 0;
 }
 
@@ -100,6 +102,7 @@ int ht_enter_connect(struct trace_event_raw_sys_enter *ctx)
 
 	if (!ht_pid_selected(pid_tgid >> 32) && !targ_port_filter)
 		return 0;
+	ht_py_syscall_enter(pid_tgid);
 	bpf_map_update_elem(&ht_active_connect, &pid_tgid, &fd, BPF_ANY);
 	ht_go_syscall_enter(pid_tgid, true);
 	return 0;
@@ -112,6 +115,7 @@ int ht_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	__s32 *fd = bpf_map_lookup_elem(&ht_active_connect, &pid_tgid);
 	__s32 sfd;
 
+	ht_py_syscall_exit(pid_tgid);
 	if (!fd)
 		return 0;
 	sfd = *fd;
@@ -155,12 +159,14 @@ int ht_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
 SEC("tp/syscalls/sys_enter_write")
 int ht_enter_write(struct trace_event_raw_sys_enter *ctx)
 {
+	ht_py_syscall_enter(bpf_get_current_pid_tgid());
 	return ht_io_enter(ARG(ctx, 0), ARG(ctx, 1), 0, HT_IO_BUF, HT_SYS_WRITE, HT_DIR_EGRESS);
 }
 
 SEC("tp/syscalls/sys_enter_writev")
 int ht_enter_writev(struct trace_event_raw_sys_enter *ctx)
 {
+	ht_py_syscall_enter(bpf_get_current_pid_tgid());
 	return ht_io_enter(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), HT_IO_IOV, HT_SYS_WRITEV,
 			   HT_DIR_EGRESS);
 }
@@ -168,12 +174,14 @@ int ht_enter_writev(struct trace_event_raw_sys_enter *ctx)
 SEC("tp/syscalls/sys_enter_sendto")
 int ht_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 {
+	ht_py_syscall_enter(bpf_get_current_pid_tgid());
 	return ht_io_enter(ARG(ctx, 0), ARG(ctx, 1), 0, HT_IO_BUF, HT_SYS_SENDTO, HT_DIR_EGRESS);
 }
 
 SEC("tp/syscalls/sys_enter_sendmsg")
 int ht_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 {
+	ht_py_syscall_enter(bpf_get_current_pid_tgid());
 	return ht_msg_enter(ARG(ctx, 0), ARG(ctx, 1), HT_SYS_SENDMSG, HT_DIR_EGRESS);
 }
 
@@ -185,14 +193,25 @@ int ht_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 		return ht_io_exit(ctx->ret);                               \
 	}
 
+/* Egress exits also end the syscall's runtime context (ht_rt_current). */
+#define HT_IO_EXIT_RT(name)                                                \
+	SEC("tp/syscalls/sys_exit_" #name)                                 \
+	int ht_exit_##name(struct trace_event_raw_sys_exit *ctx)           \
+	{                                                                  \
+		int r = ht_io_exit(ctx->ret);                              \
+									   \
+		ht_py_syscall_exit(bpf_get_current_pid_tgid());            \
+		return r;                                                  \
+	}
+
 HT_IO_EXIT(read)
 HT_IO_EXIT(readv)
 HT_IO_EXIT(recvfrom)
 HT_IO_EXIT(recvmsg)
-HT_IO_EXIT(write)
-HT_IO_EXIT(writev)
-HT_IO_EXIT(sendto)
-HT_IO_EXIT(sendmsg)
+HT_IO_EXIT_RT(write)
+HT_IO_EXIT_RT(writev)
+HT_IO_EXIT_RT(sendto)
+HT_IO_EXIT_RT(sendmsg)
 
 /* ---- TLS plaintext (uprobes, attached by the agent) ---------------------- */
 
@@ -354,6 +373,7 @@ int ht_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 		bpf_map_update_elem(&ht_selected_pids, &tgid, &one, BPF_ANY);
 		flags |= HT_IDENTITY_F_NAME_MATCH;
 	}
+	ht_py_proc_gone(tgid);
 	task = ht_current_task();
 	start = BPF_CORE_READ(task, start_boottime);
 	bpf_map_update_elem(&ht_identity_sent, &tgid, &start, BPF_ANY);
@@ -376,6 +396,7 @@ int ht_sched_exit(void *ctx)
 		return 0;
 	ht_emit_proc(HT_EV_PROC_EXIT, tgid, (__u32)pid_tgid, BPF_CORE_READ(task, real_parent, tgid),
 		     BPF_CORE_READ(task, exit_code));
+	ht_py_proc_gone(tgid);
 	bpf_map_delete_elem(&ht_selected_pids, &tgid);
 	bpf_map_delete_elem(&ht_identity_sent, &tgid);
 	return 0;

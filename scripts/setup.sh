@@ -46,6 +46,10 @@ TEST_PACKAGES=(
   # query protocol, psycopg 3 the extended one with named prepared statements), benchmarks
   postgresql-15 postgresql-client-15 python3-psycopg2 python3-psycopg
   redis-server redis-tools python3-redis
+  # Python server models of test_propagation_models (runtime context, issue 11), bookworm's:
+  # fastapi 0.92, starlette 0.26, anyio 3.6, uvicorn 0.17 (h11 0.14), httpx 0.23, flask 2.2,
+  # django 3.2, gunicorn 20.1 (aiohttp 3.8 above)
+  python3-fastapi python3-uvicorn python3-httpx python3-flask python3-django gunicorn
 )
 [ "$tests" = 1 ] && PACKAGES+=("${TEST_PACKAGES[@]}")
 

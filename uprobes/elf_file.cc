@@ -97,6 +97,25 @@ std::optional<ElfFile> ElfFile::Open(const std::string& path, std::string* error
       if (!gelf_getsym(data, static_cast<int>(i), &sym)) continue;
       // Defined functions only (an undefined dynsym entry is an import). IFUNC
       // resolvers are left out: probing one times the resolver, not the function.
+      if (GELF_ST_TYPE(sym.st_info) == STT_OBJECT && sym.st_shndx != SHN_UNDEF &&
+          sym.st_value != 0) {
+        // Data a runtime probe reads (CPython's _PyRuntime, Py_Version).
+        const char* oname = elf_strptr(h.elf, sh.sh_link, sym.st_name);
+        if (!oname || !*oname) continue;
+        ElfSymbol o;
+        o.name = oname;
+        if (size_t at = o.name.find('@'); at != std::string::npos) o.name.resize(at);
+        o.address = sym.st_value;
+        o.size = sym.st_size;
+        for (const Segment& seg : segments) {
+          if (o.address >= seg.vaddr && o.address < seg.vaddr + seg.filesz) {
+            o.file_offset = o.address - seg.vaddr + seg.offset;
+            break;
+          }
+        }
+        file.objects_.push_back(std::move(o));
+        continue;
+      }
       if (GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_shndx == SHN_UNDEF || sym.st_value == 0) {
         continue;
       }

@@ -34,6 +34,8 @@ class ElfFile {
 
   const std::string& path() const { return path_; }
   const std::vector<ElfSymbol>& functions() const { return functions_; }
+  // Defined data symbols (STT_OBJECT); file_offset 0 when not in the file (.bss).
+  const std::vector<ElfSymbol>& objects() const { return objects_; }
   // A Go binary (.go.buildinfo or .gopclntab present): its functions need
   // return-instruction probes, and its stacks move.
   bool is_go() const { return is_go_; }
@@ -44,6 +46,7 @@ class ElfFile {
  private:
   std::string path_;
   std::vector<ElfSymbol> functions_;
+  std::vector<ElfSymbol> objects_;
   bool is_go_ = false;
   bool has_debug_info_ = false;
 };

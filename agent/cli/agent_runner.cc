@@ -4,6 +4,7 @@
 #include "agent/kernel/capture_object.h"
 #include "agent/kernel/net_probe_loader.h"
 #include "agent/kernel/propagation_loader.h"
+#include "agent/kernel/python_runtime.h"
 #include "agent/cli/node_inject.h"
 #include "agent/kernel/go_runtime.h"
 #include "agent/kernel/tls_uprobes.h"
@@ -210,6 +211,19 @@ Attributes ResourceAttributesFrom(const Settings& settings) {
   return out;
 }
 
+// pid is a live process (its own thread group leader), not a thread or gone.
+bool IsProcess(pid_t pid) {
+  FILE* f = fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+  if (f == nullptr) return false;
+  char line[256];
+  long tgid = -1;
+  while (fgets(line, sizeof(line), f)) {
+    if (sscanf(line, "Tgid: %ld", &tgid) == 1) break;
+  }
+  fclose(f);
+  return tgid == pid;
+}
+
 // Routes decoded events: connection events to the tracker, process events
 // to selection (exec) and clean-up (exit).
 class Dispatcher : public EventHandler {
@@ -223,6 +237,7 @@ class Dispatcher : public EventHandler {
   void set_node(NodeInjector* node) { node_ = node; }
   void set_tls(tls::TlsAttacher* tls) { tls_ = tls; }
   void set_go(GoRuntime* go) { go_ = go; }
+  void set_python(PythonRuntime* python) { python_ = python; }
   void set_probes(uprobes::ProbeManager* probes, InternalSpans* internal) {
     probes_ = probes;
     internal_ = internal;
@@ -241,6 +256,7 @@ class Dispatcher : public EventHandler {
   void OnProcExec(const ProcEvent& ev) override {
     const pid_t pid = static_cast<pid_t>(ev.hdr->pid);
     processes_->Forget(pid);  // exec changed who it is
+    if (python_) python_->Forget(pid);  // the kernel side forgot it at exec already
     if (node_) node_->OnGone(pid);
     if (loader_ && MatchesName(*processes_, pid, names_)) {
       loader_->SelectPid(pid);
@@ -272,11 +288,29 @@ class Dispatcher : public EventHandler {
       go_->Attach(static_cast<pid_t>(info->pid));
     }
     if (tls_) TlsLibrariesOf(ev);
+    if (python_ && (ev.identity->flags & HT_IDENTITY_F_FORK)) {
+      // A forked worker (uvicorn --workers, gunicorn) of a followed Python;
+      // a new thread is no new process.
+      const auto pid = static_cast<pid_t>(ev.hdr->pid);
+      std::string model;
+      if (python_->Follows(static_cast<pid_t>(ev.identity->ppid)) && IsProcess(pid)) {
+        python_->Follow(pid, &model);
+      }
+    }
+    if (python_ && (ev.identity->flags & HT_IDENTITY_F_EXEC)) {
+      // A followed process exec'd: its old interpreter is gone (the kernel
+      // side dropped it at exec); a new one is followed if it is Python.
+      const auto pid = static_cast<pid_t>(ev.hdr->pid);
+      python_->Forget(pid);
+      std::string model;
+      python_->Follow(pid, &model);
+    }
   }
   void OnProcExit(const ProcEvent& ev) override {
     if (node_) node_->OnGone(static_cast<pid_t>(ev.hdr->pid));
     if (tls_) tls_->RemoveProcess(static_cast<pid_t>(ev.hdr->pid));
     if (go_) go_->Detach(static_cast<pid_t>(ev.hdr->pid));
+    if (python_) python_->Forget(static_cast<pid_t>(ev.hdr->pid));
     if (probes_) probes_->OnExit(static_cast<pid_t>(ev.hdr->pid));
     if (internal_) internal_->OnProcessExit(ev.hdr->pid);
     tracker_->OnProcessExit(ev.hdr->pid, ev.hdr->ts_exit_ns);
@@ -322,6 +356,7 @@ class Dispatcher : public EventHandler {
   NodeInjector* node_ = nullptr;
   tls::TlsAttacher* tls_ = nullptr;
   GoRuntime* go_ = nullptr;
+  PythonRuntime* python_ = nullptr;
   uprobes::ProbeManager* probes_ = nullptr;
   InternalSpans* internal_ = nullptr;
 };
@@ -517,6 +552,20 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   }
   // Spans take the kernel's ids only while the kernel decides contexts.
   if (lo.kernel_context) dispatcher.set_stitcher(&stitcher);
+  // Python's own contexts (asyncio tasks, copied contexts) say which request
+  // an outgoing one serves, for the processes named by --pid that run a
+  // known CPython; the others keep the thread model.
+  std::unique_ptr<PythonRuntime> python;
+  if (lo.kernel_context) {
+    python = std::make_unique<PythonRuntime>(*loader);
+    for (pid_t pid : lo.pids) {
+      std::string model;
+      if (!python->Follow(pid, &model) && !PythonModelOf(pid).empty()) {
+        spdlog::info("python: pid {}: {}", pid, model);
+      }
+    }
+    dispatcher.set_python(python.get());
+  }
   if (propagation) {
     if (propagation->read_guard()) rearm_tap.set_propagation(propagation.get());
     if (propagation->detect_mode()) dispatcher.set_propagation(propagation.get());
@@ -797,6 +846,10 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   dispatcher.set_go(nullptr);
   const GoRuntimeStats go_stats = go_runtime ? go_runtime->stats() : GoRuntimeStats{};
   go_runtime.reset();  // its probes off before the capture's programs go
+  dispatcher.set_python(nullptr);
+  PythonRuntimeCounters py_counters;
+  if (python) py_counters = python->ReadCounters();
+  python.reset();
   UprobeCounters probe_counters;
   const size_t probe_links = uprobe_loader ? uprobe_loader->links() : 0;
   if (uprobe_loader) probe_counters = uprobe_loader->ReadCounters();
@@ -850,6 +903,15 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
         c.sockets_failed, c.not_http, c.released, t.server_spans_from_kernel,
         t.client_spans_from_kernel, t.server_spans_relinked, t.client_spans_passthrough,
         t.kernel_traces_aliased, t.kernel_contexts_unmatched);
+    if (py_counters.processes + py_counters.thread_model > 0) {
+      const auto& y = py_counters;
+      spdlog::info(
+          "python contexts (final): processes={} thread_model={} copy_inherited={} "
+          "copy_accepted={} copy_unbound={} syscall_set={} syscall_unbound={} "
+          "tstate_walked={} tstate_missing={}",
+          y.processes, y.thread_model, y.copy_inherited, y.copy_accepted, y.copy_unbound,
+          y.syscall_set, y.syscall_unbound, y.tstate_walked, y.tstate_missing);
+    }
     if (c.sockets_busy > 0) {
       spdlog::warn("propagation: {} socket(s) already had another program's sk_msg; their "
                    "requests were not injected",

@@ -15,6 +15,7 @@
 #include "agent/cli/agent_runner.h"
 #include "agent/cli/node_inject.h"
 #include "agent/cli/probe_check.h"
+#include "agent/kernel/python_runtime.h"
 #include "agent/hops/hops_command.h"
 #include "agent/kernel/bpf_loader.h"
 #include "agent/kernel/go_runtime.h"
@@ -221,6 +222,12 @@ int main(int argc, char** argv) {
       auto tls = hoptrace::TlsLibraryItems(pid);
       items.insert(items.end(), tls.begin(), tls.end());
       items.push_back(hoptrace::GoRuntimeItem(pid));
+      // Which model says what request a Python process's outgoing one serves.
+      if (auto model = hoptrace::PythonModelOf(pid); !model.empty()) {
+        items.push_back({"Python in pid " + std::to_string(pid),
+                         hoptrace::PreflightItem::Status::kInfo, model,
+                         "parents of outgoing requests (runtime context)", false});
+      }
     }
     const bool ok = hoptrace::PrintPreflight(items, stdout);
     for (int pid : check_pids) std::printf("%s\n", hoptrace::NodeModelLine(pid).c_str());

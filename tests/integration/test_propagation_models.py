@@ -21,46 +21,69 @@ import urllib.parse
 
 import pytest
 
-from conftest import attr, by_kind, require_propagation
+from conftest import PYTHON, SERVICES, attr, by_kind, require_propagation
 from propagation_util import TestCgroup, nginx_proxy, node_service, py_service, start_in
 
 CONCURRENCY = [1, 8, 64]
 PER_WORKER = {1: 16, 8: 8, 64: 4}  # requests per client thread
+# tests/bench/parent_accuracy.sh asks for more: HOPTRACE_MODEL_REQUESTS
+# requests per concurrency level, HOPTRACE_MODEL_RUNS rounds of every level
+# against the same services and agent (each round tagged apart).
+REQUESTS = int(os.environ.get("HOPTRACE_MODEL_REQUESTS", "0"))
+if REQUESTS:
+    PER_WORKER = {c: -(-REQUESTS // c) for c in CONCURRENCY}
+RUNS = max(1, int(os.environ.get("HOPTRACE_MODEL_RUNS", "1")))
 CASES = [("threads", "uniform"), ("threads", "jitter"), ("pool", "uniform"), ("pool", "jitter"),
          ("asyncio", "uniform"), ("asyncio", "jitter"), ("node", "uniform"), ("node", "jitter"),
          ("nginx", "uniform"), ("node-agent", "jitter"), ("node-fetch", "jitter"),
          ("go", "jitter")]
+# Python web frameworks (services/py_frameworks.py; issue 11): random waits
+# before and after the calls, keep-alive pools of 4 (smaller than the
+# concurrency), fan-out (FANOUT calls per request, at once), and clients that
+# keep their connection alive.
+PY_FRAMEWORKS = ["fastapi_async", "fastapi_tasks", "fastapi_sync", "aiohttp", "flask", "django"]
+CASES += [(fw, "jitter") for fw in PY_FRAMEWORKS]
+FANOUT = {"fastapi_async": 2, "fastapi_tasks": 2, "aiohttp": 2, "node-agent": 2, "node-fetch": 2, "go": 2}
+KEEPALIVE = set(PY_FRAMEWORKS)
 JITTER_MS = 20
 # Every model must reach this share at each concurrency (measured on the
 # reference machine; see README "Propagation beyond one thread").
 FLOOR = {"threads": {1: 1.0, 8: 1.0, 64: 1.0},
+         # Python's own contexts (bpf/runtime_python.bpf.h), and thread pools
+         # that read and write on one thread (flask, django gthread: the
+         # thread model is exact there).
+         **{m: {8: 0.95} for m in ["asyncio"] + PY_FRAMEWORKS},
          "node-agent": {1: 0.95, 8: 0.95, 64: 0.95}, "node-fetch": {1: 0.95, 8: 0.95, 64: 0.95},
          "go": {1: 0.95, 8: 0.95, 64: 0.95}}
-# ... and no more than this share of wrong parents (a wrong parent is worse
+# ... and have at most this share of wrong parents (a wrong parent is worse
 # than none).
-WRONG_CEILING = {m: {1: 0.01, 8: 0.01, 64: 0.01} for m in ("node-agent", "node-fetch", "go")}
-# Calls per incoming request (fan-out), per model.
-FANOUT = {"node-agent": 2, "node-fetch": 2, "go": 2}
-# Requests per client thread: HOPTRACE_MODEL_REQUESTS (per concurrency level)
-# overrides PER_WORKER for the bench (tests/bench/).
-if os.environ.get("HOPTRACE_MODEL_REQUESTS"):
-    PER_WORKER = {c: max(1, int(os.environ["HOPTRACE_MODEL_REQUESTS"]) // c) for c in CONCURRENCY}
+WRONG_MAX = {"threads": {1: 0.0, 8: 0.0, 64: 0.0},
+             **{m: {8: 0.01} for m in ["asyncio"] + PY_FRAMEWORKS},
+             "node-agent": {1: 0.01, 8: 0.01, 64: 0.01}, "node-fetch": {1: 0.01, 8: 0.01, 64: 0.01},
+             "go": {1: 0.01, 8: 0.01, 64: 0.01}}
 
 CLIENT = r"""
 import http.client, sys, threading
 host, port, conc, per, tag = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+keepalive = len(sys.argv) > 6 and sys.argv[6] == "keepalive"
 bad = []
 def run(w):
+    c = None
     for i in range(per):
-        c = http.client.HTTPConnection(host, port, timeout=60)
+        if c is None:
+            c = http.client.HTTPConnection(host, port, timeout=60)
         try:
             c.request("GET", f"/work?id={tag}-{w}-{i}")
             r = c.getresponse(); r.read()
             if r.status != 200: bad.append(r.status)
         except Exception as e:
             bad.append(repr(e))
+            c.close(); c = None
         finally:
-            c.close()
+            if not keepalive and c is not None:
+                c.close(); c = None
+    if c is not None:
+        c.close()
 ts = [threading.Thread(target=run, args=(w,)) for w in range(conc)]
 [t.start() for t in ts]; [t.join() for t in ts]
 print(len(bad), bad[:3])
@@ -85,10 +108,12 @@ def req_id(span):
     return m.group(1) if m else None
 
 
-def call_key(span):
-    """(id, call): a fan-out's calls carry &call=K after the id."""
-    m = re.search(r"call=(\d+)", req_query(span))
-    return req_id(span), m.group(1) if m else None
+def leg_of(span):
+    """The fan-out leg (leg=K) of a downstream request, None without one."""
+    text = attr(span, "url.query") if span["kind"] == "SERVER" else \
+        urllib.parse.urlsplit(attr(span, "url.full") or "").query
+    m = re.search(r"(?:leg|call)=(\d+)", text or "")
+    return m.group(1) if m else None
 
 
 def parent_counts(spans, front, tag):
@@ -99,14 +124,14 @@ def parent_counts(spans, front, tag):
     parent that is some other span, or a downstream that names another span
     (worse than none: it is a confidently wrong trace)."""
     servers = {req_id(s): s for s in by_kind(spans, "SERVER", front)}
-    leaf = {call_key(s): s for s in by_kind(spans, "SERVER", "leaf")}
+    leaf = {(req_id(s), leg_of(s)): s for s in by_kind(spans, "SERVER", "leaf")}
     n = {"right": 0, "wrong": 0, "none": 0, "total": 0}
     for c in by_kind(spans, "CLIENT", front):
         rid = req_id(c)
         if not rid or not rid.startswith(tag + "-"):
             continue
         n["total"] += 1
-        srv, down = servers.get(rid), leaf.get(call_key(c))
+        srv, down = servers.get(rid), leaf.get((rid, leg_of(c)))
         if srv and down and c["parent_span_id"] == srv["span_id"] and \
                 down["parent_span_id"] == c["span_id"] and \
                 c["trace_id"] == srv["trace_id"] == down["trace_id"]:
@@ -149,8 +174,32 @@ def start_front(topo, cg, model, workload, ns):
                                     "-jitter-ms", str(jitter)])
         assert p.stdout.readline().strip() == b"listening", "go front did not start"
         return "fanout", [p.pid]
+    if model in PY_FRAMEWORKS:
+        p = py_framework(topo, cg, ns, "10.213.1.2", 8000, model, leaf_url, jitter)
+        return "front", [p.pid] + py_children(p.pid)
     p, _ = nginx_proxy(topo, cg, ns, "10.213.1.2", 8000, leaf_url, workers=1)
     return "nginx", [p.pid] + list(cg.extra_pids)
+
+
+def py_framework(topo, cg, ns, host, port, framework, downstream, jitter_ms):
+    """services/py_frameworks.py, service name "front", with Debian's python3."""
+    argv = [PYTHON, str(SERVICES / "py_frameworks.py"), "--host", host, "--port", str(port),
+            "--framework", framework, "--downstream", downstream, "--jitter-ms", str(jitter_ms)]
+    p = start_in(topo, cg, ns, argv, env={"OTEL_SERVICE_NAME": "front"})
+    line = p.stdout.readline()
+    assert line.strip() == b"listening", f"{framework} did not start"
+    return p
+
+
+def py_children(pid):
+    """Child processes (gunicorn's worker) of pid."""
+    kids = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            kids += [int(k) for k in open(f"/proc/{pid}/task/{task}/children").read().split()]
+        except OSError:
+            pass
+    return kids
 
 
 @pytest.mark.parametrize("model,workload", CASES)
@@ -169,41 +218,51 @@ def test_share_of_client_spans_with_the_right_parent(topo, cg, agent_factory, mo
     if model.startswith("node-"):
         assert f"node runtime: pid {pids[0]}: JavaScript agent loaded" in agent.log_text(), \
             agent.log_text()
-    fanout = FANOUT.get(model, 1)
 
     expected = 0
-    for conc in CONCURRENCY:
-        r = subprocess.run(
-            ["ip", "netns", "exec", c, "/usr/bin/python3", "-c", CLIENT, "10.213.1.2", "8000",
-             str(conc), str(PER_WORKER[conc]), f"c{conc}"],
-            capture_output=True, text=True, timeout=300)
-        assert r.stdout.startswith("0 "), (conc, r.stdout, r.stderr)
-        expected += conc * PER_WORKER[conc] * fanout
+    for run in range(RUNS):
+        for conc in CONCURRENCY:
+            r = subprocess.run(
+                ["ip", "netns", "exec", c, "/usr/bin/python3", "-c", CLIENT, "10.213.1.2", "8000",
+                 str(conc), str(PER_WORKER[conc]), f"r{run}c{conc}",
+                 "keepalive" if model in KEEPALIVE else "close"],
+                capture_output=True, text=True, timeout=600)
+            assert r.stdout.startswith("0 "), (conc, r.stdout, r.stderr)
+            expected += conc * PER_WORKER[conc] * FANOUT.get(model, 1)
     # Every span of every request, before the agent stops (a CLIENT span
     # ends after its downstream SERVER span).
     spans = agent.wait_spans(
         lambda s: min(len(by_kind(s, "SERVER", "leaf")), len(by_kind(s, "CLIENT", front)),
-                      len(by_kind(s, "SERVER", front)) * fanout) >= expected, timeout=60)
+                      len(by_kind(s, "SERVER", front)) * FANOUT.get(model, 1)) >= expected,
+        timeout=60 + expected // 100)
     agent.stop()
+    check_counts(f"{model}/{workload}", model, spans, front)
 
-    result, counts = {}, {}
-    for conc in CONCURRENCY:
-        n = parent_counts(spans, front, f"c{conc}")
-        assert n["total"] == conc * PER_WORKER[conc] * fanout, (conc, n)
-        result[conc] = n["right"] / n["total"]
-        counts[conc] = n
-    line = " ".join(f"c={k}:{v:.3f}" for k, v in result.items())
-    line += " (right/wrong/none: " + " ".join(
-        f"c={k}:{n['right']}/{n['wrong']}/{n['none']}" for k, n in counts.items()) + ")"
-    print(f"\nmodel {model} ({workload}): share of CLIENT spans with the right parent: {line}")
+
+def check_counts(name, model, spans, front):
+    """Counts right/wrong/none per run and concurrency, prints them, writes
+    them to $HOPTRACE_MODEL_REPORT, and asserts the model's bounds on the
+    worst run: exact without concurrency, FLOOR and WRONG_MAX."""
+    runs = []
+    for run in range(RUNS):
+        per = {}
+        for conc in CONCURRENCY:
+            n = parent_counts(spans, front, f"r{run}c{conc}")
+            assert n["total"] == conc * PER_WORKER[conc] * FANOUT.get(model, 1), (run, conc, n)
+            per[conc] = n
+        runs.append(per)
+    right = {c: min(r[c]["right"] / r[c]["total"] for r in runs) for c in CONCURRENCY}
+    wrong = {c: max(r[c]["wrong"] / r[c]["total"] for r in runs) for c in CONCURRENCY}
+    line = " ".join(f"c={c}:{right[c]:.3f}/wrong {wrong[c]:.3f}" for c in CONCURRENCY)
+    print(f"\nmodel {name}: share of CLIENT spans with the right parent "
+          f"(min of {RUNS} runs): {line}")
     report = os.environ.get("HOPTRACE_MODEL_REPORT")
     if report:
         data = json.loads(open(report).read()) if os.path.exists(report) else {}
-        data[f"{model}/{workload}"] = {"share": result, "counts": counts}
+        data[name] = {str(c): [r[c] for r in runs] for c in CONCURRENCY}
         open(report, "w").write(json.dumps(data, indent=1))
-    assert result[1] == 1.0, f"{model} must be exact without concurrency: {line}"
+    assert right[1] == 1.0, f"{name} must be exact without concurrency: {line}"
     for conc, floor in FLOOR.get(model, {}).items():
-        assert result[conc] >= floor, f"{model} at concurrency {conc}: {line}"
-    for conc, ceiling in WRONG_CEILING.get(model, {}).items():
-        wrong = counts[conc]["wrong"] / counts[conc]["total"]
-        assert wrong <= ceiling, f"{model} at concurrency {conc}: wrong {wrong:.3f}: {line}"
+        assert right[conc] >= floor, f"{name} at concurrency {conc}: {line}"
+    for conc, most in WRONG_MAX.get(model, {}).items():
+        assert wrong[conc] <= most, f"{name} at concurrency {conc}, wrong parents: {line}"

@@ -1,0 +1,108 @@
+#include "agent/kernel/python_runtime.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "bpf/runtime_python.h"
+#include "uprobes/cpython/cpython_runtime.h"
+
+namespace hoptrace {
+
+PythonRuntime::PythonRuntime(const BpfLoader& loader) : loader_(loader) {}
+
+PythonRuntime::~PythonRuntime() {
+  while (!links_.empty()) Forget(links_.begin()->first);
+}
+
+bool PythonRuntime::Follow(pid_t pid, std::string* model) {
+  if (links_.count(pid)) return true;
+  std::string why;
+  auto in = uprobes::cpython::FindInterpreter(pid, &why);
+  if (!in) {
+    *model = "thread model (" + why + ")";
+    if (why != "process gone") ++thread_model_;
+    return false;
+  }
+  bpf_program* prog = loader_.Program("ht_py_ctx_copied");
+  const int procs = loader_.MapFd("ht_py_procs");
+  if (prog == nullptr || procs < 0) {
+    *model = "thread model (the Python context programs are not loaded)";
+    ++thread_model_;
+    return false;
+  }
+  ht_py_proc p{};
+  p.runtime = in->runtime_address;
+  p.rt_tstate_current = in->offsets.rt_tstate_current;
+  p.rt_interp_main = in->offsets.rt_interp_main;
+  p.interp_threads_head = in->offsets.interp_threads_head;
+  p.ts_next = in->offsets.ts_next;
+  p.ts_native_tid = in->offsets.ts_native_tid;
+  p.ts_context = in->offsets.ts_context;
+  const uint32_t key = static_cast<uint32_t>(pid);
+  if (bpf_map_update_elem(procs, &key, &p, BPF_ANY) != 0) {
+    *model = std::string("thread model (ht_py_procs: ") + strerror(errno) + ")";
+    ++thread_model_;
+    return false;
+  }
+  bpf_uprobe_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.retprobe = true;
+  // This process only: other processes running the same file are not ours.
+  bpf_link* link = bpf_program__attach_uprobe_opts(prog, pid, in->open_path.c_str(),
+                                                   in->copy_current_offset, &opts);
+  if (link == nullptr) {
+    *model = std::string("thread model (uretprobe on PyContext_CopyCurrent: ") +
+             strerror(errno) + ")";
+    bpf_map_delete_elem(procs, &key);
+    ++thread_model_;
+    return false;
+  }
+  links_[pid] = link;
+  *model = "python contexts (CPython " + in->version() + ", " + in->path + ")";
+  spdlog::info("python: pid {}: {}", pid, *model);
+  return true;
+}
+
+void PythonRuntime::Forget(pid_t pid) {
+  auto it = links_.find(pid);
+  if (it == links_.end()) return;
+  bpf_link__destroy(it->second);
+  links_.erase(it);
+  const int procs = loader_.MapFd("ht_py_procs");
+  const uint32_t key = static_cast<uint32_t>(pid);
+  if (procs >= 0) bpf_map_delete_elem(procs, &key);
+}
+
+PythonRuntimeCounters PythonRuntime::ReadCounters() const {
+  PythonRuntimeCounters c;
+  c.processes = links_.size();
+  c.thread_model = thread_model_;
+  const int fd = loader_.MapFd("ht_py_counters");
+  if (fd < 0) return c;
+  const int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return c;
+  uint64_t* fields[HT_PYC_MAX] = {&c.copy_inherited, &c.copy_accepted, &c.copy_unbound,
+                                  &c.syscall_set,    &c.syscall_unbound, &c.tstate_walked,
+                                  &c.tstate_missing};
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpu));
+  for (uint32_t i = 0; i < HT_PYC_MAX; ++i) {
+    if (bpf_map_lookup_elem(fd, &i, per_cpu.data()) != 0) continue;
+    for (uint64_t v : per_cpu) *fields[i] += v;
+  }
+  return c;
+}
+
+std::string PythonModelOf(pid_t pid) {
+  std::string why;
+  auto in = uprobes::cpython::FindInterpreter(pid, &why);
+  if (in) return "python contexts (CPython " + in->version() + ", " + in->path + ")";
+  if (why.rfind("no CPython", 0) == 0 || why == "process gone") return "";
+  return "thread model (" + why + ")";
+}
+
+}  // namespace hoptrace

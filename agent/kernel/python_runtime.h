@@ -1,0 +1,56 @@
+// The Python runtime context (bpf/runtime_python.bpf.h) for the processes
+// the agent follows: for each one that runs a CPython of the offset table
+// (uprobes/cpython), the capture object's ht_py_ctx_copied uretprobe on its
+// PyContext_CopyCurrent, attached to that process only, and its entry in
+// ht_py_procs. A process without one keeps the thread model (counted).
+// Destroying this detaches everything; it must go before the BpfLoader.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "agent/kernel/bpf_loader.h"
+
+struct bpf_link;
+
+namespace hoptrace {
+
+struct PythonRuntimeCounters {
+  uint64_t processes = 0;     // followed with contexts
+  uint64_t thread_model = 0;  // selected, no usable CPython: thread model
+  uint64_t copy_inherited = 0, copy_accepted = 0, copy_unbound = 0;
+  uint64_t syscall_set = 0, syscall_unbound = 0;
+  uint64_t tstate_walked = 0, tstate_missing = 0;
+};
+
+class PythonRuntime {
+ public:
+  explicit PythonRuntime(const BpfLoader& loader);
+  ~PythonRuntime();
+  PythonRuntime(const PythonRuntime&) = delete;
+  PythonRuntime& operator=(const PythonRuntime&) = delete;
+
+  // Follows pid's Contexts when it runs a known CPython; false (and the
+  // thread model) otherwise. *model says which, for logs and `check`.
+  bool Follow(pid_t pid, std::string* model);
+  // The process exited or exec'd: detach and forget it.
+  void Forget(pid_t pid);
+  bool Follows(pid_t pid) const { return links_.count(pid) != 0; }
+  PythonRuntimeCounters ReadCounters() const;
+  size_t links() const { return links_.size(); }
+
+ private:
+  const BpfLoader& loader_;
+  std::map<pid_t, bpf_link*> links_;
+  uint64_t thread_model_ = 0;
+};
+
+// The model that serves pid's Python requests, in one line for `hoptrace
+// check --pid`: "python contexts (CPython 3.11.2, /usr/bin/python3.11)" or
+// "thread model (why)". Empty if pid runs no Python.
+std::string PythonModelOf(pid_t pid);
+
+}  // namespace hoptrace

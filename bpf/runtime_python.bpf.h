@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/*
+ * Python runtime context (issue 11): which server request the Python code on
+ * a thread serves, from CPython's own contextvars.Context.
+ *
+ * asyncio runs every task step in the task's Context, and every hand-over
+ * that keeps a request's identity copies the current Context:
+ * create_task / Task(), loop.call_soon (Handle), asyncio.to_thread,
+ * run_in_executor through contextvars.copy_context(), anyio.to_thread. All
+ * of these go through PyContext_CopyCurrent (exported even by Debian's
+ * stripped, statically linked python3.11). A uretprobe there
+ * (ht_py_ctx_copied) binds the new Context to what the one it was copied
+ * from serves:
+ *  - a bound Context: the same connection, and the request that connection
+ *    is serving now when the source had none yet (a task per keep-alive
+ *    connection, as asyncio.start_server or aiohttp make, then one per
+ *    request);
+ *  - an unbound one (the loop's own context): the connection this thread
+ *    accepted last and nothing has taken yet (the loop creates the
+ *    connection's first task right after accept), else nothing.
+ * At a connect or write (ht_py_syscall_enter), the thread's current Context
+ * (tstate->context; the thread's PyThreadState found in the interpreter's
+ * thread list by its native thread id, cached) gives the request:
+ * ht_rt_set(), cleared at the syscall's exit. A Context bound to a
+ * connection only is resolved to the connection's request of the moment.
+ * Threads of unbound Contexts are left to the thread model.
+ *
+ * The agent fills ht_py_procs for each followed process whose CPython it
+ * knows (uprobes/cpython/cpython_offsets.h) and attaches the uretprobe to that
+ * process only; exec and exit remove the entry here.
+ */
+#ifndef HOPTRACE_BPF_RUNTIME_PYTHON_BPF_H
+#define HOPTRACE_BPF_RUNTIME_PYTHON_BPF_H
+
+#ifdef HT_NO_KERNEL_CTX
+/* The capture-only build (capture.bpf.h): no kernel contexts to choose. */
+static __always_inline void ht_py_accepted_conn(__u64 pid_tgid, __s32 fd) {}
+static __always_inline void ht_py_syscall_enter(__u64 pid_tgid) {}
+static __always_inline void ht_py_syscall_exit(__u64 pid_tgid) {}
+static __always_inline void ht_py_proc_gone(__u32 tgid) {}
+#else
+#include "context.bpf.h"
+#include "head_scan.bpf.h"
+#include "runtime_python.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32); /* tgid */
+	__type(value, struct ht_py_proc);
+} ht_py_procs SEC(".maps");
+
+/* A Context's binding: the incoming connection (ht_conn_key, gen) and the
+ * request it serves, 0 when it stands for the connection as a whole. */
+struct ht_py_ctx_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 ctx; /* PyContext * */
+};
+
+struct ht_py_bind {
+	__u64 conn;
+	__u64 gen;
+	__u64 span;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ht_py_ctx_key);
+	__type(value, struct ht_py_bind);
+} ht_py_ctxs SEC(".maps");
+
+/* The connection a thread of a Python process accepted last, until a copy
+ * of an unbound Context takes it, soon after: an event loop creates the
+ * connection's task in the same callback that accepted it; a thread that
+ * accepts and copies nothing (a threaded server) must not hand its last
+ * connection to some later, unrelated copy. */
+#define HT_PY_ACCEPT_FRESH_NS (20ull * 1000 * 1000)
+
+struct ht_py_accept {
+	__u64 conn;
+	__u64 gen;
+	__u64 ts;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct ht_py_accept);
+} ht_py_accepted SEC(".maps");
+
+/* pid_tgid -> PyThreadState *, checked against its native thread id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} ht_py_tstates SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HT_PYC_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} ht_py_counters SEC(".maps");
+
+static __always_inline void ht_py_count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&ht_py_counters, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline __u64 ht_py_read(__u64 addr)
+{
+	__u64 v = 0;
+
+	if (bpf_probe_read_user(&v, sizeof(v), (const void *)addr))
+		return 0;
+	return v;
+}
+
+/* The request a connection serves now, 0 if none. */
+static __always_inline __u64 ht_py_conn_span(__u64 conn, __u64 gen)
+{
+	struct ht_head_scan *h = bpf_map_lookup_elem(&ht_head_scans, &conn);
+
+	return h && h->gen == gen ? h->cur_span : 0;
+}
+
+struct ht_py_walk {
+	const struct ht_py_proc *p;
+	__u64 ts;    /* in: list head; out: the thread's state, 0 if not found */
+	__u32 tid;
+};
+
+static long ht_py_walk_step(__u64 i, struct ht_py_walk *w)
+{
+	__u64 tid;
+
+	if (!w->ts)
+		return 1;
+	tid = ht_py_read(w->ts + w->p->ts_native_tid);
+	if ((__u32)tid == w->tid)
+		return 1;
+	w->ts = ht_py_read(w->ts + w->p->ts_next);
+	return 0;
+}
+
+/* This thread's PyThreadState, 0 if it has none. */
+static __always_inline __u64 ht_py_tstate(__u64 pid_tgid, const struct ht_py_proc *p)
+{
+	__u64 *cached = bpf_map_lookup_elem(&ht_py_tstates, &pid_tgid);
+	struct ht_py_walk w = { .p = p, .tid = (__u32)pid_tgid };
+	__u64 interp;
+
+	if (cached && (__u32)ht_py_read(*cached + p->ts_native_tid) == (__u32)pid_tgid)
+		return *cached;
+	interp = ht_py_read(p->runtime + p->rt_interp_main);
+	w.ts = interp ? ht_py_read(interp + p->interp_threads_head) : 0;
+	bpf_loop(HT_PY_THREADS_MAX, ht_py_walk_step, &w, 0);
+	if ((__u32)ht_py_read(w.ts + p->ts_native_tid) != (__u32)pid_tgid)
+		w.ts = 0;
+	if (w.ts)
+		bpf_map_update_elem(&ht_py_tstates, &pid_tgid, &w.ts, BPF_ANY);
+	ht_py_count(w.ts ? HT_PYC_TSTATE_WALKED : HT_PYC_TSTATE_MISSING);
+	return w.ts;
+}
+
+/* accept() returned fd on a thread of a followed process. */
+static __always_inline void ht_py_accepted_conn(__u64 pid_tgid, __s32 fd)
+{
+	__u32 tgid = pid_tgid >> 32;
+	__u64 key = ht_conn_key(tgid, fd);
+	struct ht_conn_info *info;
+	struct ht_py_accept b = {};
+
+	if (!bpf_map_lookup_elem(&ht_py_procs, &tgid))
+		return;
+	info = bpf_map_lookup_elem(&ht_conns, &key);
+	if (!info)
+		return;
+	b.conn = key;
+	b.gen = info->gen;
+	b.ts = bpf_ktime_get_ns();
+	bpf_map_update_elem(&ht_py_accepted, &pid_tgid, &b, BPF_ANY);
+}
+
+/* PyContext_CopyCurrent returned pyctx, a copy of this thread's current one. */
+SEC("uretprobe")
+int BPF_KRETPROBE(ht_py_ctx_copied, void *pyctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	struct ht_py_proc *p = bpf_map_lookup_elem(&ht_py_procs, &tgid);
+	struct ht_py_ctx_key k = { .tgid = tgid }, src = { .tgid = tgid };
+	struct ht_py_bind nb = {}, *b;
+	struct ht_py_accept *acc;
+	__u64 ts;
+
+	if (!p || !pyctx)
+		return 0;
+	k.ctx = (__u64)pyctx;
+	/* The GIL is held: the current thread state is this thread's. */
+	ts = ht_py_read(p->runtime + p->rt_tstate_current);
+	src.ctx = ts ? ht_py_read(ts + p->ts_context) : 0;
+	b = src.ctx ? bpf_map_lookup_elem(&ht_py_ctxs, &src) : NULL;
+	if (b) {
+		nb = *b;
+		ht_py_count(HT_PYC_COPY_INHERITED);
+	} else {
+		acc = bpf_map_lookup_elem(&ht_py_accepted, &pid_tgid);
+		if (acc && bpf_ktime_get_ns() - acc->ts > HT_PY_ACCEPT_FRESH_NS) {
+			bpf_map_delete_elem(&ht_py_accepted, &pid_tgid);
+			acc = NULL;
+		}
+		if (!acc) {
+			/* A Context at a reused address must not keep the
+			 * binding of a freed one. */
+			bpf_map_delete_elem(&ht_py_ctxs, &k);
+			ht_py_count(HT_PYC_COPY_UNBOUND);
+			return 0;
+		}
+		nb.conn = acc->conn;
+		nb.gen = acc->gen;
+		bpf_map_delete_elem(&ht_py_accepted, &pid_tgid);
+		ht_py_count(HT_PYC_COPY_ACCEPTED);
+	}
+	if (!nb.span)
+		nb.span = ht_py_conn_span(nb.conn, nb.gen);
+	bpf_map_update_elem(&ht_py_ctxs, &k, &nb, BPF_ANY);
+	return 0;
+}
+
+/* At the entry of connect / write / writev / sendto / sendmsg: the request
+ * the running Python code serves, for ht_thread_pick(). */
+static __always_inline void ht_py_syscall_enter(__u64 pid_tgid)
+{
+	__u32 tgid = pid_tgid >> 32;
+	struct ht_py_proc *p = bpf_map_lookup_elem(&ht_py_procs, &tgid);
+	struct ht_py_ctx_key k = { .tgid = tgid };
+	struct ht_py_bind *b;
+	__u64 ts, span;
+
+	if (!p)
+		return;
+	ts = ht_py_tstate(pid_tgid, p);
+	k.ctx = ts ? ht_py_read(ts + p->ts_context) : 0;
+	b = k.ctx ? bpf_map_lookup_elem(&ht_py_ctxs, &k) : NULL;
+	if (!b) {
+		ht_py_count(HT_PYC_SYSCALL_UNBOUND);
+		return;
+	}
+	span = b->span ? b->span : ht_py_conn_span(b->conn, b->gen);
+	ht_rt_set(pid_tgid, span, HT_RT_PYTHON);
+	ht_py_count(HT_PYC_SYSCALL_SET);
+}
+
+static __always_inline void ht_py_syscall_exit(__u64 pid_tgid)
+{
+	__u32 tgid = pid_tgid >> 32;
+
+	if (bpf_map_lookup_elem(&ht_py_procs, &tgid))
+		ht_rt_clear(pid_tgid);
+}
+
+/* The process exec'd or exited: its CPython is gone. */
+static __always_inline void ht_py_proc_gone(__u32 tgid)
+{
+	bpf_map_delete_elem(&ht_py_procs, &tgid);
+}
+
+#endif /* HT_NO_KERNEL_CTX */
+#endif /* HOPTRACE_BPF_RUNTIME_PYTHON_BPF_H */
