@@ -7,6 +7,7 @@
 #include "maps.bpf.h"
 #include "sock.bpf.h"
 #include "head_scan.bpf.h"
+#include "runtime_wakeup.bpf.h"
 #include "db_protocols.bpf.h"
 #include "tls_session.bpf.h"
 
@@ -415,6 +416,8 @@ static __always_inline int ht_io_enter(__s32 fd, __u64 arg, __u32 iovcnt, __u8 k
 	a.kind = kind;
 	a.direction = direction;
 	bpf_map_update_elem(&ht_active_io, &pid_tgid, &a, BPF_ANY);
+	if (direction == HT_DIR_EGRESS && info->role == HT_ROLE_CLIENT)
+		ht_wk_enter(pid_tgid);
 	return 0;
 }
 

@@ -100,6 +100,7 @@ int ht_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	if (!ht_pid_selected(pid_tgid >> 32) && !targ_port_filter)
 		return 0;
 	bpf_map_update_elem(&ht_active_connect, &pid_tgid, &fd, BPF_ANY);
+	ht_wk_enter(pid_tgid);
 	return 0;
 }
 
@@ -114,6 +115,7 @@ int ht_exit_connect(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	sfd = *fd;
 	bpf_map_delete_elem(&ht_active_connect, &pid_tgid);
+	ht_wk_exit(pid_tgid);
 	if ((ctx->ret == 0 || ctx->ret == -HT_EINPROGRESS) &&
 	    ht_conn_register(pid_tgid >> 32, sfd, HT_ROLE_CLIENT))
 		ht_identity_once(pid_tgid >> 32);
@@ -175,21 +177,25 @@ int ht_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 }
 
 /* One exit program per syscall: the tracepoints are per syscall. */
-#define HT_IO_EXIT(name)                                                   \
+#define HT_IO_EXIT(name, out)                                              \
 	SEC("tp/syscalls/sys_exit_" #name)                                 \
 	int ht_exit_##name(struct trace_event_raw_sys_exit *ctx)           \
 	{                                                                  \
-		return ht_io_exit(ctx->ret);                               \
+		int r = ht_io_exit(ctx->ret);                              \
+                                                                           \
+		if (out) /* after the pick in ht_io_exit */                \
+			ht_wk_exit(bpf_get_current_pid_tgid());            \
+		return r;                                                  \
 	}
 
-HT_IO_EXIT(read)
-HT_IO_EXIT(readv)
-HT_IO_EXIT(recvfrom)
-HT_IO_EXIT(recvmsg)
-HT_IO_EXIT(write)
-HT_IO_EXIT(writev)
-HT_IO_EXIT(sendto)
-HT_IO_EXIT(sendmsg)
+HT_IO_EXIT(read, false)
+HT_IO_EXIT(readv, false)
+HT_IO_EXIT(recvfrom, false)
+HT_IO_EXIT(recvmsg, false)
+HT_IO_EXIT(write, true)
+HT_IO_EXIT(writev, true)
+HT_IO_EXIT(sendto, true)
+HT_IO_EXIT(sendmsg, true)
 
 /* ---- TLS plaintext (uprobes, attached by the agent) ---------------------- */
 
