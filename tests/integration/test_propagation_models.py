@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import attr, by_kind
+from conftest import PYTHON, SERVICES, attr, by_kind
 from propagation_util import TestCgroup, nginx_proxy, node_service, py_service, start_in
 
 CONCURRENCY = [1, 8, 64]
@@ -28,7 +28,10 @@ CASES = [("threads", "uniform"), ("threads", "jitter"), ("pool", "uniform"), ("p
          ("nginx", "uniform"),
          # Issue 11 item 5: a C++ pool (acceptor reads, workers call out), served by
          # scheduler wake-ups alone (bpf/runtime_wakeup.bpf.h).
-         ("native", "uniform"), ("native", "jitter")]
+         ("native", "uniform"), ("native", "jitter"),
+         # ... and Python pools that do not copy contextvars: ThreadPoolExecutor.submit
+         # from a thread per request, loop.run_in_executor from an event loop.
+         ("pysubmit", "jitter"), ("pyexecutor", "jitter")]
 JITTER_MS = 20
 # Every model must reach this share at each concurrency (measured on the
 # reference machine; see README "Propagation beyond one thread").
@@ -122,6 +125,18 @@ def start_front(topo, cg, model, workload, ns):
                                     "--jitter-ms", str(jitter)])
         assert p.stdout.readline().strip() == b"listening", "native_pool did not start"
         return "native_pool", [p.pid]
+    if model in ("pysubmit", "pyexecutor"):
+        d = Path(f"/tmp/ht{topo.tag}")
+        d.mkdir(exist_ok=True)
+        script = d / "front.py"  # service name "front"
+        if not script.exists():
+            script.symlink_to(SERVICES / "pool_service.py")
+        p = start_in(topo, cg, ns, [PYTHON, str(script), "--host", "10.213.1.2", "--port", "8000",
+                                    "--model", model[2:], "--downstream", leaf_url,
+                                    "--sleep-ms", "0" if jitter else "5",
+                                    "--jitter-ms", str(jitter)])
+        assert p.stdout.readline().strip() == b"listening", f"{model} did not start"
+        return "front", [p.pid]
     if model == "node":
         p, _ = node_service(topo, cg, ns, "10.213.1.2", 8000, "front", downstream=leaf_url,
                             jitter_ms=jitter)

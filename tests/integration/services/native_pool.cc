@@ -51,11 +51,11 @@ bool WriteAll(int fd, const std::string& s) {
   return true;
 }
 
-// Reads until the end of the head (or of the stream when to_eof).
-std::string ReadHead(int fd, bool to_eof) {
+// Reads until the end of the head (and maybe a little more).
+std::string ReadHead(int fd) {
   std::string got;
   char buf[4096];
-  while (to_eof || got.find("\r\n\r\n") == std::string::npos) {
+  while (got.find("\r\n\r\n") == std::string::npos) {
     ssize_t n = read(fd, buf, sizeof(buf));
     if (n <= 0) break;
     got.append(buf, static_cast<size_t>(n));
@@ -81,7 +81,18 @@ bool CallDownstream(const std::string& query) {
   bool ok = connect(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
             WriteAll(s, "GET /work" + query + " HTTP/1.1\r\nHost: " + down_host +
                             "\r\nUser-Agent: native-pool\r\nConnection: close\r\n\r\n");
-  std::string resp = ok ? ReadHead(s, true) : "";
+  // The head, then Content-Length bytes of body (the peer may keep the connection open).
+  std::string resp = ok ? ReadHead(s) : "";
+  size_t end = resp.find("\r\n\r\n"), cl = resp.find("Content-Length:");
+  if (end != std::string::npos && cl != std::string::npos && cl < end) {
+    size_t want = end + 4 + std::strtoul(resp.c_str() + cl + 15, nullptr, 10);
+    char buf[4096];
+    while (resp.size() < want) {
+      ssize_t n = read(s, buf, sizeof(buf));
+      if (n <= 0) break;
+      resp.append(buf, static_cast<size_t>(n));
+    }
+  }
   close(s);
   return resp.rfind("HTTP/1.1 200", 0) == 0 || resp.rfind("HTTP/1.0 200", 0) == 0;
 }
@@ -145,7 +156,7 @@ int main(int argc, char** argv) {
   for (;;) {
     int fd = accept(ls, nullptr, nullptr);
     if (fd < 0) continue;
-    std::string head = ReadHead(fd, false);
+    std::string head = ReadHead(fd);
     // "GET /work?id=... HTTP/1.1": the query goes along.
     size_t sp1 = head.find(' '), sp2 = head.find(' ', sp1 + 1);
     std::string target = sp1 == std::string::npos || sp2 == std::string::npos
