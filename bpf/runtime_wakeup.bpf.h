@@ -24,7 +24,8 @@
  * workers' calls get none; hand-offs without a wake-up (a worker that finds
  * the queue non-empty) get none; chains (worker hands to worker) get none.
  *
- * Cost: one program per wake-up on the machine (tp_btf/sched_wakeup), which
+ * Cost: one program per wake-up on the machine (tp_btf/sched_waking: it runs
+ * in the waker, where sched_wakeup may run on the wakee's CPU after an IPI), which
  * returns after comparing two tgids unless waker and wakee are threads of one
  * process, then one map lookup unless that process is selected.
  */
@@ -40,9 +41,36 @@
 struct ht_wk_thread {
 	__u64 span_id; /* request inherited, 0: none (doubtful) */
 	__u64 hold[2]; /* span_id == 0: the requests the doubt is about */
+	__u64 epoch;   /* the process's ht_wk_epochs when it was handed */
 	__u8 used;     /* an outgoing connect/write took span_id */
 	__u8 _pad[7];
 };
+
+/* A reader's last hand-off: was it taken before the next one? */
+struct ht_wk_reader {
+	__u64 task;     /* struct task_struct * of the worker, read back with probe reads */
+	__u64 switches; /* its nvcsw + nivcsw at the wake-up: unchanged = has not run */
+	__u64 span_id;
+	__u32 tid;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* pid_tgid of a reader */
+	__type(value, struct ht_wk_reader);
+} ht_wk_readers SEC(".maps");
+
+/* Per process: outgoing calls made by workers no hand-off explains (a worker
+ * that found the queue non-empty, or took another's item). A hand-off
+ * followed by one of those before its worker called out is in doubt. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32); /* tgid */
+	__type(value, __u64);
+} ht_wk_epochs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -88,15 +116,53 @@ static __always_inline bool ht_wk_thread_live(const struct ht_wk_thread *t)
 	return ht_wk_live(t->hold[0]) || ht_wk_live(t->hold[1]);
 }
 
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(ht_wk_sched_wakeup, struct task_struct *p)
+static __always_inline __u64 ht_wk_switches(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, nvcsw) + BPF_CORE_READ(t, nivcsw);
+}
+
+/* Records this hand-off as the reader's last; true if the last one before
+ * it went to a worker that has not run since (then that worker's hand-off
+ * is made doubtful too). The worker's task is read back with probe reads
+ * (it may have exited: its tid must still match). */
+static __always_inline bool ht_wk_last_pending(__u64 reader, struct task_struct *p, __u64 wakee,
+					       __u64 span)
+{
+	struct ht_wk_reader *r = bpf_map_lookup_elem(&ht_wk_readers, &reader);
+	struct ht_wk_reader now = {
+		.task = (__u64)p, .switches = ht_wk_switches(p), .span_id = span, .tid = (__u32)wakee,
+	};
+	bool pending = false;
+
+	if (r && r->tid != (__u32)wakee) {
+		struct task_struct *last = (struct task_struct *)r->task;
+		__u64 last_key = (wakee & ~0xffffffffULL) | r->tid;
+		struct ht_wk_thread *lt;
+
+		if (BPF_CORE_READ(last, pid) == r->tid && !BPF_CORE_READ(last, on_cpu) &&
+		    ht_wk_switches(last) == r->switches) {
+			lt = bpf_map_lookup_elem(&ht_wk_threads, &last_key);
+			if (lt && lt->span_id == r->span_id && !lt->used) {
+				lt->hold[0] = lt->span_id;
+				lt->hold[1] = span;
+				lt->span_id = 0;
+				pending = true;
+			}
+		}
+	}
+	bpf_map_update_elem(&ht_wk_readers, &reader, &now, BPF_ANY);
+	return pending;
+}
+
+SEC("tp_btf/sched_waking")
+int BPF_PROG(ht_wk_sched_waking, struct task_struct *p)
 {
 	__u64 waker = bpf_get_current_pid_tgid();
 	__u64 wakee = (__u64)p->tgid << 32 | (__u32)p->pid;
 	struct ht_thread_ctx *q;
 	struct ht_wk_thread *t, fresh = {};
-	__u64 cand = 0, span, tail;
-	__u32 unhanded = 0;
+	__u64 cand = 0, span, tail, *epoch;
+	__u32 unhanded = 0, tgid = waker >> 32;
 
 	if (wakee >> 32 != waker >> 32 || wakee == waker || !ht_pid_selected(waker >> 32))
 		return 0;
@@ -137,7 +203,7 @@ int BPF_PROG(ht_wk_sched_wakeup, struct task_struct *p)
 		cand = span;
 	}
 	if (!unhanded) {
-		ht_wk_count(HT_WKC_NOISE);
+		ht_wk_count(HT_WKC_NOTHING);
 		return 0;
 	}
 	if (unhanded > 1) {
@@ -158,9 +224,18 @@ int BPF_PROG(ht_wk_sched_wakeup, struct task_struct *p)
 		ht_wk_count(HT_WKC_AMBIGUOUS);
 		return 0;
 	}
-	fresh.span_id = cand;
-	bpf_map_update_elem(&ht_wk_threads, &wakee, &fresh, BPF_ANY);
 	bpf_map_update_elem(&ht_wk_handed, &cand, &wakee, BPF_ANY);
+	if (ht_wk_last_pending(waker, p, wakee, cand)) {
+		/* The worker woken before has not run yet: either may pop either. */
+		fresh.hold[0] = cand;
+		bpf_map_update_elem(&ht_wk_threads, &wakee, &fresh, BPF_ANY);
+		ht_wk_count(HT_WKC_PENDING);
+		return 0;
+	}
+	fresh.span_id = cand;
+	epoch = bpf_map_lookup_elem(&ht_wk_epochs, &tgid);
+	fresh.epoch = epoch ? *epoch : 0;
+	bpf_map_update_elem(&ht_wk_threads, &wakee, &fresh, BPF_ANY);
 	ht_wk_count(HT_WKC_HANDED);
 	return 0;
 }
@@ -171,13 +246,38 @@ int BPF_PROG(ht_wk_sched_wakeup, struct task_struct *p)
 static __always_inline void ht_wk_enter(__u64 pid_tgid)
 {
 	struct ht_rt_current v = { .source = HT_RT_WAKEUP };
+	__u32 tgid = pid_tgid >> 32;
 	struct ht_wk_thread *t;
+	__u64 *epoch, one = 1;
 
 	if (!targ_kernel_ctx)
 		return;
 	t = bpf_map_lookup_elem(&ht_wk_threads, &pid_tgid);
-	if (!t)
-		return; /* never handed anything: the thread model applies */
+	epoch = bpf_map_lookup_elem(&ht_wk_epochs, &tgid);
+	if (!t) {
+		/* Never handed anything: the thread model applies; but a thread
+		 * that reads no requests either took some worker's item. */
+		if (epoch && !bpf_map_lookup_elem(&ht_thread_ctxs, &pid_tgid))
+			__sync_fetch_and_add(epoch, 1);
+		return;
+	}
+	if (t->span_id && !t->used && ht_wk_live(t->span_id) && epoch && *epoch != t->epoch) {
+		/* Some worker called out unexplained since: it may have taken
+		 * this one's item. */
+		t->hold[0] = t->span_id;
+		t->span_id = 0;
+		ht_wk_count(HT_WKC_EPOCH);
+	}
+	if (!ht_wk_thread_live(t)) {
+		/* Whatever this worker serves, no hand-off says which (a doubt
+		 * about live requests explains it: one of them). */
+		if (!epoch) {
+			bpf_map_update_elem(&ht_wk_epochs, &tgid, &one, BPF_NOEXIST);
+			epoch = bpf_map_lookup_elem(&ht_wk_epochs, &tgid);
+		}
+		if (epoch)
+			__sync_fetch_and_add(epoch, 1);
+	}
 	v.span_id = t->span_id;
 	if (t->span_id)
 		t->used = 1;

@@ -116,7 +116,7 @@ void ConfigureCapture(socket_trace_bpf* skel, const LoaderOptions& options) {
   }
   // The wake-up model (bpf/runtime_wakeup.bpf.h) runs at every wake-up on the machine:
   // only when the kernel decides contexts.
-  bpf_program__set_autoload(skel->progs.ht_wk_sched_wakeup, options.kernel_context);
+  bpf_program__set_autoload(skel->progs.ht_wk_sched_waking, options.kernel_context);
   // Ring buffer size must be a power-of-two multiple of the page size.
   uint32_t rb = 1u << 16;
   while (rb < options.ringbuf_bytes && rb < (1u << 30)) rb <<= 1;

@@ -25,7 +25,8 @@ BPF_STATS_RUN_TIME = 0
 NR_BPF = 321  # x86_64
 PROGS = ("ht_wk_sched_wak", "ht_enter_connec", "ht_exit_connect", "ht_enter_write",
          "ht_exit_write", "ht_enter_sendto", "ht_exit_sendto")
-COUNTERS = ["seen", "handed", "ambiguous", "noise", "busy", "reader", "used"]
+COUNTERS = ["seen", "handed", "ambiguous", "noise", "busy", "reader", "used", "pending",
+            "epoch", "nothing"]
 
 
 def enable_stats():
