@@ -1,6 +1,7 @@
 #include "agent/cli/agent_runner.h"
 
 #include "agent/kernel/bpf_loader.h"
+#include "agent/kernel/capture_object.h"
 #include "agent/kernel/net_probe_loader.h"
 #include "agent/kernel/propagation_loader.h"
 #include "agent/kernel/tls_uprobes.h"
@@ -463,6 +464,9 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
       propagate = false;
     }
     po.sockops_route = support.route;
+  } else if (const KernelContextSupport ctx = ProbeKernelContext(); !ctx.ok) {
+    // Nothing asked for is lost, but say what this kernel would not do.
+    spdlog::info("kernel-side trace contexts and traceparent injection are off: {}", ctx.why);
   }
   if (propagate) {
     lo.kernel_context = true;

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, SERVICES, attr, by_kind
+from conftest import PYTHON, SERVICES, attr, by_kind, require_propagation
 from propagation_util import TestCgroup, nginx_proxy, node_service, py_service, start_in
 
 CONCURRENCY = [1, 8, 64]
@@ -68,6 +68,7 @@ print(len(bad), bad[:3])
 
 @pytest.fixture
 def cg(topo):
+    require_propagation()
     c = TestCgroup()
     yield c
     c.remove(topo.procs)
