@@ -172,12 +172,32 @@ int BPF_PROG(ht_wk_sched_waking, struct task_struct *p)
 		return 0;
 	}
 	t = bpf_map_lookup_elem(&ht_wk_threads, &wakee);
+	q = bpf_map_lookup_elem(&ht_thread_ctxs, &waker);
 	if (t && t->used && t->span_id && ht_wk_live(t->span_id)) {
+		/* Calling out for a live request: a wake-up by another worker
+		 * (a lock) or the network says nothing. One by a reader may be
+		 * the next item for a worker whose part is done while its
+		 * reader has not answered yet (Python's submit().result()):
+		 * doubt. */
+		if (q && q->tail != q->head) {
+			t->hold[0] = t->span_id;
+			t->hold[1] = 0;
+			t->span_id = 0;
+			ht_wk_count(HT_WKC_AMBIGUOUS);
+		}
 		ht_wk_count(HT_WKC_BUSY);
 		return 0;
 	}
-	q = bpf_map_lookup_elem(&ht_thread_ctxs, &waker);
 	if (!q) {
+		/* A worker woken by another worker before it called out was
+		 * waiting for the queue's lock: the other may have popped its
+		 * item first. */
+		if (t && t->span_id && !t->used && ht_wk_live(t->span_id)) {
+			t->hold[0] = t->span_id;
+			t->hold[1] = 0;
+			t->span_id = 0;
+			ht_wk_count(HT_WKC_AMBIGUOUS);
+		}
 		ht_wk_count(HT_WKC_NOISE);
 		return 0;
 	}
