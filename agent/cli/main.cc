@@ -17,6 +17,7 @@
 #include "agent/hops/hops_command.h"
 #include "agent/kernel/bpf_loader.h"
 #include "agent/kernel/preflight.h"
+#include "agent/kernel/wakeup_model.h"
 #include "agent/cli/settings.h"
 
 namespace {
@@ -214,6 +215,7 @@ int main(int argc, char** argv) {
     for (int pid : check_pids) {
       auto tls = hoptrace::TlsLibraryItems(pid);
       items.insert(items.end(), tls.begin(), tls.end());
+      items.push_back(hoptrace::WakeupModelItem(pid));
     }
     const bool ok = hoptrace::PrintPreflight(items, stdout);
     if (check_verbose) {
