@@ -820,7 +820,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   if (lo.tls) {
     const KernelCounters& k = kernel_counters;
     spdlog::info(
-        "tls (final): files_attached={} files_detached={} attach_failed={} not_probeable={} "
+        "tls (final): attached={} detached={} attach_failed={} not_probeable={} "
         "maps_scans={} calls_by_syscall={} calls_by_session={} calls_by_thread={} "
         "calls_unbound={}",
         tls_stats.attached, tls_stats.detached, tls_stats.attach_failed, tls_stats.not_probeable,
