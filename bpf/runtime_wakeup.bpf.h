@@ -168,6 +168,20 @@ int BPF_PROG(ht_wk_sched_waking, struct task_struct *p)
 		return 0;
 	ht_wk_count(HT_WKC_SEEN);
 	if (bpf_map_lookup_elem(&ht_thread_ctxs, &wakee)) {
+		/* A worker that wakes the reader of the request it called out
+		 * for hands its result back (a future): its part is done, and
+		 * the next item it pops needs a hand-off of its own (the
+		 * entry says nothing any more). */
+		t = bpf_map_lookup_elem(&ht_wk_threads, &waker);
+		if (t && t->used && t->span_id) {
+			struct ht_server_ctx *c = bpf_map_lookup_elem(&ht_server_ctxs, &t->span_id);
+
+			if (c && c->reader == wakee) {
+				t->hold[0] = 0;
+				t->hold[1] = 0;
+				t->span_id = 0;
+			}
+		}
 		ht_wk_count(HT_WKC_READER);
 		return 0;
 	}

@@ -127,6 +127,12 @@ def main():
     ap.add_argument("--downstream", required=True)
     opts = ap.parse_args()
     POOL = concurrent.futures.ThreadPoolExecutor(max_workers=opts.workers)
+    # A warm pool, as a service's is after its first requests: every worker
+    # exists (a worker started by a submit takes its item without a wake-up).
+    gate = concurrent.futures.Future()
+    warm = [POOL.submit(gate.result) for _ in range(opts.workers)]
+    gate.set_result(None)
+    concurrent.futures.wait(warm)
     if opts.model == "executor":
         asyncio.run(main_async(opts))
         return
