@@ -23,8 +23,8 @@ import time
 BPF_ENABLE_STATS = 32
 BPF_STATS_RUN_TIME = 0
 NR_BPF = 321  # x86_64
-PROGS = ("ht_wk_sched_wak", "ht_enter_connec", "ht_exit_connect", "ht_enter_write",
-         "ht_exit_write", "ht_enter_sendto", "ht_exit_sendto")
+PROGS = ("ht_wk_sched_waking", "ht_enter_connect", "ht_exit_connect", "ht_enter_write",
+         "ht_exit_write", "ht_enter_sendto", "ht_exit_sendto")  # full names (BTF)
 COUNTERS = ["seen", "handed", "ambiguous", "noise", "busy", "reader", "used", "pending",
             "epoch", "nothing"]
 
@@ -45,17 +45,27 @@ def progs():
 
 
 def counters():
-    r = subprocess.run(["bpftool", "-j", "map", "dump", "name", "ht_wk_counters"],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        return {}
+    maps = json.loads(subprocess.run(["bpftool", "-j", "map", "show"], capture_output=True,
+                                     text=True, check=True).stdout)
     total = [0] * len(COUNTERS)
+    for m in maps:
+        if m.get("name") == "ht_wk_counters":
+            total = [a + b for a, b in zip(total, map_counters(m["id"]))]
+    return dict(zip(COUNTERS, total))
+
+
+def map_counters(map_id):
+    r = subprocess.run(["bpftool", "-j", "map", "dump", "id", str(map_id)],
+                       capture_output=True, text=True)
+    total = [0] * len(COUNTERS)
+    if r.returncode != 0:
+        return total
     for entry in json.loads(r.stdout):
         e = entry.get("formatted", entry)
         k = e["key"]
         if k < len(COUNTERS):
             total[k] += sum(v["value"] for v in e["values"])
-    return dict(zip(COUNTERS, total))
+    return total
 
 
 def main():
