@@ -21,6 +21,7 @@ PACKAGES=(
   clang llvm libclang-rt-14-dev            # BPF target, libFuzzer runtime
   libbpf-dev bpftool libelf-dev zlib1g-dev # BPF loading, CO-RE, skeletons
   libcapstone-dev                          # uprobes/: return instructions by disassembly
+  libdw-dev                                # uprobes/: functions' source file and line (DWARF)
   libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc  # OTLP/gRPC
   libcurl4-openssl-dev                                                   # OTLP/HTTP

@@ -27,7 +27,7 @@ ProbeManager::ProbeManager(std::vector<ProbeSpec> specs, UprobeAttacher* attache
 uint32_t ProbeManager::FunctionId(const ProcessProbe& p) {
   auto key = std::make_tuple(p.file, p.symbol);
   if (auto it = ids_.find(key); it != ids_.end()) return it->second;
-  functions_.push_back(FunctionInfo{p.function, p.symbol, p.file, p.go});
+  functions_.push_back(FunctionInfo{p.function, p.symbol, p.file, p.go, p.source_file, p.source_line});
   const uint32_t id = static_cast<uint32_t>(functions_.size());
   ids_[key] = id;
   return id;

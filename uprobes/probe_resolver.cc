@@ -116,6 +116,20 @@ ResolveResult ProbeResolver::Resolve(pid_t pid, const ProcessNames& names) {
         p.file = file;
         p.host_path = host;
         p.go = cached->elf->is_go();
+        if (cached->elf->has_debug_info()) {
+          auto src = cached->sources.find(fn.address);
+          if (src == cached->sources.end()) {
+            if (!cached->dwarf) cached->dwarf = SourceIndex::Open(host);
+            src = cached->sources
+                      .emplace(fn.address, cached->dwarf ? cached->dwarf->Function(fn.address)
+                                                         : std::nullopt)
+                      .first;
+          }
+          if (src->second) {
+            p.source_file = src->second->file;
+            p.source_line = src->second->line;
+          }
+        }
         p.entry_offset = fn.file_offset;
         p.entry_address = AddressOf(maps, file, fn.file_offset);
         if (p.entry_address == 0) {

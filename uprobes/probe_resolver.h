@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "uprobes/elf_file.h"
+#include "uprobes/source_location.h"
 #include "uprobes/probe_spec.h"
 #include "uprobes/return_sites.h"
 
@@ -32,6 +33,8 @@ struct ProcessProbe {
   std::string file;       // the file as the process names it
   std::string host_path;  // the same file as the agent opens it (through /proc/PID/root)
   bool go = false;        // a Go function: goroutine stacks, no uretprobes anyway
+  std::string source_file;  // DWARF: where it is defined (code.file.path); empty if unknown
+  int source_line = 0;      // code.line.number; 0 if unknown
   uint64_t entry_offset = 0;  // file offsets: where uprobes attach
   std::vector<uint64_t> return_offsets;
   uint64_t entry_address = 0;  // the same places in the process's address space
@@ -69,6 +72,8 @@ class ProbeResolver {
     std::shared_ptr<const ElfFile> elf;
     std::map<uint64_t, std::optional<ReturnSites>> returns;  // by function address
     std::map<uint64_t, std::string> return_errors;
+    std::map<uint64_t, std::optional<SourceLocation>> sources;  // by function address
+    std::unique_ptr<SourceIndex> dwarf;  // opened at the first lookup
   };
   // nullptr (and *error) if the file cannot be read as ELF.
   CachedFile* Load(const std::string& host_path, std::string* error);

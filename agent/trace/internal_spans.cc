@@ -124,7 +124,11 @@ void InternalSpans::Emit(uint32_t pid, uint64_t context_id, const hu_frame& fram
   span.resource = processes_->Get(static_cast<pid_t>(pid))->resource;
   auto& a = span.attributes;
   AddAttribute(a, "code.function.name", fn->name);
-  AddAttribute(a, "hoptrace.code.file", fn->file);  // the ELF file; source paths need DWARF
+  AddAttribute(a, "hoptrace.code.file", fn->file);  // the ELF file holding the function
+  if (!fn->source_file.empty()) {
+    AddAttribute(a, "code.file.path", fn->source_file);
+    AddAttribute(a, "code.line.number", static_cast<int64_t>(fn->source_line));
+  }
   AddAttribute(a, "thread.id", static_cast<int64_t>(frame.tid));
   if (ev.flags & HU_F_GO) {
     char g[24];

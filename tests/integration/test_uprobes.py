@@ -90,6 +90,13 @@ def internal_chain(spans, leaf):
     return names, s
 
 
+def defined_at(source, pattern):
+    """The line of `source` (under tests/) where `pattern` first occurs."""
+    path = Path(__file__).resolve().parents[1] / source
+    [line] = [i for i, l in enumerate(path.read_text().splitlines(), 1) if pattern in l][:1]
+    return str(path), line
+
+
 def test_cpp_request_gives_server_internal_chain_client(topo, agent_factory):
     ns = topo.ns("shop")
     agent = agent_factory(*probe_args(SHOP_PROBES), "--exe", "stock")  # the backend too
@@ -121,6 +128,11 @@ def test_cpp_request_gives_server_internal_chain_client(topo, agent_factory):
         assert attr(s, "code.function.name") == s["name"]
         assert attr(s, "thread.id") == shop.pid  # one thread
         assert s["status"]["code"] == "UNSET"
+    # Where each is defined, from the binary's DWARF (built with -g).
+    for s, pattern in ((handle, "int handle("), (validate, "std::string validate("),
+                       (query, "std::string query("), (render, "std::string render(")):
+        path, line = defined_at("integration/services/shop.cc", pattern)
+        assert (attr(s, "code.file.path"), attr(s, "code.line.number")) == (path, line), s["name"]
     # Durations: each at least its own sleep plus its callees, and nested in time.
     assert 4 * MS <= dur(render) < 200 * MS
     assert 5 * MS <= dur(client) < 300 * MS  # the backend sleeps 5 ms
@@ -220,6 +232,10 @@ def test_go_request_gives_server_internal_chain(topo, agent_factory):
     assert handle["parent_span_id"] == servers[0]["span_id"]
     assert check["parent_span_id"] == handle["span_id"]
     assert attr(check, "hoptrace.go.g") == attr(handle, "hoptrace.go.g")  # one goroutine
+    # Where each is defined, from the Go binary's (compressed) DWARF.
+    for s, pattern in ((handle, "func handleLogin("), (check, "func checkPassword(")):
+        path, line = defined_at("go/login/main.go", pattern)
+        assert (attr(s, "code.file.path"), attr(s, "code.line.number")) == (path, line), s["name"]
     assert 15 * MS <= dur(check) < 500 * MS
     assert dur(handle) >= 10 * MS + dur(check)
     assert dur(servers[0]) >= dur(handle)

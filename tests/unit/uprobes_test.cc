@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include "uprobes/elf_file.h"
+#include "uprobes/source_location.h"
 #include "uprobes/probe_resolver.h"
 #include "uprobes/probe_spec.h"
 #include "uprobes/process_maps.h"
@@ -226,6 +227,61 @@ TEST(ElfFileTest, TellsDebugInfoAndGoApart) {
   EXPECT_TRUE(go->is_go());
   EXPECT_FALSE(ElfFile::Open("/proc/self/status", &error));
   EXPECT_NE(error.find("not an ELF file"), std::string::npos);
+}
+
+// The line of `pattern` in a fixture's source, 1-based; 0 if absent.
+int LineOf(const std::string& source, const std::string& pattern) {
+  std::ifstream in(source);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.find(pattern) != std::string::npos) return n;
+  }
+  return 0;
+}
+
+TEST(SourceIndexTest, FindsWhereFunctionsAreDefinedInDwarf) {
+  std::string error;
+  auto pie = ElfFile::Open(UPROBES_FIXTURE_PIE_DEBUG, &error);
+  ASSERT_TRUE(pie) << error;
+  auto index = SourceIndex::Open(UPROBES_FIXTURE_PIE_DEBUG);
+  ASSERT_TRUE(index);
+  const std::string source = std::string(UPROBES_FIXTURE_SOURCE_DIR) + "/shop.cc";
+  int seen = 0;
+  for (const auto& fn : pie->functions()) {
+    const std::string pattern = fn.demangled == "Shop::validate(int)" ? "int validate(int order)"
+                                : fn.name == "plain_c_function"       ? "int plain_c_function("
+                                                                      : "";
+    if (pattern.empty()) continue;
+    ++seen;
+    auto loc = index->Function(fn.address);
+    ASSERT_TRUE(loc) << fn.name;
+    EXPECT_EQ(loc->file, source);  // absolute: the CU's directory joined and normalised
+    EXPECT_EQ(loc->line, LineOf(source, pattern)) << fn.name;
+  }
+  EXPECT_EQ(seen, 2);
+  // An address where no function starts names none.
+  EXPECT_FALSE(index->Function(1));
+  // Built with -g0: no DWARF to read.
+  auto nopie = SourceIndex::Open(UPROBES_FIXTURE_NOPIE);
+  EXPECT_TRUE(!nopie || !nopie->Function(0x401000));
+}
+
+TEST(SourceIndexTest, ReadsGoDwarfWithoutAranges) {
+  std::string error;
+  auto go = ElfFile::Open(UPROBES_FIXTURE_GO, &error);
+  ASSERT_TRUE(go) << error;
+  auto index = SourceIndex::Open(UPROBES_FIXTURE_GO);
+  ASSERT_TRUE(index);
+  const std::string source = std::string(UPROBES_FIXTURE_GO_SOURCE_DIR) + "/main.go";
+  for (const auto& fn : go->functions()) {
+    if (fn.name != "main.checkPassword") continue;
+    auto loc = index->Function(fn.address);
+    ASSERT_TRUE(loc);
+    EXPECT_EQ(loc->file, source);
+    EXPECT_EQ(loc->line, LineOf(source, "func checkPassword("));
+    return;
+  }
+  FAIL() << "main.checkPassword not in the Go fixture";
 }
 
 TEST(ElfFileTest, StrippedBinaryKeepsDynamicSymbolsOnly) {
