@@ -295,6 +295,12 @@ static __always_inline void ht_wk_enter(__u64 pid_tgid)
 			__sync_fetch_and_add(epoch, 1);
 		return;
 	}
+	if (bpf_map_lookup_elem(&ht_thread_ctxs, &pid_tgid)) {
+		/* Woken before it read a request of its own (a thread per
+		 * request, new): it serves what it reads, its own queue. */
+		bpf_map_delete_elem(&ht_wk_threads, &pid_tgid);
+		return;
+	}
 	if (t->span_id && !t->used && ht_wk_live(t->span_id) && epoch && *epoch != t->epoch) {
 		/* Some worker called out unexplained since: it may have taken
 		 * this one's item. */
