@@ -313,21 +313,22 @@ static __always_inline void ht_emit_proc(__u32 type, __u32 pid, __u32 tid, __u32
 /* Children of a selected process are selected: forking servers (nginx
  * workers, gunicorn) serve from the child. Done here so no request of the
  * child can slip through before the agent hears of it. */
-SEC("tp/sched/sched_process_fork")
-int ht_sched_fork(struct trace_event_raw_sched_process_fork *ctx)
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(ht_sched_fork, struct task_struct *parent_task, struct task_struct *child_task)
 {
-	__u32 parent = ctx->parent_pid, child = ctx->child_pid;
+	__u32 parent = BPF_CORE_READ(parent_task, tgid);
+	__u32 child = BPF_CORE_READ(child_task, pid);
 	__u8 one = 1;
-	struct task_struct *task = ht_current_task();
 
-	/* parent_pid is a thread id; thread creation is not a new process. */
-	parent = BPF_CORE_READ(task, tgid);
-	if (parent == child || !bpf_map_lookup_elem(&ht_selected_pids, &parent))
+	/* A new thread (CLONE_THREAD: the child joins the parent's thread
+	 * group) is not a new process: nothing to select or announce. */
+	if (BPF_CORE_READ(child_task, tgid) == parent ||
+	    !bpf_map_lookup_elem(&ht_selected_pids, &parent))
 		return 0;
 	bpf_map_update_elem(&ht_selected_pids, &child, &one, BPF_ANY);
-	/* A child that never execs is known by its parent's name; the child's
-	 * own start time is not reachable from here, so none is sent. */
-	ht_emit_identity(child, parent, HT_IDENTITY_F_FORK, 0, task->comm, NULL);
+	/* A child that never execs is known by its parent's name. */
+	ht_emit_identity(child, parent, HT_IDENTITY_F_FORK, BPF_CORE_READ(child_task, start_boottime),
+			 parent_task->comm, NULL);
 	return 0;
 }
 

@@ -290,11 +290,7 @@ class Dispatcher : public EventHandler {
     const auto pid = static_cast<pid_t>(ev.hdr->pid);
     const uint64_t now = ev.hdr->ts_exit_ns;
     if (ev.identity->flags & HT_IDENTITY_F_FORK) {
-      // The fork tracepoint fires for new threads too, whose exit ends no
-      // process: a thread maps what its process maps already.
-      const std::string task =
-          "/proc/" + std::to_string(ev.identity->ppid) + "/task/" + std::to_string(pid);
-      if (access(task.c_str(), F_OK) == 0) return;
+      // A new process (the kernel sends none for new threads).
       tls_->AddChild(static_cast<pid_t>(ev.identity->ppid), pid, now);
     } else {
       tls_->AddProcess(pid, now, (ev.identity->flags & HT_IDENTITY_F_EXEC) != 0);

@@ -137,3 +137,62 @@ def test_workers_forked_before_the_agent_are_traced_with_their_master(topo, agen
         assert attr(span, "http.response.status_code") == 207
         assert span["resource"]["attributes"]["service.name"] == "nginx"
         assert span["resource"]["attributes"]["process.pid"] != master.pid  # a worker
+
+
+def selected_pids(agent_pid):
+    """The keys of the agent's ht_selected_pids map (found through its fds)."""
+    import json
+    import re
+    from pathlib import Path
+    for info in Path(f"/proc/{agent_pid}/fdinfo").iterdir():
+        try:
+            m = re.search(r"^map_id:\s*(\d+)", info.read_text(), re.M)
+        except OSError:
+            continue
+        if not m:
+            continue
+        r = subprocess.run(["bpftool", "-j", "map", "show", "id", m.group(1)],
+                           capture_output=True, text=True)
+        if r.returncode != 0 or json.loads(r.stdout).get("name") != "ht_selected_pid":  # names: 15 bytes
+            continue
+        dump = json.loads(subprocess.run(["bpftool", "-j", "map", "dump", "id", m.group(1)],
+                                         capture_output=True, text=True, check=True).stdout)
+        return {int.from_bytes(bytes(int(b, 16) for b in e["key"]), "little") for e in dump}
+    raise AssertionError("the agent holds no ht_selected_pids map")
+
+
+THREADS_THEN_FORK = r"""
+import os, sys, threading, time
+sys.stdin.readline()
+ids = []
+def work():
+    ids.append(threading.get_native_id()); time.sleep(0.5)
+ts = [threading.Thread(target=work) for _ in range(8)]
+[t.start() for t in ts]; [t.join() for t in ts]
+child = os.fork()
+if child == 0:
+    time.sleep(30); os._exit(0)
+print(child, *ids, flush=True)
+time.sleep(30)
+"""
+
+
+def test_threads_of_a_selected_process_are_not_selected_as_processes(topo, agent_factory):
+    """The fork tracepoint fires for new threads too: only a new process (a
+    fork) is selected and announced, never a thread id."""
+    proc = subprocess.Popen([PYTHON, "-c", THREADS_THEN_FORK], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        agent = agent_factory("--pid", str(proc.pid))
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        child, *threads = (int(x) for x in proc.stdout.readline().split())
+        assert len(threads) == 8 and proc.pid not in threads
+        time.sleep(0.5)
+        selected = selected_pids(agent.proc.pid)
+        assert {proc.pid, child} <= selected, selected
+        assert not selected & set(threads), f"thread ids selected as processes: {selected}"
+        os.kill(child, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
