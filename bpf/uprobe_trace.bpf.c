@@ -137,6 +137,10 @@ static __always_inline void hu_abandon(struct hu_stack *st, const struct hu_stac
 		end = st->throw_ns;
 		flags |= HU_F_THROWN;
 	}
+	for (__u32 i = 0; i < HU_MAX_DEPTH; i++) {
+		if (i >= from && i < depth)
+			st->exit_ns[i] = end;
+	}
 	hu_count_n(HU_CNT_ABANDONED, depth - from);
 	if (end - st->frames[from].entry_ns >= targ_min_duration_ns)
 		hu_send(st, key, HT_EV_FUNC_ABANDONED, from, depth, end, flags, pid_tgid);
@@ -199,6 +203,7 @@ int hu_entry(struct pt_regs *ctx)
 	st->frames[depth].sp = sp;
 	st->frames[depth].function_id = site->function_id;
 	st->frames[depth].tid = (__u32)pid_tgid;
+	st->exit_ns[depth] = 0;
 	st->depth = depth + 1;
 	return 0;
 }
@@ -252,8 +257,12 @@ int hu_return(struct pt_regs *ctx)
 		hu_send(st, &key, HT_EV_FUNC_CALL, match, match + 1, now, go ? HU_F_GO : 0, pid_tgid);
 	else
 		hu_count(HU_CNT_SHORT);
+	st->exit_ns[match & (HU_MAX_DEPTH - 1)] = now;
 	st->depth = match;
-	if (match == 0)
+	/* A thread's stack stays (LRU; freed at its exit) with the calls it
+	 * ended, for the agent's reads; a goroutine's goes with its last call:
+	 * goroutines are many and brief, and nothing reads theirs later. */
+	if (match == 0 && go)
 		bpf_map_delete_elem(&hu_stacks, &key);
 	return 0;
 }

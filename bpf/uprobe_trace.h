@@ -68,6 +68,11 @@ struct hu_stack {
 	__u64 throw_ns; /* last __cxa_throw on this thread */
 	char exception[HU_EXCEPTION_LEN]; /* its type, mangled (std::type_info::name()) */
 	struct hu_frame frames[HU_MAX_DEPTH];
+	/* When frames[i]'s call ended (0 while it is open). A returned frame
+	 * stays in its slot until a new call takes it, so that the agent,
+	 * reading the stack later than a request was written, still sees the
+	 * call that was open then (InternalSpans::InnermostOpen). */
+	__u64 exit_ns[HU_MAX_DEPTH];
 };
 
 /* hu_call_event.flags */

@@ -164,17 +164,27 @@ std::optional<SpanContextRecord> InternalSpans::InnermostOpen(uint32_t pid, uint
   // Thread-keyed stacks only: a goroutine's stack is keyed by its g, which
   // a request event does not carry.
   std::optional<hu_stack> st = stacks_(pid, tid);
-  if (!st || st->depth == 0) return std::nullopt;
+  if (!st) return std::nullopt;
   const uint32_t depth = std::min<uint32_t>(st->depth, HU_MAX_DEPTH);
-  // The innermost call that had begun when the request was written: a call
-  // begun since (the agent reads the stack a little later) is not its parent.
-  for (uint32_t i = depth; i-- > 0;) {
-    if (st->frames[i].entry_ns <= ts_ns) {
-      ++stats_.client_parents;
-      return ContextOf(pid, tid, st->frames, i);
+  // The calls open when the request was written, outermost first. The
+  // agent reads the stack later than that: calls begun since are not
+  // parents, and calls that have returned since are still in their slots
+  // above `depth` with their end time (until a newer call takes the slot).
+  uint32_t open = 0;
+  uint64_t outer_entry = 0;
+  for (uint32_t i = 0; i < HU_MAX_DEPTH; ++i) {
+    const hu_frame& f = st->frames[i];
+    const bool ended_after = i >= depth && st->exit_ns[i] > ts_ns;
+    if (f.entry_ns > ts_ns || f.entry_ns < outer_entry || f.entry_ns == 0 ||
+        (i >= depth && !ended_after)) {
+      break;
     }
+    outer_entry = f.entry_ns;
+    open = i + 1;
   }
-  return std::nullopt;
+  if (open == 0) return std::nullopt;
+  ++stats_.client_parents;
+  return ContextOf(pid, tid, st->frames, open - 1);
 }
 
 void InternalSpans::OnProcessExit(uint32_t pid) {

@@ -361,3 +361,31 @@ def test_a_probe_matching_nothing_is_a_warning(topo, agent_factory):
     agent = agent_factory("--probe", "shop:Shop::nothing_like_this", "--pid", str(os.getpid()))
     assert ("probe shop:Shop::nothing_like_this matches no function in any traced process"
             in agent.log_text())
+
+
+def test_client_parent_is_exact_when_the_agent_reads_late(topo, agent_factory):
+    """The agent reads a thread's open calls when it handles the request's
+    write, which can be long after: here it is stopped for the whole request,
+    so every probed call has returned by then. The CLIENT span's parent is
+    still the call that was open when the request was written (query), not
+    whatever the thread runs when the agent looks."""
+    ns = topo.ns("shop")
+    agent = agent_factory(*probe_args(SHOP_PROBES))
+    backend(topo, ns, 9091, sleep_ms=5)
+    shop = start_shop(topo, ns, 9090, 9091, agent)
+    os.kill(agent.proc.pid, signal.SIGSTOP)
+    try:
+        assert topo.curl(ns, "http://127.0.0.1:9090/order") == "200"
+        time.sleep(0.2)
+    finally:
+        os.kill(agent.proc.pid, signal.SIGCONT)
+    spans = agent.wait_spans(lambda s: len(by_kind(s, "INTERNAL")) >= 4 and
+                             len(by_kind(s, "CLIENT", "shop")) >= 1)
+    mine = [s for s in spans if s["resource"]["attributes"]["process.pid"] == shop.pid]
+    [server] = by_kind(mine, "SERVER")
+    [client] = by_kind(mine, "CLIENT")
+    [query] = named(mine, "Shop::query")
+    [handle] = named(mine, "Shop::handle")
+    assert handle["parent_span_id"] == server["span_id"]
+    assert client["parent_span_id"] == query["span_id"]
+    assert client["trace_id"] == query["trace_id"] == server["trace_id"]
