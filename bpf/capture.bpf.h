@@ -8,6 +8,7 @@
 #include "sock.bpf.h"
 #ifndef HT_NO_KERNEL_CTX
 #include "head_scan.bpf.h"
+#include "runtime_wakeup.bpf.h"
 #else
 /* The capture-only build (socket_trace_capture in bpf/CMakeLists.txt): no
  * kernel-side contexts. Their scans are bpf_loop callbacks (bpf_loop: Linux
@@ -18,6 +19,8 @@
 static __always_inline void ht_hs_conn_gone(__u64 key) {}
 static __always_inline void ht_go_syscall_enter(__u64 pid_tgid, bool connect) {}
 static __always_inline void ht_go_syscall_exit(__u64 pid_tgid) {}
+static __always_inline void ht_wk_enter(__u64 pid_tgid) {}
+static __always_inline void ht_wk_exit(__u64 pid_tgid) {}
 #endif
 #include "db_protocols.bpf.h"
 #include "tls_session.bpf.h"
@@ -434,6 +437,8 @@ static __always_inline int ht_io_enter(__s32 fd, __u64 arg, __u32 iovcnt, __u8 k
 	bpf_map_update_elem(&ht_active_io, &pid_tgid, &a, BPF_ANY);
 	if (direction == HT_DIR_EGRESS)
 		ht_go_syscall_enter(pid_tgid, false);
+	if (direction == HT_DIR_EGRESS && info->role == HT_ROLE_CLIENT)
+		ht_wk_enter(pid_tgid);
 	return 0;
 }
 

@@ -105,6 +105,7 @@ int ht_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	ht_py_syscall_enter(pid_tgid);
 	bpf_map_update_elem(&ht_active_connect, &pid_tgid, &fd, BPF_ANY);
 	ht_go_syscall_enter(pid_tgid, true);
+	ht_wk_enter(pid_tgid);
 	return 0;
 }
 
@@ -121,6 +122,7 @@ int ht_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	sfd = *fd;
 	bpf_map_delete_elem(&ht_active_connect, &pid_tgid);
 	ht_go_syscall_exit(pid_tgid);
+	ht_wk_exit(pid_tgid);
 	if ((ctx->ret == 0 || ctx->ret == -HT_EINPROGRESS) &&
 	    ht_conn_register(pid_tgid >> 32, sfd, HT_ROLE_CLIENT))
 		ht_identity_once(pid_tgid >> 32);
@@ -186,32 +188,37 @@ int ht_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 }
 
 /* One exit program per syscall: the tracepoints are per syscall. */
-#define HT_IO_EXIT(name)                                                   \
-	SEC("tp/syscalls/sys_exit_" #name)                                 \
-	int ht_exit_##name(struct trace_event_raw_sys_exit *ctx)           \
-	{                                                                  \
-		return ht_io_exit(ctx->ret);                               \
-	}
-
-/* Egress exits also end the syscall's runtime context (ht_rt_current). */
-#define HT_IO_EXIT_RT(name)                                                \
+#define HT_IO_EXIT(name, out)                                              \
 	SEC("tp/syscalls/sys_exit_" #name)                                 \
 	int ht_exit_##name(struct trace_event_raw_sys_exit *ctx)           \
 	{                                                                  \
 		int r = ht_io_exit(ctx->ret);                              \
-									   \
-		ht_py_syscall_exit(bpf_get_current_pid_tgid());            \
+                                                                           \
+		if (out) { /* after the pick in ht_io_exit: the syscall's  \
+			    * runtime context (ht_rt_current) ends */     \
+			ht_py_syscall_exit(bpf_get_current_pid_tgid());    \
+			ht_wk_exit(bpf_get_current_pid_tgid());            \
+		}                                                          \
 		return r;                                                  \
 	}
 
-HT_IO_EXIT(read)
-HT_IO_EXIT(readv)
-HT_IO_EXIT(recvfrom)
-HT_IO_EXIT(recvmsg)
-HT_IO_EXIT_RT(write)
-HT_IO_EXIT_RT(writev)
-HT_IO_EXIT_RT(sendto)
-HT_IO_EXIT_RT(sendmsg)
+HT_IO_EXIT(read, false)
+HT_IO_EXIT(readv, false)
+HT_IO_EXIT(recvfrom, false)
+HT_IO_EXIT(recvmsg, false)
+HT_IO_EXIT(write, true)
+HT_IO_EXIT(writev, true)
+HT_IO_EXIT(sendto, true)
+HT_IO_EXIT(sendmsg, true)
+
+#ifndef HT_NO_KERNEL_CTX
+/* Native thread pools: wake-ups hand a request to a worker (runtime_wakeup.bpf.h). */
+SEC("tp_btf/sched_waking")
+int BPF_PROG(ht_wk_sched_waking, struct task_struct *p)
+{
+	return ht_wk_waking(p);
+}
+#endif
 
 /* ---- TLS plaintext (uprobes, attached by the agent) ---------------------- */
 

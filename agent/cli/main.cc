@@ -20,6 +20,7 @@
 #include "agent/kernel/bpf_loader.h"
 #include "agent/kernel/go_runtime.h"
 #include "agent/kernel/preflight.h"
+#include "agent/kernel/wakeup_model.h"
 #include "agent/cli/settings.h"
 
 namespace {
@@ -228,6 +229,7 @@ int main(int argc, char** argv) {
                          hoptrace::PreflightItem::Status::kInfo, model,
                          "parents of outgoing requests (runtime context)", false});
       }
+      items.push_back(hoptrace::WakeupModelItem(pid));
     }
     const bool ok = hoptrace::PrintPreflight(items, stdout);
     for (int pid : check_pids) std::printf("%s\n", hoptrace::NodeModelLine(pid).c_str());
