@@ -164,8 +164,12 @@ static __always_inline __u32 ht_copy_user(struct ht_data_scratch *s, __u32 off, 
 		return 0;
 	n = want > HT_MAX_PAYLOAD ? HT_MAX_PAYLOAD : (__u32)want;
 	/* Bounds the verifier can follow: off < MAX and n <= MAX, buffer is 2*MAX.
-	 * The empty asm keeps clang from dropping the mask as redundant. */
+	 * The empty asms keep clang from dropping the masks as redundant, and
+	 * from passing a register the mask was not applied to (it knows n ==
+	 * want here, but 5.10's verifier does not: "R2 unbounded memory
+	 * access"). */
 	asm volatile("" : "+r"(off));
+	asm volatile("" : "+r"(n));
 	off &= HT_MAX_PAYLOAD - 1;
 	n &= (2 * HT_MAX_PAYLOAD) - 1;
 	if (n > HT_MAX_PAYLOAD)
@@ -276,7 +280,7 @@ static __always_inline bool ht_classify(struct ht_conn_info *info, const struct 
 					__s64 ret)
 {
 	__u8 head[16] = {};
-	__u64 first_len = 0;
+	__u64 first_len = 0, len;
 	__u64 buf;
 	__u32 n;
 
@@ -291,10 +295,14 @@ static __always_inline bool ht_classify(struct ht_conn_info *info, const struct 
 	if (!buf || n == 0)
 		return false; /* nothing to tell from; wait for the next call */
 	/* Exactly the bytes the call moved, all of them readable; the bound is
-	 * restated for the verifier. */
-	if (n > sizeof(head))
-		n = sizeof(head);
-	if (bpf_probe_read_user(head, n, (const void *)buf))
+	 * restated for the verifier on a 64-bit copy that clang must pass as
+	 * it is (the empty asm: else it passes first_len or ret, whose bound
+	 * 5.10's verifier does not learn from a 32-bit copy's comparison). */
+	len = n;
+	asm volatile("" : "+r"(len));
+	if (len > sizeof(head))
+		len = sizeof(head);
+	if (bpf_probe_read_user(head, len, (const void *)buf))
 		return false;
 	info->proto = ht_recognise(head, n);
 	/* HTTP/1 is shed request by request (ht_shed_request); other protocols
