@@ -247,14 +247,12 @@ static __always_inline void ht_send_ctx_event(__u32 type, __u64 pid_tgid, __s32 
 					      __u8 origin, __u8 ctx_flags)
 {
 	struct ht_ctx_event *ev = bpf_ringbuf_reserve(&ht_events, sizeof(*ev), 0);
-	__u32 ts_len = c->tracestate_len;
+	__u64 ts_len;
 
 	if (!ev) {
 		ht_count(HT_CNT_RINGBUF_DROPS);
 		return;
 	}
-	if (ts_len > HT_TRACESTATE_MAX)
-		ts_len = HT_TRACESTATE_MAX;
 	ev->hdr.type = type;
 	ev->hdr.pid = pid_tgid >> 32;
 	ev->hdr.tid = (__u32)pid_tgid;
@@ -269,8 +267,14 @@ static __always_inline void ht_send_ctx_event(__u32 type, __u64 pid_tgid, __s32 
 	ev->origin = origin;
 	ev->ctx_flags = ctx_flags;
 	ev->_pad = 0;
-	ev->tracestate_len = ts_len;
 	ev->_pad2 = 0;
+	/* Bounded right before the call, on the register passed (the empty
+	 * asm): 6.1's verifier lost a bound made earlier across a spill. */
+	ts_len = c->tracestate_len;
+	asm volatile("" : "+r"(ts_len));
+	if (ts_len > HT_TRACESTATE_MAX)
+		ts_len = HT_TRACESTATE_MAX;
+	ev->tracestate_len = ts_len;
 	bpf_probe_read_kernel(ev->tracestate, ts_len, c->tracestate);
 	bpf_ringbuf_submit(ev, 0);
 }
