@@ -45,6 +45,9 @@ TEST_PACKAGES=(
   # query protocol, psycopg 3 the extended one with named prepared statements), benchmarks
   postgresql-15 postgresql-client-15 python3-psycopg2 python3-psycopg
   redis-server redis-tools python3-redis
+  # benchmarks: the agent's instructions per request under callgrind (this PVM guest has no
+  # hardware counters for perf stat), tests/bench/agent_instructions.sh; perf for CPU time
+  valgrind linux-perf
 )
 [ "$tests" = 1 ] && PACKAGES+=("${TEST_PACKAGES[@]}")
 
