@@ -6,7 +6,17 @@
 
 #include "maps.bpf.h"
 #include "sock.bpf.h"
+#ifndef HT_NO_KERNEL_CTX
 #include "head_scan.bpf.h"
+#else
+/* The capture-only build (socket_trace_capture in bpf/CMakeLists.txt): no
+ * kernel-side contexts. Their scans are bpf_loop callbacks (bpf_loop: Linux
+ * 5.17, e6f2dd0f8067 "bpf: Add bpf_loop helper"), and a kernel that does not
+ * know bpf_loop refuses the whole object, not only the programs that call it:
+ * it does not count the callbacks as functions ("number of funcs in
+ * func_info doesn't match"). */
+static __always_inline void ht_hs_conn_gone(__u64 key) {}
+#endif
 #include "db_protocols.bpf.h"
 #include "tls_session.bpf.h"
 
@@ -360,7 +370,6 @@ static __always_inline void ht_emit_io(__u64 pid_tgid, __u64 key, struct ht_conn
 {
 	struct ht_data_scratch *s;
 	__u64 now;
-	__u32 captured;
 
 	if (!ht_classify(info, args, ret))
 		return;
@@ -374,10 +383,12 @@ static __always_inline void ht_emit_io(__u64 pid_tgid, __u64 key, struct ht_conn
 	s = ht_fill_data(pid_tgid, info, args, ret, now);
 	if (!s)
 		return;
+#ifndef HT_NO_KERNEL_CTX
 	/* The context event goes first: the agent decides the span's context
 	 * when this data event completes the request head. */
 	if (targ_kernel_ctx) {
-		captured = s->ev.captured & (HT_MAX_PAYLOAD - 1);
+		__u32 captured = s->ev.captured & (HT_MAX_PAYLOAD - 1);
+
 		if (s->ev.captured >= HT_MAX_PAYLOAD)
 			captured = HT_MAX_PAYLOAD - 1;
 		if (args->direction == HT_DIR_INGRESS)
@@ -387,6 +398,7 @@ static __always_inline void ht_emit_io(__u64 pid_tgid, __u64 key, struct ht_conn
 			ht_hs_request_out(pid_tgid, args, info, s->ev.payload, captured);
 		}
 	}
+#endif
 	ht_submit_data(s);
 }
 

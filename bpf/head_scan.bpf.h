@@ -85,8 +85,8 @@ static __always_inline bool ht_is_ows(__u8 c)
 /* RFC 9112: request-line = method SP request-target SP HTTP-version. The
  * methods capture.bpf.h recognises a stream by, less CONNECT (a tunnel),
  * as little-endian words of their first 4 bytes (no table: clang 14 puts a
- * 32-byte constant array in .rodata.cst32, which libbpf's BTF rejects). */
-#define HT_W(a, b, c, d) ((__u32)(a) | (__u32)(b) << 8 | (__u32)(c) << 16 | (__u32)(d) << 24)
+ * 32-byte constant array in .rodata.cst32, which libbpf's BTF rejects):
+ * HT_W, in maps.bpf.h. */
 
 /* True if the first n bytes of b may begin a request (n < 4: a prefix). */
 static __always_inline bool ht_is_request_start(const __u8 *b, __u32 n)
@@ -109,8 +109,7 @@ static __always_inline bool ht_is_request_start(const __u8 *b, __u32 n)
 }
 
 /* The field names we look for, lower case, as little-endian words (no
- * tables, see HT_W). */
-#define HT_W8(a, b, c, d, e, f, g, h) ((__u64)HT_W(a, b, c, d) | (__u64)HT_W(e, f, g, h) << 32)
+ * tables, see HT_W; HT_W8 in maps.bpf.h). */
 #define HT_TP_NAME_LEN 11
 #define HT_TS_NAME_LEN 10
 

@@ -205,4 +205,10 @@ static __always_inline __u64 ht_conn_key(__u32 tgid, __s32 fd)
 	return ((__u64)tgid << 32) | (__u32)fd;
 }
 
+/* Byte strings as little-endian words, for comparisons without tables
+ * (clang puts constant arrays in .rodata.cst*, which libbpf's BTF rejects).
+ * Used by the capture-only build too, so here and not in head_scan.bpf.h. */
+#define HT_W(a, b, c, d) ((__u32)(a) | (__u32)(b) << 8 | (__u32)(c) << 16 | (__u32)(d) << 24)
+#define HT_W8(a, b, c, d, e, f, g, h) ((__u64)HT_W(a, b, c, d) | (__u64)HT_W(e, f, g, h) << 32)
+
 #endif /* HOPTRACE_BPF_MAPS_BPF_H */

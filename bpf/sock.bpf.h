@@ -14,11 +14,20 @@
 #define HT_IPPROTO_TCP 6
 #define HT_TCP_CLOSE 7
 
+/* The current task, for BPF_CORE_READ chains. Not bpf_get_current_task_btf()
+ * (Linux 5.11, 3ca1032ab7ab "bpf: Implement get_current_task_btf and
+ * RET_PTR_TO_BTF_ID"): 5.10 refuses it, and every read below goes through
+ * bpf_probe_read_kernel either way, so the plain pointer costs nothing more. */
+static __always_inline struct task_struct *ht_current_task(void)
+{
+	return (struct task_struct *)bpf_get_current_task();
+}
+
 /* Returns the struct sock behind fd if it is a TCP socket (IPv4 or IPv6),
  * else NULL. */
 static __always_inline struct sock *ht_tcp_sock_of_fd(__s32 fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct task_struct *task = ht_current_task();
 	struct fdtable *fdt;
 	struct file **fds;
 	struct file *file = NULL;

@@ -60,7 +60,7 @@ static __always_inline void ht_emit_identity(__u32 pid, __u32 ppid, __u32 flags,
  * /proc. */
 static __always_inline void ht_identity_once(__u32 tgid)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct task_struct *task = ht_current_task();
 	__u64 start = BPF_CORE_READ(task, start_boottime);
 	__u64 *sent = bpf_map_lookup_elem(&ht_identity_sent, &tgid);
 
@@ -312,7 +312,7 @@ int ht_sched_fork(struct trace_event_raw_sched_process_fork *ctx)
 {
 	__u32 parent = ctx->parent_pid, child = ctx->child_pid;
 	__u8 one = 1;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct task_struct *task = ht_current_task();
 
 	/* parent_pid is a thread id; thread creation is not a new process. */
 	parent = BPF_CORE_READ(task, tgid);
@@ -350,7 +350,7 @@ int ht_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 		bpf_map_update_elem(&ht_selected_pids, &tgid, &one, BPF_ANY);
 		flags |= HT_IDENTITY_F_NAME_MATCH;
 	}
-	task = (struct task_struct *)bpf_get_current_task_btf();
+	task = ht_current_task();
 	start = BPF_CORE_READ(task, start_boottime);
 	bpf_map_update_elem(&ht_identity_sent, &tgid, &start, BPF_ANY);
 	ht_emit_identity(tgid, BPF_CORE_READ(task, real_parent, tgid), flags, start, task->comm,
@@ -361,7 +361,7 @@ int ht_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 SEC("tp/sched/sched_process_exit")
 int ht_sched_exit(void *ctx)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct task_struct *task = ht_current_task();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test: unit (no root), integration (root:
-# real BPF, real processes in network namespaces), fuzzing (bounded time).
+# real BPF, real processes in network namespaces), fuzzing (bounded time),
+# the kernel matrix (Debian 11, 12, 13 booted under QEMU, and the host).
 #   ./scripts/test.sh            # all of it (as root, or through sudo)
 #   ./scripts/test.sh -L unit    # extra arguments go to ctest
 # Ends with the skipped tests and their reasons, then the check that nothing
@@ -14,7 +15,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-./scripts/setup.sh --tests
+./scripts/setup-matrix.sh   # setup.sh --tests, QEMU and the matrix's kernels
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"
 
@@ -24,8 +25,9 @@ rm -f "$skip_log"
 before=$(bpftool prog list 2>/dev/null | grep -c ' name ht_' || true)
 netns_before=$(ip netns list 2>/dev/null | grep -c . || true)
 status=0
-# The kernel matrix (ctest -L matrix: QEMU, ~10 min) runs only when asked for.
-[ $# -gt 0 ] || set -- -LE matrix
+# The fresh-machine run (ctest -L freshvm: downloads packages, hours under
+# emulation) runs only when asked for.
+[ $# -gt 0 ] || set -- -LE freshvm
 ctest --test-dir build --output-on-failure --output-log "$ctest_log" "$@" || status=$?
 
 # Skips: pytest's (through conftest.py's log) and GoogleTest's.

@@ -40,7 +40,8 @@ std::string Demangle(const std::string& s) {
   return status == 0 && out ? std::string(out.get()) : "";
 }
 
-std::optional<ElfFile> ElfFile::Open(const std::string& path, std::string* error) {
+std::optional<ElfFile> ElfFile::Open(const std::string& path, std::string* error,
+                                     SymbolTables tables) {
   if (elf_version(EV_CURRENT) == EV_NONE) {
     *error = "libelf is too old";
     return std::nullopt;
@@ -84,7 +85,10 @@ std::optional<ElfFile> ElfFile::Open(const std::string& path, std::string* error
       if (!strcmp(sname, ".go.buildinfo") || !strcmp(sname, ".gopclntab")) file.is_go_ = true;
       if (!strcmp(sname, ".debug_info")) file.has_debug_info_ = true;
     }
-    if (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM) continue;
+    if (sh.sh_type != SHT_DYNSYM &&
+        (sh.sh_type != SHT_SYMTAB || tables == SymbolTables::kDynamicOnly)) {
+      continue;
+    }
     Elf_Data* data = elf_getdata(scn, nullptr);
     if (!data || sh.sh_entsize == 0) continue;
     const size_t count = sh.sh_size / sh.sh_entsize;

@@ -20,11 +20,17 @@ struct ElfSymbol {
   uint64_t file_offset = 0;  // where those bytes are in the file: what uprobes take
 };
 
+// Which symbol tables Open reads: both, or the exported functions only
+// (.dynsym: what a library or an executable exports, e.g. OpenSSL inside
+// node; a big binary's .symtab costs a second to read).
+enum class SymbolTables { kAll, kDynamicOnly };
+
 class ElfFile {
  public:
   // Reads the file's function symbols. nullopt and *error when it is not a
   // readable ELF file.
-  static std::optional<ElfFile> Open(const std::string& path, std::string* error);
+  static std::optional<ElfFile> Open(const std::string& path, std::string* error,
+                                     SymbolTables tables = SymbolTables::kAll);
 
   const std::string& path() const { return path_; }
   const std::vector<ElfSymbol>& functions() const { return functions_; }

@@ -1,6 +1,7 @@
 #include "agent/cli/agent_runner.h"
 
 #include "agent/kernel/bpf_loader.h"
+#include "agent/kernel/capture_object.h"
 #include "agent/kernel/net_probe_loader.h"
 #include "agent/kernel/propagation_loader.h"
 #include "agent/kernel/tls_uprobes.h"
@@ -463,6 +464,9 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
       propagate = false;
     }
     po.sockops_route = support.route;
+  } else if (const KernelContextSupport ctx = ProbeKernelContext(); !ctx.ok) {
+    // Nothing asked for is lost, but say what this kernel would not do.
+    spdlog::info("kernel-side trace contexts and traceparent injection are off: {}", ctx.why);
   }
   if (propagate) {
     lo.kernel_context = true;
@@ -816,7 +820,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   if (lo.tls) {
     const KernelCounters& k = kernel_counters;
     spdlog::info(
-        "tls (final): files_attached={} files_detached={} attach_failed={} not_probeable={} "
+        "tls (final): attached={} detached={} attach_failed={} not_probeable={} "
         "maps_scans={} calls_by_syscall={} calls_by_session={} calls_by_thread={} "
         "calls_unbound={}",
         tls_stats.attached, tls_stats.detached, tls_stats.attach_failed, tls_stats.not_probeable,

@@ -15,8 +15,8 @@
 #include <cstdarg>
 #include <cstring>
 
+#include "agent/kernel/capture_object.h"
 #include "socket_trace.h"
-#include "socket_trace.skel.h"
 
 namespace hoptrace {
 namespace {
@@ -98,28 +98,6 @@ void EnsureTracefs() {
   spdlog::info("mounted tracefs at {}", kTracefs);
 }
 
-void ConfigureCapture(socket_trace_bpf* skel, const LoaderOptions& options) {
-  auto* ro = skel->rodata;
-  ro->targ_agent_tgid = static_cast<__u32>(getpid());
-  ro->targ_trace_all = options.trace_all;
-  ro->targ_port_filter = !options.ports.empty();
-  ro->targ_exec_events = options.exec_events;
-  ro->targ_max_payload = std::min<uint32_t>(options.max_payload, HT_MAX_PAYLOAD);
-  ro->targ_kernel_ctx = options.kernel_context;
-  ro->targ_sampler = options.sampler_kind;
-  ro->targ_sample_threshold = options.sample_threshold;
-  ro->targ_tls = options.tls;
-  for (bpf_program* prog : {skel->progs.ht_ssl_write, skel->progs.ht_ssl_write_ex,
-                            skel->progs.ht_ssl_read, skel->progs.ht_ssl_read_ex,
-                            skel->progs.ht_ssl_return}) {
-    bpf_program__set_autoload(prog, options.tls);
-  }
-  // Ring buffer size must be a power-of-two multiple of the page size.
-  uint32_t rb = 1u << 16;
-  while (rb < options.ringbuf_bytes && rb < (1u << 30)) rb <<= 1;
-  bpf_map__set_max_entries(skel->maps.ht_events, rb);
-}
-
 std::unique_ptr<BpfLoader> BpfLoader::Start(const LoaderOptions& options, EventCallback on_event) {
   if (auto missing = MissingCapabilities(); !missing.empty()) throw StartupError(missing);
   if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
@@ -132,33 +110,35 @@ std::unique_ptr<BpfLoader> BpfLoader::Start(const LoaderOptions& options, EventC
 
   std::unique_ptr<BpfLoader> self(new BpfLoader());
   self->on_event_ = std::move(on_event);
-  self->skel_ = socket_trace_bpf__open();
-  if (!self->skel_) throw StartupError("cannot open the BPF object: " + std::string(strerror(errno)));
-
-  ConfigureCapture(self->skel_, options);
-
-  if (int err = socket_trace_bpf__load(self->skel_); err != 0) {
+  self->capture_ = CaptureObject::Open(options);
+  if (!self->capture_) {
+    throw StartupError("cannot open the BPF object: " + std::string(strerror(errno)));
+  }
+  if (int err = self->capture_->Load(); err != 0) {
     throw StartupError("loading the BPF programs failed (" + std::string(strerror(-err)) +
                        "); run `hoptrace check` to see which kernel feature is missing");
   }
+  self->selected_pids_ = self->capture_->Map("ht_selected_pids");
+  self->conns_ = self->capture_->Map("ht_conns");
+  self->counters_ = self->capture_->Map("ht_counters");
   for (pid_t pid : options.pids) self->SelectPid(pid);
   for (const std::string& name : options.exec_names) {
     char comm[HT_COMM_LEN] = {};  // zero-padded, as bpf_get_current_comm fills it
     name.copy(comm, sizeof(comm) - 1);
     uint8_t one = 1;
-    bpf_map__update_elem(self->skel_->maps.ht_selected_comms, comm, sizeof(comm), &one,
+    bpf_map__update_elem(self->capture_->Map("ht_selected_comms"), comm, sizeof(comm), &one,
                          sizeof(one), BPF_ANY);
   }
   for (uint16_t port : options.ports) {
     uint8_t one = 1;
-    bpf_map__update_elem(self->skel_->maps.ht_selected_ports, &port, sizeof(port), &one,
+    bpf_map__update_elem(self->capture_->Map("ht_selected_ports"), &port, sizeof(port), &one,
                          sizeof(one), BPF_ANY);
   }
-  if (int err = socket_trace_bpf__attach(self->skel_); err != 0) {
+  if (int err = self->capture_->Attach(); err != 0) {
     throw StartupError("attaching the BPF programs failed (" + std::string(strerror(-err)) +
                        "); run `hoptrace check` to see which kernel feature is missing");
   }
-  self->ringbuf_ = ring_buffer__new(bpf_map__fd(self->skel_->maps.ht_events), OnRingbufRecord,
+  self->ringbuf_ = ring_buffer__new(bpf_map__fd(self->capture_->Map("ht_events")), OnRingbufRecord,
                                     self.get(), nullptr);
   if (!self->ringbuf_) throw StartupError("cannot set up the ring buffer: " + std::string(strerror(errno)));
   return self;
@@ -166,7 +146,7 @@ std::unique_ptr<BpfLoader> BpfLoader::Start(const LoaderOptions& options, EventC
 
 BpfLoader::~BpfLoader() {
   if (ringbuf_) ring_buffer__free(ringbuf_);
-  if (skel_) socket_trace_bpf__destroy(skel_);  // detaches every link, closes every map
+  capture_.reset();  // detaches every link, closes every map
 }
 
 int BpfLoader::OnRingbufRecord(void* ctx, void* data, size_t size) {
@@ -180,27 +160,26 @@ int BpfLoader::Poll(int timeout_ms) { return ring_buffer__poll(ringbuf_, timeout
 bool BpfLoader::SelectPid(pid_t pid) {
   uint32_t key = static_cast<uint32_t>(pid);
   uint8_t one = 1;
-  return bpf_map__update_elem(skel_->maps.ht_selected_pids, &key, sizeof(key), &one, sizeof(one),
-                              BPF_ANY) == 0;
+  return bpf_map__update_elem(selected_pids_, &key, sizeof(key), &one, sizeof(one), BPF_ANY) == 0;
 }
 
 void BpfLoader::DeselectPid(pid_t pid) {
   uint32_t key = static_cast<uint32_t>(pid);
-  bpf_map__delete_elem(skel_->maps.ht_selected_pids, &key, sizeof(key), 0);
+  bpf_map__delete_elem(selected_pids_, &key, sizeof(key), 0);
 }
 
 void BpfLoader::ForgetConnection(pid_t pid, int fd) {
   uint64_t key = (static_cast<uint64_t>(pid) << 32) | static_cast<uint32_t>(fd);
-  bpf_map__delete_elem(skel_->maps.ht_conns, &key, sizeof(key), 0);
+  bpf_map__delete_elem(conns_, &key, sizeof(key), 0);
 }
 
 int BpfLoader::MapFd(const char* name) const {
-  const bpf_map* map = bpf_object__find_map_by_name(skel_->obj, name);
+  const bpf_map* map = capture_->Map(name);
   return map ? bpf_map__fd(map) : -1;
 }
 
 bpf_program* BpfLoader::Program(const char* name) const {
-  return bpf_object__find_program_by_name(skel_->obj, name);
+  return bpf_object__find_program_by_name(capture_->obj(), name);
 }
 
 KernelCounters BpfLoader::ReadCounters() const {
@@ -209,7 +188,7 @@ KernelCounters BpfLoader::ReadCounters() const {
   if (ncpu <= 0) return out;
   std::vector<uint64_t> values(ncpu);
   auto sum = [&](uint32_t idx) -> uint64_t {
-    if (bpf_map__lookup_elem(skel_->maps.ht_counters, &idx, sizeof(idx), values.data(),
+    if (bpf_map__lookup_elem(counters_, &idx, sizeof(idx), values.data(),
                              values.size() * sizeof(uint64_t), 0) != 0) {
       return 0;
     }
@@ -233,7 +212,7 @@ bool BpfLoader::SetKeepRatio(uint32_t keep_per_1024) {
   const uint32_t zero = 0;
   ht_shed cfg{};
   cfg.shed_per_1024 = HT_SHED_KEEP_ALL - std::min<uint32_t>(keep_per_1024, HT_SHED_KEEP_ALL);
-  return bpf_map__update_elem(skel_->maps.ht_shed_config, &zero, sizeof(zero), &cfg,
+  return bpf_map__update_elem(capture_->Map("ht_shed_config"), &zero, sizeof(zero), &cfg,
                               sizeof(cfg), BPF_ANY) == 0;
 }
 

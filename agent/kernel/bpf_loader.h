@@ -1,7 +1,8 @@
-// The one place that talks to libbpf: opens the socket_trace skeleton, sets
-// its knobs, loads and attaches it, and hands ring-buffer records to the
-// caller. Destroying the loader detaches and unloads everything; nothing is
-// pinned, so nothing of ours outlives the process.
+// The one place that talks to libbpf: opens the capture object (one of the
+// two builds of bpf/socket_trace.bpf.c, capture_object.h), sets its knobs,
+// loads and attaches it, and hands ring-buffer records to the caller.
+// Destroying the loader detaches and unloads everything; nothing is pinned,
+// so nothing of ours outlives the process.
 #pragma once
 
 #include <sys/types.h>
@@ -14,9 +15,9 @@
 #include <string>
 #include <vector>
 
-struct socket_trace_bpf;
 struct ring_buffer;
 struct bpf_program;
+struct bpf_map;
 
 namespace hoptrace {
 
@@ -38,7 +39,8 @@ struct LoaderOptions {
   uint32_t ringbuf_bytes = 8u << 20;
   // Kernel-side trace context (bpf/head_scan.bpf.h): the kernel decides the
   // context of each request a selected process reads, sampling as the agent
-  // would (sampler_kind: hoptrace::SamplerKind; threshold: Sampler's).
+  // would (sampler_kind: hoptrace::SamplerKind; threshold: Sampler's). Loads
+  // the capture build that has them; only where ProbeKernelContext() is ok.
   bool kernel_context = false;
   uint32_t sampler_kind = 3;
   uint64_t sample_threshold = 0;
@@ -60,6 +62,8 @@ struct KernelCounters {
   uint64_t tls_by_thread = 0;
   uint64_t tls_unbound = 0;  // plaintext dropped: no socket found
 };
+
+class CaptureObject;
 
 class BpfLoader {
  public:
@@ -110,14 +114,13 @@ class BpfLoader {
   BpfLoader() = default;
   static int OnRingbufRecord(void* ctx, void* data, size_t size);
 
-  socket_trace_bpf* skel_ = nullptr;
+  std::unique_ptr<CaptureObject> capture_;
+  bpf_map* selected_pids_ = nullptr;
+  bpf_map* conns_ = nullptr;
+  bpf_map* counters_ = nullptr;
   ring_buffer* ringbuf_ = nullptr;
   EventCallback on_event_;
 };
-
-// Sets the capture object's knobs from options, between open and load: the
-// one place, so that `hoptrace check` verifies exactly what `run` loads.
-void ConfigureCapture(socket_trace_bpf* skel, const LoaderOptions& options);
 
 // Makes sure tracefs is mounted (syscall tracepoints are attached through
 // it); mounts it at /sys/kernel/tracing if needed. Throws StartupError.

@@ -11,11 +11,11 @@
 #include <sstream>
 
 #include "agent/kernel/bpf_loader.h"
+#include "agent/kernel/capture_object.h"
 #include "agent/kernel/propagation_loader.h"
 #include "net_probe.skel.h"
 #include "uprobe_trace.skel.h"
 #include "propagation.skel.h"
-#include "socket_trace.skel.h"
 #include "uprobes/openssl/tls_libraries.h"
 
 namespace hoptrace {
@@ -89,9 +89,11 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
     costs->push_back(MeasureCapture(lo));
     costs->push_back(MeasureNetProbe());
     costs->push_back(MeasureUprobes());
-    if (ProbePropagationSupport().ok) {
+    if (ProbeKernelContext().ok) {
       lo.kernel_context = true;
       costs->push_back(MeasureCapture(lo));
+    }
+    if (ProbePropagationSupport().ok) {
       costs->push_back(MeasurePropagation(lo, "auto"));
     }
   }
@@ -142,16 +144,12 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
     // `hoptrace run` configures them by default?
     LoaderOptions lo;
     lo.pids = {getpid()};
-    socket_trace_bpf* skel = socket_trace_bpf__open();
-    int err = -errno;
-    if (skel) {
-      ConfigureCapture(skel, lo);
-      err = socket_trace_bpf__load(skel);
-    }
-    items.push_back(Item("HTTP capture programs", skel && err == 0,
+    std::unique_ptr<CaptureObject> capture = CaptureObject::Open(lo);
+    int err = capture ? capture->Load() : -errno;
+    items.push_back(Item("HTTP capture programs", err == 0,
                          err == 0 ? "loaded and verified" : std::string("load failed: ") + strerror(-err),
                          "everything", true));
-    if (skel) socket_trace_bpf__destroy(skel);
+    capture.reset();
 
     // The network probes load on their own here (with maps of their own).
     net_probe_bpf* net = net_probe_bpf__open();
@@ -173,21 +171,33 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
                          "--probe: INTERNAL spans of named functions", false));
     if (up) uprobe_trace_bpf__destroy(up);
 
-    // Context propagation: what this kernel lets it do, then the capture
-    // with kernel-side contexts on and the sockops/sk_msg object (here with
-    // maps of its own).
-    const PropagationSupport support = ProbePropagationSupport();
+    // Kernel-side trace contexts: the capture build that has them.
     const char* prop_for = "--propagation-cgroup (traceparent injection)";
-    if (!support.ok) {
-      items.push_back(Item("context propagation", false, "off: " + support.why, prop_for, false));
-      return items;
+    const KernelContextSupport kctx = ProbeKernelContext();
+    std::unique_ptr<CaptureObject> ctx;
+    int ctx_err = 0;
+    if (kctx.ok) {
+      lo.kernel_context = true;
+      ctx = CaptureObject::Open(lo);
+      ctx_err = ctx ? ctx->Load() : -errno;
     }
-    lo.kernel_context = true;
-    socket_trace_bpf* ctx = socket_trace_bpf__open();
-    int ctx_err = -errno;
-    if (ctx) {
-      ConfigureCapture(ctx, lo);
-      ctx_err = socket_trace_bpf__load(ctx);
+    const bool ctx_ok = kctx.ok && ctx_err == 0;
+    items.push_back(Item("kernel-side trace contexts", ctx_ok,
+                         ctx_ok     ? "loaded and verified"
+                         : kctx.ok  ? "off: load failed: " + std::string(strerror(-ctx_err))
+                                    : "off: " + kctx.why,
+                         prop_for, false));
+
+    // Context propagation: what this kernel lets it do, then the sockops/
+    // sk_msg object (here with maps of its own).
+    const PropagationSupport support = ProbePropagationSupport();
+    if (!support.ok || !ctx_ok) {
+      items.push_back(Item("context propagation", false,
+                           "off: " + (support.ok ? std::string("the capture with kernel-side "
+                                                               "contexts does not load here")
+                                                 : support.why),
+                           prop_for, false));
+      return items;
     }
     propagation_bpf* prop = propagation_bpf__open();
     int prop_err = -errno;
@@ -195,7 +205,7 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
       ConfigurePropagation(prop, lo, FionreadGuard::kAuto, support.route);
       prop_err = propagation_bpf__load(prop);
     }
-    const bool prop_ok = ctx && ctx_err == 0 && prop && prop_err == 0;
+    const bool prop_ok = prop && prop_err == 0;
     const std::string route =
         support.route == SockopsRoute::kTask
             ? " (sockops reads the connecting task: this kernel's sockops lacks "
@@ -203,8 +213,7 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
             : "";
     items.push_back(Item("context propagation programs", prop_ok,
                          prop_ok ? "loaded and verified" + route
-                                 : "off: load failed: " +
-                                       std::string(strerror(-(ctx_err != 0 ? ctx_err : prop_err))),
+                                 : "off: load failed: " + std::string(strerror(-prop_err)),
                          prop_for, false));
     if (prop_ok) {
       const int fionread = ProbeSockhashFionread(prop);
@@ -216,7 +225,6 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
           "keep-alive requests injected back to back", false));
     }
     if (prop) propagation_bpf__destroy(prop);
-    if (ctx) socket_trace_bpf__destroy(ctx);
   }
   return items;
 }

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <thread>
 
+#include "agent/kernel/capture_object.h"
 #include "propagation.h"
 #include "propagation.skel.h"
 
@@ -179,10 +180,15 @@ bool Helper(bpf_prog_type type, bpf_func_id helper) {
 
 PropagationSupport ProbePropagationSupport() {
   PropagationSupport out;
-  // The request-head scans (capture and sk_msg) are bpf_loop callbacks.
+  // The kernel decides the contexts it injects (the capture's request-head
+  // scans), and sk_msg scans the requests it writes: both bpf_loop callbacks.
+  if (const KernelContextSupport ctx = ProbeKernelContext(); !ctx.ok) {
+    out.why = ctx.why;
+    return out;
+  }
   if (!Helper(BPF_PROG_TYPE_SK_MSG, BPF_FUNC_loop)) {
-    out.why = "this kernel has no bpf_loop (Linux 5.17, e6f2dd0f8067), which the kernel-side "
-              "request scan needs";
+    out.why = "this kernel's sk_msg programs have no bpf_loop (Linux 5.17, e6f2dd0f8067), "
+              "which the outgoing request scan needs";
     return out;
   }
   // sk_msg: who writes, and what we know of the socket (both since Linux 5.8:

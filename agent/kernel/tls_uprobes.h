@@ -1,13 +1,15 @@
 // The uprobes of OpenSSL's probe set (uprobes/openssl/openssl_probes.h) on
-// one library file at a time: the capture object's ht_ssl_* programs,
-// attached by symbol name (libbpf resolves it in the file) for every process
-// that maps the file; the programs filter by the selected pids. Destroying
-// this detaches everything; it must go before the BpfLoader it borrows.
+// one library file in one process at a time: the capture object's ht_ssl_*
+// programs, attached by symbol name (libbpf resolves it in the file) with
+// the process as the uprobe's filter, so that the kernel puts breakpoints in
+// selected processes only. Destroying this detaches everything; it must go
+// before the BpfLoader it borrows.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "agent/kernel/bpf_loader.h"
@@ -24,13 +26,13 @@ class TlsUprobes : public tls::UprobeTarget {
   TlsUprobes(const TlsUprobes&) = delete;
   TlsUprobes& operator=(const TlsUprobes&) = delete;
 
-  bool Attach(const tls::TlsLibrary& lib, std::string* error) override;
-  void Detach(const tls::TlsLibrary& lib) override;
+  bool Attach(const tls::TlsLibrary& lib, pid_t pid, std::string* error) override;
+  void Detach(const tls::TlsLibrary& lib, pid_t pid) override;
   size_t links() const;
 
  private:
   const BpfLoader& loader_;
-  std::map<std::pair<uint64_t, uint64_t>, std::vector<bpf_link*>> links_;  // (dev, inode)
+  std::map<std::tuple<uint64_t, uint64_t, pid_t>, std::vector<bpf_link*>> links_;  // dev, inode, pid
 };
 
 }  // namespace hoptrace

@@ -9,13 +9,14 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <optional>
 
 #include "agent/kernel/bpf_loader.h"
+#include "agent/kernel/capture_object.h"
 #include "agent/kernel/propagation_loader.h"
 #include "net_probe.skel.h"
 #include "uprobe_trace.skel.h"
 #include "propagation.skel.h"
-#include "socket_trace.skel.h"
 
 namespace hoptrace {
 namespace {
@@ -47,27 +48,52 @@ LoaderOptions CaptureOptionsFor(const Config& c) {
   return lo;
 }
 
-// Loads a skeleton object configured by `configure` and records what each
-// program cost. When the object does not load, each program is loaded alone
-// so that every one gets its own verdict.
+// One object opened and configured for a load: the libbpf object, how to
+// load it, and its owner (freeing it frees the object).
+struct Opened {
+  bpf_object* obj = nullptr;
+  std::function<int()> load;
+  std::shared_ptr<void> owner;
+};
+using Opener = std::function<std::optional<Opened>()>;
+
 template <typename Skel>
-ObjectCosts LoadAndMeasure(const char* name, Skel* (*open)(), int (*load)(Skel*),
-                           void (*destroy)(Skel*), const std::function<void(Skel*)>& configure) {
+Opener SkeletonOpener(std::function<void(Skel*)> configure) {
+  return [configure]() -> std::optional<Opened> {
+    Skel* skel = Skel::open();
+    if (!skel) return std::nullopt;
+    configure(skel);
+    std::shared_ptr<Skel> owner(skel, [](Skel* s) { Skel::destroy(s); });
+    return Opened{skel->obj, [skel] { return Skel::load(skel); }, owner};
+  };
+}
+
+Opener CaptureOpener(const LoaderOptions& options) {
+  return [options]() -> std::optional<Opened> {
+    std::shared_ptr<CaptureObject> capture = CaptureObject::Open(options);
+    if (!capture) return std::nullopt;
+    return Opened{capture->obj(), [c = capture.get()] { return c->Load(); }, capture};
+  };
+}
+
+// Loads an object and records what each program cost. When the object does
+// not load, each program is loaded alone so that every one gets its own
+// verdict.
+ObjectCosts LoadAndMeasure(const std::string& name, const Opener& open) {
   ObjectCosts out;
   out.object = name;
-  Skel* skel = open();
-  if (!skel) {
+  std::optional<Opened> o = open();
+  if (!o) {
     out.error = std::string("cannot open: ") + strerror(errno);
     return out;
   }
-  configure(skel);
   int err;
   {
-    CostRecorder rec(skel->obj);
-    err = load(skel);
+    CostRecorder rec(o->obj);
+    err = o->load();
     out.programs = rec.Costs(err);
   }
-  destroy(skel);
+  o.reset();
   bool unknown = false;
   for (const auto& p : out.programs) unknown |= p.insns < 0;
   if (err == 0 && !unknown) return out;
@@ -79,18 +105,16 @@ ObjectCosts LoadAndMeasure(const char* name, Skel* (*open)(), int (*load)(Skel*)
       each.push_back(p);
       continue;
     }
-    Skel* one = open();
+    std::optional<Opened> one = open();
     if (!one) break;
-    configure(one);
     bpf_program* prog;
     bpf_object__for_each_program(prog, one->obj) {
       if (p.program != bpf_program__name(prog)) bpf_program__set_autoload(prog, false);
     }
     CostRecorder rec(one->obj, /*with_log=*/true);
-    const int one_err = load(one);
+    const int one_err = one->load();
     auto costs = rec.Costs(one_err);
     if (!costs.empty()) each.push_back(costs.front());
-    destroy(one);
   }
   if (each.size() == out.programs.size()) out.programs = std::move(each);
   return out;
@@ -112,10 +136,8 @@ bool Within(const ProgramCost& p, int64_t budget) {
 }  // namespace
 
 ObjectCosts MeasureCapture(const LoaderOptions& options) {
-  return LoadAndMeasure<socket_trace_bpf>(
-      options.kernel_context ? "capture+ctx" : "capture", socket_trace_bpf__open,
-      socket_trace_bpf__load, socket_trace_bpf__destroy,
-      [&](socket_trace_bpf* s) { ConfigureCapture(s, options); });
+  return LoadAndMeasure(options.kernel_context ? "capture+ctx" : "capture",
+                        CaptureOpener(options));
 }
 
 ObjectCosts MeasurePropagation(const LoaderOptions& capture_options, const std::string& guard) {
@@ -124,9 +146,8 @@ ObjectCosts MeasurePropagation(const LoaderOptions& capture_options, const std::
   ParseFionreadGuard(guard, &g);
   LoaderOptions lo = capture_options;
   lo.kernel_context = true;
-  return LoadAndMeasure<propagation_bpf>(
-      "propagation", propagation_bpf__open, propagation_bpf__load, propagation_bpf__destroy,
-      [&](propagation_bpf* s) {
+  return LoadAndMeasure(
+      "propagation", SkeletonOpener<propagation_bpf>([&](propagation_bpf* s) {
         ConfigurePropagation(s, lo, g, support.route);
         // Both sockops routes where this kernel takes both: a DaemonSet
         // meets the other one on older nodes.
@@ -135,18 +156,16 @@ ObjectCosts MeasurePropagation(const LoaderOptions& capture_options, const std::
           bpf_program__set_autoload(s->progs.ht_sockops, true);
         }
         bpf_program__set_autoload(s->progs.ht_sockops_task, true);
-      });
+      }));
 }
 
 ObjectCosts MeasureNetProbe() {
-  return LoadAndMeasure<net_probe_bpf>("net_probe", net_probe_bpf__open, net_probe_bpf__load,
-                                       net_probe_bpf__destroy, [](net_probe_bpf*) {});
+  return LoadAndMeasure("net_probe", SkeletonOpener<net_probe_bpf>([](net_probe_bpf*) {}));
 }
 
 ObjectCosts MeasureUprobes() {
-  return LoadAndMeasure<uprobe_trace_bpf>("uprobe_trace", uprobe_trace_bpf__open,
-                                          uprobe_trace_bpf__load, uprobe_trace_bpf__destroy,
-                                          [](uprobe_trace_bpf*) {});
+  return LoadAndMeasure("uprobe_trace",
+                        SkeletonOpener<uprobe_trace_bpf>([](uprobe_trace_bpf*) {}));
 }
 
 void PrintObjectCosts(const ObjectCosts& costs, int64_t budget, std::FILE* out) {

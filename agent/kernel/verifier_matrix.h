@@ -1,6 +1,6 @@
 // `hoptrace check --config-matrix`: every configuration `hoptrace run`
 // offers (selection mode x propagation x read guard x payload size), each
-// loaded the way `run` loads it (ConfigureCapture, ConfigurePropagation),
+// loaded the way `run` loads it (CaptureObject::Open, ConfigurePropagation),
 // with the verifier's processed instructions per program. A program that
 // does not load, or uses more than kVerifierBudget, fails the matrix.
 #pragma once

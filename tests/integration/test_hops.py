@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, SERVICES, attr, by_kind, hoptrace_bin
+from conftest import PYTHON, SERVICES, attr, by_kind, hoptrace_bin, require_propagation
 from propagation_util import TestCgroup, py_service
 
 MS = 1_000_000
@@ -525,6 +525,7 @@ def test_request_queued_before_accept_still_gets_its_ttl(topo, agent_factory):
 
 @pytest.fixture
 def cg(topo):
+    require_propagation()
     c = TestCgroup()
     yield c
     c.remove(topo.procs)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SERVICES, PYTHON
+from conftest import SERVICES, PYTHON, require_propagation
 from otlp.harness import KIND_CLIENT, KIND_SERVER, free_port
 from propagation_util import TestCgroup
 
@@ -102,6 +102,7 @@ def test_sdk_caller_and_hoptrace_callee_make_one_trace(topo, receiver, sdk_servi
 
 @pytest.fixture
 def cg(topo):
+    require_propagation()
     c = TestCgroup()
     yield c
     c.remove(topo.procs)

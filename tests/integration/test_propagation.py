@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import by_kind, attr
+from conftest import by_kind, attr, require_propagation
 from propagation_util import (TestCgroup, check_one_hop, heads, header_values, nginx_proxy, node_service,
                               one_traceparent, py_service, wait_heads, bpf_objects_named)
 
@@ -19,6 +19,7 @@ PARENT = "00f067aa0ba902b7"
 
 @pytest.fixture
 def cg(topo):
+    require_propagation()
     c = TestCgroup()
     yield c
     c.remove(topo.procs)

@@ -17,7 +17,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import attr, by_kind
+from conftest import attr, by_kind, require_propagation
 from propagation_util import TestCgroup, nginx_proxy, node_service, py_service
 
 CONCURRENCY = [1, 8, 64]
@@ -53,6 +53,7 @@ print(len(bad), bad[:3])
 
 @pytest.fixture
 def cg(topo):
+    require_propagation()
     c = TestCgroup()
     yield c
     c.remove(topo.procs)

@@ -15,12 +15,13 @@ import time
 
 import pytest
 
-from conftest import PYTHON, SERVICES, hoptrace_bin
+from conftest import PYTHON, SERVICES, hoptrace_bin, require_propagation
 from propagation_util import TestCgroup, bpf_objects_named, nginx_proxy, start_in
 
 
 @pytest.fixture
 def cg(topo):
+    require_propagation()
     c = TestCgroup()
     yield c
     c.remove(topo.procs)

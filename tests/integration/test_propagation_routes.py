@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from conftest import by_kind, hoptrace_bin
+from conftest import by_kind, hoptrace_bin, require_propagation
 from propagation_util import TestCgroup, check_one_hop, one_traceparent, py_service, wait_heads
 
 ROUTES = ["helper", "task"]
@@ -24,6 +24,7 @@ ROUTES = ["helper", "task"]
 
 @pytest.fixture
 def cg(topo):
+    require_propagation()
     c = TestCgroup()
     yield c
     c.remove(topo.procs)
@@ -126,3 +127,52 @@ def test_check_reports_each_program_cost():
     assert ("propagation", "ht_sk_msg") in costs, r.stdout
     assert ("capture", "ht_exit_read") in costs, r.stdout
     assert all(0 < v <= 250_000 for v in costs.values()), costs
+
+
+NO_LOOP = "propagation is off: this kernel has no bpf_loop (Linux 5.17"
+
+
+def test_starts_without_kernel_contexts_where_bpf_loop_is_missing(topo, agent_factory):
+    """Kernels before 5.17 (Debian 11's 5.10) have no bpf_loop: the agent
+    loads the capture build without kernel-side contexts, says in one line
+    that propagation is off and why, and traces read-only: the same span
+    tree (the 4-tuple links the leaf to the front's CLIENT span), nothing
+    injected. HOPTRACE_KERNEL_CONTEXT=off makes a newer kernel answer as
+    such a kernel does (on one, the variable changes nothing)."""
+    cgroup = TestCgroup()  # not the cg fixture: it skips where propagation cannot work
+    try:
+        c, front, leaf, leaf_log = front_and_leaf(topo, cgroup)
+        env = {"HOPTRACE_KERNEL_CONTEXT": "off"}
+        agent = agent_factory("--pid", str(front.pid), "--pid", str(leaf.pid),
+                              "--propagation-cgroup", str(cgroup.path), env=env)
+        log = agent.log_text()
+        assert [l for l in log.splitlines() if "propagation is off" in l] == \
+            [l for l in log.splitlines() if NO_LOOP in l], log
+        assert len([l for l in log.splitlines() if NO_LOOP in l]) == 1, log
+        assert "injecting traceparent" not in log, log
+        assert topo.curl(c, "http://10.221.1.2:8080/work") == "200"
+        spans = agent.wait_spans(lambda s: len(s) >= 3)
+        assert len(spans) == 3, spans
+        [f_srv] = by_kind(spans, "SERVER", "front")
+        [f_cli] = by_kind(spans, "CLIENT", "front")
+        [l_srv] = by_kind(spans, "SERVER", "leaf")
+        assert f_srv["parent_span_id"] == ""
+        assert f_cli["parent_span_id"] == f_srv["span_id"]
+        assert l_srv["parent_span_id"] == f_cli["span_id"]
+        assert f_srv["trace_id"] == f_cli["trace_id"] == l_srv["trace_id"]
+        [head] = wait_heads(leaf_log, 1)
+        assert "traceparent" not in head.lower()
+        agent.stop()
+        assert agent.proc.returncode == 0, agent.log_text()
+
+        # `hoptrace check` says the same.
+        r = subprocess.run([hoptrace_bin(), "check"], capture_output=True, text=True,
+                           timeout=300, env=dict(os.environ, **env))
+        missing = [l for l in r.stdout.splitlines() if l.startswith("MISSING")]
+        for feature in ("kernel-side trace contexts", "context propagation"):
+            [line] = [l for l in missing if l.split("  ")[1].strip() == feature]
+            assert "no bpf_loop (Linux 5.17" in line, r.stdout
+        assert any(l.startswith("ok") and "HTTP capture programs" in l
+                   for l in r.stdout.splitlines()), r.stdout
+    finally:
+        cgroup.remove(topo.procs)

@@ -9,6 +9,7 @@ node drives OpenSSL (its own, exported by the executable, in nodesource's
 builds; libssl.so.3 in Debian's) through memory BIOs, so its TLS sessions
 are tied to sockets by the thread's socket reads (bpf/tls_session.bpf.h)."""
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -231,7 +232,7 @@ def test_https_chain_exact_span_tree(topo, cg, agent_factory, propagation):
     t = tls_stats(agent)
     # libssl.so.3, and node's executable when it carries its own OpenSSL
     # (nodesource builds; Debian's nodejs uses libssl.so.3).
-    assert t["files_attached"] >= 1
+    assert t["attached"] >= 1
     assert t["calls_by_thread"] >= 1  # node's memory BIOs
     assert t["calls_by_syscall"] >= 1
     assert agent.final_stats["conns"] == "0"
@@ -384,7 +385,7 @@ def test_process_started_later_and_detach_at_exit(topo, agent_factory):
     assert {"ht_ssl_read", "ht_ssl_write", "ht_ssl_return"} <= names
     agent.stop()
     t = tls_stats(agent)
-    assert t["files_attached"] == t["files_detached"] >= 1
+    assert t["attached"] == t["detached"] >= 1
     # Every program the agent held (uprobes included) is gone with it.
     assert [i for i in held if prog_name(i)] == []
 
@@ -425,3 +426,68 @@ def test_check_names_tls_libraries(topo):
     # Node with its own OpenSSL (nodesource) or Debian's (libssl.so.3).
     assert any(l.startswith("ok") and ("(executable)" in l or "libssl.so" in l)
                and "can be probed" in l for l in node_lines), out
+
+
+def ssl_entry_bytes(pid, symbol="SSL_write_ex"):
+    """(byte in process pid's memory, byte in the file) at the entry of
+    `symbol` in the libssl it maps: equal when no uprobe breakpoint is there."""
+    maps = [l.split() for l in Path(f"/proc/{pid}/maps").read_text().splitlines()]
+    [lib] = {m[5] for m in maps if len(m) >= 6 and "/libssl.so" in m[5]}
+    host = f"/proc/{pid}/root{lib}"
+    syms = subprocess.run(["readelf", "-W", "--dyn-syms", host], capture_output=True, text=True,
+                          check=True).stdout
+    m = re.search(r"^\s*\d+:\s+([0-9a-f]+)\s+\d+\s+FUNC\s+GLOBAL\s+DEFAULT\s+\d+\s+"
+                  + symbol + r"(@@?\S+)?$", syms, re.M)
+    assert m, f"{symbol} not in {lib}"
+    vaddr = int(m.group(1), 16)
+    segs = subprocess.run(["readelf", "-lW", host], capture_output=True, text=True,
+                          check=True).stdout
+    off = None
+    for s in re.findall(r"^\s+LOAD\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+0x[0-9a-f]+\s+0x([0-9a-f]+)",
+                        segs, re.M):
+        f_off, v, size = (int(x, 16) for x in s)
+        if v <= vaddr < v + size:
+            off = vaddr - v + f_off
+    assert off is not None
+    [addr] = [int(m[0].split("-")[0], 16) + off - int(m[2], 16) for m in maps
+              if len(m) >= 6 and m[5] == lib and "x" in m[1] and
+              int(m[2], 16) <= off < int(m[2], 16) + int(m[0].split("-")[1], 16) -
+              int(m[0].split("-")[0], 16)]
+    with open(f"/proc/{pid}/mem", "rb") as mem, open(host, "rb") as f:
+        mem.seek(addr)
+        f.seek(off)
+        return mem.read(1), f.read(1)
+
+
+def test_unselected_process_using_the_same_libssl_gets_no_breakpoint(tmp_path, agent_factory):
+    """Uprobes are attached per selected process: another process mapping
+    the same libssl.so.3 keeps its code untouched and pays no trap; the
+    selected one has the breakpoint, and loses it when the agent exits.
+    Both map a private copy of Debian's libssl.so.3 (LD_LIBRARY_PATH), so
+    that no other tracer on the machine can have probes on that file."""
+    shutil.copy2("/usr/lib/x86_64-linux-gnu/libssl.so.3", tmp_path / "libssl.so.3")
+    env = dict(os.environ, LD_LIBRARY_PATH=str(tmp_path))
+    code = "import ssl, time; print('ready', flush=True); time.sleep(120)"
+    procs = [subprocess.Popen([PYTHON, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    selected, other = procs
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+            assert str(tmp_path / "libssl.so.3") in Path(f"/proc/{p.pid}/maps").read_text()
+        agent = agent_factory("--pid", str(selected.pid))
+        deadline = time.time() + 10
+        while f"in pid {selected.pid}" not in agent.log_text() and time.time() < deadline:
+            time.sleep(0.05)
+        assert f"in pid {selected.pid}" in agent.log_text(), agent.log_text()
+        in_mem, in_file = ssl_entry_bytes(selected.pid)
+        assert in_mem == b"\xcc" and in_file != b"\xcc", (in_mem, in_file)
+        in_mem, in_file = ssl_entry_bytes(other.pid)
+        assert in_mem == in_file, "a process that is not selected got a breakpoint"
+        agent.stop()
+        in_mem, in_file = ssl_entry_bytes(selected.pid)
+        assert in_mem == in_file, "the breakpoint stayed after the agent exited"
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, SERVICES
+from conftest import PYTHON, SERVICES, require_propagation
 from propagation_util import TestCgroup
 
 SUITE_COMMIT = "acab820be9db7b3433668baa5cdd43f57f4c4be0"  # "Fix tracestate key grammar tests"
@@ -57,6 +57,7 @@ def suite_dir():
 
 @pytest.fixture
 def cg(topo):
+    require_propagation()
     c = TestCgroup()
     yield c
     c.remove(topo.procs)

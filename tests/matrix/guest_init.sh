@@ -1,5 +1,6 @@
 # PID 1 of the matrix guest after switch_root, run by the host's /bin/bash on
-# the host's userspace (overlaid, writable in the guest only). Mounts what a
+# the host's userspace (overlaid, writable in the guest only), or by the
+# guest root's own bash (run_vm.sh --root). Mounts what a
 # Debian system mounts (cgroup v2 at /sys/fs/cgroup, bpffs, tracefs), lets the
 # guest kernel find its own modules, runs the command run_vm.sh left in the
 # control share, records its exit status and powers off, whatever happens.
@@ -48,6 +49,15 @@ for d in $HT_VM_RW; do
 done
 
 ip link set lo up
+if [ "${HT_VM_NET:-0}" = 1 ]; then
+  # QEMU's user-mode network: fixed addresses, no DHCP client needed.
+  modprobe virtio_net 2>/dev/null || true
+  dev=$(ls /sys/class/net | grep -v '^lo$' | head -1)
+  ip link set "$dev" up
+  ip addr add 10.0.2.15/24 dev "$dev"
+  ip route add default via 10.0.2.2
+  echo "nameserver 10.0.2.3" > /etc/resolv.conf
+fi
 hostname "ht-$release"
 echo "ht-guest: $(uname -r) up after $(cat "$ctl/boot_seconds") s; running: $(head -c 300 "$ctl/cmd")" > /dev/console
 cd "$HT_VM_CWD" 2>/dev/null || cd /

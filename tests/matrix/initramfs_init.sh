@@ -4,7 +4,9 @@
 # guest may write anywhere without touching the host, and hands over to
 # guest_init.sh from the host's own userspace. Parameters come from the kernel
 # command line as environment variables (no dot in the name, so the kernel
-# passes them to init): htinit= (guest init path), htrwmb= (overlay tmpfs size).
+# passes them to init): htinit= (guest init path), htrwmb= (overlay tmpfs size),
+# htroot= (overlay: the host's root under a tmpfs overlay; disk: the ext4
+# file system on the first virtio disk, run_vm.sh --disk).
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -24,6 +26,13 @@ for m in $(cat /lib/modules/load-order); do
   insmod /lib/modules/$m.ko || fail "insmod $m failed"
 done
 
+if [ "${htroot:-overlay}" = disk ]; then
+  mount -t ext4 /dev/vda /newroot || fail "mounting the guest's disk (/dev/vda) failed"
+  umount /proc /sys
+  umount /dev
+  [ -f "/newroot$htinit" ] || fail "guest init $htinit not found in the guest's root"
+  exec switch_root /newroot /bin/bash "$htinit"
+fi
 mkdir -p /mnt/lower /mnt/rw
 # cache=loose: the lower layer is read-only and does not change during a run,
 # and without a page cache every exec of python3 goes to the host over 9p.

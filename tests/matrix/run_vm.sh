@@ -6,28 +6,37 @@
 # in guest RAM), so build/agent/hoptrace, python3, curl, nginx, node, bpftool
 # and the source tree are the host's, at the same paths. No network device:
 # only lo and whatever namespaces/veths the command makes.
-#   tests/matrix/run_vm.sh [--mem MB] [--smp N] [--timeout S] [--rw DIR]... NAME -- CMD...
+#   tests/matrix/run_vm.sh [--mem MB] [--smp N] [--timeout S] [--rw DIR]... [--disk IMG]
+#                          [--net] NAME -- CMD...
 # NAME: a kernel of kernels.conf (fetched and built on first use).
 # --rw DIR: DIR (a host directory) is writable in the guest at the same path.
+# --disk IMG: the guest's root is the ext4 file system in IMG (a whole Debian
+#   with this script's guest_init.sh at /sbin/hoptrace-vm-init and the
+#   kernel's modules in /lib/modules: tests/freshvm/run.sh), read-write,
+#   instead of the host's; CMD runs in it as its root user.
+# --net: a network card on QEMU's user-mode network (10.0.2.15, NAT to the
+#   host's; DNS at 10.0.2.3), so the guest can reach Debian's mirrors.
 # Exit: the command's status; 124 on timeout; 125 if the guest never ran it.
 # Prints the guest console (kernel messages quiet, the command's output) and
 # a final line "run_vm: NAME boot S s, total S s, rc N".
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${HOPTRACE_MATRIX_CACHE:-/var/cache/hoptrace-matrix}
-mem=3072 smp=2 timeout=900 rw=()
+mem=3072 smp=2 timeout=900 rw=() disk="" net=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --mem) mem=$2; shift 2;;
     --smp) smp=$2; shift 2;;
     --timeout) timeout=$2; shift 2;;
     --rw) rw+=("$(cd "$2" && pwd)"); shift 2;;
+    --disk) disk=$(realpath "$2"); shift 2;;
+    --net) net=1; shift;;
     --) shift; break;;
     -*) echo "run_vm: unknown option $1" >&2; exit 2;;
     *) name=$1; shift;;
   esac
 done
-[ -n "${name:-}" ] && [ $# -gt 0 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
+[ -n "${name:-}" ] && [ $# -gt 0 ] || { sed -n '2,22p' "$0" >&2; exit 2; }
 command -v qemu-system-x86_64 >/dev/null ||
   { echo "run_vm: qemu-system-x86_64 missing: run sudo scripts/setup-matrix.sh" >&2; exit 2; }
 
@@ -40,8 +49,11 @@ cleanup() { rm -rf "$ctl"; }
 trap cleanup EXIT
 # The command as one shell script: no quoting through the kernel command line.
 printf '%q ' "$@" > "$ctl/cmd"; echo >> "$ctl/cmd"
+init=$here/guest_init.sh
+[ -n "$disk" ] && init=/sbin/hoptrace-vm-init
 {
-  printf 'HT_VM_MODULES=%q\n' "$kdir/root/lib/modules/$release"
+  [ -z "$disk" ] && printf 'HT_VM_MODULES=%q\n' "$kdir/root/lib/modules/$release"
+  printf 'HT_VM_NET=%q\n' "$net"
   printf 'HT_VM_CWD=%q\n' "$PWD"
   printf 'HT_VM_RW=%q\n' "${rw[*]:-}"
   # What the command needs from the caller's environment (ctest sets these).
@@ -51,7 +63,16 @@ printf '%q ' "$@" > "$ctl/cmd"; echo >> "$ctl/cmd"
   echo "export HT_MATRIX_VM=1"
 } > "$ctl/env"
 
-virtfs=(-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
+if [ -n "$disk" ]; then
+  rootfs=(-drive "file=$disk,if=virtio,format=raw,cache=unsafe")
+  rootmode=disk
+else
+  rootfs=(-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap")
+  rootmode=overlay
+fi
+nic=(-nic none)
+[ "$net" = 1 ] && nic=(-nic user,model=virtio-net-pci)
+virtfs=("${rootfs[@]}"
         -virtfs "local,path=$ctl,mount_tag=ctl,security_model=none,multidevs=remap")
 i=0
 for d in "${rw[@]}"; do
@@ -67,8 +88,8 @@ set +e
 nice -n 10 timeout --kill-after=15 "$timeout" qemu-system-x86_64 \
   -accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" \
   -kernel "$kdir/vmlinuz" -initrd "$kdir/initramfs.cpio.gz" \
-  -append "console=ttyS0 quiet loglevel=3 panic=-1 random.trust_cpu=on htinit=$here/guest_init.sh htrwmb=$((mem / 3))" \
-  -nographic -no-reboot -nic none -device virtio-rng-pci \
+  -append "console=ttyS0 quiet loglevel=3 panic=-1 random.trust_cpu=on htinit=$init htroot=$rootmode htrwmb=$((mem / 3))" \
+  -nographic -no-reboot "${nic[@]}" -device virtio-rng-pci \
   "${virtfs[@]}" < /dev/null
 qrc=$?
 set -e

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,23 +28,27 @@ TlsLibrary Lib(uint64_t inode, std::vector<std::string> symbols = {"SSL_write", 
   return lib;
 }
 
+// Records (inode, pid) attachments.
+using Att = std::pair<uint64_t, pid_t>;
+
 struct FakeTarget : UprobeTarget {
-  bool Attach(const TlsLibrary& lib, std::string* error) override {
-    if (fail) {
+  bool Attach(const TlsLibrary& lib, pid_t pid, std::string* error) override {
+    if (fail || gone.count(pid)) {
       *error = "refused";
       return false;
     }
-    attached.push_back(lib.inode);
-    live[lib.inode] = true;
+    attached.push_back({lib.inode, pid});
+    live.insert({lib.inode, pid});
     return true;
   }
-  void Detach(const TlsLibrary& lib) override {
-    detached.push_back(lib.inode);
-    live.erase(lib.inode);
+  void Detach(const TlsLibrary& lib, pid_t pid) override {
+    detached.push_back({lib.inode, pid});
+    live.erase({lib.inode, pid});
   }
   bool fail = false;
-  std::vector<uint64_t> attached, detached;
-  std::map<uint64_t, bool> live;
+  std::set<pid_t> gone;  // processes that exited before their attach
+  std::vector<Att> attached, detached;
+  std::set<Att> live;
 };
 
 struct Fixture : ::testing::Test {
@@ -56,38 +61,43 @@ struct Fixture : ::testing::Test {
                        }};
 };
 
-TEST_F(Fixture, OneAttachmentPerFileSharedByProcesses) {
+TEST_F(Fixture, OneAttachmentPerProcessOfAFile) {
   maps[10] = {Lib(100)};
   maps[11] = {Lib(100)};
   attacher.AddProcess(10, 0);
   attacher.AddProcess(11, 0);
-  EXPECT_EQ(target.attached, std::vector<uint64_t>{100});
+  // Per process: another process mapping the file gets no breakpoint.
+  EXPECT_EQ(target.attached, (std::vector<Att>{{100, 10}, {100, 11}}));
   EXPECT_EQ(attacher.attached_files(), 1u);
+  EXPECT_EQ(attacher.attachments(), 2u);
 }
 
-TEST_F(Fixture, DetachesWhenTheLastUserExits) {
+TEST_F(Fixture, DetachesEachProcessAtItsExit) {
   maps[10] = {Lib(100)};
   maps[11] = {Lib(100), Lib(200)};
   attacher.AddProcess(10, 0);
   attacher.AddProcess(11, 0);
   attacher.RemoveProcess(11);
-  EXPECT_EQ(target.detached, std::vector<uint64_t>{200});
+  EXPECT_EQ(target.detached, (std::vector<Att>{{100, 11}, {200, 11}}));
+  EXPECT_EQ(attacher.attached_files(), 1u);
   attacher.RemoveProcess(10);
-  EXPECT_EQ(target.detached, (std::vector<uint64_t>{200, 100}));
+  EXPECT_EQ(target.detached, (std::vector<Att>{{100, 11}, {200, 11}, {100, 10}}));
   EXPECT_TRUE(target.live.empty());
   EXPECT_EQ(attacher.processes(), 0u);
+  EXPECT_EQ(attacher.attached_files(), 0u);
 }
 
-TEST_F(Fixture, ChildInheritsParentFilesWithoutScanning) {
+TEST_F(Fixture, ChildGetsParentFilesWithoutScanning) {
   maps[10] = {Lib(100)};
   attacher.AddProcess(10, 0);
   const int before = scans;
   attacher.AddChild(10, 12, 0);
   EXPECT_EQ(scans, before);
+  EXPECT_EQ(target.attached, (std::vector<Att>{{100, 10}, {100, 12}}));
   attacher.RemoveProcess(10);
-  EXPECT_TRUE(target.detached.empty());  // the child still uses it
+  EXPECT_EQ(target.detached, (std::vector<Att>{{100, 10}}));  // the child keeps its own
   attacher.RemoveProcess(12);
-  EXPECT_EQ(target.detached, std::vector<uint64_t>{100});
+  EXPECT_EQ(target.detached, (std::vector<Att>{{100, 10}, {100, 12}}));
 }
 
 TEST_F(Fixture, RescansUntilTheLibraryIsLoaded) {
@@ -97,7 +107,7 @@ TEST_F(Fixture, RescansUntilTheLibraryIsLoaded) {
   EXPECT_EQ(scans, 1);  // too early
   maps[10] = {Lib(100)};
   attacher.Tick(5 * kMs);
-  EXPECT_EQ(target.attached, std::vector<uint64_t>{100});
+  EXPECT_EQ(target.attached, (std::vector<Att>{{100, 10}}));
   const int after = scans;
   attacher.Tick(10'000 * kMs);
   EXPECT_EQ(scans, after);  // found: no more scans
@@ -117,19 +127,22 @@ TEST_F(Fixture, ExecKeepsFilesBothImagesUse) {
   attacher.AddProcess(10, 0);
   maps[10] = {Lib(100)};
   attacher.AddProcess(10, 0, /*new_image=*/true);
-  EXPECT_EQ(target.attached, (std::vector<uint64_t>{100, 200}));  // 100 never re-attached
-  EXPECT_EQ(target.detached, std::vector<uint64_t>{200});
+  // 100 never re-attached, 200 released.
+  EXPECT_EQ(target.attached, (std::vector<Att>{{100, 10}, {200, 10}}));
+  EXPECT_EQ(target.detached, (std::vector<Att>{{200, 10}}));
 }
 
 TEST_F(Fixture, FileWithoutTheFunctionsIsNotAttachedNorRetried) {
   maps[10] = {Lib(100, {"SSL_write_ex"})};
+  maps[11] = {Lib(100, {"SSL_write_ex"})};
   attacher.AddProcess(10, 0);
   attacher.AddProcess(10, 0);
+  attacher.AddProcess(11, 0);
   EXPECT_TRUE(target.attached.empty());
   EXPECT_EQ(attacher.stats().not_probeable, 1u);
 }
 
-TEST_F(Fixture, FailedAttachIsCountedOnce) {
+TEST_F(Fixture, FileThatFailsInItsFirstProcessIsNotRetried) {
   target.fail = true;
   maps[10] = {Lib(100)};
   maps[11] = {Lib(100)};
@@ -139,20 +152,18 @@ TEST_F(Fixture, FailedAttachIsCountedOnce) {
   EXPECT_EQ(attacher.attached_files(), 0u);
 }
 
-TEST(TlsLibraries, ParsesFileMappingsOncePerPath) {
-  const std::string maps =
-      "55d0c0a00000-55d0c0a2a000 r--p 00000000 fe:01 1311 /usr/bin/curl\n"
-      "7f1e3c000000-7f1e3c021000 rw-p 00000000 00:00 0 \n"
-      "7f1e3d4a0000-7f1e3d4c0000 r--p 00000000 fe:01 2222 /usr/lib/x86_64-linux-gnu/libssl.so.3\n"
-      "7f1e3d4c0000-7f1e3d51c000 r-xp 00020000 fe:01 2222 /usr/lib/x86_64-linux-gnu/libssl.so.3\n"
-      "7ffd5a1c1000-7ffd5a1e2000 rw-p 00000000 00:00 0 [stack]\n"
-      "7f1e3d600000-7f1e3d610000 r-xp 00000000 fe:01 3333 /opt/my lib/libssl.so.1.1 (deleted)\n";
-  auto files = ParseMappedFiles(maps);
-  ASSERT_EQ(files.size(), 3u);
-  EXPECT_EQ(files[0].path, "/usr/bin/curl");
-  EXPECT_EQ(files[1].path, "/usr/lib/x86_64-linux-gnu/libssl.so.3");
-  EXPECT_EQ(files[1].inode, 2222u);
-  EXPECT_EQ(files[2].path, "/opt/my lib/libssl.so.1.1 (deleted)");
+TEST_F(Fixture, AProcessGoneBeforeItsAttachDoesNotSpoilTheFile) {
+  maps[10] = {Lib(100)};
+  maps[11] = {Lib(100)};
+  maps[12] = {Lib(100)};
+  attacher.AddProcess(10, 0);
+  target.gone.insert(11);
+  attacher.AddProcess(11, 0);
+  attacher.AddProcess(12, 0);
+  EXPECT_EQ(attacher.stats().attach_failed, 1u);
+  EXPECT_EQ(target.attached, (std::vector<Att>{{100, 10}, {100, 12}}));
+  attacher.RemoveProcess(11);  // never attached: nothing to detach
+  EXPECT_TRUE(target.detached.empty());
 }
 
 TEST(TlsLibraries, NamesLibsslVersions) {

@@ -57,14 +57,17 @@ void TlsAttacher::RemoveProcess(pid_t pid) {
 void TlsAttacher::Release(pid_t pid, const std::vector<uint64_t>& files) {
   for (uint64_t key : files) {
     auto f = files_.find(key);
-    if (f == files_.end()) continue;
-    f->second.users.erase(pid);
-    if (f->second.users.empty()) {
-      target_->Detach(f->second.lib);
-      ++stats_.detached;
-      files_.erase(f);
-    }
+    if (f == files_.end() || f->second.users.erase(pid) == 0) continue;
+    target_->Detach(f->second.lib, pid);
+    ++stats_.detached;
+    if (f->second.users.empty()) files_.erase(f);
   }
+}
+
+size_t TlsAttacher::attachments() const {
+  size_t n = 0;
+  for (const auto& [key, file] : files_) n += file.users.size();
+  return n;
 }
 
 void TlsAttacher::Tick(uint64_t now_ns) {
@@ -88,23 +91,30 @@ void TlsAttacher::ScheduleNext(Proc* proc, uint64_t now_ns) {
 void TlsAttacher::Use(pid_t pid, Proc* proc, const TlsLibrary& lib) {
   const uint64_t key = KeyOf(lib);
   if (std::find(proc->files.begin(), proc->files.end(), key) != proc->files.end()) return;
+  if (failed_.count(key)) return;
   auto it = files_.find(key);
-  if (it == files_.end()) {
-    if (failed_.count(key)) return;
-    std::string error;
-    if (!lib.probeable()) {
-      ++stats_.not_probeable;
-      failed_.insert(key);
-      return;
-    }
-    if (!target_->Attach(lib, &error)) {
-      ++stats_.attach_failed;
-      failed_.insert(key);
-      return;
-    }
-    ++stats_.attached;
-    it = files_.emplace(key, File{lib, {}}).first;
+  const bool first = it == files_.end();
+  if (first && !lib.probeable()) {
+    ++stats_.not_probeable;
+    failed_.insert(key);
+    return;
   }
+  if (!first && it->second.users.count(pid)) {
+    // Its previous image used the file too (exec): the attachment follows
+    // the process into its new image (the kernel's filter is the task's mm).
+    proc->files.push_back(key);
+    return;
+  }
+  std::string error;
+  if (!target_->Attach(first ? lib : it->second.lib, pid, &error)) {
+    ++stats_.attach_failed;
+    // A file that cannot be attached in its first process will not be in
+    // the next; a later process may simply be gone already.
+    if (first) failed_.insert(key);
+    return;
+  }
+  ++stats_.attached;
+  if (first) it = files_.emplace(key, File{lib, {}}).first;
   it->second.users.insert(pid);
   proc->files.push_back(key);
 }

@@ -1,8 +1,9 @@
-// Which TLS library files carry our uprobes, as selected processes come and
-// go: a file is attached when the first selected process that maps it is
-// seen, and detached when the last one exits. Uprobes are per file (inode),
-// so one attachment serves every process that maps it; the BPF programs
-// filter by the selected pids.
+// Which TLS library files carry our uprobes, in which processes, as selected
+// processes come and go: a file's probes are attached for each selected
+// process that maps it, when the process is seen, and detached when it exits
+// or execs. Attachments are per process (the kernel's uprobe filter is the
+// process's mm): a process that is not selected but maps the same libssl
+// (any other HTTPS client on the node) gets no breakpoint and pays nothing.
 //
 // Processes are found at start-up, at exec and fork (the capture's identity
 // events) and at their first traced connection; a library loaded later
@@ -28,16 +29,16 @@ namespace hoptrace::tls {
 class UprobeTarget {
  public:
   virtual ~UprobeTarget() = default;
-  // Attaches the probe set to the functions lib defines. False and *error
-  // when nothing could be attached.
-  virtual bool Attach(const TlsLibrary& lib, std::string* error) = 0;
-  virtual void Detach(const TlsLibrary& lib) = 0;
+  // Attaches the probe set to the functions lib defines, in process pid
+  // only. False and *error when nothing could be attached.
+  virtual bool Attach(const TlsLibrary& lib, pid_t pid, std::string* error) = 0;
+  virtual void Detach(const TlsLibrary& lib, pid_t pid) = 0;
 };
 
 struct TlsAttacherStats {
-  uint64_t attached = 0;        // library files attached, ever
+  uint64_t attached = 0;        // (file, process) attachments made, ever
   uint64_t detached = 0;
-  uint64_t attach_failed = 0;   // files that could not be attached
+  uint64_t attach_failed = 0;   // attachments that could not be made
   uint64_t not_probeable = 0;   // files without the functions we need
   uint64_t scans = 0;           // /proc/PID/maps reads
 };
@@ -52,7 +53,8 @@ class TlsAttacher {
   // any more (they are released after the new ones are taken, so that a
   // file both images use stays attached); else only new files are added.
   void AddProcess(pid_t pid, uint64_t now_ns, bool new_image = false);
-  // A child forked by a selected process maps what its parent maps: no scan.
+  // A child forked by a selected process maps what its parent maps: no scan,
+  // the parent's files are attached for it too.
   void AddChild(pid_t parent, pid_t child, uint64_t now_ns);
   // The process is gone (or execs into another program: AddProcess again).
   void RemoveProcess(pid_t pid);
@@ -60,6 +62,7 @@ class TlsAttacher {
   void Tick(uint64_t now_ns);
 
   size_t attached_files() const { return files_.size(); }
+  size_t attachments() const;  // (file, process) pairs attached now
   size_t processes() const { return procs_.size(); }
   const TlsAttacherStats& stats() const { return stats_; }
 
@@ -84,7 +87,9 @@ class TlsAttacher {
   Finder finder_;
   std::map<uint64_t, File> files_;
   std::map<pid_t, Proc> procs_;
-  std::set<uint64_t> failed_;  // files that could not be attached: not retried
+  // Files whose first attachment failed or that lack the functions: not
+  // retried (a file that fails once fails for every process).
+  std::set<uint64_t> failed_;
   TlsAttacherStats stats_;
 };
 

@@ -3,10 +3,8 @@
 // linked into it (Node.js with its bundled OpenSSL). Files are named by
 // (device, inode), as uprobes are: one attachment serves every process that
 // maps the file.
-//
-// NOTE for the merge with uprobes/ (issue 15): the maps parsing and the
-// symbol lookup here are the minimum this needs; uprobes/process_maps.h and
-// uprobes/elf_file.h do the same in general and should replace them.
+// The maps and the symbols are read with uprobes/process_maps.h and
+// uprobes/elf_file.h (.dynsym only).
 #pragma once
 
 #include <sys/types.h>
@@ -29,15 +27,6 @@ struct TlsLibrary {
   bool probeable() const;  // defines every required function
   bool operator==(const TlsLibrary& o) const { return dev == o.dev && inode == o.inode; }
 };
-
-// A file-backed mapping of /proc/PID/maps.
-struct MappedFile {
-  std::string path;
-  uint64_t inode = 0;
-};
-
-// The distinct files of a maps text, in order of first appearance.
-std::vector<MappedFile> ParseMappedFiles(const std::string& maps_text);
 
 // "libssl.so.3" for ".../libssl.so.3"; empty when the file is no libssl.
 std::string LibsslKind(const std::string& path);

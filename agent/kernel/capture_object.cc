@@ -1,0 +1,80 @@
+#include "agent/kernel/capture_object.h"
+
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "agent/kernel/bpf_loader.h"
+#include "socket_trace.h"
+#include "socket_trace.skel.h"
+#include "socket_trace_capture.skel.h"
+
+namespace hoptrace {
+
+KernelContextSupport ProbeKernelContext() {
+  KernelContextSupport out;
+  const char* forced = getenv("HOPTRACE_KERNEL_CONTEXT");
+  const bool loop = libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_loop, nullptr) == 1;
+  const bool force_off = forced != nullptr && strcmp(forced, "off") == 0;
+  if (!loop || force_off) {
+    out.why = "this kernel has no bpf_loop (Linux 5.17, e6f2dd0f8067), which kernel-side trace "
+              "contexts and traceparent injection need";
+    if (loop) out.why += " (not true here: HOPTRACE_KERNEL_CONTEXT=off asks to act so)";
+    return out;
+  }
+  out.ok = true;
+  return out;
+}
+
+template <typename Skel>
+std::unique_ptr<CaptureObject> CaptureObject::OpenAs(const LoaderOptions& options) {
+  Skel* skel = Skel::open();
+  if (!skel) return nullptr;
+  auto* ro = skel->rodata;
+  ro->targ_agent_tgid = static_cast<__u32>(getpid());
+  ro->targ_trace_all = options.trace_all;
+  ro->targ_port_filter = !options.ports.empty();
+  ro->targ_exec_events = options.exec_events;
+  ro->targ_max_payload = std::min<uint32_t>(options.max_payload, HT_MAX_PAYLOAD);
+  // Only the build with kernel-side contexts has their knobs.
+  if constexpr (requires { ro->targ_kernel_ctx; }) {
+    ro->targ_kernel_ctx = options.kernel_context;
+    ro->targ_sampler = options.sampler_kind;
+    ro->targ_sample_threshold = options.sample_threshold;
+  }
+  // TLS plaintext (bpf/tls.bpf.h): its uprobe programs load only when asked;
+  // TlsUprobes attaches them per library later.
+  ro->targ_tls = options.tls;
+  for (bpf_program* prog : {skel->progs.ht_ssl_write, skel->progs.ht_ssl_write_ex,
+                            skel->progs.ht_ssl_read, skel->progs.ht_ssl_read_ex,
+                            skel->progs.ht_ssl_return}) {
+    bpf_program__set_autoload(prog, options.tls);
+  }
+  // Ring buffer size must be a power-of-two multiple of the page size.
+  uint32_t rb = 1u << 16;
+  while (rb < options.ringbuf_bytes && rb < (1u << 30)) rb <<= 1;
+  bpf_map__set_max_entries(skel->maps.ht_events, rb);
+  return std::unique_ptr<CaptureObject>(new CaptureObject(
+      skel->skeleton, skel->obj, options.kernel_context, [skel] { Skel::destroy(skel); }));
+}
+
+std::unique_ptr<CaptureObject> CaptureObject::Open(const LoaderOptions& options) {
+  if (options.kernel_context) return OpenAs<socket_trace_bpf>(options);
+  return OpenAs<socket_trace_capture_bpf>(options);
+}
+
+CaptureObject::~CaptureObject() { destroy_(); }  // detaches every link, closes every map
+
+int CaptureObject::Load() { return bpf_object__load_skeleton(skeleton_); }
+
+int CaptureObject::Attach() { return bpf_object__attach_skeleton(skeleton_); }
+
+bpf_map* CaptureObject::Map(const char* name) const {
+  return bpf_object__find_map_by_name(obj_, name);
+}
+
+}  // namespace hoptrace
