@@ -252,6 +252,10 @@ struct ht_ctx_event {
 	__u8 _pad;
 	__u16 tracestate_len; /* <= HT_TRACESTATE_MAX */
 	__u16 _pad2;
+	/* CLIENT: the stacks of probed calls (struct hu_stack_key.id, closest
+	 * first) the request was written inside, when the runtime said so
+	 * (struct ht_rt_current: Go goroutines); 0 otherwise (the thread's) */
+	__u64 stack_ids[2];
 	char tracestate[HT_TRACESTATE_MAX]; /* as received, OWS trimmed, joined by "," */
 };
 

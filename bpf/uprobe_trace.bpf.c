@@ -259,11 +259,12 @@ int hu_return(struct pt_regs *ctx)
 		hu_count(HU_CNT_SHORT);
 	st->exit_ns[match & (HU_MAX_DEPTH - 1)] = now;
 	st->depth = match;
-	/* A thread's stack stays (LRU; freed at its exit) with the calls it
-	 * ended, for the agent's reads; a goroutine's goes with its last call:
-	 * goroutines are many and brief, and nothing reads theirs later. */
-	if (match == 0 && go)
-		bpf_map_delete_elem(&hu_stacks, &key);
+	/* A stack stays with the calls it ended, for the agent's reads of what
+	 * was open when a request was written (it reads late): a thread's until
+	 * it exits, a goroutine's until the LRU needs the room (a reused g's
+	 * old calls ended before anything the new goroutine writes, so the
+	 * agent's time checks never take them for open; the agent also deletes
+	 * a process's stacks at its exit). */
 	return 0;
 }
 

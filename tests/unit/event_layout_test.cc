@@ -69,7 +69,7 @@ TEST(EventLayout, ProcIdentityEvent) {
 }
 
 TEST(EventLayout, CtxEvent) {
-  EXPECT_EQ(sizeof(ht_ctx_event), 592u);
+  EXPECT_EQ(sizeof(ht_ctx_event), 608u);
   EXPECT_EQ(offsetof(ht_ctx_event, trace_id), 40u);
   EXPECT_EQ(offsetof(ht_ctx_event, span_id), 56u);
   EXPECT_EQ(offsetof(ht_ctx_event, parent_id), 64u);
@@ -77,7 +77,8 @@ TEST(EventLayout, CtxEvent) {
   EXPECT_EQ(offsetof(ht_ctx_event, origin), 73u);
   EXPECT_EQ(offsetof(ht_ctx_event, ctx_flags), 74u);
   EXPECT_EQ(offsetof(ht_ctx_event, tracestate_len), 76u);
-  EXPECT_EQ(offsetof(ht_ctx_event, tracestate), 80u);
+  EXPECT_EQ(offsetof(ht_ctx_event, stack_ids), 80u);
+  EXPECT_EQ(offsetof(ht_ctx_event, tracestate), 96u);
   EXPECT_EQ(HT_TRACESTATE_MAX, 512);
   EXPECT_EQ(HT_EV_SERVER_CTX, 6);
   EXPECT_EQ(HT_EV_CLIENT_CTX, 7);
