@@ -2,7 +2,8 @@
 namespaces, selected by pid. gRPC with Node's @grpc/grpc-js and Debian's
 python3-grpcio (generic handlers: no codegen), unary, server-streaming and
 failing calls; cleartext h2 with prior knowledge (nghttpd from Debian's
-nghttp2-server, curl --http2-prior-knowledge). Asserts span names, rpc.* and
+nghttp2-server, curl --http2-prior-knowledge) and by HTTP/1.1 upgrade (curl
+--http2, a python3-h2 server). Asserts span names, rpc.* and
 http.* attributes, status codes and parents exactly.
 
 Known capture limit, asserted as such below: python3-grpcio (gRPC C-core)
