@@ -160,6 +160,26 @@ TEST_F(H2cUpgradeTest, UpgradeOnALaterKeepAliveRequestKeepsIdsUnique) {
   EXPECT_EQ(Req(2).path, "/third");
 }
 
+TEST_F(H2cUpgradeTest, RequestPipelinedAfterTheUpgradeRequestEndsUnansweredAtThe101) {
+  Make(Role::kServer);
+  // RFC 7540 3.2 forbids it; a broken client may still do it.
+  In(UpgradeRequest("/hello") + "GET /pipelined HTTP/1.1\r\nHost: h\r\n\r\n");
+  EXPECT_EQ(sink.starts, (std::vector<uint64_t>{1, 2}));
+  Out(std::string(kSwitching) + Settings() + Headers(1, Status(200), true));
+  In(std::string(kClientPreface) + Settings() + Headers(3, GetBlock("/third"), true));
+  Out(Headers(3, Status(200), true));
+  // Stream 3 gets an id above every HTTP/1 one.
+  EXPECT_EQ(sink.starts, (std::vector<uint64_t>{1, 2, 4}));
+  ASSERT_EQ(sink.exchanges.size(), 3u);
+  EXPECT_EQ(sink.exchanges[0].exchange_id, 2u);
+  EXPECT_EQ(sink.exchanges[0].outcome, Exchange::Outcome::kNoResponse);
+  EXPECT_EQ(sink.exchanges[1].exchange_id, 1u);
+  EXPECT_EQ(Req(1).path, "/hello");
+  EXPECT_EQ(sink.exchanges[2].exchange_id, 4u);
+  EXPECT_EQ(Req(2).path, "/third");
+  EXPECT_EQ(parser->pending_requests(), 0u);
+}
+
 TEST_F(H2cUpgradeTest, UpgradeTheServerDeclinesStaysHttp1) {
   Make(Role::kServer);
   In(UpgradeRequest("/hello"));

@@ -235,8 +235,10 @@ bool ListNames(std::string_view list, std::string_view token) {
 // The stitcher as a ProtocolParser: its requests and records become
 // RequestStarts and Exchanges, numbered by the stitcher's request order.
 // After a 101 to one of `upgrades`, the rest of the connection goes to that
-// protocol's parser, whose exchange n becomes the upgraded request's
-// number + n - 1 (so ids stay unique on the connection).
+// protocol's parser. Its exchange 1 is the upgraded request (its HTTP/1
+// id); its exchange n > 1 becomes n - 1 + the last HTTP/1 id, above every
+// id announced before. HTTP/1 requests still awaiting a response then (sent
+// after the upgrade request, which a client must not do) never get one.
 class Parser final : public ProtocolParser, Listener {
  public:
   Parser(Role role, ExchangeSink* sink, const ParserLimits& limits,
@@ -255,8 +257,10 @@ class Parser final : public ProtocolParser, Listener {
       return;
     }
     const size_t used = stitcher_.OnData(dir, captured, total_bytes, ts_enter, ts_exit, tid);
+    if (!next_) return;
+    stitcher_.OnClose(ts_exit);  // requests left behind end here, unanswered
     // The 101 ended inside this syscall: what follows it is the new protocol's.
-    if (next_ && (used < captured.size() || total_bytes > captured.size())) {
+    if (used < captured.size() || total_bytes > captured.size()) {
       next_->OnData(dir, captured.substr(used), total_bytes - used, ts_enter, ts_exit, tid);
     }
   }
@@ -287,19 +291,21 @@ class Parser final : public ProtocolParser, Listener {
     explicit Renumber(Parser* p) : p_(p) {}
     void OnRequestStart(const RequestStart& request) override {
       RequestStart r = request;
-      r.exchange_id += p_->id_offset_;
+      r.exchange_id = Id(r.exchange_id);
       p_->sink_->OnRequestStart(r);
     }
     void OnExchange(Exchange exchange) override {
-      exchange.exchange_id += p_->id_offset_;
+      exchange.exchange_id = Id(exchange.exchange_id);
       p_->sink_->OnExchange(std::move(exchange));
     }
+    uint64_t Id(uint64_t n) const { return n == 1 ? p_->upgraded_id_ : n - 1 + p_->last_id_; }
 
    private:
     Parser* p_;
   };
 
   void OnRequestHead(const Message& request) override {
+    last_id_ = request.seq;
     RequestStart start;
     start.exchange_id = request.seq;
     start.timing = MessageTiming{request.first_byte_ts_enter, request.first_byte_ts_exit,
@@ -317,7 +323,7 @@ class Parser final : public ProtocolParser, Listener {
     if (!offered || !chosen || stitcher_.role() == Role::kUnknown) return false;
     for (const UpgradeTarget& t : upgrades_) {
       if (!IEquals(Trim(*chosen), t.token) || !ListNames(*offered, t.token)) continue;
-      id_offset_ = record.request.seq - 1;
+      upgraded_id_ = record.request.seq;
       next_ = t.adopt(record, stitcher_.role(), &renumber_, limits_);
       return next_ != nullptr;
     }
@@ -330,7 +336,8 @@ class Parser final : public ProtocolParser, Listener {
   Renumber renumber_;
   Stitcher stitcher_;
   std::unique_ptr<ProtocolParser> next_;  // after a 101 to one of upgrades_
-  uint64_t id_offset_ = 0;
+  uint64_t last_id_ = 0;      // of the last HTTP/1 request announced
+  uint64_t upgraded_id_ = 0;  // of the request the 101 answered
   mutable ParserStats stats_;
 };
 
