@@ -144,15 +144,24 @@ int ht_enter_readv(struct trace_event_raw_sys_enter *ctx)
 			   HT_DIR_INGRESS);
 }
 
+/* recv(2): "MSG_PEEK [...] Thus, a subsequent receive call will return the
+ * same data": a peek is not followed, the read that takes the bytes reports
+ * them (curl peeks one byte to check that a reused connection is alive). */
+#define HT_MSG_PEEK 0x2
+
 SEC("tp/syscalls/sys_enter_recvfrom")
 int ht_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
 {
+	if (ARG(ctx, 3) & HT_MSG_PEEK)
+		return 0;
 	return ht_io_enter(ARG(ctx, 0), ARG(ctx, 1), 0, HT_IO_BUF, HT_SYS_RECVFROM, HT_DIR_INGRESS);
 }
 
 SEC("tp/syscalls/sys_enter_recvmsg")
 int ht_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
 {
+	if (ARG(ctx, 2) & HT_MSG_PEEK)
+		return 0;
 	return ht_msg_enter(ARG(ctx, 0), ARG(ctx, 1), HT_SYS_RECVMSG, HT_DIR_INGRESS);
 }
 
