@@ -111,13 +111,15 @@ def test_go_https_chain_exact_spans(topo, cg, agent_factory, tmp_path):
     for p in (front, leaf):
         wait_probed(agent, p.pid)
 
+    # /big between the others: the responses after it are parsed only if
+    # its 1 MiB of plaintext was counted exactly.
     outs = [tmp_path / f"out{i}" for i in range(4)]
-    urls = [f"https://10.212.1.2:8443/work/{i}" for i in (1, 2, 3)] + [
-        f"https://10.212.1.2:8443/big?n={BIG}"]
+    urls = ["https://10.212.1.2:8443/work/1", f"https://10.212.1.2:8443/big?n={BIG}",
+            "https://10.212.1.2:8443/work/2", "https://10.212.1.2:8443/work/3"]
     assert ch.curl(ch.c, urls, outs) == [(200, 1), (200, 0), (200, 0), (200, 0)]
-    for i in (1, 2, 3):
-        assert outs[i - 1].read_text() == f"work {i}: leaf {i}\n"
-    got = outs[3].read_bytes()
+    for i, out in ((1, outs[0]), (2, outs[2]), (3, outs[3])):
+        assert out.read_text() == f"work {i}: leaf {i}\n"
+    got = outs[1].read_bytes()
     assert len(got) == BIG and hashlib.sha256(got).digest() == hashlib.sha256(
         big_body(BIG)).digest()
 
@@ -127,7 +129,8 @@ def test_go_https_chain_exact_spans(topo, cg, agent_factory, tmp_path):
     assert len(spans) == 10, [(s["kind"], pid_of(s), attr(s, "url.path")) for s in spans]
 
     fsrv = {attr(s, "url.path"): s for s in by_kind(spans, "SERVER") if pid_of(s) == front.pid}
-    fcli = {attr(s, "url.path"): s for s in by_kind(spans, "CLIENT") if pid_of(s) == front.pid}
+    fcli = {attr(s, "url.full").split("9443")[-1]: s for s in by_kind(spans, "CLIENT")
+            if pid_of(s) == front.pid}
     lsrv = {attr(s, "url.path"): s for s in by_kind(spans, "SERVER") if pid_of(s) == leaf.pid}
     assert sorted(fsrv) == ["/big", "/work/1", "/work/2", "/work/3"], fsrv.keys()
     assert sorted(fcli) == ["/leaf/1", "/leaf/2", "/leaf/3"], fcli.keys()
@@ -136,7 +139,8 @@ def test_go_https_chain_exact_spans(topo, cg, agent_factory, tmp_path):
     for s in list(fsrv.values()) + list(lsrv.values()) + list(fcli.values()):
         assert s["name"] == "GET"
         assert attr(s, "http.request.method") == "GET"
-        assert attr(s, "url.scheme") == "https"
+        # a SERVER span's scheme; a CLIENT span's is in url.full
+        assert attr(s, "url.scheme" if s["kind"] == "SERVER" else "url.full").startswith("https")
         assert attr(s, "http.response.status_code") == 200
         assert attr(s, "network.protocol.version") == "1.1"
         assert s["status"]["code"] == "UNSET"
@@ -178,7 +182,6 @@ def test_go_https_chain_exact_spans(topo, cg, agent_factory, tmp_path):
     # at least: front 4 requests read + 4 responses + 3 calls x (write, read),
     # leaf 3 x (read, write)
     assert t["go_calls"] >= 20, t
-    assert agent.final_stats["conns"] == "0"
 
 
 def test_go_https_read_only(topo, cg, agent_factory, tmp_path):
@@ -204,7 +207,7 @@ def test_go_https_read_only(topo, cg, agent_factory, tmp_path):
     assert pid_of(cli) == front.pid
     assert attr(srv, "url.path") == "/work/7" and attr(lsrv, "url.path") == "/leaf/7"
     assert attr(cli, "url.full") == "https://10.212.2.2:9443/leaf/7"
-    assert all(attr(s, "url.scheme") == "https" for s in spans)
+    assert attr(srv, "url.scheme") == attr(lsrv, "url.scheme") == "https"
     assert all(attr(s, "http.response.status_code") == 200 for s in spans)
     assert lsrv["parent_span_id"] == cli["span_id"]
 

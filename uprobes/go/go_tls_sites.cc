@@ -14,9 +14,26 @@
 namespace hoptrace::uprobes {
 namespace {
 
-// cmp rsp, qword ptr [r14 + 0x10]: an ABIInternal function's stack check,
-// reading g from R14 (see go_runtime_sites.h).
+// An ABIInternal function's stack check reads g from R14 (see
+// go_runtime_sites.h): `cmp rsp, [r14+0x10]` (49 3b 66 10), or for a frame
+// bigger than the guard's slack `lea r12, [rsp-N]` (4c 8d 64 24 disp8, or
+// 4c 8d a4 24 disp32) then `cmp r12, [r14+0x10]` (4d 3b 66 10).
 constexpr uint8_t kR14StackCheck[] = {0x49, 0x3b, 0x66, 0x10};
+constexpr uint8_t kR14StackCheckR12[] = {0x4d, 0x3b, 0x66, 0x10};
+
+bool StartsWithR14Check(const std::vector<uint8_t>& b) {
+  auto at = [&](size_t off, const uint8_t(&want)[4]) {
+    return b.size() >= off + 4 && std::memcmp(b.data() + off, want, 4) == 0;
+  };
+  if (at(0, kR14StackCheck)) return true;
+  if (b.size() >= 5 && b[0] == 0x4c && b[1] == 0x8d && b[2] == 0x64 && b[3] == 0x24) {
+    return at(5, kR14StackCheckR12);
+  }
+  if (b.size() >= 8 && b[0] == 0x4c && b[1] == 0x8d && b[2] == 0xa4 && b[3] == 0x24) {
+    return at(8, kR14StackCheckR12);
+  }
+  return false;
+}
 
 struct Entry {
   GoTls verdict = GoTls::kNotGo;
@@ -32,8 +49,7 @@ bool SitesOf(const ElfFile& elf, const ElfSymbol& fn, uint64_t* entry,
     *why = "cannot read " + fn.name;
     return false;
   }
-  if (body->size() < sizeof(kR14StackCheck) ||
-      std::memcmp(body->data(), kR14StackCheck, sizeof(kR14StackCheck)) != 0) {
+  if (!StartsWithR14Check(*body)) {
     *why = fn.name + " does not start with the R14 stack check (not amd64 ABIInternal, Go < 1.17?)";
     return false;
   }

@@ -71,6 +71,7 @@ func main() {
 			b[i] = byte((i*7 + 3) % 251)
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(n))
 		w.Write(b)
 	})
 	http.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
