@@ -279,11 +279,18 @@ int ht_gotls_read(struct pt_regs *ctx)
 	return ht_gotls_enter(ctx, HT_SYS_GOTLS_READ, HT_DIR_INGRESS);
 }
 
-/* A return instruction of either (the entry saved which). */
+/* The return instructions of each (one program per direction: see
+ * ht_gotls_emit). */
 SEC("uprobe")
-int ht_gotls_ret(struct pt_regs *ctx)
+int ht_gotls_write_ret(struct pt_regs *ctx)
 {
-	return ht_gotls_return(ctx);
+	return ht_gotls_return(ctx, HT_DIR_EGRESS);
+}
+
+SEC("uprobe")
+int ht_gotls_read_ret(struct pt_regs *ctx)
+{
+	return ht_gotls_return(ctx, HT_DIR_INGRESS);
 }
 
 /* ---- close ----------------------------------------------------------------- */

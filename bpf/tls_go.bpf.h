@@ -78,9 +78,12 @@ static __always_inline __s32 ht_gotls_fd(const struct ht_gotls_proc *p, __u64 c)
 	return (__s32)sysfd;
 }
 
-/* Sends a call's plaintext as a data event of its connection. */
+/* Sends a call's plaintext as a data event of its connection. direction is
+ * a constant at each call site: each program is verified for one direction
+ * only (the ingress and egress paths of ht_emit_io together cost the
+ * verifier twice as much). */
 static __always_inline void ht_gotls_emit(__u64 pid_tgid, const struct ht_gotls_call *call,
-					  struct ht_conn_info *info, __u64 moved)
+					  struct ht_conn_info *info, __u64 moved, const __u8 direction)
 {
 	struct ht_io_args args = {};
 	__u64 key = ht_conn_key(pid_tgid >> 32, call->fd);
@@ -90,13 +93,13 @@ static __always_inline void ht_gotls_emit(__u64 pid_tgid, const struct ht_gotls_
 	args.fd = call->fd;
 	args.syscall = call->syscall;
 	args.kind = HT_IO_BUF;
-	args.direction = call->direction;
+	args.direction = direction;
 	/* Go: the goroutine's request, for the kernel-side contexts of a
 	 * request written now (runtime_go.bpf.h), as at a write syscall. */
-	if (call->direction == HT_DIR_EGRESS)
+	if (direction == HT_DIR_EGRESS)
 		ht_go_syscall_enter(pid_tgid, false);
 	ht_emit_io(pid_tgid, key, info, &args, (__s64)moved);
-	if (call->direction == HT_DIR_EGRESS)
+	if (direction == HT_DIR_EGRESS)
 		ht_go_syscall_exit(pid_tgid);
 }
 
@@ -130,15 +133,16 @@ static __always_inline int ht_gotls_enter(struct pt_regs *ctx, __u16 syscall, __
 	if (direction == HT_DIR_EGRESS && call.num > 0 && call.num <= HT_TLS_RECORD_MAX) {
 		/* One record: out now, before its ciphertext (no return state). */
 		ht_count(HT_CNT_GOTLS_CALLS);
-		ht_gotls_emit(pid_tgid, &call, info, call.num);
+		ht_gotls_emit(pid_tgid, &call, info, call.num, HT_DIR_EGRESS);
 		return 0;
 	}
 	bpf_map_update_elem(&ht_gotls_calls, &k, &call, BPF_ANY);
 	return 0;
 }
 
-/* At a return instruction: AX = n, the bytes the call moved. */
-static __always_inline int ht_gotls_return(struct pt_regs *ctx)
+/* At a return instruction of the method of `direction`: AX = n, the bytes
+ * the call moved. */
+static __always_inline int ht_gotls_return(struct pt_regs *ctx, const __u8 direction)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct ht_gotls_key k = { .tgid = pid_tgid >> 32, .g = ctx->r14 };
@@ -152,6 +156,8 @@ static __always_inline int ht_gotls_return(struct pt_regs *ctx)
 		return 0;
 	call = *c;
 	bpf_map_delete_elem(&ht_gotls_calls, &k);
+	if (call.direction != direction)
+		return 0; /* not this method's call (cannot happen: no nesting) */
 	if (n <= 0 || n > 0x7fffffff || (__u64)n > call.num)
 		return 0;
 	key = ht_conn_key(k.tgid, call.fd);
@@ -159,7 +165,7 @@ static __always_inline int ht_gotls_return(struct pt_regs *ctx)
 	if (!info || info->gen != call.gen)
 		return 0; /* closed (and the fd perhaps reused) meanwhile */
 	ht_count(HT_CNT_GOTLS_CALLS);
-	ht_gotls_emit(pid_tgid, &call, info, (__u64)n);
+	ht_gotls_emit(pid_tgid, &call, info, (__u64)n, direction);
 	return 0;
 }
 

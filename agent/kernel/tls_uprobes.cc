@@ -85,9 +85,10 @@ bool TlsUprobes::Attach(const tls::TlsLibrary& lib, pid_t pid, std::string* erro
 bool TlsUprobes::AttachGo(const tls::TlsLibrary& lib, pid_t pid, std::string* error) {
   bpf_program* write = loader_.Program("ht_gotls_write");
   bpf_program* read = loader_.Program("ht_gotls_read");
-  bpf_program* ret = loader_.Program("ht_gotls_ret");
+  bpf_program* write_ret = loader_.Program("ht_gotls_write_ret");
+  bpf_program* read_ret = loader_.Program("ht_gotls_read_ret");
   const int procs = loader_.MapFd("ht_gotls_procs");
-  if (!write || !read || !ret || procs < 0) {
+  if (!write || !read || !write_ret || !read_ret || procs < 0) {
     *error = "the Go TLS programs are not loaded";
     return false;
   }
@@ -126,8 +127,8 @@ bool TlsUprobes::AttachGo(const tls::TlsLibrary& lib, pid_t pid, std::string* er
   // Returns before entries (an entry without its return leaves a call in
   // flight), and the process marked only once all are in.
   bool ok = true;
-  for (uint64_t off : sites.write_returns) ok = ok && attach(ret, off);
-  for (uint64_t off : sites.read_returns) ok = ok && attach(ret, off);
+  for (uint64_t off : sites.write_returns) ok = ok && attach(write_ret, off);
+  for (uint64_t off : sites.read_returns) ok = ok && attach(read_ret, off);
   ok = ok && attach(write, sites.write_entry) && attach(read, sites.read_entry);
   const uint32_t key = static_cast<uint32_t>(pid);
   if (ok && bpf_map_update_elem(procs, &key, &proc, BPF_ANY) != 0) {

@@ -24,7 +24,7 @@ from test_tls import make_cert, tls_stats
 MS = 1_000_000
 BIG = 1 << 20
 GOTLS_MAPS = ("ht_gotls_procs", "ht_gotls_calls")
-GOTLS_PROGS = {"ht_gotls_write", "ht_gotls_read", "ht_gotls_ret"}
+GOTLS_PROGS = {"ht_gotls_write", "ht_gotls_read", "ht_gotls_write_ret", "ht_gotls_read_ret"}
 
 
 def tlsfront():
