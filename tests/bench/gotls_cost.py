@@ -15,8 +15,15 @@ uprobe handlers and BPF programs run in its threads: summed
 /proc/PID/task/*/schedstat), the agent's CPU, and on/off per round (ratio
 and extra ns), with median and spread (min..max) over rounds.
 HOPTRACE_BENCH_SECONDS (default 6) and HOPTRACE_BENCH_ROUNDS (default 5).
+HOPTRACE_BENCH_BPF_STATS=1 also turns on the kernel's BPF run-time
+accounting (BPF_ENABLE_STATS, held by this process only while it runs; it
+costs every BPF program of the machine two clock reads per run, so leave it
+off for the headline numbers) and prints, for "on", the runs and ns per
+request of the Go TLS programs and of all the agent's programs: what is left
+of the server's extra CPU is the uprobe traps themselves.
 Asserted: every request succeeds; "on" makes spans and "off" none.
 """
+import json
 import os
 import re
 import statistics
@@ -45,6 +52,37 @@ def cpu_ns(pid):
     return total
 
 
+def enable_bpf_stats():
+    """Holds a BPF_ENABLE_STATS fd (accounting ends when this process does)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    attr = ctypes.create_string_buffer(16)  # enable_stats.type = BPF_STATS_RUN_TIME (0)
+    fd = libc.syscall(321, 32, attr, 16)     # __NR_bpf (x86_64), BPF_ENABLE_STATS
+    assert fd >= 0, os.strerror(ctypes.get_errno())
+    return fd
+
+
+def prog_stats(pid):
+    """{program name: (run_cnt, run_time_ns)} of the programs process pid holds."""
+    ids = set()
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            m = re.search(r"^prog_id:\s*(\d+)", info.read_text(), re.M)
+        except OSError:
+            continue
+        if m:
+            ids.add(int(m.group(1)))
+    out = {}
+    for i in ids:
+        r = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(i)], capture_output=True,
+                           text=True)
+        if r.returncode == 0:
+            p = json.loads(r.stdout)
+            c, t = out.get(p.get("name", "?"), (0, 0))
+            out[p.get("name", "?")] = (c + p.get("run_cnt", 0), t + p.get("run_time_ns", 0))
+    return out
+
+
 def wrk(ns, url):
     r = subprocess.run(["ip", "netns", "exec", ns, "wrk", "-t1", f"-c{CONNECTIONS}",
                         f"-d{SECONDS}s", url], capture_output=True, text=True, timeout=SECONDS + 60)
@@ -63,6 +101,9 @@ def test_gotls_probe_cost(topo, tmp_path):
                          "-listen", "10.218.1.2:9443", "-cert", str(cert), "-key", str(key)])
     assert srv.stdout.readline().strip() == b"listening"
     url = "https://10.218.1.2:9443/leaf/1"
+    stats = os.environ.get("HOPTRACE_BENCH_BPF_STATS") == "1"
+    if stats:
+        enable_bpf_stats()
     wrk(c, url)  # warm-up: the server's heap and TLS session caches
     results = {"none": [], "off": [], "on": []}
     for r in range(ROUNDS):
@@ -77,9 +118,21 @@ def test_gotls_probe_cost(topo, tmp_path):
                     while "Go crypto/tls" not in agent.log_text() and time.time() < deadline:
                         time.sleep(0.05)
                     assert "Go crypto/tls" in agent.log_text(), agent.log_text()
+            p0 = prog_stats(agent.proc.pid) if stats and agent else {}
             s0, a0 = cpu_ns(srv.pid), cpu_ns(agent.proc.pid) if agent else 0
             n = wrk(c, url)
             s1, a1 = cpu_ns(srv.pid), cpu_ns(agent.proc.pid) if agent else 0
+            if stats and agent:
+                p1 = prog_stats(agent.proc.pid)
+                d = {k: (v[0] - p0.get(k, (0, 0))[0], v[1] - p0.get(k, (0, 0))[1])
+                     for k, v in p1.items()}
+                go = [v for k, v in d.items() if k.startswith("ht_gotls")]
+                print(f"  bpf {mode}: gotls {sum(c for c, _ in go) / n:.2f} runs/req "
+                      f"{sum(t for _, t in go) / n:.0f} ns/req; all programs "
+                      f"{sum(c for c, _ in d.values()) / n:.2f} runs/req "
+                      f"{sum(t for _, t in d.values()) / n:.0f} ns/req; "
+                      + ", ".join(f"{k} {c / n:.2f}x{t / max(c, 1):.0f}ns"
+                                  for k, (c, t) in sorted(d.items()) if c), flush=True)
             if agent:
                 time.sleep(0.5)
                 spans = len(agent.spans())
