@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 #include "tls_go.h"
@@ -14,6 +15,13 @@
 #include "uprobes/process_maps.h"
 
 namespace hoptrace {
+
+// The kernel's layout (bpf/tls_go.h): AttachGo writes ht_gotls_proc values,
+// ForgetGo walks ht_gotls_calls keys.
+static_assert(sizeof(ht_gotls_proc) == 24 && offsetof(ht_gotls_proc, conn_off) == 8 &&
+              offsetof(ht_gotls_proc, sysfd_off) == 16);
+static_assert(sizeof(ht_gotls_key) == 16 && offsetof(ht_gotls_key, g) == 8);
+
 namespace {
 
 bpf_link* AttachOne(bpf_program* prog, pid_t pid, const std::string& path,
