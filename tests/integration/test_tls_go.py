@@ -182,6 +182,9 @@ def test_go_https_chain_exact_spans(topo, cg, agent_factory, tmp_path):
     # at least: front 4 requests read + 4 responses + 3 calls x (write, read),
     # leaf 3 x (read, write)
     assert t["go_calls"] >= 20, t
+    # Every data event the kernel sent was Go TLS plaintext: the sockets'
+    # ciphertext (handshakes included) sent none.
+    assert t["data_events"] == t["go_calls"], t
 
 
 def test_go_https_read_only(topo, cg, agent_factory, tmp_path):
