@@ -320,3 +320,28 @@ def test_check_names_go_crypto_tls(topo, cg, tmp_path):
     theirs = [l for l in lines if f"TLS in pid {other.pid} " in l]
     assert any(l.startswith("info") and "(Go crypto/tls): cannot be probed: stripped Go binary"
                in l for l in theirs), r.stdout
+
+
+def test_go_https_http2_by_alpn(topo, cg, agent_factory):
+    """curl offers h2 by ALPN and net/http's TLS server takes it: the
+    plaintext stream reaches the HTTP/2 parser the same way (two streams on
+    one connection, two SERVER spans, protocol version 2)."""
+    ch = GoChain(topo, cg)
+    leaf = ch.leaf()
+    agent = agent_factory("--pid", str(leaf.pid))
+    wait_probed(agent, leaf.pid)
+    r = subprocess.run(["ip", "netns", "exec", ch.a, "curl", "-s", "--http2", "--cacert",
+                        str(ch.cert), "-w", "%{http_version} %{http_code}\n",
+                        "https://10.212.2.2:9443/leaf/21", "https://10.212.2.2:9443/leaf/22"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.stdout == "leaf 21\n2 200\nleaf 22\n2 200\n", r.stdout
+    spans = agent.wait_spans(lambda s: len(s) >= 2)
+    time.sleep(1.0)
+    spans = sorted(agent.spans(), key=lambda s: s["start_time_unix_nano"])
+    assert [(s["kind"], attr(s, "url.path")) for s in spans] == [("SERVER", "/leaf/21"),
+                                                                 ("SERVER", "/leaf/22")]
+    for s in spans:
+        assert attr(s, "url.scheme") == "https"
+        assert attr(s, "network.protocol.version") == "2"
+        assert attr(s, "http.response.status_code") == 200
+    assert len({attr(s, "client.port") for s in spans}) == 1
