@@ -16,6 +16,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "capture.bpf.h"
+#include "tls_go.bpf.h"
 #include "runtime_go_probes.bpf.h"
 #include "runtime_python.bpf.h"
 
@@ -268,6 +269,37 @@ SEC("uretprobe")
 int BPF_KRETPROBE(ht_ssl_return, int ret)
 {
 	return ht_tls_return(ret);
+}
+
+/* Go crypto/tls (tls_go.bpf.h), attached per Go process at the entry and at
+ * each return instruction of the two methods. */
+
+/* func (c *Conn) Write(b []byte) (int, error) */
+SEC("uprobe")
+int ht_gotls_write(struct pt_regs *ctx)
+{
+	return ht_gotls_enter(ctx, HT_SYS_GOTLS_WRITE, HT_DIR_EGRESS);
+}
+
+/* func (c *Conn) Read(b []byte) (int, error) */
+SEC("uprobe")
+int ht_gotls_read(struct pt_regs *ctx)
+{
+	return ht_gotls_enter(ctx, HT_SYS_GOTLS_READ, HT_DIR_INGRESS);
+}
+
+/* The return instructions of each (one program per direction: see
+ * ht_gotls_emit). */
+SEC("uprobe")
+int ht_gotls_write_ret(struct pt_regs *ctx)
+{
+	return ht_gotls_return(ctx, HT_DIR_EGRESS);
+}
+
+SEC("uprobe")
+int ht_gotls_read_ret(struct pt_regs *ctx)
+{
+	return ht_gotls_return(ctx, HT_DIR_INGRESS);
 }
 
 /* ---- close ----------------------------------------------------------------- */

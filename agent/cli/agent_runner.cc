@@ -934,9 +934,10 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     spdlog::info(
         "tls (final): attached={} detached={} attach_failed={} not_probeable={} "
         "maps_scans={} calls_by_syscall={} calls_by_session={} calls_by_thread={} "
-        "calls_unbound={}",
+        "calls_unbound={} go_calls={} go_no_fd={} data_events={}",
         tls_stats.attached, tls_stats.detached, tls_stats.attach_failed, tls_stats.not_probeable,
-        tls_stats.scans, k.tls_by_syscall, k.tls_by_session, k.tls_by_thread, k.tls_unbound);
+        tls_stats.scans, k.tls_by_syscall, k.tls_by_session, k.tls_by_thread, k.tls_unbound,
+        k.gotls_calls, k.gotls_no_fd, k.data_events);
   }
   if (internal) {
     const auto& c = probe_counters;
