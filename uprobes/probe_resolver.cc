@@ -21,6 +21,14 @@ bool NamesProcess(const ProbeSpec& spec, const std::string& exe, const ProcessNa
                      [&](const std::string& n) { return !n.empty() && GlobMatch(spec.program, n); });
 }
 
+}  // namespace
+
+bool SpecNamesProcess(const ProbeSpec& spec, const std::string& exe, const ProcessNames& names) {
+  return NamesProcess(spec, exe, names);
+}
+
+namespace {
+
 bool NamesFile(const ProbeSpec& spec, const std::string& path) {
   return spec.program_is_path() ? spec.program == path : GlobMatch(spec.program, BaseName(path));
 }
