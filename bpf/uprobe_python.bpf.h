@@ -8,6 +8,9 @@
  * frame it starts and leaves, once the probes' semaphore is non-zero: the
  * kernel increments it in each process where our uprobe (attached with its
  * pid and ref_ctr_offset) is, and decrements it when the uprobe goes.
+ * CPython 3.11 calls function__entry from its tracing dispatch only, which
+ * python:line's semaphore turns on: the agent holds that one too
+ * (uprobes/cpython/python_functions.h), so every Python call traps twice.
  *
  * So the programs here run on every Python call of a probed process and
  * must say "not wanted" fast: the function name (co_name) is read into a

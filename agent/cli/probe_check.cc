@@ -66,8 +66,9 @@ int PrintProbeMatches(const std::vector<pid_t>& pids, const std::vector<std::str
     }
     std::fprintf(out,
                  "  note: a Python function probe traps on EVERY Python call of the process "
-                 "(probed or not: microseconds each); names are compared in the kernel at each "
-                 "call\n");
+                 "(probed or not: microseconds each) and runs every bytecode instruction "
+                 "through CPython's slower tracing dispatch; names are compared in the kernel "
+                 "at each call\n");
   }
   int rc = 0;
   for (size_t i = 0; i < specs.size(); ++i) {

@@ -5,6 +5,8 @@
 #                      threshold: counted in the kernel, never sent)
 #   per unprobed call (unprobed(), same file, not named: still trapped, as
 #                      every Python call of a probed process is)
+#   per bytecode instruction (loop_ns: one turn of an empty for loop; the
+#                      interpreter runs its tracing dispatch while attached)
 # Prints each round, then the medians and the spread (min..max) of on - off.
 #
 #   sudo tests/bench/python_probe_overhead.sh [BUILD_DIR] [--calls N] [--rounds R]
