@@ -50,7 +50,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096); /* set by the agent */
+	__uint(max_entries, 4096); /* names x processes; full: a warning, not probed */
 	__type(key, struct hu_py_name_key);
 	__type(value, struct hu_py_want);
 } hu_py_names SEC(".maps");
