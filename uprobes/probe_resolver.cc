@@ -124,7 +124,7 @@ ResolveResult ProbeResolver::Resolve(pid_t pid, const ProcessNames& names) {
         p.file = file;
         p.host_path = host;
         p.go = cached->elf->is_go();
-        if (cached->elf->has_debug_info()) {
+        if (cached->elf->has_debug_info() || cached->elf->names_debug_file()) {
           auto src = cached->sources.find(fn.address);
           if (src == cached->sources.end()) {
             if (!cached->dwarf) cached->dwarf = SourceIndex::Open(host);

@@ -342,6 +342,46 @@ TEST(SourceIndexTest, FindsWhereFunctionsAreDefinedInDwarf) {
   EXPECT_TRUE(!nopie || !nopie->Function(0x401000));
 }
 
+// A stripped binary whose DWARF was split off (objcopy --only-keep-debug,
+// --strip-debug --add-gnu-debuglink): file and line still come from the
+// .debug file named by the link, next to the binary.
+TEST(SourceIndexTest, FindsDwarfInASeparateDebugFile) {
+  char dir_template[] = "/tmp/hoptrace-debuglink-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string bin = dir + "/shop", debug = dir + "/shop.debug";
+  const std::string cmd = "cp " + std::string(UPROBES_FIXTURE_PIE_DEBUG) + " " + bin +
+                          " && objcopy --only-keep-debug " + bin + " " + debug +
+                          " && cd " + dir + " && objcopy --strip-debug --add-gnu-debuglink=shop.debug shop";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::string error;
+  auto stripped = ElfFile::Open(bin, &error);
+  ASSERT_TRUE(stripped) << error;
+  EXPECT_FALSE(stripped->has_debug_info());
+  EXPECT_TRUE(stripped->names_debug_file());
+  const std::string source = std::string(UPROBES_FIXTURE_SOURCE_DIR) + "/shop.cc";
+  int seen = 0;
+  {
+    auto index = SourceIndex::Open(bin);
+    ASSERT_TRUE(index);
+    for (const auto& fn : stripped->functions()) {
+      if (fn.demangled != "Shop::validate(int)") continue;
+      ++seen;
+      auto loc = index->Function(fn.address);
+      ASSERT_TRUE(loc);
+      EXPECT_EQ(loc->file, source);
+      EXPECT_EQ(loc->line, LineOf(source, "int validate(int order)"));
+    }
+  }
+  EXPECT_EQ(seen, 1);
+  // Without the debug file: nothing to read.
+  std::remove(debug.c_str());
+  auto gone = SourceIndex::Open(bin);
+  EXPECT_TRUE(!gone || !gone->Function(1));
+  std::remove(bin.c_str());
+  rmdir(dir.c_str());
+}
+
 TEST(SourceIndexTest, ReadsGoDwarfWithoutAranges) {
   std::string error;
   auto go = ElfFile::Open(UPROBES_FIXTURE_GO, &error);
