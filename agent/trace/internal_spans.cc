@@ -135,6 +135,20 @@ void InternalSpans::Emit(uint32_t pid, uint64_t context_id, const hu_frame& fram
     snprintf(g, sizeof(g), "0x%llx", static_cast<unsigned long long>(context_id));
     AddAttribute(a, "hoptrace.go.g", std::string(g));
   }
+  if (!abandoned && (ev.flags & HU_F_PY_RAISED)) {
+    // A Python function left by an exception (tp_name of its type).
+    const std::string type = ev.exception[0] != '\0'
+                                 ? std::string(ev.exception, strnlen(ev.exception, sizeof(ev.exception)))
+                                 : std::string("exception");
+    span.status = StatusCode::kError;
+    span.status_message = "exception " + type;
+    SpanEvent e;
+    e.name = "exception";
+    e.time_unix_nano = span.end_unix_nano;
+    AddAttribute(e.attributes, "exception.type", type);
+    span.events.push_back(std::move(e));
+    AddAttribute(a, "error.type", type);
+  }
   if (abandoned) {
     ++stats_.abandoned;
     span.status = StatusCode::kError;

@@ -166,6 +166,22 @@ TEST(EventLayout, FunctionCallEventOfTheUprobes) {
   EXPECT_EQ(HU_SITE_RETURN, 2);
   EXPECT_EQ(HU_SITE_THROW, 3);
   EXPECT_EQ(HU_SITE_CATCH, 4);
+  EXPECT_EQ(HU_SITE_PY_ENTRY, 5);
+  EXPECT_EQ(HU_SITE_PY_RETURN, 6);
+  EXPECT_EQ(HU_F_PY_RAISED, 4);
+  EXPECT_EQ(HU_FUNCTION_PY, 0x80000000u);
+}
+
+TEST(EventLayout, PythonFunctionMapsOfTheUprobes) {
+  EXPECT_EQ(sizeof(hu_py_name_key), 56u);
+  EXPECT_EQ(offsetof(hu_py_name_key, name), 8u);
+  EXPECT_EQ(sizeof(hu_py_want), 32u + 4 * 64u);
+  EXPECT_EQ(offsetof(hu_py_want, suffix), 32u);
+  EXPECT_EQ(sizeof(hu_py_proc), 48u);
+  EXPECT_EQ(offsetof(hu_py_proc, rt_tstate_current), 8u);
+  EXPECT_EQ(offsetof(hu_py_proc, type_name), 32u);
+  EXPECT_EQ(offsetof(hu_py_proc, entry_file_reg), 36u);
+  EXPECT_EQ(offsetof(hu_py_proc, return_name_reg), 42u);
 }
 
 }  // namespace
