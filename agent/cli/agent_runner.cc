@@ -523,6 +523,12 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     lo.kernel_context = true;
     lo.sampler_kind = static_cast<uint32_t>(stitch_options.sampler.kind);
     lo.sample_threshold = Sampler(stitch_options.sampler).threshold();
+    // Context across TLS: a TCP option between hoptrace agents.
+    if (const std::string why = ProbeTcpOptionSupport(); why.empty()) {
+      lo.tcp_option = true;
+    } else {
+      spdlog::warn("propagation: {}; HTTPS requests carry no context to other hosts", why);
+    }
   }
   auto on_event = [&](std::span<const uint8_t> rec) { reader.Dispatch(rec); };
   std::unique_ptr<BpfLoader> loader;
@@ -912,6 +918,11 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
           y.processes, y.thread_model, y.copy_inherited, y.copy_accepted, y.copy_unbound,
           y.syscall_set, y.syscall_unbound, y.tstate_walked, y.tstate_missing);
     }
+    spdlog::info(
+        "tcp option (final): staged={} sent={} no_room={} unsent={} roots={} received={} "
+        "used={} absent={} server_spans={}",
+        c.opt_staged, c.opt_sent, c.opt_no_room, c.opt_unsent, c.opt_roots, c.opt_received,
+        c.opt_used, c.opt_absent, t.server_spans_from_tcp_option);
     if (c.sockets_busy > 0) {
       spdlog::warn("propagation: {} socket(s) already had another program's sk_msg; their "
                    "requests were not injected",
