@@ -535,7 +535,18 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   try {
     std::optional<BpfLoader::QuietLibbpf> quiet;
     if (propagate) quiet.emplace();
-    loader = BpfLoader::Start(lo, on_event);
+    try {
+      loader = BpfLoader::Start(lo, on_event);
+    } catch (const StartupError& e) {
+      if (!lo.tcp_option) throw;
+      // The TCP option's paths are the newest: without them before giving
+      // up on propagation altogether.
+      spdlog::warn("propagation: the capture does not load with context across TLS ({}); "
+                   "HTTPS requests carry no context to other hosts",
+                   e.what());
+      lo.tcp_option = false;
+      loader = BpfLoader::Start(lo, on_event);
+    }
   } catch (const StartupError& e) {
     if (!propagate) throw;
     spdlog::warn("propagation is off: the capture with kernel-side contexts does not load here "

@@ -180,6 +180,7 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
     int ctx_err = 0;
     if (kctx.ok) {
       lo.kernel_context = true;
+      lo.tcp_option = ProbeTcpOptionSupport().empty();  // as run loads it
       ctx = CaptureObject::Open(lo);
       ctx_err = ctx ? ctx->Load() : -errno;
     }
