@@ -561,7 +561,19 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   if (propagate) {
     try {
       BpfLoader::QuietLibbpf quiet;
-      propagation = PropagationLoader::Start(po, lo, *loader);
+      try {
+        propagation = PropagationLoader::Start(po, lo, *loader);
+      } catch (const StartupError& e) {
+        if (!lo.tcp_option) throw;
+        // The capture keeps staging contexts nobody writes: bounded (LRU),
+        // and its TLS requests' ids stay the kernel's, as the agent reports.
+        spdlog::warn("propagation: its programs do not load with context across TLS ({}); "
+                     "HTTPS requests carry no context to other hosts",
+                     e.what());
+        LoaderOptions without = lo;
+        without.tcp_option = false;
+        propagation = PropagationLoader::Start(po, without, *loader);
+      }
     } catch (const StartupError& e) {
       spdlog::warn("propagation is off: {}", e.what());
       propagate = false;
