@@ -20,6 +20,7 @@
 
 #include "context.bpf.h"
 #include "runtime_go.bpf.h"
+#include "tcp_ctx_option.bpf.h"
 #include "w3c.bpf.h"
 
 enum ht_hs_state {
@@ -311,6 +312,12 @@ static __always_inline void ht_hs_decide(__u64 pid_tgid, struct ht_head_scan *h,
 		/* Invalid, or repeated (a list of two is no traceparent): restart
 		 * the trace and ignore tracestate (W3C 3.2.2, 3.3). */
 		origin = HT_CTX_INVALID;
+	} else if (targ_tcp_option && info->tls &&
+		   ht_opt_take(info, c->trace_id, parent_id, &in_flags)) {
+		/* TLS: the caller's agent sent its CLIENT span below the
+		 * ciphertext, in a TCP option (tcp_ctx_option.bpf.h). */
+		origin = HT_CTX_REMOTE;
+		ctx_flags |= HT_CTX_F_TCP_OPTION;
 	}
 	if (origin != HT_CTX_REMOTE)
 		ht_random_id(c->trace_id, 16);
@@ -451,16 +458,27 @@ static __always_inline void ht_hs_request_out(__u64 pid_tgid, const struct ht_io
 					      __u32 captured)
 {
 	struct ht_server_ctx *c;
-	__u8 span_id[8];
+	__u8 span_id[8], origin = HT_CTX_PICKED, ctx_flags = 0;
+	bool opt = targ_tcp_option && info->tls;
 
 	if (!targ_kernel_ctx || a->prop_seen || info->role != HT_ROLE_CLIENT || captured < 4 ||
 	    !ht_is_request_start(buf, 4))
 		return;
 	c = ht_thread_pick(pid_tgid, true);
+	if (!c && opt) {
+		/* TLS: the context goes on in a TCP option, so the kernel
+		 * makes it even for a request that starts a trace. */
+		c = ht_opt_root_ctx();
+		origin = HT_CTX_NEW_CLIENT;
+	}
 	if (!c)
 		return;
 	ht_random_id(span_id, 8);
-	ht_emit_client_ctx(pid_tgid, a, info, c, span_id, 0, HT_CTX_PICKED);
+	if (opt) {
+		ht_opt_stage(info, c, span_id);
+		ctx_flags |= HT_CTX_F_TCP_OPTION;
+	}
+	ht_emit_client_ctx(pid_tgid, a, info, c, span_id, ctx_flags, origin);
 }
 
 /* The connection is gone: a request it never answered is over too (else an

@@ -11,6 +11,9 @@
  *   sockets never enter it.
  * - ht_sk_msg, on every message written to a socket in the sockhash: inserts
  *   a traceparent into HTTP/1.x requests that carry none (inject.bpf.h).
+ * - TLS: ht_sockops writes a TLS request's context into a TCP option of the
+ *   segment that starts it, and keeps the one a peer's agent sent on an
+ *   accepted connection (tcp_ctx_option.bpf.h).
  * - The read guard (ht_read_guard, set by the agent on kernels whose
  *   sockhash answers FIONREAD with 0, see PropagationLoader): a socket is in
  *   the sockhash only while it has nothing to read. ht_sockops takes it out
@@ -77,6 +80,7 @@ static __always_inline int ht_sockops_run(struct bpf_sock_ops *skops, bool from_
 	struct ht_prop_sock *ps;
 	struct ht_server_ctx *c;
 	__u64 pid_tgid, cookie;
+	__u32 flags;
 	long err;
 
 	if (!sk)
@@ -103,19 +107,49 @@ static __always_inline int ht_sockops_run(struct bpf_sock_ops *skops, bool from_
 			return 1;
 		cookie = bpf_get_socket_cookie(skops);
 		ps->cookie = cookie;
+		/* TLS requests of this socket may carry their context in a TCP
+		 * option (tcp_ctx_option.bpf.h): the header callbacks. */
+		flags = skops->bpf_sock_ops_cb_flags;
+		if (targ_tcp_option)
+			flags |= BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG;
 		err = bpf_sock_hash_update(skops, &ht_prop_sockhash, &cookie, BPF_NOEXIST);
 		if (!err) {
 			ht_ctx_count(HT_CTXC_SOCK_ADDED);
 			if (ht_guard_mode != HT_GUARD_OFF)
-				bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
-								 BPF_SOCK_OPS_RTT_CB_FLAG);
+				flags |= BPF_SOCK_OPS_RTT_CB_FLAG;
 			if (ht_guard_mode == HT_GUARD_DETECT)
 				bpf_map_update_elem(&ht_prop_armed, &cookie, &ps->tgid, BPF_ANY);
 		} else if (err == -HT_EBUSY)
 			ht_ctx_count(HT_CTXC_SOCK_BUSY); /* another sk_msg program has it */
 		else
 			ht_ctx_count(HT_CTXC_SOCK_FAILED);
+		if (flags != skops->bpf_sock_ops_cb_flags)
+			bpf_sock_ops_cb_flags_set(skops, flags);
 		return 1;
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		/* A connection accepted in the cgroup: contexts that come in a
+		 * TCP option are kept by socket cookie (the cookie made now);
+		 * only a selected process's reads take them. */
+		if (!targ_tcp_option)
+			return 1;
+		bpf_get_socket_cookie(skops);
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
+						 BPF_SOCK_OPS_PARSE_UNKNOWN_HDR_OPT_CB_FLAG);
+		return 1;
+	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
+		/* Clear-text HTTP gets its traceparent in-band (sk_msg): no
+		 * header callbacks for its segments from now on. */
+		ps = bpf_sk_storage_get(&ht_prop_socks, sk, 0, 0);
+		if (ps && ps->kind == HT_PK_HTTP) {
+			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags &
+							 ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+			return 1;
+		}
+		return ht_opt_len(skops);
+	case BPF_SOCK_OPS_WRITE_HDR_OPT_CB:
+		return ht_opt_write(skops);
+	case BPF_SOCK_OPS_PARSE_HDR_OPT_CB:
+		return ht_opt_parse(skops);
 	case BPF_SOCK_OPS_RTT_CB:
 		/* The peer acknowledged bytes this socket sent (a request):
 		 * an answer may follow, so out of the sockhash it goes (only

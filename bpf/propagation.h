@@ -30,7 +30,16 @@ enum ht_ctx_counter {
 	HT_CTXC_DISARMED = 15,     /* guard: socket left the sockhash, peer acked a write */
 	HT_CTXC_RT_PICKED = 16,    /* parent chosen by a runtime's context (issue 11) */
 	HT_CTXC_RT_GONE = 17,      /* runtime's request already answered: no parent */
-	HT_CTXC_MAX = 18,
+	/* Context across TLS in a TCP option (tcp_ctx_option.bpf.h). */
+	HT_CTXC_OPT_STAGED = 18,   /* a TLS request's context handed to sockops */
+	HT_CTXC_OPT_SENT = 19,     /* ... written into its segment */
+	HT_CTXC_OPT_NO_ROOM = 20,  /* ... no room in the segment's options (SACK) */
+	HT_CTXC_OPT_UNSENT = 21,   /* ... its first byte left without it */
+	HT_CTXC_OPT_RECEIVED = 22, /* contexts that arrived in an option */
+	HT_CTXC_OPT_USED = 23,     /* ... taken as a server span's parent */
+	HT_CTXC_OPT_ABSENT = 24,   /* TLS request heads with no option, no traceparent */
+	HT_CTXC_OPT_ROOT = 25,     /* TLS requests of a thread serving nothing: new trace */
+	HT_CTXC_MAX = 26,
 };
 
 /* What propagation knows about one socket (socket-local storage, map

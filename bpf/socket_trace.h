@@ -231,12 +231,16 @@ enum ht_ctx_origin {
 	HT_CTX_PICKED = 5,    /* CLIENT: not injected (its socket was not in the
 			       * propagation sockhash); the server span it
 			       * belongs to, as the kernel picked and claimed it */
+	HT_CTX_NEW_CLIENT = 6, /* CLIENT: a TLS request of a thread that serves
+				* nothing: a new trace, made in the kernel
+				* because it goes out in a TCP option */
 };
 
 /* Bits of ht_ctx_event.ctx_flags. */
 #define HT_CTX_F_HEAD_CUT 0x1          /* head longer than the bytes scanned */
 #define HT_CTX_F_TRACESTATE_DROPPED 0x2 /* invalid or longer than the maximum */
 #define HT_CTX_F_BOUND_AT_CONNECT 0x4  /* CLIENT: parent chosen when the socket connected */
+#define HT_CTX_F_TCP_OPTION 0x8        /* SERVER: parent from a TCP option (TLS); CLIENT: sent in one */
 
 /* HT_EV_SERVER_CTX and HT_EV_CLIENT_CTX: the ids the kernel chose for one
  * request. hdr names the connection and the request: ts_enter_ns is the entry

@@ -523,13 +523,30 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     lo.kernel_context = true;
     lo.sampler_kind = static_cast<uint32_t>(stitch_options.sampler.kind);
     lo.sample_threshold = Sampler(stitch_options.sampler).threshold();
+    // Context across TLS: a TCP option between hoptrace agents.
+    if (const std::string why = ProbeTcpOptionSupport(); why.empty()) {
+      lo.tcp_option = true;
+    } else {
+      spdlog::warn("propagation: {}; HTTPS requests carry no context to other hosts", why);
+    }
   }
   auto on_event = [&](std::span<const uint8_t> rec) { reader.Dispatch(rec); };
   std::unique_ptr<BpfLoader> loader;
   try {
     std::optional<BpfLoader::QuietLibbpf> quiet;
     if (propagate) quiet.emplace();
-    loader = BpfLoader::Start(lo, on_event);
+    try {
+      loader = BpfLoader::Start(lo, on_event);
+    } catch (const StartupError& e) {
+      if (!lo.tcp_option) throw;
+      // The TCP option's paths are the newest: without them before giving
+      // up on propagation altogether.
+      spdlog::warn("propagation: the capture does not load with context across TLS ({}); "
+                   "HTTPS requests carry no context to other hosts",
+                   e.what());
+      lo.tcp_option = false;
+      loader = BpfLoader::Start(lo, on_event);
+    }
   } catch (const StartupError& e) {
     if (!propagate) throw;
     spdlog::warn("propagation is off: the capture with kernel-side contexts does not load here "
@@ -544,7 +561,19 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   if (propagate) {
     try {
       BpfLoader::QuietLibbpf quiet;
-      propagation = PropagationLoader::Start(po, lo, *loader);
+      try {
+        propagation = PropagationLoader::Start(po, lo, *loader);
+      } catch (const StartupError& e) {
+        if (!lo.tcp_option) throw;
+        // The capture keeps staging contexts nobody writes: bounded (LRU),
+        // and its TLS requests' ids stay the kernel's, as the agent reports.
+        spdlog::warn("propagation: its programs do not load with context across TLS ({}); "
+                     "HTTPS requests carry no context to other hosts",
+                     e.what());
+        LoaderOptions without = lo;
+        without.tcp_option = false;
+        propagation = PropagationLoader::Start(po, without, *loader);
+      }
     } catch (const StartupError& e) {
       spdlog::warn("propagation is off: {}", e.what());
       propagate = false;
@@ -912,6 +941,11 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
           y.processes, y.thread_model, y.copy_inherited, y.copy_accepted, y.copy_unbound,
           y.syscall_set, y.syscall_unbound, y.tstate_walked, y.tstate_missing);
     }
+    spdlog::info(
+        "tcp option (final): staged={} sent={} no_room={} unsent={} roots={} received={} "
+        "used={} absent={} server_spans={}",
+        c.opt_staged, c.opt_sent, c.opt_no_room, c.opt_unsent, c.opt_roots, c.opt_received,
+        c.opt_used, c.opt_absent, t.server_spans_from_tcp_option);
     if (c.sockets_busy > 0) {
       spdlog::warn("propagation: {} socket(s) already had another program's sk_msg; their "
                    "requests were not injected",

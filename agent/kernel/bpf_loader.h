@@ -44,6 +44,10 @@ struct LoaderOptions {
   bool kernel_context = false;
   uint32_t sampler_kind = 3;
   uint64_t sample_threshold = 0;
+  // Context across TLS in a TCP option (bpf/tcp_ctx_option.bpf.h): TLS
+  // requests' contexts are staged for the propagation sockops and received
+  // ones taken as parents. Only with kernel_context and propagation.
+  bool tcp_option = false;
   // TLS plaintext (bpf/tls.bpf.h): load the uprobe programs and let the
   // syscall programs tie TLS sessions to sockets. They attach per library
   // file later (TlsUprobes); off, they are not even loaded.

@@ -45,6 +45,7 @@ std::unique_ptr<CaptureObject> CaptureObject::OpenAs(const LoaderOptions& option
     ro->targ_kernel_ctx = options.kernel_context;
     ro->targ_sampler = options.sampler_kind;
     ro->targ_sample_threshold = options.sample_threshold;
+    ro->targ_tcp_option = options.kernel_context && options.tcp_option;
   }
   // TLS plaintext (bpf/tls.bpf.h): its uprobe programs load only when asked;
   // TlsUprobes attaches them per library later.

@@ -91,6 +91,7 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
     costs->push_back(MeasureUprobes());
     if (ProbeKernelContext().ok) {
       lo.kernel_context = true;
+      lo.tcp_option = ProbeTcpOptionSupport().empty();  // as run with propagation
       costs->push_back(MeasureCapture(lo));
     }
     if (ProbePropagationSupport().ok) {
@@ -179,6 +180,7 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
     int ctx_err = 0;
     if (kctx.ok) {
       lo.kernel_context = true;
+      lo.tcp_option = ProbeTcpOptionSupport().empty();  // as run loads it
       ctx = CaptureObject::Open(lo);
       ctx_err = ctx ? ctx->Load() : -errno;
     }
@@ -224,6 +226,11 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
           : fionread == 0 ? "answers 0 (sockmap FIONREAD regression): the read guard will be on"
                           : "could not check",
           "keep-alive requests injected back to back", false));
+      const std::string opt_why = ProbeTcpOptionSupport();
+      items.push_back(Item("context across TLS (TCP option)", opt_why.empty(),
+                           opt_why.empty() ? "sockops writes and parses TCP header options"
+                                           : "off: " + opt_why,
+                           "HTTPS calls between traced hosts in one trace", false));
     }
     if (prop) propagation_bpf__destroy(prop);
   }

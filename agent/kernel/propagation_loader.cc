@@ -178,6 +178,19 @@ bool Helper(bpf_prog_type type, bpf_func_id helper) {
 
 }  // namespace
 
+std::string ProbeTcpOptionSupport() {
+  // The header-option helpers and callbacks came together (Linux 5.10,
+  // 0813a841566f "bpf: tcp: Allow bpf prog to write and parse TCP header
+  // option"): one helper answers for all of them.
+  if (!Helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_reserve_hdr_opt) ||
+      !Helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_load_hdr_opt) ||
+      !Helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_store_hdr_opt)) {
+    return "this kernel's sockops programs cannot write TCP header options (Linux 5.10, "
+           "0813a841566f)";
+  }
+  return "";
+}
+
 PropagationSupport ProbePropagationSupport() {
   PropagationSupport out;
   // The kernel decides the contexts it injects (the capture's request-head
@@ -229,6 +242,7 @@ void ConfigurePropagation(propagation_bpf* skel, const LoaderOptions& capture_op
   ro->targ_kernel_ctx = true;
   ro->targ_sampler = capture_options.sampler_kind;
   ro->targ_sample_threshold = capture_options.sample_threshold;
+  ro->targ_tcp_option = capture_options.tcp_option;
   bpf_program__set_autoload(skel->progs.ht_ioctl_enter, guard == FionreadGuard::kDetect);
   bpf_program__set_autoload(skel->progs.ht_sockops, route == SockopsRoute::kHelper);
   bpf_program__set_autoload(skel->progs.ht_sockops_task, route == SockopsRoute::kTask);
@@ -535,6 +549,14 @@ PropagationCounters PropagationLoader::ReadCounters() const {
   out.disarmed = sum(HT_CTXC_DISARMED);
   out.rt_picked = sum(HT_CTXC_RT_PICKED);
   out.rt_gone = sum(HT_CTXC_RT_GONE);
+  out.opt_staged = sum(HT_CTXC_OPT_STAGED);
+  out.opt_sent = sum(HT_CTXC_OPT_SENT);
+  out.opt_no_room = sum(HT_CTXC_OPT_NO_ROOM);
+  out.opt_unsent = sum(HT_CTXC_OPT_UNSENT);
+  out.opt_roots = sum(HT_CTXC_OPT_ROOT);
+  out.opt_received = sum(HT_CTXC_OPT_RECEIVED);
+  out.opt_used = sum(HT_CTXC_OPT_USED);
+  out.opt_absent = sum(HT_CTXC_OPT_ABSENT);
   out.released = released_;
   out.rearmed = rearmed_;
   out.rearm_skipped = rearm_skipped_;

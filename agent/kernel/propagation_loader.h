@@ -61,6 +61,10 @@ struct PropagationSupport {
   std::string why;
 };
 
+// "" where sockops can write and parse TCP header options (context across
+// TLS, bpf/tcp_ctx_option.bpf.h), else why not, in one sentence.
+std::string ProbeTcpOptionSupport();
+
 // HOPTRACE_SOCKOPS_ROUTE=task in the environment forces the kTask route where
 // both work (tests of the older kernels' route on a newer one).
 PropagationSupport ProbePropagationSupport();
@@ -106,6 +110,18 @@ struct PropagationCounters {
   // Guard "detect": processes seen asking FIONREAD, readers woken.
   uint64_t fionread_processes = 0;
   uint64_t fionread_wakeups = 0;
+  // Context across TLS in a TCP option (bpf/tcp_ctx_option.bpf.h). Sender:
+  // staged for sockops, written, no room (SACK), first byte gone without it;
+  // contexts made for TLS requests of threads serving nothing. Receiver:
+  // arrived, taken as a parent, TLS request heads that had none (fallback).
+  uint64_t opt_staged = 0;
+  uint64_t opt_sent = 0;
+  uint64_t opt_no_room = 0;
+  uint64_t opt_unsent = 0;
+  uint64_t opt_roots = 0;
+  uint64_t opt_received = 0;
+  uint64_t opt_used = 0;
+  uint64_t opt_absent = 0;
 };
 
 class PropagationLoader {

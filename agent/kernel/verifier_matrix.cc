@@ -46,6 +46,8 @@ LoaderOptions CaptureOptionsFor(const Config& c) {
   if (c.selection == "port") lo.ports = {kMatrixPort};
   if (c.selection == "all") lo.trace_all = true;
   lo.kernel_context = c.propagation;
+  // The TCP option's code paths too, where this kernel has them.
+  lo.tcp_option = c.propagation && ProbeTcpOptionSupport().empty();
   return lo;
 }
 

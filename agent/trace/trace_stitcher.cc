@@ -153,6 +153,7 @@ SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const Reque
     // The kernel's ids are the ones it sends on: they win.
     ++stats_.server_spans_from_kernel;
     if (k->origin == HT_CTX_REMOTE) ++stats_.server_spans_with_remote_parent;
+    if (k->ctx_flags & HT_CTX_F_TCP_OPTION) ++stats_.server_spans_from_tcp_option;
     if (k->origin == HT_CTX_INVALID) ++stats_.invalid_traceparent;
     SpanContextRecord ctx = std::move(k->ctx);
     if (k->origin == HT_CTX_REMOTE && local_parent && local_parent->trace_id == ctx.trace_id &&

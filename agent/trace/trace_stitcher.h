@@ -83,6 +83,7 @@ struct TraceStitcherStats {
   uint64_t client_spans_passthrough = 0;   // child of the server span that received it
   uint64_t kernel_contexts_unmatched = 0;  // no request of theirs was parsed
   uint64_t kernel_traces_aliased = 0;      // kernel's new trace joined to a local caller's
+  uint64_t server_spans_from_tcp_option = 0;  // parent sent below TLS (TCP option)
 };
 
 // Spans other than HTTP exchanges that a thread has open (INTERNAL spans of

@@ -138,6 +138,21 @@ TEST(EventLayout, TcpContextOption) {
   EXPECT_EQ(offsetof(ht_tcp_ctx_option, exid), 2u);
   EXPECT_EQ(offsetof(ht_tcp_ctx_option, trace_id), 4u);
   EXPECT_EQ(offsetof(ht_tcp_ctx_option, parent_id), 20u);
+  EXPECT_EQ(HT_TCPOPT_EXP, 253);
+  EXPECT_EQ(HT_TCPOPT_CTX_LEN, 28);
+  EXPECT_EQ(HT_TCPOPT_EXID_SAMPLED, 0x4854);    // "HT"
+  EXPECT_EQ(HT_TCPOPT_EXID_UNSAMPLED, 0x4855);  // "HU"
+  // With NOP NOP TS (12 bytes): TCP's 40 bytes of options, no more.
+  EXPECT_LE(sizeof(ht_tcp_ctx_option) + 12, 40u);
+  // The map values both BPF objects share.
+  EXPECT_EQ(sizeof(ht_tcpopt_pending), 32u);
+  EXPECT_EQ(offsetof(ht_tcpopt_pending, seq), 28u);
+  EXPECT_EQ(sizeof(ht_tcpopt_received), 32u);
+  EXPECT_EQ(offsetof(ht_tcpopt_received, flags), 24u);
+  EXPECT_EQ(offsetof(ht_tcpopt_received, taken), 25u);
+  // Its origin and flag in the context events.
+  EXPECT_EQ(HT_CTX_NEW_CLIENT, 6);
+  EXPECT_EQ(HT_CTX_F_TCP_OPTION, 0x8);
 }
 namespace {
 
