@@ -316,8 +316,10 @@ def sockops_on(cgroup):
     r = subprocess.run(["bpftool", "-j", "cgroup", "show", str(cgroup)], capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stderr
-    return [p.get("name") for p in json.loads(r.stdout or "[]")
-            if p.get("attach_type") == "sock_ops"]
+    # bpftool names the type "sock_ops" or (libbpf's names, bpftool 7) "cgroup_sock_ops";
+    # ours is ht_sockops (ht_sockops_task on kernels whose sockops lack the pid helper).
+    return ["ht_sockops" if p.get("name", "").startswith("ht_sockops") else p.get("name")
+            for p in json.loads(r.stdout.strip() or "[]") if "sock_ops" in p.get("attach_type", "")]
 
 
 def prop_service(topo, ns, port, name, downstream, cgroup):
