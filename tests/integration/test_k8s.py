@@ -400,8 +400,10 @@ def test_propagation_follows_the_pod_selection(api, cgroups, topo, agent_factory
         assert header_values(by_from["dns"], "traceparent") == [], by_from["dns"]
 
         # -- a pod that starts after the agent is ready: selected at exec ------------
+        pods_before = metrics(metrics_port)["hoptrace_k8s_pods"]  # the module's API server's
         gamma_cg = pod("gamma-0", "shop", "gamma", "systemd")
-        wait_for(lambda: metrics(metrics_port).get("hoptrace_k8s_pods") == 4, 10, "gamma's pod")
+        wait_for(lambda: metrics(metrics_port).get("hoptrace_k8s_pods") == pods_before + 1, 10,
+                 "gamma's pod")
         gamma = prop_service(topo, ns, 18294, "gamma", "http://127.0.0.1:18290", gamma_cg)
         assert topo.curl(ns, "http://127.0.0.1:18294/work?from=gamma") == "200"
         spans = agent.wait_spans(lambda s: by_kind(s, "SERVER", "gamma"), timeout=10)
