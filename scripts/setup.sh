@@ -54,6 +54,9 @@ TEST_PACKAGES=(
   # fastapi 0.92, starlette 0.26, anyio 3.6, uvicorn 0.17 (h11 0.14), httpx 0.23, flask 2.2,
   # django 3.2, gunicorn 20.1 (aiohttp 3.8 above)
   python3-fastapi python3-uvicorn python3-httpx python3-flask python3-django gunicorn
+  # benchmarks: the agent's instructions per request under callgrind (this PVM guest has no
+  # hardware counters for perf stat), tests/bench/agent_instructions.sh; perf for CPU time
+  valgrind linux-perf
 )
 # The image (Containerfile, tests/integration/test_image.py): built without a daemon and run
 # without one, at Debian 12's versions, pinned. runc, not crun: Debian 12's crun (1.8.1)

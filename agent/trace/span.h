@@ -9,6 +9,7 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -75,8 +76,16 @@ struct Attribute {
 
 using Attributes = std::vector<Attribute>;
 
-inline void AddAttribute(Attributes& attrs, AttrKey key, AttrValue value) {
-  attrs.push_back(Attribute{key, std::move(value)});
+// The value is built in place in the vector: through a by-value AttrValue
+// and a temporary Attribute it was moved twice (a string copy each for
+// short strings), ~80 instructions per attribute, ~17 attributes per span.
+// (Assigned into a default-constructed element: clang before 16, which builds
+// the fuzzers, has no parenthesized aggregate init for emplace_back(key, v).)
+template <typename V>
+inline void AddAttribute(Attributes& attrs, AttrKey key, V&& value) {
+  Attribute& a = attrs.emplace_back();
+  a.key = key;
+  a.value = std::forward<V>(value);
 }
 
 // Returns the value of key, or nullptr.

@@ -7,23 +7,6 @@ namespace {
 
 uint64_t ThreadKey(uint32_t pid, uint32_t tid) { return (uint64_t{pid} << 32) | tid; }
 
-// The connection as the client sees it: client end first. A server looks up
-// the same key with its ends swapped.
-std::string TupleKey(const ConnInfo& c, bool client_view) {
-  std::string key(2 + 16 + 2 + 16 + 2, '\0');
-  const auto& a = client_view ? c.local_addr : c.remote_addr;
-  const auto& b = client_view ? c.remote_addr : c.local_addr;
-  uint16_t pa = client_view ? c.local_port : c.remote_port;
-  uint16_t pb = client_view ? c.remote_port : c.local_port;
-  char* p = key.data();
-  memcpy(p, &c.family, 2);
-  memcpy(p + 2, a.data(), 16);
-  memcpy(p + 18, &pa, 2);
-  memcpy(p + 20, b.data(), 16);
-  memcpy(p + 36, &pb, 2);
-  return key;
-}
-
 // Key of received_: the process and the traceparent ids it received.
 std::string ReceivedKey(uint32_t pid, const TraceId& trace_id, const SpanId& parent_id) {
   std::string key(4 + 16 + 8, '\0');
@@ -34,6 +17,28 @@ std::string ReceivedKey(uint32_t pid, const TraceId& trace_id, const SpanId& par
 }
 
 }  // namespace
+
+// The connection as the client sees it: client end first. A server looks up
+// the same key with its ends swapped.
+TraceStitcher::TupleKey TraceStitcher::TupleKeyOf(const ConnInfo& c, bool client_view) {
+  TupleKey key;
+  const auto& a = client_view ? c.local_addr : c.remote_addr;
+  const auto& b = client_view ? c.remote_addr : c.local_addr;
+  uint16_t pa = client_view ? c.local_port : c.remote_port;
+  uint16_t pb = client_view ? c.remote_port : c.local_port;
+  uint8_t* p = key.bytes.data();
+  memcpy(p, &c.family, 2);
+  memcpy(p + 2, a.data(), 16);
+  memcpy(p + 18, &pa, 2);
+  memcpy(p + 20, b.data(), 16);
+  memcpy(p + 36, &pb, 2);
+  return key;
+}
+
+size_t TraceStitcher::TupleKeyHash::operator()(const TupleKey& k) const {
+  return std::hash<std::string_view>()(
+      std::string_view(reinterpret_cast<const char*>(k.bytes.data()), k.bytes.size()));
+}
 
 KernelContext KernelContextFrom(const CtxEvent& ev) {
   const ht_ctx_event& e = *ev.ctx;
@@ -134,7 +139,7 @@ SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const Reque
   // request carries its own traceparent, to keep the queue in step.
   std::optional<SpanContextRecord> local_parent;
   if (conn.tuple_known) {
-    auto it = outbound_.find(TupleKey(conn, /*client_view=*/false));
+    auto it = outbound_.find(TupleKeyOf(conn, /*client_view=*/false));
     if (it != outbound_.end()) {
       local_parent = std::move(it->second.front().ctx);
       it->second.pop_front();
@@ -276,7 +281,7 @@ void TraceStitcher::OnRequestStart(const ConnInfo& conn, Role role, const Reques
       ++stats_.outbound_expired;
       if (oldest->second.empty()) outbound_.erase(oldest);
     }
-    outbound_[TupleKey(conn, /*client_view=*/true)].push_back(
+    outbound_[TupleKeyOf(conn, /*client_view=*/true)].push_back(
         Outbound{ctx, request.timing.first_byte_ts_enter});
     ++outbound_size_;
   }
@@ -311,7 +316,9 @@ void TraceStitcher::OnExchange(const ConnInfo& conn, Role role, Exchange exchang
           break;
         }
       }
-      if (open.empty()) thread_server_.erase(t);
+      // An empty entry stays until a connection goes (OnConnectionGone
+      // sweeps them): erasing it here made every request allocate a new
+      // deque (two allocations, one of 512 bytes).
     }
     if (auto tp = exchange.details->Traceparent()) {
       if (auto in = ParseTraceparent(*tp)) {
@@ -322,7 +329,7 @@ void TraceStitcher::OnExchange(const ConnInfo& conn, Role role, Exchange exchang
   } else if (conn.tuple_known) {
     // The server read this request before it answered, so a traced server
     // has claimed its context by now; what is left has no traced server.
-    auto o = outbound_.find(TupleKey(conn, /*client_view=*/true));
+    auto o = outbound_.find(TupleKeyOf(conn, /*client_view=*/true));
     if (o != outbound_.end()) {
       auto& q = o->second;
       for (auto e = q.begin(); e != q.end(); ++e) {

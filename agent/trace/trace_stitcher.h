@@ -27,6 +27,7 @@
 // ends, because that is when the thread and the connection say who is who.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -177,7 +178,17 @@ class TraceStitcher : public ExchangeHandler {
   static constexpr size_t kMaxThreadOpen = 64;
   std::unordered_map<uint64_t, std::deque<ThreadServer>> thread_server_;
   // Connection 4-tuple (client's view) -> client spans awaiting their server.
-  std::unordered_map<std::string, std::deque<Outbound>> outbound_;
+  // A fixed-size key: a std::string key was a heap allocation per request
+  // (every SERVER request looks its caller up).
+  struct TupleKey {
+    std::array<uint8_t, 2 + 16 + 2 + 16 + 2> bytes{};
+    bool operator==(const TupleKey&) const = default;
+  };
+  struct TupleKeyHash {
+    size_t operator()(const TupleKey& k) const;
+  };
+  static TupleKey TupleKeyOf(const ConnInfo& c, bool client_view);
+  std::unordered_map<TupleKey, std::deque<Outbound>, TupleKeyHash> outbound_;
   size_t outbound_size_ = 0;
   // Kernel decisions per connection, in request order.
   std::unordered_map<ConnId, std::deque<KernelContext>, ConnIdHash> kernel_;

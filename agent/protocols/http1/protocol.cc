@@ -98,7 +98,7 @@ Exchange::Outcome OutcomeOf(Record::Outcome outcome) {
 
 }  // namespace
 
-Exchange ToExchange(Record record) {
+Exchange ToExchange(Record&& record) {
   Exchange e;
   e.exchange_id = record.request.seq;
   e.request = TimingOf(record.request);

@@ -31,7 +31,7 @@ class HttpExchangeDetails final : public ExchangeDetails {
 };
 
 // The exchange an HTTP/1 record makes (timings, outcome, details).
-Exchange ToExchange(Record record);
+Exchange ToExchange(Record&& record);
 
 // Returns the query with every value replaced by "REDACTED" ("a=1&b" ->
 // "a=REDACTED&b"): keys are kept so the shape of a call stays visible.
