@@ -13,10 +13,11 @@ IMAGE_NAME=localhost/hoptrace:dev
 HOPTRACE_IMAGE_DRIVER=${HOPTRACE_IMAGE_DRIVER:-overlay}
 mkdir -p "$HOPTRACE_IMAGE_CACHE"
 export CONTAINERS_STORAGE_CONF=$HOPTRACE_IMAGE_CACHE/storage-$HOPTRACE_IMAGE_DRIVER.conf
-cat > "$CONTAINERS_STORAGE_CONF.tmp" <<CONF
+tmp_conf=$(mktemp "$CONTAINERS_STORAGE_CONF.XXXXXX")
+cat > "$tmp_conf" <<CONF
 [storage]
 driver = "$HOPTRACE_IMAGE_DRIVER"
 graphroot = "$HOPTRACE_IMAGE_CACHE/storage-$HOPTRACE_IMAGE_DRIVER"
 runroot = "/run/hoptrace-image-$HOPTRACE_IMAGE_DRIVER"
 CONF
-mv "$CONTAINERS_STORAGE_CONF.tmp" "$CONTAINERS_STORAGE_CONF"
+chmod 644 "$tmp_conf" && mv "$tmp_conf" "$CONTAINERS_STORAGE_CONF"
