@@ -222,6 +222,11 @@ struct ht_rt_current {
 	__u64 span_id; /* key of ht_server_ctxs, or 0: serves no request */
 	__u32 source;  /* enum ht_rt_source, for counters and debugging */
 	__u32 _pad;
+	/* Ids of the probed-call stacks (struct hu_stack_key.id) a request
+	 * written now is made inside, closest first, 0 if none: for runtimes
+	 * whose unit of work is not the thread (Go: goroutines). Sent with
+	 * the request's HT_EV_CLIENT_CTX. */
+	__u64 stack_ids[2];
 };
 
 enum ht_rt_source {
@@ -239,11 +244,19 @@ struct {
 	__type(value, struct ht_rt_current);
 } ht_rt_current SEC(".maps");
 
-static __always_inline void ht_rt_set(__u64 pid_tgid, __u64 span_id, __u32 source)
+static __always_inline void ht_rt_set_stacks(__u64 pid_tgid, __u64 span_id, __u32 source,
+					     __u64 stack0, __u64 stack1)
 {
 	struct ht_rt_current v = { .span_id = span_id, .source = source };
 
+	v.stack_ids[0] = stack0;
+	v.stack_ids[1] = stack1;
 	bpf_map_update_elem(&ht_rt_current, &pid_tgid, &v, BPF_ANY);
+}
+
+static __always_inline void ht_rt_set(__u64 pid_tgid, __u64 span_id, __u32 source)
+{
+	ht_rt_set_stacks(pid_tgid, span_id, source, 0, 0);
 }
 
 static __always_inline void ht_rt_clear(__u64 pid_tgid)

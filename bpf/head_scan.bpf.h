@@ -268,6 +268,16 @@ static __always_inline void ht_send_ctx_event(__u32 type, __u64 pid_tgid, __s32 
 	ev->ctx_flags = ctx_flags;
 	ev->_pad = 0;
 	ev->_pad2 = 0;
+	ev->stack_ids[0] = 0;
+	ev->stack_ids[1] = 0;
+	if (type == HT_EV_CLIENT_CTX) {
+		struct ht_rt_current *rt = bpf_map_lookup_elem(&ht_rt_current, &pid_tgid);
+
+		if (rt) {
+			ev->stack_ids[0] = rt->stack_ids[0];
+			ev->stack_ids[1] = rt->stack_ids[1];
+		}
+	}
 	/* Bounded right before the call, on the register passed (the empty
 	 * asm): 6.1's verifier lost a bound made earlier across a spill. */
 	ts_len = c->tracestate_len;

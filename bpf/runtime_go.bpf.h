@@ -95,6 +95,7 @@ static __always_inline void ht_go_bind(__u64 pid_tgid, __u64 span_id)
 	k.g = ht_go_current_g();
 	if (!k.g)
 		return;
+	b.origin_g = k.g;
 	bpf_map_update_elem(&ht_go_gs, &k, &b, BPF_ANY);
 	ht_go_count(HT_GOC_BOUND);
 }
@@ -108,7 +109,7 @@ static __always_inline void ht_go_syscall_enter(__u64 pid_tgid, bool connect)
 {
 	__u32 tgid = pid_tgid >> 32;
 	struct ht_go_key k = { .tgid = tgid };
-	struct ht_go_binding *b;
+	struct ht_go_binding *b = NULL;
 	__u64 span = 0;
 
 	if (!bpf_map_lookup_elem(&ht_go_procs, &tgid))
@@ -118,7 +119,10 @@ static __always_inline void ht_go_syscall_enter(__u64 pid_tgid, bool connect)
 		b = k.g ? bpf_map_lookup_elem(&ht_go_gs, &k) : NULL;
 		span = b ? b->span_id : 0;
 	}
-	ht_rt_set(pid_tgid, span, HT_RT_GO);
+	/* Whose probed calls a request written now is made in: this
+	 * goroutine's, else those of the one it works for. */
+	ht_rt_set_stacks(pid_tgid, span, HT_RT_GO, k.g,
+			 b && b->origin_g != k.g ? b->origin_g : 0);
 	ht_go_count(span ? HT_GOC_SET : HT_GOC_UNBOUND);
 }
 

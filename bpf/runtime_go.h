@@ -35,6 +35,10 @@ struct ht_go_binding {
 	__u64 span_id; /* key of ht_server_ctxs */
 	__u32 kind;    /* enum ht_go_kind */
 	__u32 _pad;
+	/* The goroutine whose open probed calls (bpf/uprobe_trace.bpf.c) the
+	 * work was done for: itself (OWN), the one that created it, the one
+	 * whose channel send woke it (the request's writeLoop) */
+	__u64 origin_g;
 };
 
 enum ht_go_counter {

@@ -49,6 +49,10 @@ int ht_go_newproc1_ret(struct pt_regs *ctx)
 	}
 	b.span_id = p->span_id;
 	b.kind = p->kind == HT_GO_OWN ? HT_GO_CHILD : HT_GO_CREATED;
+	/* Its creator's calls, or (a goroutine created by one that works for
+	 * another: net/http's dialer making the connection's writeLoop) those
+	 * of the goroutine the creator works for. */
+	b.origin_g = p->origin_g ? p->origin_g : pk.g;
 	bpf_map_update_elem(&ht_go_gs, &nk, &b, BPF_ANY);
 	ht_go_count(HT_GOC_INHERITED);
 	return 0;
@@ -77,6 +81,7 @@ int ht_go_send(struct pt_regs *ctx)
 	if (r && (r->kind == HT_GO_OWN || r->kind == HT_GO_CHILD))
 		return 0;
 	b.span_id = s->span_id;
+	b.origin_g = sk.g;
 	bpf_map_update_elem(&ht_go_gs, &rk, &b, BPF_ANY);
 	ht_go_count(HT_GOC_HANDOFF);
 	return 0;

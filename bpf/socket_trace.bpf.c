@@ -16,6 +16,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "capture.bpf.h"
+#include "tls_go.bpf.h"
 #include "runtime_go_probes.bpf.h"
 #include "runtime_python.bpf.h"
 
@@ -144,15 +145,24 @@ int ht_enter_readv(struct trace_event_raw_sys_enter *ctx)
 			   HT_DIR_INGRESS);
 }
 
+/* recv(2): "MSG_PEEK [...] Thus, a subsequent receive call will return the
+ * same data": a peek is not followed, the read that takes the bytes reports
+ * them (curl peeks one byte to check that a reused connection is alive). */
+#define HT_MSG_PEEK 0x2
+
 SEC("tp/syscalls/sys_enter_recvfrom")
 int ht_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
 {
+	if (ARG(ctx, 3) & HT_MSG_PEEK)
+		return 0;
 	return ht_io_enter(ARG(ctx, 0), ARG(ctx, 1), 0, HT_IO_BUF, HT_SYS_RECVFROM, HT_DIR_INGRESS);
 }
 
 SEC("tp/syscalls/sys_enter_recvmsg")
 int ht_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
 {
+	if (ARG(ctx, 2) & HT_MSG_PEEK)
+		return 0;
 	return ht_msg_enter(ARG(ctx, 0), ARG(ctx, 1), HT_SYS_RECVMSG, HT_DIR_INGRESS);
 }
 
@@ -259,6 +269,37 @@ SEC("uretprobe")
 int BPF_KRETPROBE(ht_ssl_return, int ret)
 {
 	return ht_tls_return(ret);
+}
+
+/* Go crypto/tls (tls_go.bpf.h), attached per Go process at the entry and at
+ * each return instruction of the two methods. */
+
+/* func (c *Conn) Write(b []byte) (int, error) */
+SEC("uprobe")
+int ht_gotls_write(struct pt_regs *ctx)
+{
+	return ht_gotls_enter(ctx, HT_SYS_GOTLS_WRITE, HT_DIR_EGRESS);
+}
+
+/* func (c *Conn) Read(b []byte) (int, error) */
+SEC("uprobe")
+int ht_gotls_read(struct pt_regs *ctx)
+{
+	return ht_gotls_enter(ctx, HT_SYS_GOTLS_READ, HT_DIR_INGRESS);
+}
+
+/* The return instructions of each (one program per direction: see
+ * ht_gotls_emit). */
+SEC("uprobe")
+int ht_gotls_write_ret(struct pt_regs *ctx)
+{
+	return ht_gotls_return(ctx, HT_DIR_EGRESS);
+}
+
+SEC("uprobe")
+int ht_gotls_read_ret(struct pt_regs *ctx)
+{
+	return ht_gotls_return(ctx, HT_DIR_INGRESS);
 }
 
 /* ---- close ----------------------------------------------------------------- */

@@ -69,6 +69,9 @@ enum ht_syscall {
 	/* TLS plaintext, from uprobes on the TLS library (bpf/tls.bpf.h) */
 	HT_SYS_SSL_READ = 9,   /* SSL_read / SSL_read_ex */
 	HT_SYS_SSL_WRITE = 10, /* SSL_write / SSL_write_ex */
+	/* Go crypto/tls plaintext (bpf/tls_go.bpf.h) */
+	HT_SYS_GOTLS_READ = 11,  /* crypto/tls.(*Conn).Read */
+	HT_SYS_GOTLS_WRITE = 12, /* crypto/tls.(*Conn).Write */
 };
 
 /* Indexes into the per-CPU counter array "ht_counters". */
@@ -84,7 +87,10 @@ enum ht_counter {
 	HT_CNT_TLS_BY_SESSION = 6, /* the SSL object's socket, found before */
 	HT_CNT_TLS_BY_THREAD = 7,  /* the thread's last socket read (memory BIOs: Node) */
 	HT_CNT_TLS_UNBOUND = 8,    /* bytes moved, no socket found: plaintext dropped */
-	HT_CNT_MAX = 9,
+	/* Go crypto/tls (bpf/tls_go.bpf.h) */
+	HT_CNT_GOTLS_CALLS = 9,  /* Read/Write calls whose plaintext went out */
+	HT_CNT_GOTLS_NO_FD = 10, /* calls on a tls.Conn whose net.Conn is no *net.TCPConn */
+	HT_CNT_MAX = 11,
 };
 
 /* Overload shedding: the agent writes ht_shed_config[0] (struct ht_shed) when
@@ -252,6 +258,10 @@ struct ht_ctx_event {
 	__u8 _pad;
 	__u16 tracestate_len; /* <= HT_TRACESTATE_MAX */
 	__u16 _pad2;
+	/* CLIENT: the stacks of probed calls (struct hu_stack_key.id, closest
+	 * first) the request was written inside, when the runtime said so
+	 * (struct ht_rt_current: Go goroutines); 0 otherwise (the thread's) */
+	__u64 stack_ids[2];
 	char tracestate[HT_TRACESTATE_MAX]; /* as received, OWS trimmed, joined by "," */
 };
 

@@ -94,7 +94,7 @@ static __always_inline void hu_stack_key_of(struct pt_regs *ctx, const struct hu
 /* Sends frames[index] (or [index, depth) when abandoned) with its parents. */
 static __always_inline void hu_send(const struct hu_stack *st, const struct hu_stack_key *key,
 				    __u32 type, __u32 index, __u32 depth, __u64 end_ns,
-				    __u16 flags, __u64 pid_tgid)
+				    __u16 flags, const char *exception, __u64 pid_tgid)
 {
 	struct hu_call_event *e;
 
@@ -115,7 +115,7 @@ static __always_inline void hu_send(const struct hu_stack *st, const struct hu_s
 	e->depth = depth;
 	e->flags = flags;
 	e->_pad = 0;
-	__builtin_memcpy(e->exception, st->exception, sizeof(e->exception));
+	__builtin_memcpy(e->exception, exception, sizeof(e->exception));
 	__builtin_memcpy(e->frames, st->frames, sizeof(e->frames));
 	bpf_ringbuf_submit(e, 0);
 }
@@ -143,21 +143,87 @@ static __always_inline void hu_abandon(struct hu_stack *st, const struct hu_stac
 	}
 	hu_count_n(HU_CNT_ABANDONED, depth - from);
 	if (end - st->frames[from].entry_ns >= targ_min_duration_ns)
-		hu_send(st, key, HT_EV_FUNC_ABANDONED, from, depth, end, flags, pid_tgid);
+		hu_send(st, key, HT_EV_FUNC_ABANDONED, from, depth, end, flags, st->exception,
+			pid_tgid);
 	st->depth = from;
 	st->throw_ns = 0;
 }
 
 /* How many frames are still callers of code running at stack pointer sp:
  * a frame whose stack pointer is at or below sp is not (the stack grows
- * down): its stack was unwound without a return. */
+ * down): its stack was unwound without a return. Python frames hold no
+ * stack pointer (their calls always report their end): not judged here. */
 static __always_inline __u32 hu_live_frames(const struct hu_stack *st, __u32 depth, __u64 sp)
 {
 	for (__u32 i = 0; i < HU_MAX_DEPTH; i++) {
-		if (i < depth && st->frames[i].sp <= sp)
+		if (i < depth && !(st->frames[i].function_id & HU_FUNCTION_PY) &&
+		    st->frames[i].sp <= sp)
 			return i;
 	}
 	return depth;
+}
+
+/* The stack of open calls under key; a new empty one when create is set. */
+static __always_inline struct hu_stack *hu_stack_get(const struct hu_stack_key *key, bool create)
+{
+	struct hu_stack *st = bpf_map_lookup_elem(&hu_stacks, key);
+	struct hu_stack *empty;
+	__u32 zero = 0;
+
+	if (st || !create)
+		return st;
+	empty = bpf_map_lookup_elem(&hu_empty, &zero);
+	if (!empty || bpf_map_update_elem(&hu_stacks, key, empty, BPF_NOEXIST) != 0) {
+		hu_count(HU_CNT_STACK_FULL);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&hu_stacks, key);
+}
+
+/* Pushes a call at the stack's top, after dropping the frames the stack
+ * pointer shows gone. */
+static __always_inline void hu_push(struct hu_stack *st, const struct hu_stack_key *key,
+				    __u64 now, __u64 sp, __u64 frame_sp, __u32 function_id,
+				    bool go, __u64 pid_tgid)
+{
+	__u32 depth = st->depth, live;
+
+	if (depth > HU_MAX_DEPTH)
+		depth = HU_MAX_DEPTH;
+	/* Not for Go, whose goroutine stacks are copied as they grow. */
+	live = go ? depth : hu_live_frames(st, depth, sp);
+	if (live < depth) {
+		hu_abandon(st, key, live, now, 0, pid_tgid);
+		depth = live;
+	}
+	if (depth >= HU_MAX_DEPTH) {
+		hu_count(HU_CNT_TOO_DEEP);
+		return;
+	}
+	st->frames[depth].entry_ns = now;
+	st->frames[depth].sp = frame_sp;
+	st->frames[depth].function_id = function_id;
+	st->frames[depth].tid = (__u32)pid_tgid;
+	st->exit_ns[depth] = 0;
+	st->depth = depth + 1;
+}
+
+/* frames[match] returned at now: calls above it never did (a Go panic it
+ * recovered from, an exception it caught). */
+static __always_inline void hu_pop(struct hu_stack *st, const struct hu_stack_key *key,
+				   __u32 match, __u32 depth, __u64 now, __u16 flags,
+				   const char *exception, __u64 pid_tgid)
+{
+	match &= HU_MAX_DEPTH - 1;
+	if (match + 1 < depth)
+		hu_abandon(st, key, match + 1, now, flags & HU_F_GO, pid_tgid);
+	hu_count(HU_CNT_CALLS);
+	if (now - st->frames[match].entry_ns >= targ_min_duration_ns)
+		hu_send(st, key, HT_EV_FUNC_CALL, match, match + 1, now, flags, exception, pid_tgid);
+	else
+		hu_count(HU_CNT_SHORT);
+	st->exit_ns[match] = now;
+	st->depth = match;
 }
 
 SEC("uprobe")
@@ -168,43 +234,15 @@ int hu_entry(struct pt_regs *ctx)
 	struct hu_stack_key key;
 	struct hu_stack *st;
 	__u64 now, sp = PT_REGS_SP(ctx);
-	__u32 zero = 0, depth, live;
 
 	if (!site || site->kind != HU_SITE_ENTRY)
 		return 0;
 	now = bpf_ktime_get_ns();
 	hu_stack_key_of(ctx, site, pid_tgid, &key);
-	st = bpf_map_lookup_elem(&hu_stacks, &key);
-	if (!st) {
-		struct hu_stack *empty = bpf_map_lookup_elem(&hu_empty, &zero);
-
-		if (!empty || bpf_map_update_elem(&hu_stacks, &key, empty, BPF_NOEXIST) != 0) {
-			hu_count(HU_CNT_STACK_FULL);
-			return 0;
-		}
-		st = bpf_map_lookup_elem(&hu_stacks, &key);
-		if (!st)
-			return 0;
-	}
-	depth = st->depth;
-	if (depth > HU_MAX_DEPTH)
-		depth = HU_MAX_DEPTH;
-	/* Not for Go, whose goroutine stacks are copied as they grow. */
-	live = (site->flags & HU_SITE_F_GO) ? depth : hu_live_frames(st, depth, sp);
-	if (live < depth) {
-		hu_abandon(st, &key, live, now, 0, pid_tgid);
-		depth = live;
-	}
-	if (depth >= HU_MAX_DEPTH) {
-		hu_count(HU_CNT_TOO_DEEP);
+	st = hu_stack_get(&key, true);
+	if (!st)
 		return 0;
-	}
-	st->frames[depth].entry_ns = now;
-	st->frames[depth].sp = sp;
-	st->frames[depth].function_id = site->function_id;
-	st->frames[depth].tid = (__u32)pid_tgid;
-	st->exit_ns[depth] = 0;
-	st->depth = depth + 1;
+	hu_push(st, &key, now, sp, sp, site->function_id, site->flags & HU_SITE_F_GO, pid_tgid);
 	return 0;
 }
 
@@ -248,22 +286,13 @@ int hu_return(struct pt_regs *ctx)
 		hu_count(HU_CNT_UNMATCHED);
 		return 0;
 	}
-	/* Calls above it never returned (a Go panic it recovered from, an
-	 * exception it caught). */
-	if (match + 1 < depth)
-		hu_abandon(st, &key, match + 1, now, go ? HU_F_GO : 0, pid_tgid);
-	hu_count(HU_CNT_CALLS);
-	if (now - st->frames[match].entry_ns >= targ_min_duration_ns)
-		hu_send(st, &key, HT_EV_FUNC_CALL, match, match + 1, now, go ? HU_F_GO : 0, pid_tgid);
-	else
-		hu_count(HU_CNT_SHORT);
-	st->exit_ns[match & (HU_MAX_DEPTH - 1)] = now;
-	st->depth = match;
-	/* A thread's stack stays (LRU; freed at its exit) with the calls it
-	 * ended, for the agent's reads; a goroutine's goes with its last call:
-	 * goroutines are many and brief, and nothing reads theirs later. */
-	if (match == 0 && go)
-		bpf_map_delete_elem(&hu_stacks, &key);
+	hu_pop(st, &key, match, depth, now, go ? HU_F_GO : 0, st->exception, pid_tgid);
+	/* A stack stays with the calls it ended, for the agent's reads of what
+	 * was open when a request was written (it reads late): a thread's until
+	 * it exits, a goroutine's until the LRU needs the room (a reused g's
+	 * old calls ended before anything the new goroutine writes, so the
+	 * agent's time checks never take them for open; the agent also deletes
+	 * a process's stacks at its exit). */
 	return 0;
 }
 
@@ -306,6 +335,8 @@ int hu_exception(struct pt_regs *ctx)
 		st->exception[0] = '\0';
 	return 0;
 }
+
+#include "uprobe_python.bpf.h"
 
 /* A thread that exits with calls open frees its stack here (goroutine
  * stacks go with the process: the agent deletes them at its exit). */

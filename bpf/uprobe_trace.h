@@ -29,7 +29,15 @@ enum hu_site_kind {
 	HU_SITE_RETURN = 2, /* one of its ret (or tail-call jmp) instructions */
 	HU_SITE_THROW = 3,  /* __cxa_throw: a C++ exception starts unwinding */
 	HU_SITE_CATCH = 4,  /* __cxa_begin_catch: it is caught; deeper frames are gone */
+	HU_SITE_PY_ENTRY = 5,  /* CPython's USDT python:function__entry (every Python call) */
+	HU_SITE_PY_RETURN = 6, /* python:function__return (return, exception or yield) */
+	HU_SITE_PY_LINE_HOLDER = 7, /* Py_FatalError: only holds python:line's semaphore */
 };
+
+/* hu_frame.function_id of a Python function: its sp is the interpreter
+ * frame (_PyInterpreterFrame *), not a stack pointer, and is the frame's
+ * identity at its return. */
+#define HU_FUNCTION_PY 0x80000000u
 
 /* hu_site.flags */
 #define HU_SITE_F_GO 0x1 /* a Go function: calls are keyed by goroutine (r14), not thread */
@@ -78,6 +86,7 @@ struct hu_stack {
 /* hu_call_event.flags */
 #define HU_F_GO 0x1     /* context_id is a goroutine, not a thread */
 #define HU_F_THROWN 0x2 /* abandoned after a C++ throw on the thread: exception names its type */
+#define HU_F_PY_RAISED 0x4 /* a Python function left by an exception: exception is its tp_name */
 
 /* HT_EV_FUNC_CALL: frames[index] returned; hdr.ts_enter_ns / ts_exit_ns are
  * its entry and return, hdr.tid the thread that returned, fd = -1.
@@ -106,7 +115,52 @@ enum hu_counter {
 	HU_CNT_UNMATCHED = 4,    /* returns with no open call of theirs */
 	HU_CNT_RINGBUF_DROPS = 5,
 	HU_CNT_STACK_FULL = 6,   /* no room for a new thread's stack */
-	HU_CNT_MAX = 7,
+	HU_CNT_PY_SEEN = 7,      /* Python calls seen by the USDT entry probe (probed or not) */
+	HU_CNT_PY_GENERATOR = 8, /* entries of a named generator/coroutine: not timed */
+	HU_CNT_PY_NO_FRAME = 9,  /* a named Python call whose frame could not be read */
+	HU_CNT_MAX = 10,
+};
+
+/*
+ * Python functions (CPython's USDT probes, uprobe_python.bpf.h). The probes
+ * fire on every Python call of a process once attached; the names wanted
+ * there are in hu_py_names, keyed by the function name (co_name), each with
+ * the file suffixes it is wanted in.
+ */
+#define HU_PY_NAME_LEN 48
+#define HU_PY_FILE_LEN 64 /* file suffix, with the '/' before it when it has one */
+#define HU_PY_CANDIDATES 4
+#define HU_PY_PATH_MAX 512 /* longer co_filename: not matched (counted as seen) */
+
+struct hu_py_name_key {
+	__u32 pid;
+	__u32 _pad;
+	char name[HU_PY_NAME_LEN]; /* co_name, zero padded */
+};
+
+struct hu_py_want {
+	__u32 function_id[HU_PY_CANDIDATES]; /* 0: unused (HU_FUNCTION_PY set otherwise) */
+	__u32 suffix_len[HU_PY_CANDIDATES];
+	/* co_filename must end with suffix[i]; suffix[i] starts with '/' (a
+	 * path component boundary) unless it is the whole path. */
+	char suffix[HU_PY_CANDIDATES][HU_PY_FILE_LEN];
+};
+
+/* Per process (map hu_py_procs, key tgid): where the interpreter keeps what
+ * the programs read (uprobes/cpython/cpython_runtime.h) and the registers
+ * holding the probes' filename and funcname arguments (pt_regs offsets). */
+struct hu_py_proc {
+	__u64 runtime;            /* _PyRuntime in the process */
+	__u32 rt_tstate_current;  /* _PyRuntime.gilstate.tstate_current */
+	__u32 ts_cframe;          /* PyThreadState.cframe */
+	__u32 cframe_current;     /* _PyCFrame.current_frame */
+	__u32 frame_code;         /* _PyInterpreterFrame.f_code */
+	__u32 code_flags;         /* PyCodeObject.co_flags */
+	__u32 ts_curexc_type;     /* PyThreadState.curexc_type */
+	__u32 type_name;          /* PyTypeObject.tp_name */
+	__u16 entry_file_reg, entry_name_reg;   /* pt_regs offsets */
+	__u16 return_file_reg, return_name_reg;
+	__u32 _pad;
 };
 
 #endif /* HOPTRACE_BPF_UPROBE_TRACE_H */

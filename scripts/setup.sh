@@ -37,6 +37,8 @@ PACKAGES=(
 TEST_PACKAGES=(
   python3-pytest python3-aiohttp wrk nginx-light util-linux  # aiohttp: the W3C suite harness
   python3-grpcio nghttp2-server  # HTTP/2: gRPC services and clients, a cleartext h2 server
+  # h2 4.1 (bookworm's 4.1.0-4): the h2c server that accepts "Upgrade: h2c" (nghttpd does not)
+  python3-h2
   # Go: the pinned toolchain (tests/go programs, helm, kube-apiserver) comes from the Go
   # module proxy by scripts/go_toolchain.sh, which unpacks it with unzip (Debian's golang
   # is too old).

@@ -84,6 +84,9 @@ std::optional<ElfFile> ElfFile::Open(const std::string& path, std::string* error
     if (sname) {
       if (!strcmp(sname, ".go.buildinfo") || !strcmp(sname, ".gopclntab")) file.is_go_ = true;
       if (!strcmp(sname, ".debug_info")) file.has_debug_info_ = true;
+      if (!strcmp(sname, ".gnu_debuglink") || !strcmp(sname, ".note.gnu.build-id")) {
+        file.names_debug_file_ = true;
+      }
     }
     if (sh.sh_type != SHT_DYNSYM &&
         (sh.sh_type != SHT_SYMTAB || tables == SymbolTables::kDynamicOnly)) {

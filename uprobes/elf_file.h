@@ -40,6 +40,9 @@ class ElfFile {
   // return-instruction probes, and its stacks move.
   bool is_go() const { return is_go_; }
   bool has_debug_info() const { return has_debug_info_; }
+  // A build-id or .gnu_debuglink: its DWARF may be in a separate file
+  // (SourceIndex::Open looks).
+  bool names_debug_file() const { return names_debug_file_; }
   // The bytes of a function body (for disassembly), read from the file.
   std::optional<std::vector<uint8_t>> ReadFunction(const ElfSymbol& fn) const;
 
@@ -49,6 +52,7 @@ class ElfFile {
   std::vector<ElfSymbol> objects_;
   bool is_go_ = false;
   bool has_debug_info_ = false;
+  bool names_debug_file_ = false;
 };
 
 // "_ZN4Shop8validateEi" -> "Shop::validate(int)"; empty if s is not a

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "uprobes/cpython/python_functions.h"
 #include "uprobes/process_maps.h"
 
 namespace hoptrace::uprobes {
@@ -15,13 +16,118 @@ std::vector<ProbeSpec> ExceptionSpecs() {
           *ParseProbeSpec("libstdc++.so*:__cxa_begin_catch", &error)};
 }
 
+std::vector<ProbeSpec> Native(const std::vector<ProbeSpec>& specs) {
+  std::vector<ProbeSpec> out;
+  for (const ProbeSpec& s : specs) {
+    if (!s.python()) out.push_back(s);
+  }
+  return out;
+}
+
 }  // namespace
 
 ProbeManager::ProbeManager(std::vector<ProbeSpec> specs, UprobeAttacher* attacher)
-    : resolver_(std::move(specs)),
+    : resolver_(Native(specs)),
       exception_resolver_(ExceptionSpecs(), /*need_returns=*/false),
       attacher_(attacher) {
   matched_.assign(resolver_.specs().size(), 0);
+  for (ProbeSpec& s : specs) {
+    if (s.python()) py_specs_.push_back(std::move(s));
+  }
+  py_matched_.assign(py_specs_.size(), 0);
+}
+
+bool ProbeManager::Wants(pid_t pid, const ProcessNames& names) const {
+  if (resolver_.Wants(pid, names)) return true;
+  if (py_specs_.empty()) return false;
+  const std::string exe = ExecutablePath(pid);
+  for (const ProbeSpec& s : py_specs_) {
+    if (!exe.empty() && SpecNamesProcess(s, exe, names)) return true;
+  }
+  return false;
+}
+
+uint32_t ProbeManager::PythonFunctionId(const ProbeSpec& spec) {
+  auto key = std::make_tuple("py:" + spec.py_file, spec.function);
+  if (auto it = ids_.find(key); it != ids_.end()) return it->second;
+  FunctionInfo f;
+  f.name = spec.function;
+  f.symbol = spec.function;
+  f.file = spec.py_file;
+  f.python = true;
+  functions_.push_back(std::move(f));
+  const uint32_t id = static_cast<uint32_t>(functions_.size()) | kPythonFunctionBit;
+  ids_[key] = id;
+  return id;
+}
+
+void ProbeManager::AttachPython(pid_t pid, const ProcessNames& names, Proc& proc) {
+  if (py_specs_.empty() || proc.python_tried) return;
+  const std::string exe = ExecutablePath(pid);
+  std::vector<size_t> mine;
+  for (size_t i = 0; i < py_specs_.size(); ++i) {
+    if (!exe.empty() && SpecNamesProcess(py_specs_[i], exe, names)) mine.push_back(i);
+  }
+  if (mine.empty()) return;
+  proc.python_tried = true;
+  std::string why;
+  auto probes = cpython::FindPythonProbes(pid, &why);
+  if (!probes) {
+    spdlog::warn("probe: pid {}: Python functions not probed: {}", pid, why);
+    return;
+  }
+  PythonProcess py;
+  py.runtime = probes->interpreter.runtime_address;
+  py.offsets = probes->interpreter.offsets;
+  py.entry_file_reg = probes->entry.file_reg;
+  py.entry_name_reg = probes->entry.name_reg;
+  py.return_file_reg = probes->exit.file_reg;
+  py.return_name_reg = probes->exit.name_reg;
+  std::string list;
+  for (size_t i : mine) {
+    py.wants.push_back(PythonWant{PythonFunctionId(py_specs_[i]), py_specs_[i].function,
+                                  py_specs_[i].py_file});
+    list += (list.empty() ? "" : ", ") + py_specs_[i].py_file + ":" + py_specs_[i].function;
+  }
+  std::string error;
+  if (!attacher_->SetPython(pid, py, &error)) {
+    spdlog::warn("probe: pid {}: Python functions not probed: {}", pid, error);
+    return;
+  }
+  const std::string host = HostPath(pid, probes->interpreter.path);
+  std::vector<AttachSite> sites;
+  for (const auto& [site, kind] : {std::make_pair(probes->entry, SiteKind::kPyEntry),
+                                   std::make_pair(probes->exit, SiteKind::kPyReturn)}) {
+    if (!proc.addresses.insert(site.address).second) continue;
+    AttachSite a{host, site.file_offset, site.address, 0, kind, false};
+    a.ref_ctr_offset = site.semaphore_offset;
+    sites.push_back(a);
+  }
+  if (proc.addresses.insert(probes->line.address).second) {
+    AttachSite a{host, probes->line.file_offset, probes->line.address, 0,
+                 SiteKind::kPyLineHolder, false};
+    a.ref_ctr_offset = probes->line.semaphore_offset;
+    sites.push_back(a);
+  }
+  std::vector<std::string> errors;
+  const size_t n = attacher_->Attach(pid, sites, &errors);
+  sites_attached_ += n;
+  for (const std::string& e : errors) spdlog::warn("probe: pid {}: {}", pid, e);
+  if (n == 0) return;
+  for (size_t i : mine) ++py_matched_[i];
+  python_pids_.insert(pid);
+  spdlog::info("probe: pid {}: {} Python function(s) ({}), {} probe(s) attached in {} "
+               "(CPython {} USDT python:function__entry/return)",
+               pid, mine.size(), list, n, probes->interpreter.path.substr(
+                   probes->interpreter.path.rfind('/') + 1), probes->interpreter.version());
+  if (!python_cost_said_) {
+    python_cost_said_ = true;
+    spdlog::warn("probe: Python function probes trap on EVERY Python call of a probed process "
+                 "(two uprobe breakpoints, CPython computing the probes' arguments) and slow "
+                 "every bytecode instruction (CPython 3.11 runs its tracing dispatch to report "
+                 "function entries), probed or not: microseconds per call; see README "
+                 "\"What Python probes cost\"");
+  }
 }
 
 uint32_t ProbeManager::FunctionId(const ProcessProbe& p) {
@@ -41,6 +147,7 @@ bool ProbeManager::NamesLibraries() const {
 }
 
 const FunctionInfo* ProbeManager::Function(uint32_t id) const {
+  id &= ~kPythonFunctionBit;
   return id >= 1 && id <= functions_.size() ? &functions_[id - 1] : nullptr;
 }
 
@@ -56,6 +163,7 @@ ResolveResult ProbeManager::OnProcess(pid_t pid, const ProcessNames& names) {
   if (first) proc.first_seen = std::chrono::steady_clock::now();
   proc.names = names;
   proc.files = MappedFiles(pid);
+  AttachPython(pid, names, proc);
   ResolveResult r = resolver_.Resolve(pid, names);
   for (size_t i = 0; i < r.matches_per_spec.size(); ++i) matched_[i] += r.matches_per_spec[i];
   for (const std::string& p : r.problems) spdlog::warn("probe: pid {}: {}", pid, p);
@@ -103,6 +211,7 @@ void ProbeManager::OnExit(pid_t pid) {
   if (it == procs_.end()) return;
   attacher_->Detach(pid);
   procs_.erase(it);
+  python_pids_.erase(pid);
 }
 
 void ProbeManager::Rescan(bool young_only) {
@@ -125,6 +234,9 @@ std::vector<std::string> ProbeManager::Unmatched() const {
   std::vector<std::string> out;
   for (size_t i = 0; i < matched_.size(); ++i) {
     if (matched_[i] == 0) out.push_back(resolver_.specs()[i].text);
+  }
+  for (size_t i = 0; i < py_matched_.size(); ++i) {
+    if (py_matched_[i] == 0) out.push_back(py_specs_[i].text);
   }
   return out;
 }

@@ -17,12 +17,19 @@
 #include <tuple>
 #include <vector>
 
+#include "uprobes/cpython/cpython_runtime.h"
 #include "uprobes/probe_resolver.h"
 
 namespace hoptrace::uprobes {
 
 // = enum hu_site_kind
-enum class SiteKind : uint16_t { kEntry = 1, kReturn = 2, kThrow = 3, kCatch = 4 };
+enum class SiteKind : uint16_t {
+  kEntry = 1, kReturn = 2, kThrow = 3, kCatch = 4, kPyEntry = 5, kPyReturn = 6,
+  kPyLineHolder = 7  // holds python:line's semaphore (cpython/python_functions.h); never hit
+};
+
+// = HU_FUNCTION_PY: the bit a Python function's id carries.
+inline constexpr uint32_t kPythonFunctionBit = 0x80000000u;
 
 struct AttachSite {
   std::string host_path;  // the file, as the agent opens it
@@ -31,6 +38,22 @@ struct AttachSite {
   uint32_t function_id = 0;
   SiteKind kind = SiteKind::kEntry;
   bool go = false;
+  uint64_t ref_ctr_offset = 0;  // USDT: the semaphore the kernel counts attached probes in
+};
+
+// A Python function wanted in a process: its id, co_name and file suffix.
+struct PythonWant {
+  uint32_t function_id = 0;  // with kPythonFunctionBit
+  std::string name;
+  std::string file;  // as the spec gives it ("app.py")
+};
+
+// What the kernel needs to filter a process's Python calls.
+struct PythonProcess {
+  uint64_t runtime = 0;  // _PyRuntime
+  cpython::Offsets offsets{};
+  int entry_file_reg = 0, entry_name_reg = 0, return_file_reg = 0, return_name_reg = 0;
+  std::vector<PythonWant> wants;
 };
 
 class UprobeAttacher {
@@ -42,6 +65,12 @@ class UprobeAttacher {
                         std::vector<std::string>* errors) = 0;
   // Removes every probe of the process and what the kernel kept for it.
   virtual void Detach(pid_t pid) = 0;
+  // Tells the kernel which Python functions to time in process pid (before
+  // its USDT sites are attached). false and *error if it cannot.
+  virtual bool SetPython(pid_t /*pid*/, const PythonProcess& /*py*/, std::string* error) {
+    *error = "Python functions are not supported here";
+    return false;
+  }
 };
 
 // What a function id stands for (spans' code.function.name and where).
@@ -52,6 +81,7 @@ struct FunctionInfo {
   bool go = false;
   std::string source_file;  // DWARF: code.file.path, empty if unknown
   int source_line = 0;      // code.line.number, 0 if unknown
+  bool python = false;      // a Python function: name is co_name, file the spec's suffix
 };
 
 class ProbeManager {
@@ -59,7 +89,7 @@ class ProbeManager {
   ProbeManager(std::vector<ProbeSpec> specs, UprobeAttacher* attacher);
 
   // Does a spec name this process (its program or a file it maps)?
-  bool Wants(pid_t pid, const ProcessNames& names) const { return resolver_.Wants(pid, names); }
+  bool Wants(pid_t pid, const ProcessNames& names) const;
   // Does a spec name a shared library ("libshop.so*")? Then every traced
   // process is followed (OnProcess), in case it loads it later.
   bool NamesLibraries() const;
@@ -79,6 +109,9 @@ class ProbeManager {
   const FunctionInfo* Function(uint32_t id) const;
   // Specs that matched nothing in any process so far, for one warning each.
   std::vector<std::string> Unmatched() const;
+  // Python functions are attached in these processes (a uprobe on every
+  // Python call there: what that costs is said once in the log).
+  const std::set<pid_t>& python_processes() const { return python_pids_; }
   size_t processes() const { return procs_.size(); }
   size_t sites_attached() const { return sites_attached_; }
 
@@ -88,8 +121,11 @@ class ProbeManager {
     ProcessNames names;
     std::set<std::string> files;  // the mapped files it was resolved with
     std::set<uint64_t> addresses;  // attached
+    bool python_tried = false;     // Python specs looked at (once per process image)
   };
   uint32_t FunctionId(const ProcessProbe& p);
+  uint32_t PythonFunctionId(const ProbeSpec& spec);
+  void AttachPython(pid_t pid, const ProcessNames& names, Proc& proc);
   std::set<std::string> MappedFiles(pid_t pid) const;
 
   ProbeResolver resolver_;
@@ -99,6 +135,10 @@ class ProbeManager {
   std::map<std::tuple<std::string, std::string>, uint32_t> ids_;  // (file, symbol)
   std::vector<FunctionInfo> functions_;                            // index = id - 1
   std::vector<size_t> matched_;                                    // per spec, ever
+  std::vector<ProbeSpec> py_specs_;                                // PROGRAM:FILE.py:FUNCTION
+  std::vector<size_t> py_matched_;                                 // processes, per Python spec
+  std::set<pid_t> python_pids_;
+  bool python_cost_said_ = false;
   size_t sites_attached_ = 0;
 };
 

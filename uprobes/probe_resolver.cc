@@ -21,6 +21,14 @@ bool NamesProcess(const ProbeSpec& spec, const std::string& exe, const ProcessNa
                      [&](const std::string& n) { return !n.empty() && GlobMatch(spec.program, n); });
 }
 
+}  // namespace
+
+bool SpecNamesProcess(const ProbeSpec& spec, const std::string& exe, const ProcessNames& names) {
+  return NamesProcess(spec, exe, names);
+}
+
+namespace {
+
 bool NamesFile(const ProbeSpec& spec, const std::string& path) {
   return spec.program_is_path() ? spec.program == path : GlobMatch(spec.program, BaseName(path));
 }
@@ -116,7 +124,7 @@ ResolveResult ProbeResolver::Resolve(pid_t pid, const ProcessNames& names) {
         p.file = file;
         p.host_path = host;
         p.go = cached->elf->is_go();
-        if (cached->elf->has_debug_info()) {
+        if (cached->elf->has_debug_info() || cached->elf->names_debug_file()) {
           auto src = cached->sources.find(fn.address);
           if (src == cached->sources.end()) {
             if (!cached->dwarf) cached->dwarf = SourceIndex::Open(host);

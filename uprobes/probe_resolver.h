@@ -52,6 +52,9 @@ struct ProcessNames {
   std::vector<std::string> names;  // executable name, comm, service name
 };
 
+// Does the spec's PROGRAM name the process (exe: its executable's path)?
+bool SpecNamesProcess(const ProbeSpec& spec, const std::string& exe, const ProcessNames& names);
+
 class ProbeResolver {
  public:
   static constexpr size_t kMaxProbesPerSpec = 256;  // a glob cannot attach thousands

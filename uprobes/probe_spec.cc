@@ -1,5 +1,7 @@
 #include "uprobes/probe_spec.h"
 
+#include <cctype>
+
 namespace hoptrace::uprobes {
 
 std::optional<ProbeSpec> ParseProbeSpec(std::string_view text, std::string* error) {
@@ -18,8 +20,35 @@ std::optional<ProbeSpec> ParseProbeSpec(std::string_view text, std::string* erro
              "\": expected PROGRAM:FUNCTION (e.g. shop:Shop::validate or server:main.handleLogin)";
     return std::nullopt;
   }
-  return ProbeSpec{std::string(text.substr(0, colon)), std::string(text.substr(colon + 1)),
-                   std::string(text)};
+  ProbeSpec spec{std::string(text.substr(0, colon)), std::string(text.substr(colon + 1)),
+                 std::string(text), ""};
+  // PROGRAM:FILE.py:FUNCTION
+  const size_t py = spec.function.find(".py:");
+  if (py != std::string::npos) {
+    spec.py_file = spec.function.substr(0, py + 3);
+    spec.function = spec.function.substr(py + 4);
+    auto bad = [&](const std::string& why) {
+      *error = "--probe \"" + std::string(text) + "\": " + why;
+      return std::nullopt;
+    };
+    if (spec.function.empty()) return bad("expected PROGRAM:FILE.py:FUNCTION (e.g. python3:app.py:login)");
+    for (char c : spec.function) {
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) {
+        return bad("a Python FUNCTION is a plain name (co_name: CPython's probes give no "
+                   "qualname or class, and no globs are matched): write login, not Auth.login");
+      }
+    }
+    if (spec.function.size() > kMaxPythonName) {
+      return bad("Python function names longer than " + std::to_string(kMaxPythonName) +
+                 " characters are not matched");
+    }
+    if (spec.py_file.find('*') != std::string::npos || spec.py_file.size() > kMaxPythonFile ||
+        spec.py_file == ".py" || spec.py_file.back() == '/') {
+      return bad("FILE is the end of the Python file's path without globs, at most " +
+                 std::to_string(kMaxPythonFile) + " characters (e.g. app.py or shop/auth.py)");
+    }
+  }
+  return spec;
 }
 
 bool GlobMatch(std::string_view p, std::string_view s) {

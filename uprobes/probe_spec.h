@@ -6,6 +6,13 @@
 // as the ELF file names it (C, Rust's or C++'s mangled name, Go's
 // "main.handleLogin") or a C++ demangled name with or without its parameters
 // ("Shop::validate", "Shop::validate(int)"); `*` matches any run of characters.
+//
+// A Python function: `PROGRAM:FILE.py:FUNCTION` (e.g. `login-svc:app.py:login`,
+// `python3:shop/auth.py:check_password`). CPython 3.11's probes name a
+// function by co_name only ("login", not "Auth.login"), so FUNCTION is a
+// plain name, compared whole; FILE matches the end of the code's file name
+// at a '/' ("app.py" matches "/srv/app.py", not "/srv/myapp.py"). No globs:
+// the kernel compares both on every Python call.
 #pragma once
 
 #include <optional>
@@ -20,9 +27,18 @@ struct ProbeSpec {
   std::string program;
   std::string function;
   std::string text;  // as given, for messages
+  std::string py_file;  // a Python function: the file suffix ("app.py"); empty for native ones
+
+  bool python() const { return !py_file.empty(); }
 
   bool program_is_path() const { return program.find('/') != std::string::npos; }
 };
+
+// What the kernel compares (bpf/uprobe_trace.h: HU_PY_NAME_LEN - 2, so that
+// a longer co_name, truncated, never equals a wanted one; HU_PY_FILE_LEN
+// with the '/' before the suffix).
+inline constexpr size_t kMaxPythonName = 46;
+inline constexpr size_t kMaxPythonFile = 63;
 
 // Splits at the first ':' that is not part of a C++ "::". nullopt and *error
 // when either side is empty.

@@ -2,10 +2,14 @@
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
+#include <gelf.h>
+#include <libelf.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -64,6 +68,51 @@ int CollectFunction(Dwarf_Die* fn, void* arg) {
   return DWARF_CB_OK;
 }
 
+// The file's GNU build-id as hex ("" if none).
+std::string BuildId(Elf* elf) {
+  const void* id = nullptr;
+  const ssize_t n = elf ? dwelf_elf_gnu_build_id(elf, &id) : -1;
+  std::string hex;
+  for (ssize_t i = 0; i < n; ++i) {
+    char b[3];
+    snprintf(b, sizeof(b), "%02x", static_cast<const unsigned char*>(id)[i]);
+    hex += b;
+  }
+  return hex;
+}
+
+// Where a stripped file's DWARF may be, as GDB looks (Debian's -dbgsym
+// packages, `objcopy --only-keep-debug` + `--add-gnu-debuglink`): by
+// build-id under /usr/lib/debug/.build-id/, then by its .gnu_debuglink name
+// next to it, in .debug/ beside it, and under /usr/lib/debug/<its dir>.
+// root: the process's root ("/proc/PID/root") the path is opened through.
+std::vector<std::string> DebugFiles(const std::string& path, int fd, std::string* build_id) {
+  std::vector<std::string> out;
+  elf_version(EV_CURRENT);
+  Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
+  if (!elf) return out;
+  std::string root;
+  if (path.rfind("/proc/", 0) == 0) {
+    const size_t at = path.find("/root/");
+    if (at != std::string::npos) root = path.substr(0, at + 5);
+  }
+  *build_id = BuildId(elf);
+  if (build_id->size() > 2) {
+    out.push_back(root + "/usr/lib/debug/.build-id/" + build_id->substr(0, 2) + "/" +
+                  build_id->substr(2) + ".debug");
+  }
+  GElf_Word crc = 0;
+  if (const char* link = dwelf_elf_gnu_debuglink(elf, &crc)) {
+    const std::string in_root = path.substr(root.size());
+    const std::string dir = in_root.substr(0, in_root.rfind('/'));
+    out.push_back(root + dir + "/" + link);
+    out.push_back(root + dir + "/.debug/" + link);
+    out.push_back(root + "/usr/lib/debug" + dir + "/" + link);
+  }
+  elf_end(elf);
+  return out;
+}
+
 }  // namespace
 
 std::unique_ptr<SourceIndex> SourceIndex::Open(const std::string& path) {
@@ -72,11 +121,23 @@ std::unique_ptr<SourceIndex> SourceIndex::Open(const std::string& path) {
   // DWARF_C_READ: libdw decompresses .zdebug_* and SHF_COMPRESSED sections
   // itself (Go compresses its DWARF).
   Dwarf* dbg = dwarf_begin(fd, DWARF_C_READ);
-  if (dbg == nullptr) {
-    close(fd);
-    return nullptr;
+  if (dbg != nullptr) return std::unique_ptr<SourceIndex>(new SourceIndex(fd, dbg));
+  std::string build_id;
+  const std::vector<std::string> candidates = DebugFiles(path, fd, &build_id);
+  close(fd);
+  for (const std::string& c : candidates) {
+    const int dfd = open(c.c_str(), O_RDONLY | O_CLOEXEC);
+    if (dfd < 0) continue;
+    // A debug file of another build would name wrong lines: its build-id
+    // must be the binary's when the binary has one.
+    Elf* elf = elf_begin(dfd, ELF_C_READ_MMAP, nullptr);
+    const bool same = build_id.empty() || BuildId(elf) == build_id;
+    if (elf) elf_end(elf);
+    Dwarf* d = same ? dwarf_begin(dfd, DWARF_C_READ) : nullptr;
+    if (d != nullptr) return std::unique_ptr<SourceIndex>(new SourceIndex(dfd, d));
+    close(dfd);
   }
-  return std::unique_ptr<SourceIndex>(new SourceIndex(fd, dbg));
+  return nullptr;
 }
 
 SourceIndex::~SourceIndex() {

@@ -1069,9 +1069,10 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     spdlog::info(
         "tls (final): attached={} detached={} attach_failed={} not_probeable={} "
         "maps_scans={} calls_by_syscall={} calls_by_session={} calls_by_thread={} "
-        "calls_unbound={}",
+        "calls_unbound={} go_calls={} go_no_fd={} data_events={}",
         tls_stats.attached, tls_stats.detached, tls_stats.attach_failed, tls_stats.not_probeable,
-        tls_stats.scans, k.tls_by_syscall, k.tls_by_session, k.tls_by_thread, k.tls_unbound);
+        tls_stats.scans, k.tls_by_syscall, k.tls_by_session, k.tls_by_thread, k.tls_unbound,
+        k.gotls_calls, k.gotls_no_fd, k.data_events);
   }
   if (internal) {
     const auto& c = probe_counters;
@@ -1079,10 +1080,11 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     spdlog::info(
         "probes (final): probes_at_exit={} calls={} short={} abandoned={} too_deep={} "
         "unmatched_returns={} kernel_lost={} stack_full={} internal_spans={} "
-        "with_server_parent={} client_parents={} open_expired={}",
+        "with_server_parent={} client_parents={} open_expired={} py_calls_seen={} "
+        "py_generators={} py_no_frame={}",
         probe_links, c.calls, c.short_calls, c.abandoned, c.too_deep, c.unmatched,
         c.ringbuf_drops, c.stack_full, t.spans, t.with_server_parent, t.client_parents,
-        t.open_expired);
+        t.open_expired, c.py_seen, c.py_generator, c.py_no_frame);
   }
   spdlog::info("hoptrace stopped; all programs detached");
   return 0;

@@ -97,7 +97,10 @@ void ConnTracker::OnData(const DataEvent& ev) {
   }
   conn->last_activity_ns = hdr.ts_exit_ns;
   // TLS plaintext, even when the open event that says so was lost.
-  if (ev.syscall == HT_SYS_SSL_READ || ev.syscall == HT_SYS_SSL_WRITE) conn->info.tls = true;
+  if (ev.syscall == HT_SYS_SSL_READ || ev.syscall == HT_SYS_SSL_WRITE ||
+      ev.syscall == HT_SYS_GOTLS_READ || ev.syscall == HT_SYS_GOTLS_WRITE) {
+    conn->info.tls = true;
+  }
   (ev.direction == HT_DIR_EGRESS ? conn->info.bytes_written : conn->info.bytes_read) += ev.bytes;
   if (!conn->parser) {
     // The open event was lost (or named nothing we parse): wait for bytes

@@ -205,6 +205,8 @@ KernelCounters BpfLoader::ReadCounters() const {
   out.tls_by_session = sum(HT_CNT_TLS_BY_SESSION);
   out.tls_by_thread = sum(HT_CNT_TLS_BY_THREAD);
   out.tls_unbound = sum(HT_CNT_TLS_UNBOUND);
+  out.gotls_calls = sum(HT_CNT_GOTLS_CALLS);
+  out.gotls_no_fd = sum(HT_CNT_GOTLS_NO_FD);
   return out;
 }
 

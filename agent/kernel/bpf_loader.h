@@ -61,6 +61,9 @@ struct KernelCounters {
   uint64_t tls_by_session = 0;
   uint64_t tls_by_thread = 0;
   uint64_t tls_unbound = 0;  // plaintext dropped: no socket found
+  // Go crypto/tls (bpf/tls_go.bpf.h).
+  uint64_t gotls_calls = 0;  // calls whose plaintext went out
+  uint64_t gotls_no_fd = 0;  // calls on a tls.Conn that is not over a *net.TCPConn
 };
 
 class CaptureObject;

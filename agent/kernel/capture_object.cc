@@ -51,7 +51,9 @@ std::unique_ptr<CaptureObject> CaptureObject::OpenAs(const LoaderOptions& option
   ro->targ_tls = options.tls;
   for (bpf_program* prog : {skel->progs.ht_ssl_write, skel->progs.ht_ssl_write_ex,
                             skel->progs.ht_ssl_read, skel->progs.ht_ssl_read_ex,
-                            skel->progs.ht_ssl_return}) {
+                            skel->progs.ht_ssl_return, skel->progs.ht_gotls_write,
+                            skel->progs.ht_gotls_read, skel->progs.ht_gotls_write_ret,
+                            skel->progs.ht_gotls_read_ret}) {
     bpf_program__set_autoload(prog, options.tls);
   }
   // Ring buffer size must be a power-of-two multiple of the page size.

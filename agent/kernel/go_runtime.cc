@@ -16,7 +16,8 @@ namespace hoptrace {
 
 // The kernel's layout (bpf/runtime_go.h): Detach walks ht_go_gs keys.
 static_assert(sizeof(ht_go_key) == 16 && offsetof(ht_go_key, g) == 8);
-static_assert(sizeof(ht_go_binding) == 16 && offsetof(ht_go_binding, kind) == 8);
+static_assert(sizeof(ht_go_binding) == 24 && offsetof(ht_go_binding, kind) == 8 &&
+              offsetof(ht_go_binding, origin_g) == 16);
 
 GoRuntime::~GoRuntime() {
   std::vector<pid_t> pids;

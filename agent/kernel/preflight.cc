@@ -233,7 +233,7 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
 std::vector<PreflightItem> TlsLibraryItems(int pid) {
   std::vector<PreflightItem> items;
   const std::string who = "TLS in pid " + std::to_string(pid);
-  const char* for_what = "HTTPS plaintext (uprobes on SSL_read/SSL_write)";
+  const char* for_what = "HTTPS plaintext (uprobes on SSL_read/SSL_write, Go's tls.Conn)";
   if (kill(pid, 0) != 0 && errno == ESRCH) {
     items.push_back(Item(who, Status::kInfo, "no such process", "", false));
     return items;
@@ -241,7 +241,8 @@ std::vector<PreflightItem> TlsLibraryItems(int pid) {
   const auto libs = tls::FindTlsLibraries(pid);
   if (libs.empty()) {
     items.push_back(Item(who, Status::kInfo,
-                         "no TLS library found (no libssl mapped, no OpenSSL in the executable)",
+                         "no TLS library found (no libssl mapped, no OpenSSL or Go crypto/tls in "
+                         "the executable)",
                          for_what, false));
   }
   for (const auto& lib : libs) {
@@ -250,6 +251,8 @@ std::vector<PreflightItem> TlsLibraryItems(int pid) {
     std::string detail = lib.path + " (" + lib.kind + "): ";
     if (lib.probeable()) {
       detail += "can be probed: " + symbols;
+    } else if (!lib.error.empty() && lib.kind == tls::kGoTlsKind) {
+      detail += "cannot be probed: " + lib.error;
     } else if (!lib.error.empty()) {
       detail += "cannot be read: " + lib.error;
     } else {

@@ -31,6 +31,11 @@ class TlsUprobes : public tls::UprobeTarget {
   size_t links() const;
 
  private:
+  // Go crypto/tls (bpf/tls_go.bpf.h): entry and return-instruction probes
+  // at offsets, and the process's entry in ht_gotls_procs.
+  bool AttachGo(const tls::TlsLibrary& lib, pid_t pid, std::string* error);
+  void ForgetGo(pid_t pid);
+
   const BpfLoader& loader_;
   std::map<std::tuple<uint64_t, uint64_t, pid_t>, std::vector<bpf_link*>> links_;  // dev, inode, pid
 };

@@ -33,6 +33,8 @@ std::unique_ptr<UprobeLoader> UprobeLoader::Start(const UprobeLoaderOptions& opt
   bpf_program__set_autoattach(self->skel_->progs.hu_entry, false);
   bpf_program__set_autoattach(self->skel_->progs.hu_return, false);
   bpf_program__set_autoattach(self->skel_->progs.hu_exception, false);
+  bpf_program__set_autoattach(self->skel_->progs.hu_py_entry, false);
+  bpf_program__set_autoattach(self->skel_->progs.hu_py_return, false);
   if (int err = uprobe_trace_bpf__load(self->skel_); err != 0) {
     throw StartupError("function probes did not load (" + std::string(strerror(-err)) + ")");
   }
@@ -68,10 +70,17 @@ size_t UprobeLoader::Attach(pid_t pid, const std::vector<uprobes::AttachSite>& s
       break;
     }
     addresses_[pid].push_back(s.address);
-    bpf_program* prog = s.kind == uprobes::SiteKind::kEntry    ? skel_->progs.hu_entry
-                        : s.kind == uprobes::SiteKind::kReturn ? skel_->progs.hu_return
-                                                               : skel_->progs.hu_exception;
-    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = false);
+    bpf_program* prog = s.kind == uprobes::SiteKind::kEntry      ? skel_->progs.hu_entry
+                        : s.kind == uprobes::SiteKind::kReturn   ? skel_->progs.hu_return
+                        : s.kind == uprobes::SiteKind::kPyEntry ||
+                                s.kind == uprobes::SiteKind::kPyLineHolder
+                            ? skel_->progs.hu_py_entry
+                        : s.kind == uprobes::SiteKind::kPyReturn ? skel_->progs.hu_py_return
+                                                                 : skel_->progs.hu_exception;
+    // A USDT probe's semaphore: the kernel increments it in this process
+    // only (the uprobe is bound to the pid) and decrements it when the
+    // link goes, so the program runs the probe's code only while we watch.
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .ref_ctr_offset = s.ref_ctr_offset, .retprobe = false);
     bpf_link* link = bpf_program__attach_uprobe_opts(prog, pid, s.host_path.c_str(),
                                                      s.file_offset, &opts);
     if (!link) {
@@ -86,10 +95,71 @@ size_t UprobeLoader::Attach(pid_t pid, const std::vector<uprobes::AttachSite>& s
   return attached;
 }
 
+bool UprobeLoader::SetPython(pid_t pid, const uprobes::PythonProcess& py, std::string* error) {
+  hu_py_proc proc{};
+  proc.runtime = py.runtime;
+  proc.rt_tstate_current = py.offsets.rt_tstate_current;
+  proc.ts_cframe = py.offsets.ts_cframe;
+  proc.cframe_current = py.offsets.cframe_current;
+  proc.frame_code = py.offsets.frame_code;
+  proc.code_flags = py.offsets.code_flags;
+  proc.ts_curexc_type = py.offsets.ts_curexc_type;
+  proc.type_name = py.offsets.type_name;
+  proc.entry_file_reg = static_cast<uint16_t>(py.entry_file_reg);
+  proc.entry_name_reg = static_cast<uint16_t>(py.entry_name_reg);
+  proc.return_file_reg = static_cast<uint16_t>(py.return_file_reg);
+  proc.return_name_reg = static_cast<uint16_t>(py.return_name_reg);
+  // One key per function name; the files it is wanted in, side by side.
+  std::map<std::string, hu_py_want> wants;
+  for (const uprobes::PythonWant& w : py.wants) {
+    hu_py_want& v = wants[w.name];
+    int slot = 0;
+    while (slot < HU_PY_CANDIDATES && v.function_id[slot] != 0) ++slot;
+    if (slot == HU_PY_CANDIDATES) {
+      *error = "more than " + std::to_string(HU_PY_CANDIDATES) + " files for Python function " +
+               w.name;
+      return false;
+    }
+    // "/app.py": the suffix starts at a path component (an absolute FILE is whole).
+    const std::string suffix = w.file[0] == '/' ? w.file : "/" + w.file;
+    if (w.name.size() >= HU_PY_NAME_LEN - 1 || suffix.size() > HU_PY_FILE_LEN) {
+      *error = "Python name too long: " + w.file + ":" + w.name;
+      return false;
+    }
+    v.function_id[slot] = w.function_id;
+    v.suffix_len[slot] = static_cast<uint32_t>(suffix.size());
+    std::memcpy(v.suffix[slot], suffix.data(), suffix.size());
+  }
+  if (bpf_map__update_elem(skel_->maps.hu_py_procs, &pid, sizeof(pid), &proc, sizeof(proc),
+                           BPF_ANY) != 0) {
+    *error = "no room for another Python process (" + std::string(strerror(errno)) + ")";
+    return false;
+  }
+  for (const auto& [name, want] : wants) {
+    hu_py_name_key key{};
+    key.pid = static_cast<uint32_t>(pid);
+    std::memcpy(key.name, name.data(), name.size());
+    if (bpf_map__update_elem(skel_->maps.hu_py_names, &key, sizeof(key), &want, sizeof(want),
+                             BPF_ANY) != 0) {
+      *error = "no room for more Python function names (" + std::string(strerror(errno)) + ")";
+      return false;
+    }
+    py_names_[pid].push_back(key);
+  }
+  return true;
+}
+
 void UprobeLoader::Detach(pid_t pid) {
   if (auto it = links_.find(pid); it != links_.end()) {
     for (bpf_link* l : it->second) bpf_link__destroy(l);
     links_.erase(it);
+  }
+  if (auto it = py_names_.find(pid); it != py_names_.end()) {
+    for (const hu_py_name_key& k : it->second) {
+      bpf_map__delete_elem(skel_->maps.hu_py_names, &k, sizeof(k), 0);
+    }
+    py_names_.erase(it);
+    bpf_map__delete_elem(skel_->maps.hu_py_procs, &pid, sizeof(pid), 0);
   }
   if (auto it = addresses_.find(pid); it != addresses_.end()) {
     for (uint64_t addr : it->second) {
@@ -153,6 +223,9 @@ UprobeCounters UprobeLoader::ReadCounters() const {
   out.unmatched = sum(HU_CNT_UNMATCHED);
   out.ringbuf_drops = sum(HU_CNT_RINGBUF_DROPS);
   out.stack_full = sum(HU_CNT_STACK_FULL);
+  out.py_seen = sum(HU_CNT_PY_SEEN);
+  out.py_generator = sum(HU_CNT_PY_GENERATOR);
+  out.py_no_frame = sum(HU_CNT_PY_NO_FRAME);
   return out;
 }
 

@@ -32,6 +32,7 @@ struct UprobeLoaderOptions {
 struct UprobeCounters {
   uint64_t calls = 0, short_calls = 0, abandoned = 0, too_deep = 0, unmatched = 0,
            ringbuf_drops = 0, stack_full = 0;
+  uint64_t py_seen = 0, py_generator = 0, py_no_frame = 0;  // Python calls (USDT)
 };
 
 class UprobeLoader : public uprobes::UprobeAttacher {
@@ -47,6 +48,7 @@ class UprobeLoader : public uprobes::UprobeAttacher {
   size_t Attach(pid_t pid, const std::vector<uprobes::AttachSite>& sites,
                 std::vector<std::string>* errors) override;
   void Detach(pid_t pid) override;
+  bool SetPython(pid_t pid, const uprobes::PythonProcess& py, std::string* error) override;
 
   // The open calls of a thread right now (the kernel's hu_stacks entry).
   std::optional<hu_stack> ReadStack(pid_t pid, uint64_t id) const;
@@ -58,6 +60,7 @@ class UprobeLoader : public uprobes::UprobeAttacher {
   uprobe_trace_bpf* skel_ = nullptr;
   std::map<pid_t, std::vector<bpf_link*>> links_;
   std::map<pid_t, std::vector<uint64_t>> addresses_;  // hu_sites keys per process
+  std::map<pid_t, std::vector<hu_py_name_key>> py_names_;  // hu_py_names keys per process
 };
 
 }  // namespace hoptrace

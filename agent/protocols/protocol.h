@@ -120,7 +120,15 @@ struct ParserStats {
   uint64_t pending_overflow = 0;  // requests dropped past max_pending_requests
   uint64_t degraded = 0;          // protocol-specific: state joined midway
                                   // (e.g. HPACK dynamic table unknown)
-  ParserStats& operator+=(const ParserStats& o);
+  ParserStats& operator+=(const ParserStats& o) {
+    records += o.records;
+    orphan_responses += o.orphan_responses;
+    invalid_bytes += o.invalid_bytes;
+    resyncs += o.resyncs;
+    pending_overflow += o.pending_overflow;
+    degraded += o.degraded;
+    return *this;
+  }
 };
 
 // Turns the two byte streams of one connection into exchanges.

@@ -1,6 +1,7 @@
 // The protocols the agent parses. Adding one: its folder under
 // agent/protocols/, its library in agent/CMakeLists.txt, one line here.
 #include "agent/protocols/http1/protocol.h"
+#include "agent/protocols/http2/h2c_upgrade.h"
 #include "agent/protocols/http2/protocol.h"
 #include "agent/protocols/postgres/postgres_parser.h"
 #include "agent/protocols/protocol.h"
@@ -9,10 +10,21 @@
 namespace hoptrace {
 namespace {
 
+// HTTP/1.1 followed into the protocols it may switch to: h2c (RFC 7540 3.2)
+// goes on in HTTP/2's parser, the upgraded request being its stream 1.
+constexpr http1::UpgradeTarget kHttp1Upgrades[] = {http2::kH2cUpgrade};
+
+std::unique_ptr<ProtocolParser> NewHttp1Parser(Role role, ExchangeSink* sink,
+                                               const ParserLimits& limits) {
+  return http1::NewParser(role, sink, limits, kHttp1Upgrades);
+}
+
+const Protocol kHttp1{"http1", HT_PROTO_HTTP1, http1::LooksLikeHttp1Start, NewHttp1Parser};
+
 // Recognition order: the first whose recogniser accepts a connection's first
 // bytes wins (only when the kernel did not say).
 const Protocol* const kProtocols[] = {
-    &http1::kProtocol,
+    &kHttp1,
     &http2::kProtocol,
     &postgres::kProtocol,
     &redis::kProtocol,
@@ -34,16 +46,6 @@ const Protocol* RecogniseProtocol(std::string_view first_bytes) {
     if (p->looks_like_start(first_bytes)) return p;
   }
   return nullptr;
-}
-
-ParserStats& ParserStats::operator+=(const ParserStats& o) {
-  records += o.records;
-  orphan_responses += o.orphan_responses;
-  invalid_bytes += o.invalid_bytes;
-  resyncs += o.resyncs;
-  pending_overflow += o.pending_overflow;
-  degraded += o.degraded;
-  return *this;
 }
 
 }  // namespace hoptrace

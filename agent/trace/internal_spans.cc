@@ -135,6 +135,20 @@ void InternalSpans::Emit(uint32_t pid, uint64_t context_id, const hu_frame& fram
     snprintf(g, sizeof(g), "0x%llx", static_cast<unsigned long long>(context_id));
     AddAttribute(a, "hoptrace.go.g", std::string(g));
   }
+  if (!abandoned && (ev.flags & HU_F_PY_RAISED)) {
+    // A Python function left by an exception (tp_name of its type).
+    const std::string type = ev.exception[0] != '\0'
+                                 ? std::string(ev.exception, strnlen(ev.exception, sizeof(ev.exception)))
+                                 : std::string("exception");
+    span.status = StatusCode::kError;
+    span.status_message = "exception " + type;
+    SpanEvent e;
+    e.name = "exception";
+    e.time_unix_nano = span.end_unix_nano;
+    AddAttribute(e.attributes, "exception.type", type);
+    span.events.push_back(std::move(e));
+    AddAttribute(a, "error.type", type);
+  }
   if (abandoned) {
     ++stats_.abandoned;
     span.status = StatusCode::kError;
@@ -159,11 +173,9 @@ void InternalSpans::Emit(uint32_t pid, uint64_t context_id, const hu_frame& fram
   emit_(std::move(span));
 }
 
-std::optional<SpanContextRecord> InternalSpans::InnermostOpen(uint32_t pid, uint32_t tid,
+std::optional<SpanContextRecord> InternalSpans::InnermostOpen(uint32_t pid, uint64_t stack_id,
                                                               uint64_t ts_ns) {
-  // Thread-keyed stacks only: a goroutine's stack is keyed by its g, which
-  // a request event does not carry.
-  std::optional<hu_stack> st = stacks_(pid, tid);
+  std::optional<hu_stack> st = stacks_(pid, stack_id);
   if (!st) return std::nullopt;
   const uint32_t depth = std::min<uint32_t>(st->depth, HU_MAX_DEPTH);
   // The calls open when the request was written, outermost first. The
@@ -184,7 +196,7 @@ std::optional<SpanContextRecord> InternalSpans::InnermostOpen(uint32_t pid, uint
   }
   if (open == 0) return std::nullopt;
   ++stats_.client_parents;
-  return ContextOf(pid, tid, st->frames, open - 1);
+  return ContextOf(pid, stack_id, st->frames, open - 1);
 }
 
 void InternalSpans::OnProcessExit(uint32_t pid) {

@@ -58,7 +58,7 @@ class InternalSpans : public OpenSpanSource {
                 IdGenerator ids = IdGenerator());
 
   void OnCall(const hu_call_event& ev, bool abandoned);
-  std::optional<SpanContextRecord> InnermostOpen(uint32_t pid, uint32_t tid,
+  std::optional<SpanContextRecord> InnermostOpen(uint32_t pid, uint64_t stack_id,
                                                  uint64_t ts_ns) override;
   void OnProcessExit(uint32_t pid);
   void Tick(uint64_t now_ns);

@@ -54,6 +54,7 @@ KernelContext KernelContextFrom(const CtxEvent& ev) {
     memcpy(k.ctx.parent_span_id.bytes.data(), e.parent_id, 8);
   k.ctx.flags = e.trace_flags;
   k.ctx.tracestate = std::string(ev.tracestate);
+  if (!k.server) std::copy(std::begin(e.stack_ids), std::end(e.stack_ids), k.stack_ids.begin());
   return k;
 }
 
@@ -203,7 +204,8 @@ SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const Reque
   return NewRoot();
 }
 
-SpanContextRecord TraceStitcher::ClientContext(const ConnInfo& conn, const RequestStart& req) {
+SpanContextRecord TraceStitcher::ClientContext(const ConnInfo& conn, const RequestStart& req,
+                                               std::array<uint64_t, 2>* stacks) {
   // Only the first request of a connection has a bound parent.
   std::optional<SpanContextRecord> bound;
   if (auto b = bound_at_connect_.find(conn.id); b != bound_at_connect_.end()) {
@@ -214,6 +216,7 @@ SpanContextRecord TraceStitcher::ClientContext(const ConnInfo& conn, const Reque
     // The kernel wrote this span's id into the request: exactly these ids.
     ++stats_.client_spans_from_kernel;
     MarkClaimed(conn.id.pid, req.timing.tid, k->ctx.parent_span_id);
+    *stacks = k->stack_ids;
     return std::move(k->ctx);
   }
   std::optional<TraceContext> own;
@@ -247,15 +250,21 @@ SpanContextRecord TraceStitcher::ClientContext(const ConnInfo& conn, const Reque
 
 void TraceStitcher::OnRequestStart(const ConnInfo& conn, Role role, const RequestStart& request) {
   const bool server = role == Role::kServer;
-  SpanContextRecord ctx = server ? ServerContext(conn, request) : ClientContext(conn, request);
+  std::array<uint64_t, 2> stacks{};
+  SpanContextRecord ctx =
+      server ? ServerContext(conn, request) : ClientContext(conn, request, &stacks);
   ApplyAlias(&ctx);  // also for contexts read from headers the kernel wrote
   if (!server && open_spans_ != nullptr) {
     // Made inside a probed call of the same trace: that call is the closer
-    // parent. Only the parent changes: the ids on the wire stay.
-    if (auto in = open_spans_->InnermostOpen(conn.id.pid, request.timing.tid,
-                                                 request.timing.first_byte_ts_enter);
-        in && in->trace_id == ctx.trace_id) {
-      ctx.parent_span_id = in->span_id;
+    // parent. Only the parent changes: the ids on the wire stay. The
+    // thread's calls, or those of the goroutines the kernel named.
+    if (stacks[0] == 0) stacks[0] = request.timing.tid;
+    for (uint64_t stack : stacks) {
+      if (stack == 0) continue;
+      auto in = open_spans_->InnermostOpen(conn.id.pid, stack, request.timing.first_byte_ts_enter);
+      if (!in) continue;
+      if (in->trace_id == ctx.trace_id) ctx.parent_span_id = in->span_id;
+      break;
     }
   }
   if (server) {

@@ -60,6 +60,9 @@ struct KernelContext {
   ht_ctx_origin origin = HT_CTX_NEW_TRACE;
   uint8_t ctx_flags = 0;  // HT_CTX_F_*
   SpanContextRecord ctx;  // exactly the ids on the wire
+  // CLIENT: the probed-call stacks the request was written inside, closest
+  // first, when the runtime knows them (Go goroutines); 0: the thread's.
+  std::array<uint64_t, 2> stack_ids{};
 };
 
 // From the event (bpf/socket_trace.h) to the agent's form.
@@ -88,8 +91,9 @@ struct TraceStitcherStats {
 class OpenSpanSource {
  public:
   virtual ~OpenSpanSource() = default;
-  // The innermost span open on (pid, tid) at ts_ns (CLOCK_MONOTONIC), if any.
-  virtual std::optional<SpanContextRecord> InnermostOpen(uint32_t pid, uint32_t tid,
+  // The innermost span open at ts_ns (CLOCK_MONOTONIC) on a stack of pid's
+  // probed calls: a thread's (stack_id = tid) or a goroutine's (its g).
+  virtual std::optional<SpanContextRecord> InnermostOpen(uint32_t pid, uint64_t stack_id,
                                                          uint64_t ts_ns) = 0;
 };
 
@@ -145,7 +149,9 @@ class TraceStitcher : public ExchangeHandler {
   std::unordered_map<ConnId, SpanContextRecord, ConnIdHash> bound_at_connect_;
 
   SpanContextRecord ServerContext(const ConnInfo& conn, const RequestStart& req);
-  SpanContextRecord ClientContext(const ConnInfo& conn, const RequestStart& req);
+  // stacks: where the kernel said which probed-call stacks hold the request.
+  SpanContextRecord ClientContext(const ConnInfo& conn, const RequestStart& req,
+                                  std::array<uint64_t, 2>* stacks);
   // The kernel's decision for the request whose first byte came with the
   // syscall entered at ts; older undecided ones of the connection are dropped.
   std::optional<KernelContext> TakeKernelContext(const ConnId& conn, bool server, uint64_t ts);

@@ -475,3 +475,39 @@ def test_request_whose_first_segment_is_one_byte(topo, agent_factory):
     stop_clean(topo, agent, (s, PORT))
     spans = sorted(agent.spans(), key=lambda x: x["start_time_unix_nano"])
     assert [attr(x, "http.response.status_code") for x in spans] == [207, 208]
+
+
+def test_peeked_bytes_are_read_once(topo, agent_factory):
+    """A traced client that peeks at a response before reading it
+    (recv/recvmsg with MSG_PEEK, as curl does to check that a reused
+    connection is alive): the peeked bytes come again in the real read, so
+    the agent must not take them twice. Every response is traced whole."""
+    c, s, _ = one_server(topo)
+    client = topo.start(c, [PYTHON, "-c", client_program(r'''
+        import select
+        print("ready", flush=True)
+        sys.stdin.readline()
+        k = connect()
+        codes, peeked = [], []
+        for how in ("recv", "recvmsg", "recv"):
+            k.sendall(b"GET /status/203 HTTP/1.1\r\nHost: h\r\n\r\n")
+            select.select([k], [], [], 10)
+            if how == "recv":
+                peeked.append(k.recv(5, socket.MSG_PEEK).decode())
+            else:
+                peeked.append(k.recvmsg(5, 0, socket.MSG_PEEK)[0].decode())
+            codes.append(response(k))
+        k.close()
+        done(codes=codes, peeked=peeked)
+    ''')], stdin=subprocess.PIPE)
+    assert client.stdout.readline() == b"ready\n"
+    agent = agent_factory("--pid", str(client.pid))
+    out, _ = client.communicate(b"go\n", timeout=20)
+    assert json.loads(out.decode().splitlines()[-1]) == {"codes": [203] * 3,
+                                                        "peeked": ["HTTP/"] * 3}
+    agent.wait_spans(lambda sp: len(sp) >= 3, timeout=5)
+    st = stop_clean(topo, agent, (s, PORT))
+    spans = agent.spans()
+    assert [(x["kind"], attr(x, "http.response.status_code")) for x in spans] == \
+        [("CLIENT", 203)] * 3
+    assert st["orphan_responses"] == "0" and st["resyncs"] == "0", st

@@ -2,7 +2,8 @@
 namespaces, selected by pid. gRPC with Node's @grpc/grpc-js and Debian's
 python3-grpcio (generic handlers: no codegen), unary, server-streaming and
 failing calls; cleartext h2 with prior knowledge (nghttpd from Debian's
-nghttp2-server, curl --http2-prior-knowledge). Asserts span names, rpc.* and
+nghttp2-server, curl --http2-prior-knowledge) and by HTTP/1.1 upgrade (curl
+--http2, a python3-h2 server). Asserts span names, rpc.* and
 http.* attributes, status codes and parents exactly.
 
 Known capture limit, asserted as such below: python3-grpcio (gRPC C-core)
@@ -213,3 +214,64 @@ def _listening(ns, port):
     r = subprocess.run(["ip", "netns", "exec", ns, "ss", "-tlnH", f"( sport = :{port} )"],
                        capture_output=True, text=True)
     return bool(r.stdout.strip())
+
+
+def test_h2c_upgrade_from_http1_is_followed_as_http2(topo, agent_factory):
+    """curl --http2 on an http:// URL asks for h2c by upgrade (RFC 7540 3.2):
+    its first request goes as HTTP/1.1 with "Upgrade: h2c" and
+    HTTP2-Settings, the server (python3-h2, services/h2c_upgrade_server.py)
+    answers "101 Switching Protocols" and then stream 1's response in
+    HTTP/2; curl sends the next two requests on the same connection as
+    streams 3 and 5. Server and client traced: on both sides the agent hands
+    the connection from its HTTP/1 parser to its HTTP/2 parser at the end of
+    the 101, so each request is one span (no span for the 101), with its
+    path and status. curl's CLIENT spans continue the traceparent it sent (in
+    HTTP/1 headers for stream 1, in HPACK for the others); each SERVER span
+    is the child of the CLIENT span of its request."""
+    from db_util import Gated
+    c, s = two_hosts(topo)
+    server = topo.start(s, [PYTHON, str(SERVICES / "h2c_upgrade_server.py"), "--host",
+                            "10.213.1.2", "--port", "8083"])
+    wait_line(server, "h2c upgrade server")
+    base = "http://10.213.1.2:8083"
+    paths = ["/hello", "/missing", "/hello?secret=1"]
+    argv = ["curl", "-s", "--http2", "-w", "%{http_code} %{http_version}\\n",
+            "-H", f"traceparent: {TRACEPARENT}", "-H", "User-Agent: h2c-test/1"]
+    for p in paths:
+        argv += ["-o", "/dev/null", base + p]
+    client = Gated(topo, c, argv)
+    agent = agent_factory("--pid", str(server.pid), "--pid", str(client.pid), "--no-propagation")
+    code, out = client.run()
+    assert code == 0 and out.split() == ["200", "2", "404", "2", "200", "2"], out
+    spans = agent.wait_spans(lambda sp: len(by_kind(sp, "SERVER")) >= 3 and
+                             len(by_kind(sp, "CLIENT")) >= 3)
+    assert len(spans) == 6, [(sp["kind"], sp["name"], attr(sp, "http.response.status_code"))
+                             for sp in spans]
+    statuses = [200, 404, 200]
+    ordered = {kind: sorted(by_kind(spans, kind), key=lambda sp: sp["start_time_unix_nano"])
+               for kind in ("SERVER", "CLIENT")}
+    for kind, got in ordered.items():
+        for span, path, status in zip(got, paths, statuses):
+            assert span["name"] == "GET", (kind, span["name"])
+            assert attr(span, "http.request.method") == "GET"
+            assert attr(span, "http.response.status_code") == status, (kind, path)
+            assert attr(span, "network.protocol.version") == "2", (kind, path)
+            assert attr(span, "user_agent.original") == "h2c-test/1", (kind, path)
+            assert attr(span, "server.address") == "10.213.1.2"
+            assert attr(span, "server.port") == 8083
+            assert span["end_time_unix_nano"] >= span["start_time_unix_nano"]
+            assert span["trace_id"] == TRACE
+            if kind == "SERVER":
+                assert attr(span, "url.path") == path.split("?")[0]
+                assert span["status"]["code"] == "UNSET"
+            else:
+                assert span["parent_span_id"] == PARENT
+                assert attr(span, "url.full") == base + path.replace("secret=1",
+                                                                     "secret=REDACTED")
+                assert span["status"]["code"] == ("ERROR" if status == 404 else "UNSET")
+        # The upgraded request (stream 1) ends before the next one starts.
+        assert got[0]["end_time_unix_nano"] <= got[1]["start_time_unix_nano"]
+    for srv, cli in zip(ordered["SERVER"], ordered["CLIENT"]):
+        assert srv["parent_span_id"] == cli["span_id"], attr(srv, "url.path")
+    agent.stop()
+    assert "secret=1" not in agent.out.read_text()

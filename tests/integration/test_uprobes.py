@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, SERVICES, attr, by_kind, hoptrace_bin
+from conftest import PYTHON, SERVICES, attr, by_kind, hoptrace_bin, require_propagation
+from propagation_util import TestCgroup, start_in
 from test_hops import loaded_prog_ids, prog_ids
 
 SHOP = os.environ.get("SHOP_BIN", "")
@@ -249,6 +250,46 @@ def test_go_request_gives_server_internal_chain(topo, agent_factory):
     assert 5 * MS <= dur(must) < 500 * MS
     assert handle2["status"]["code"] == "UNSET"
     assert handle2["parent_span_id"] == servers[1]["span_id"]
+
+
+def test_go_client_call_is_child_of_the_probed_call(topo, agent_factory):
+    """The backend call made inside checkPassword is its child, though
+    net/http's writeLoop goroutine writes it (woken by the handler's
+    goroutine through a channel): with kernel contexts (propagation) the Go
+    runtime model names both goroutines to the agent, which looks for open
+    probed calls in each."""
+    require_propagation()
+    cg = TestCgroup()
+    try:
+        ns = topo.ns("loginc")
+        backend(topo, ns, 9091, sleep_ms=5)
+        login = start_in(topo, cg, ns, [GO_LOGIN, "9090", "http://127.0.0.1:9091"])
+        assert login.stdout.readline().strip() == b"ready"
+        agent = agent_factory("--propagation-cgroup", str(cg.path), "--pid", str(login.pid),
+                              "--probe", "login:main.handleLogin",
+                              "--probe", "login:main.checkPassword")
+        wait_attached(agent, login.pid)
+        assert re.search(rf"go: following the goroutines of pid {login.pid}", agent.log_text())
+        for user in ("alice", "carol"):
+            assert topo.curl(ns, f"http://127.0.0.1:9090/login?user={user}") == "200"
+        spans = agent.wait_spans(lambda s: len(by_kind(s, "CLIENT")) >= 2 and
+                                 len(by_kind(s, "INTERNAL")) >= 4)
+        mine = [s for s in spans if s["resource"]["attributes"]["process.pid"] == login.pid]
+        servers = by_kind(mine, "SERVER")
+        assert len(servers) == 2
+        for server in servers:
+            trace = [s for s in mine if s["trace_id"] == server["trace_id"]]
+            [handle] = named(trace, "main.handleLogin")
+            [check] = named(trace, "main.checkPassword")
+            [client] = by_kind(trace, "CLIENT")
+            assert handle["parent_span_id"] == server["span_id"]
+            assert check["parent_span_id"] == handle["span_id"]
+            assert client["parent_span_id"] == check["span_id"]
+            assert attr(client, "url.full").startswith("http://127.0.0.1:9091/user?name=")
+            assert check["start_time_unix_nano"] <= client["start_time_unix_nano"]
+            assert client["end_time_unix_nano"] <= check["end_time_unix_nano"]
+    finally:
+        cg.remove(topo.procs)
 
 
 def entry_bytes_intact(pid, probe):

@@ -117,6 +117,46 @@ TEST(CPythonRuntime, ChecksTheOffsetTableAgainstTheRealInterpreter) {
   Stop(c);
 }
 
+// The offsets the Python function probes read (bpf/uprobe_python.bpf.h),
+// given to a /usr/bin/python3 that follows them in its own memory through
+// ctypes: the thread state's current frame must be the function running,
+// its code's flags must be co_flags (a generator's too), a type's tp_name
+// its name. Prints "ok" lines or what differs.
+constexpr const char* kFrameScript = R"PY(
+import ctypes, sys
+ts_cframe, cframe_current, frame_code, code_flags, type_name = map(int, sys.argv[1:6])
+api = ctypes.pythonapi
+api.PyThreadState_Get.restype = ctypes.c_void_p
+U = ctypes.c_uint64
+class Rejected(Exception): pass
+def running():
+    # No Python call between here and the reads: the current frame is ours.
+    ts = api.PyThreadState_Get()
+    code = U.from_address(U.from_address(U.from_address(ts + ts_cframe).value + cframe_current).value + frame_code).value
+    return code == id(running.__code__)
+def gen(): yield 1
+flags = lambda f: ctypes.c_int.from_address(id(f.__code__) + code_flags).value
+name = lambda t: ctypes.c_char_p.from_address(id(t) + type_name).value.decode()
+print("frame", running())
+print("flags", flags(running) == running.__code__.co_flags and flags(gen) == gen.__code__.co_flags and bool(flags(gen) & 0x20))
+print("tp_name", name(Rejected) == "Rejected" and name(ValueError) == "ValueError")
+)PY";
+
+TEST(CPythonRuntime, FunctionProbeOffsetsFollowTheRealInterpreter) {
+  const Offsets o = *OffsetsFor(3, 11);
+  const std::string cmd = "/usr/bin/python3 -c '" + std::string(kFrameScript) + "' " +
+                          std::to_string(o.ts_cframe) + " " + std::to_string(o.cframe_current) +
+                          " " + std::to_string(o.frame_code) + " " +
+                          std::to_string(o.code_flags) + " " + std::to_string(o.type_name);
+  FILE* f = popen(cmd.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  std::string out;
+  char buf[256];
+  while (fgets(buf, sizeof(buf), f)) out += buf;
+  EXPECT_EQ(pclose(f), 0) << out;
+  EXPECT_EQ(out, "frame True\nflags True\ntp_name True\n");
+}
+
 TEST(CPythonRuntime, SaysWhyForAProcessWithoutPython) {
   std::string why;
   EXPECT_FALSE(FindInterpreter(getpid(), &why).has_value());

@@ -69,7 +69,7 @@ TEST(EventLayout, ProcIdentityEvent) {
 }
 
 TEST(EventLayout, CtxEvent) {
-  EXPECT_EQ(sizeof(ht_ctx_event), 592u);
+  EXPECT_EQ(sizeof(ht_ctx_event), 608u);
   EXPECT_EQ(offsetof(ht_ctx_event, trace_id), 40u);
   EXPECT_EQ(offsetof(ht_ctx_event, span_id), 56u);
   EXPECT_EQ(offsetof(ht_ctx_event, parent_id), 64u);
@@ -77,7 +77,8 @@ TEST(EventLayout, CtxEvent) {
   EXPECT_EQ(offsetof(ht_ctx_event, origin), 73u);
   EXPECT_EQ(offsetof(ht_ctx_event, ctx_flags), 74u);
   EXPECT_EQ(offsetof(ht_ctx_event, tracestate_len), 76u);
-  EXPECT_EQ(offsetof(ht_ctx_event, tracestate), 80u);
+  EXPECT_EQ(offsetof(ht_ctx_event, stack_ids), 80u);
+  EXPECT_EQ(offsetof(ht_ctx_event, tracestate), 96u);
   EXPECT_EQ(HT_TRACESTATE_MAX, 512);
   EXPECT_EQ(HT_EV_SERVER_CTX, 6);
   EXPECT_EQ(HT_EV_CLIENT_CTX, 7);
@@ -165,6 +166,22 @@ TEST(EventLayout, FunctionCallEventOfTheUprobes) {
   EXPECT_EQ(HU_SITE_RETURN, 2);
   EXPECT_EQ(HU_SITE_THROW, 3);
   EXPECT_EQ(HU_SITE_CATCH, 4);
+  EXPECT_EQ(HU_SITE_PY_ENTRY, 5);
+  EXPECT_EQ(HU_SITE_PY_RETURN, 6);
+  EXPECT_EQ(HU_F_PY_RAISED, 4);
+  EXPECT_EQ(HU_FUNCTION_PY, 0x80000000u);
+}
+
+TEST(EventLayout, PythonFunctionMapsOfTheUprobes) {
+  EXPECT_EQ(sizeof(hu_py_name_key), 56u);
+  EXPECT_EQ(offsetof(hu_py_name_key, name), 8u);
+  EXPECT_EQ(sizeof(hu_py_want), 32u + 4 * 64u);
+  EXPECT_EQ(offsetof(hu_py_want, suffix), 32u);
+  EXPECT_EQ(sizeof(hu_py_proc), 48u);
+  EXPECT_EQ(offsetof(hu_py_proc, rt_tstate_current), 8u);
+  EXPECT_EQ(offsetof(hu_py_proc, type_name), 32u);
+  EXPECT_EQ(offsetof(hu_py_proc, entry_file_reg), 36u);
+  EXPECT_EQ(offsetof(hu_py_proc, return_name_reg), 42u);
 }
 
 }  // namespace

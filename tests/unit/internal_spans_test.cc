@@ -159,6 +159,32 @@ TEST_F(InternalSpansTest, AbandonedCallsAreErrorsWithTheExceptionType) {
   EXPECT_EQ(spans_.open_contexts(), 0u);
 }
 
+TEST_F(InternalSpansTest, APythonFunctionLeftByAnExceptionIsAnErrorWithItsClass) {
+  constexpr uint32_t kLogin = 4 | HU_FUNCTION_PY, kCheck = 5 | HU_FUNCTION_PY;
+  uprobes::FunctionInfo login{"login", "login", "app.py", false};
+  login.python = true;
+  uprobes::FunctionInfo check{"check_password", "check_password", "app.py", false};
+  check.python = true;
+  functions_[kLogin] = login;
+  functions_[kCheck] = check;
+  // The kernel sends tp_name as it is ("PasswordRejected"): no demangling.
+  hu_call_event e = Event({{1000, kLogin}, {2000, kCheck}}, 1, 3000);
+  e.flags = HU_F_PY_RAISED;
+  std::strcpy(e.exception, "PasswordRejected");
+  spans_.OnCall(e, false);
+  spans_.OnCall(Event({{1000, kLogin}}, 0, 4000), false);  // login caught it
+  const Span& c = Named("check_password");
+  EXPECT_EQ(c.status, StatusCode::kError);
+  EXPECT_EQ(c.status_message, "exception PasswordRejected");
+  ASSERT_EQ(c.events.size(), 1u);
+  EXPECT_EQ(std::get<std::string>(*FindAttribute(c.events[0].attributes, "exception.type")),
+            "PasswordRejected");
+  EXPECT_EQ(std::get<std::string>(*FindAttribute(c.attributes, "hoptrace.code.file")), "app.py");
+  EXPECT_EQ(c.parent_span_id, Named("login").span_id);
+  EXPECT_EQ(Named("login").status, StatusCode::kUnset);
+  EXPECT_TRUE(Named("login").events.empty());
+}
+
 TEST_F(InternalSpansTest, AProcessThatExitsLeavesNoOpenContext) {
   hu_stack st{};
   st.depth = 1;

@@ -213,9 +213,11 @@ TEST(ProtocolRegistry, EveryProtocolIsFoundByItsTagAndRecognisesItsOwnStart) {
   for (const Protocol* p : Protocols()) {
     EXPECT_EQ(ProtocolForTag(p->kernel_tag), p) << p->name;
   }
-  EXPECT_EQ(ProtocolForTag(HT_PROTO_HTTP1), &http1::kProtocol);
-  EXPECT_EQ(RecogniseProtocol("GET / HTTP/1.1\r\n"), &http1::kProtocol);
-  EXPECT_EQ(RecogniseProtocol("HTTP/1.1 200 OK\r\n"), &http1::kProtocol);
+  // The registry's HTTP/1 (http1::kProtocol plus the upgrade to h2c).
+  ASSERT_NE(ProtocolForTag(HT_PROTO_HTTP1), nullptr);
+  EXPECT_EQ(ProtocolForTag(HT_PROTO_HTTP1)->name, "http1");
+  EXPECT_EQ(RecogniseProtocol("GET / HTTP/1.1\r\n"), ProtocolForTag(HT_PROTO_HTTP1));
+  EXPECT_EQ(RecogniseProtocol("HTTP/1.1 200 OK\r\n"), ProtocolForTag(HT_PROTO_HTTP1));
   EXPECT_EQ(ProtocolForTag(HT_PROTO_OTHER), nullptr);
   EXPECT_EQ(ProtocolForTag(HT_PROTO_UNKNOWN), nullptr);
 }

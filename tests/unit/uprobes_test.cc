@@ -21,6 +21,8 @@
 #include "uprobes/source_location.h"
 #include "uprobes/probe_resolver.h"
 #include "uprobes/probe_spec.h"
+#include "uprobes/usdt.h"
+#include "uprobe_trace.h"
 #include "uprobes/process_maps.h"
 #include "uprobes/return_sites.h"
 
@@ -124,6 +126,80 @@ TEST(ProbeSpecTest, SplitsAtTheFirstSingleColon) {
   EXPECT_FALSE(ParseProbeSpec("Shop::validate", &error));
   EXPECT_NE(error.find("PROGRAM:FUNCTION"), std::string::npos);
   EXPECT_FALSE(ParseProbeSpec("shop:", &error));
+}
+
+TEST(ProbeSpecTest, AFileEndingInPyNamesAPythonFunction) {
+  const ProbeSpec s = Spec("login-svc:app.py:login");
+  EXPECT_TRUE(s.python());
+  EXPECT_EQ(s.program, "login-svc");
+  EXPECT_EQ(s.py_file, "app.py");
+  EXPECT_EQ(s.function, "login");
+  EXPECT_EQ(Spec("python3:shop/auth.py:check_password").py_file, "shop/auth.py");
+  EXPECT_EQ(Spec("/usr/bin/python3.11:/srv/app.py:f").py_file, "/srv/app.py");
+  EXPECT_FALSE(Spec("shop:Shop::validate").python());
+  EXPECT_FALSE(Spec("server:main.handleLogin").python());
+}
+
+TEST(ProbeSpecTest, RefusesPythonNamesTheKernelCannotCompare) {
+  std::string error;
+  // CPython 3.11's probes give co_name: a qualname would never match.
+  EXPECT_FALSE(ParseProbeSpec("svc:app.py:Auth.login", &error));
+  EXPECT_NE(error.find("co_name"), std::string::npos) << error;
+  EXPECT_FALSE(ParseProbeSpec("svc:app.py:log*", &error));
+  EXPECT_FALSE(ParseProbeSpec("svc:*.py:login", &error));
+  EXPECT_FALSE(ParseProbeSpec("svc:app.py:", &error));
+  EXPECT_FALSE(ParseProbeSpec("svc:app.py:" + std::string(kMaxPythonName + 1, 'a'), &error));
+  EXPECT_TRUE(ParseProbeSpec("svc:app.py:" + std::string(kMaxPythonName, 'a'), &error));
+  EXPECT_FALSE(ParseProbeSpec("svc:" + std::string(kMaxPythonFile, 'a') + ".py:f", &error));
+  // The limits are the kernel's (bpf/uprobe_trace.h).
+  EXPECT_EQ(kMaxPythonName, HU_PY_NAME_LEN - 2u);
+  EXPECT_EQ(kMaxPythonFile, HU_PY_FILE_LEN - 1u);
+}
+
+// The USDT notes of the interpreter the tests run, against readelf's view
+// of them (the same file, read by binutils).
+TEST(UsdtTest, ReadsCPythonsFunctionProbesAsReadelfDoes) {
+  const char* python = "/usr/bin/python3.11";
+  std::string error;
+  const std::vector<UsdtProbe> probes = ReadUsdtProbes(python, &error);
+  ASSERT_FALSE(probes.empty()) << error;
+  FILE* f = popen("readelf -n /usr/bin/python3.11", "r");
+  ASSERT_NE(f, nullptr);
+  std::string text;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof(buf), f)) > 0;) text.append(buf, n);
+  pclose(f);
+  int checked = 0;
+  for (const UsdtProbe& p : probes) {
+    if (p.provider != "python" || p.name != "function__entry") continue;
+    char want[256];
+    snprintf(want, sizeof(want), "Name: function__entry\n    Location: 0x%016llx, Base: ",
+             static_cast<unsigned long long>(p.address));
+    EXPECT_NE(text.find(want), std::string::npos) << want;
+    snprintf(want, sizeof(want), "Semaphore: 0x%016llx",
+             static_cast<unsigned long long>(p.semaphore_address));
+    EXPECT_NE(text.find(want), std::string::npos) << want;
+    ASSERT_EQ(p.args.size(), 3u);
+    // filename and funcname: 8-byte registers, whose pt_regs slot is known.
+    EXPECT_EQ(p.args[0].size, 8);
+    EXPECT_EQ(p.args[1].size, 8);
+    EXPECT_GE(p.args[0].reg_offset, 0) << p.args[0].text;
+    EXPECT_GE(p.args[1].reg_offset, 0) << p.args[1].text;
+    EXPECT_EQ(p.args[2].size, -4);  // lineno: int
+    // The semaphore's file offset holds 0 in the file (.probes, writable).
+    EXPECT_GT(p.semaphore_offset, 0u);
+    ++checked;
+  }
+  EXPECT_EQ(checked, 1);
+}
+
+TEST(UsdtTest, ParsesRegisterArguments) {
+  EXPECT_EQ(ParseUsdtArg("8@%rbp").reg_offset, 32);
+  EXPECT_EQ(ParseUsdtArg("8@%r12").reg_offset, 24);
+  EXPECT_EQ(ParseUsdtArg("-4@%eax").reg_offset, 80);
+  EXPECT_EQ(ParseUsdtArg("-4@%eax").size, -4);
+  EXPECT_EQ(ParseUsdtArg("4@%r9d").reg_offset, 64);
+  EXPECT_EQ(ParseUsdtArg("8@16(%rsp)").reg_offset, -1);  // memory: not a register
 }
 
 TEST(ProbeSpecTest, GlobMatchesOnlyWithStars) {
@@ -264,6 +340,46 @@ TEST(SourceIndexTest, FindsWhereFunctionsAreDefinedInDwarf) {
   // Built with -g0: no DWARF to read.
   auto nopie = SourceIndex::Open(UPROBES_FIXTURE_NOPIE);
   EXPECT_TRUE(!nopie || !nopie->Function(0x401000));
+}
+
+// A stripped binary whose DWARF was split off (objcopy --only-keep-debug,
+// --strip-debug --add-gnu-debuglink): file and line still come from the
+// .debug file named by the link, next to the binary.
+TEST(SourceIndexTest, FindsDwarfInASeparateDebugFile) {
+  char dir_template[] = "/tmp/hoptrace-debuglink-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string bin = dir + "/shop", debug = dir + "/shop.debug";
+  const std::string cmd = "cp " + std::string(UPROBES_FIXTURE_PIE_DEBUG) + " " + bin +
+                          " && objcopy --only-keep-debug " + bin + " " + debug +
+                          " && cd " + dir + " && objcopy --strip-debug --add-gnu-debuglink=shop.debug shop";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::string error;
+  auto stripped = ElfFile::Open(bin, &error);
+  ASSERT_TRUE(stripped) << error;
+  EXPECT_FALSE(stripped->has_debug_info());
+  EXPECT_TRUE(stripped->names_debug_file());
+  const std::string source = std::string(UPROBES_FIXTURE_SOURCE_DIR) + "/shop.cc";
+  int seen = 0;
+  {
+    auto index = SourceIndex::Open(bin);
+    ASSERT_TRUE(index);
+    for (const auto& fn : stripped->functions()) {
+      if (fn.demangled != "Shop::validate(int)") continue;
+      ++seen;
+      auto loc = index->Function(fn.address);
+      ASSERT_TRUE(loc);
+      EXPECT_EQ(loc->file, source);
+      EXPECT_EQ(loc->line, LineOf(source, "int validate(int order)"));
+    }
+  }
+  EXPECT_EQ(seen, 1);
+  // Without the debug file: nothing to read.
+  std::remove(debug.c_str());
+  auto gone = SourceIndex::Open(bin);
+  EXPECT_TRUE(!gone || !gone->Function(1));
+  std::remove(bin.c_str());
+  rmdir(dir.c_str());
 }
 
 TEST(SourceIndexTest, ReadsGoDwarfWithoutAranges) {

@@ -21,7 +21,13 @@ std::optional<Offsets> OffsetsFor(int major, int minor) {
                    .interp_threads_head = 16,
                    .ts_next = 8,
                    .ts_native_tid = 160,
-                   .ts_context = 224};
+                   .ts_context = 224,
+                   .ts_cframe = 56,
+                   .cframe_current = 8,
+                   .frame_code = 32,
+                   .code_flags = 48,
+                   .ts_curexc_type = 96,
+                   .type_name = 24};
   }
   return std::nullopt;
 }

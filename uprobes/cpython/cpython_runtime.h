@@ -26,6 +26,14 @@ struct Offsets {
   uint32_t ts_next;              // PyThreadState.next
   uint32_t ts_native_tid;        // PyThreadState.native_thread_id
   uint32_t ts_context;           // PyThreadState.context
+  // Python function probes (bpf/uprobe_python.bpf.h): the frame being run,
+  // its code's flags (generators), and the exception being raised.
+  uint32_t ts_cframe;       // PyThreadState.cframe
+  uint32_t cframe_current;  // _PyCFrame.current_frame
+  uint32_t frame_code;      // _PyInterpreterFrame.f_code
+  uint32_t code_flags;      // PyCodeObject.co_flags
+  uint32_t ts_curexc_type;  // PyThreadState.curexc_type
+  uint32_t type_name;       // PyTypeObject.tp_name
 };
 
 // The one table: per CPython 3.minor. nullopt for a version not in it.

@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "uprobes/elf_file.h"
+#include "uprobes/go/go_tls_sites.h"
 #include "uprobes/openssl/openssl_probes.h"
 #include "uprobes/process_maps.h"
 
@@ -40,6 +41,7 @@ struct CacheEntry {
 }  // namespace
 
 bool TlsLibrary::probeable() const {
+  if (kind == kGoTlsKind) return error.empty() && symbols.size() == 2;
   return error.empty() &&
          std::all_of(kOpenSslRequired.begin(), kOpenSslRequired.end(), [&](std::string_view s) {
            return std::find(symbols.begin(), symbols.end(), s) != symbols.end();
@@ -76,6 +78,26 @@ std::vector<std::string> DefinedTlsFunctions(const std::string& open_path, std::
   return it->second.symbols;
 }
 
+bool GoTlsOf(TlsLibrary* lib) {
+  uprobes::GoTlsSites sites;
+  std::string why;
+  switch (uprobes::FindGoTlsSites(lib->open_path, &sites, &why)) {
+    case uprobes::GoTls::kNotGo:
+    case uprobes::GoTls::kNoTls:
+      return false;
+    case uprobes::GoTls::kProbeable:
+      lib->kind = kGoTlsKind;
+      lib->symbols = {uprobes::kGoTlsWrite, uprobes::kGoTlsRead};
+      lib->error.clear();
+      return true;
+    case uprobes::GoTls::kRefused:
+      lib->kind = kGoTlsKind;
+      lib->error = why;
+      return true;
+  }
+  return false;
+}
+
 std::vector<TlsLibrary> FindTlsLibraries(pid_t pid) {
   std::vector<TlsLibrary> out;
   const std::string exe_path = uprobes::ExecutablePath(pid);
@@ -95,6 +117,7 @@ std::vector<TlsLibrary> FindTlsLibraries(pid_t pid) {
     lib.dev = st.st_dev;
     lib.inode = st.st_ino;
     lib.symbols = DefinedTlsFunctions(lib.open_path, &lib.error);
+    if (lib.kind == "executable" && lib.symbols.empty() && !GoTlsOf(&lib)) continue;
     // An executable without OpenSSL inside is not a TLS library.
     if (lib.kind == "executable" && lib.symbols.empty()) continue;
     out.push_back(std::move(lib));

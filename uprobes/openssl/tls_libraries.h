@@ -19,7 +19,7 @@ struct TlsLibrary {
   std::string path;       // as the process sees it ("/usr/lib/x86_64-linux-gnu/libssl.so.3")
   std::string open_path;  // where the agent opens it (/proc/PID/root/...)
   uint64_t dev = 0, inode = 0;
-  std::string kind;       // "libssl.so.3", "libssl.so.1.1", "executable"
+  std::string kind;       // "libssl.so.3", "libssl.so.1.1", "executable", kGoTlsKind
   // Functions of the probe set (openssl_probes.h) the file defines.
   std::vector<std::string> symbols;
   std::string error;      // why the file could not be read, if it could not
@@ -27,6 +27,15 @@ struct TlsLibrary {
   bool probeable() const;  // defines every required function
   bool operator==(const TlsLibrary& o) const { return dev == o.dev && inode == o.inode; }
 };
+
+// A Go executable's own crypto/tls (uprobes/go/go_tls_sites.h): symbols are
+// its (*Conn).Write and (*Conn).Read when they can be probed, error says why
+// not (a stripped binary) otherwise.
+inline constexpr const char* kGoTlsKind = "Go crypto/tls";
+
+// Whether lib (an executable without OpenSSL) is Go with crypto/tls; fills
+// kind, symbols and error if so.
+bool GoTlsOf(TlsLibrary* lib);
 
 // "libssl.so.3" for ".../libssl.so.3"; empty when the file is no libssl.
 std::string LibsslKind(const std::string& path);

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <deque>
 
 #include "agent/protocols/http1/parse.h"
 #include "agent/protocols/http1/stitcher.h"
+#include "agent/text_util.h"
 #include "agent/trace/span.h"
 #include "agent/trace/span_builder.h"
 
@@ -203,8 +205,6 @@ void HttpExchangeDetails::SetStatus(bool server, Span* span) const {
   }
 }
 
-namespace {
-
 // A request or a response head: either side may speak first in what the
 // kernel shows (a connection followed from its middle).
 bool LooksLikeHttp1Start(std::string_view bytes) {
@@ -212,33 +212,100 @@ bool LooksLikeHttp1Start(std::string_view bytes) {
          LooksLikeStart(MessageType::kResponse, bytes);
 }
 
+namespace {
+
+bool IEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// Upgrade = #protocol (RFC 9110 7.8): does the list name `token`?
+bool ListNames(std::string_view list, std::string_view token) {
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    if (IEquals(Trim(list.substr(0, comma)), token)) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
 // The stitcher as a ProtocolParser: its requests and records become
 // RequestStarts and Exchanges, numbered by the stitcher's request order.
+// After a 101 to one of `upgrades`, the rest of the connection goes to that
+// protocol's parser. Its exchange 1 is the upgraded request (its HTTP/1
+// id); its exchange n > 1 becomes n - 1 + the last HTTP/1 id, above every
+// id announced before. HTTP/1 requests still awaiting a response then (sent
+// after the upgrade request, which a client must not do) never get one.
 class Parser final : public ProtocolParser, Listener {
  public:
-  Parser(Role role, ExchangeSink* sink, const ParserLimits& limits)
-      : sink_(sink), stitcher_(role, this, StitcherLimits{limits.max_buffered_bytes,
-                                                           limits.max_pending_requests}) {}
+  Parser(Role role, ExchangeSink* sink, const ParserLimits& limits,
+         std::span<const UpgradeTarget> upgrades)
+      : sink_(sink),
+        limits_(limits),
+        upgrades_(upgrades),
+        renumber_(this),
+        stitcher_(role, this, StitcherLimits{limits.max_buffered_bytes,
+                                             limits.max_pending_requests}) {}
 
   void OnData(Direction dir, std::string_view captured, uint64_t total_bytes, uint64_t ts_enter,
               uint64_t ts_exit, uint32_t tid) override {
-    stitcher_.OnData(dir, captured, total_bytes, ts_enter, ts_exit, tid);
+    if (next_) {
+      next_->OnData(dir, captured, total_bytes, ts_enter, ts_exit, tid);
+      return;
+    }
+    const size_t used = stitcher_.OnData(dir, captured, total_bytes, ts_enter, ts_exit, tid);
+    if (!next_) return;
+    stitcher_.OnClose(ts_exit);  // requests left behind end here, unanswered
+    // The 101 ended inside this syscall: what follows it is the new protocol's.
+    if (used < captured.size() || total_bytes > captured.size()) {
+      next_->OnData(dir, captured.substr(used), total_bytes - used, ts_enter, ts_exit, tid);
+    }
   }
-  void OnClose(uint64_t ts) override { stitcher_.OnClose(ts); }
-  Role role() const override { return stitcher_.role(); }
-  size_t pending_requests() const override { return stitcher_.pending_requests(); }
+  void OnClose(uint64_t ts) override {
+    stitcher_.OnClose(ts);
+    if (next_) next_->OnClose(ts);
+  }
+  Role role() const override { return next_ ? next_->role() : stitcher_.role(); }
+  size_t pending_requests() const override {
+    return stitcher_.pending_requests() + (next_ ? next_->pending_requests() : 0);
+  }
   const ParserStats& stats() const override {
     const StitcherStats& s = stitcher_.stats();
+    stats_ = ParserStats{};
     stats_.records = s.records;
     stats_.orphan_responses = s.orphan_responses;
     stats_.invalid_bytes = s.invalid_bytes;
     stats_.resyncs = s.resyncs;
     stats_.pending_overflow = s.pending_overflow;
+    if (next_) stats_ += next_->stats();
     return stats_;
   }
 
  private:
+  // The new protocol's exchanges, renumbered after HTTP/1's.
+  class Renumber final : public ExchangeSink {
+   public:
+    explicit Renumber(Parser* p) : p_(p) {}
+    void OnRequestStart(const RequestStart& request) override {
+      RequestStart r = request;
+      r.exchange_id = Id(r.exchange_id);
+      p_->sink_->OnRequestStart(r);
+    }
+    void OnExchange(Exchange exchange) override {
+      exchange.exchange_id = Id(exchange.exchange_id);
+      p_->sink_->OnExchange(std::move(exchange));
+    }
+    uint64_t Id(uint64_t n) const { return n == 1 ? p_->upgraded_id_ : n - 1 + p_->last_id_; }
+
+   private:
+    Parser* p_;
+  };
+
   void OnRequestHead(const Message& request) override {
+    last_id_ = request.seq;
     RequestStart start;
     start.exchange_id = request.seq;
     start.timing = MessageTiming{request.first_byte_ts_enter, request.first_byte_ts_exit,
@@ -250,18 +317,43 @@ class Parser final : public ProtocolParser, Listener {
   }
   void OnRecord(Record record) override { sink_->OnExchange(ToExchange(std::move(record))); }
 
+  bool TakeUpgrade(const Record& record) override {
+    const auto offered = record.request.Header("upgrade");
+    const auto chosen = record.response ? record.response->Header("upgrade") : std::nullopt;
+    if (!offered || !chosen || stitcher_.role() == Role::kUnknown) return false;
+    for (const UpgradeTarget& t : upgrades_) {
+      if (!IEquals(Trim(*chosen), t.token) || !ListNames(*offered, t.token)) continue;
+      upgraded_id_ = record.request.seq;
+      next_ = t.adopt(record, stitcher_.role(), &renumber_, limits_);
+      return next_ != nullptr;
+    }
+    return false;
+  }
+
   ExchangeSink* sink_;
+  ParserLimits limits_;
+  std::span<const UpgradeTarget> upgrades_;
+  Renumber renumber_;
   Stitcher stitcher_;
+  std::unique_ptr<ProtocolParser> next_;  // after a 101 to one of upgrades_
+  uint64_t last_id_ = 0;      // of the last HTTP/1 request announced
+  uint64_t upgraded_id_ = 0;  // of the request the 101 answered
   mutable ParserStats stats_;
 };
 
-std::unique_ptr<ProtocolParser> NewParser(Role role, ExchangeSink* sink,
-                                          const ParserLimits& limits) {
-  return std::make_unique<Parser>(role, sink, limits);
+std::unique_ptr<ProtocolParser> NewPlainParser(Role role, ExchangeSink* sink,
+                                               const ParserLimits& limits) {
+  return std::make_unique<Parser>(role, sink, limits, std::span<const UpgradeTarget>());
 }
 
 }  // namespace
 
-const Protocol kProtocol{"http1", HT_PROTO_HTTP1, LooksLikeHttp1Start, NewParser};
+std::unique_ptr<ProtocolParser> NewParser(Role role, ExchangeSink* sink,
+                                          const ParserLimits& limits,
+                                          std::span<const UpgradeTarget> upgrades) {
+  return std::make_unique<Parser>(role, sink, limits, upgrades);
+}
+
+const Protocol kProtocol{"http1", HT_PROTO_HTTP1, LooksLikeHttp1Start, NewPlainParser};
 
 }  // namespace hoptrace::http1

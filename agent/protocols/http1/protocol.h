@@ -4,6 +4,8 @@
 // network, user_agent).
 #pragma once
 
+#include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -12,7 +14,30 @@
 
 namespace hoptrace::http1 {
 
+// HTTP/1.x alone: a connection switched to another protocol (101) is no
+// longer followed. The registry's HTTP/1 adds the protocols it may switch to.
 extern const Protocol kProtocol;
+
+// A request head or a response head starts these bytes.
+bool LooksLikeHttp1Start(std::string_view bytes);
+
+// A protocol an HTTP/1.1 connection may switch to (RFC 9110 7.8: the
+// request's "Upgrade" names it, the server answers "101 Switching
+// Protocols" with "Upgrade: <token>"), and how its parser takes over.
+// adopt() gets the request that asked (announced already by the HTTP/1
+// parser) and returns the parser of the rest of the connection, or nullptr
+// to stop following it. That parser numbers its exchanges from 1: exchange 1
+// is the upgraded request, which it reports but does not announce again.
+struct UpgradeTarget {
+  std::string_view token;  // as in the Upgrade field, e.g. "h2c"
+  std::unique_ptr<ProtocolParser> (*adopt)(const Record& upgraded, Role role, ExchangeSink* sink,
+                                           const ParserLimits& limits);
+};
+
+// HTTP/1.x that follows the connection into `upgrades` (kept by reference).
+std::unique_ptr<ProtocolParser> NewParser(Role role, ExchangeSink* sink,
+                                          const ParserLimits& limits,
+                                          std::span<const UpgradeTarget> upgrades);
 
 class HttpExchangeDetails final : public ExchangeDetails {
  public:

@@ -128,8 +128,8 @@ struct Stitcher::Impl {
 
   // ---- data path ----------------------------------------------------------
 
-  void OnData(Direction dir, std::string_view captured, uint64_t total, const Chunk& c) {
-    if (upgraded) return;
+  size_t OnData(Direction dir, std::string_view captured, uint64_t total, const Chunk& c) {
+    if (upgraded) return 0;
     MessageStream& s = StreamFor(dir);
     total = std::max<uint64_t>(total, captured.size());
     if ((s.state == State::kResync || s.state == State::kSkipHead) && StartsMessage(s, captured)) {
@@ -164,7 +164,9 @@ struct Stitcher::Impl {
           break;
       }
     }
-    if (total > captured.size() && !upgraded) OnGap(s, total - captured.size(), c);
+    if (upgraded) return captured.size() - data.size();  // `data` is a suffix of `captured`
+    if (total > captured.size()) OnGap(s, total - captured.size(), c);
+    return captured.size();
   }
 
   // Bytes of the current message's body; outside a message, bytes skipped.
@@ -519,6 +521,7 @@ struct Stitcher::Impl {
     record.response = std::move(s.response);
     record.outcome = outcome;
     in_flight.reset();
+    if (record.response->status_code == 101 && listener->TakeUpgrade(record)) return;
     Emit(std::move(record));
   }
 
@@ -612,9 +615,9 @@ Stitcher::Stitcher(Role role, Listener* listener, StitcherLimits limits)
 
 Stitcher::~Stitcher() = default;
 
-void Stitcher::OnData(Direction dir, std::string_view captured, uint64_t total_bytes,
-                      uint64_t ts_enter, uint64_t ts_exit, uint32_t tid) {
-  impl_->OnData(dir, captured, total_bytes, Chunk{ts_enter, ts_exit, tid});
+size_t Stitcher::OnData(Direction dir, std::string_view captured, uint64_t total_bytes,
+                        uint64_t ts_enter, uint64_t ts_exit, uint32_t tid) {
+  return impl_->OnData(dir, captured, total_bytes, Chunk{ts_enter, ts_exit, tid});
 }
 
 void Stitcher::OnClose(uint64_t /*ts*/) { impl_->OnClose(); }

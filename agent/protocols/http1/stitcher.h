@@ -46,6 +46,11 @@ class Listener {
   virtual void OnRequestHead(const Message& request) = 0;
   // An exchange ended (response complete, or connection ended).
   virtual void OnRecord(Record record) = 0;
+  // A "101 Switching Protocols" completed `record` (RFC 9110 15.2.2): true
+  // if the listener follows the connection in the new protocol, in which
+  // case the record is its to report (it gets no OnRecord). Either way the
+  // stitcher ignores the connection's later bytes.
+  virtual bool TakeUpgrade(const Record& /*record*/) { return false; }
 };
 
 struct StitcherLimits {
@@ -71,7 +76,10 @@ class Stitcher {
 
   // One syscall's worth of bytes. `captured` holds the first bytes the
   // syscall moved; total_bytes >= captured.size() is how many it moved.
-  void OnData(Direction dir, std::string_view captured, uint64_t total_bytes,
+  // Returns how many bytes of `captured` were HTTP/1: captured.size(),
+  // unless a 101 response ended inside it (the rest, and any gap after
+  // it, belong to the protocol switched to).
+  size_t OnData(Direction dir, std::string_view captured, uint64_t total_bytes,
               uint64_t ts_enter, uint64_t ts_exit, uint32_t tid);
 
   // The connection is gone (close, reset, process exit). Pending requests are

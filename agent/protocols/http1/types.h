@@ -26,6 +26,8 @@ enum class ParseState {
 inline constexpr std::string_view kKeptHeaders[] = {
     "host",       "user-agent", "content-length", "transfer-encoding", "connection",
     "traceparent", "tracestate", "upgrade",        "content-type",
+    // RFC 7540 3.2.1: the client's SETTINGS for a connection upgraded to h2c.
+    "http2-settings",
 };
 
 struct Message {

@@ -99,6 +99,21 @@ void Http2Parser::Start(Direction dir, std::string_view captured) {
   }
 }
 
+void Http2Parser::AdoptUpgradedRequest(Message request,
+                                      std::optional<uint32_t> header_table_size) {
+  started_ = true;
+  Side& req = role_ == Role::kClient ? egress_ : ingress_;
+  Side& resp = Opposite(req);
+  req.reader.Reset(FrameReader::Start::kPreface);
+  resp.reader.Reset(FrameReader::Start::kFrames);
+  // The client's settings: the table the server's encoder may use (see OnSettings).
+  if (header_table_size) resp.decoder.SetSettingsTableSize(*header_table_size);
+  request.headers_seen = true;
+  request.ended = true;
+  streams_[1].request = std::move(request);
+  highest_request_stream_ = 1;
+}
+
 void Http2Parser::OnData(Direction dir, std::string_view captured, uint64_t total_bytes,
                          uint64_t ts_enter, uint64_t ts_exit, uint32_t tid) {
   if (!started_) Start(dir, captured);

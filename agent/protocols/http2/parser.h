@@ -45,6 +45,16 @@ class Http2Parser final : public ProtocolParser {
   void OnData(Direction dir, std::string_view captured, uint64_t total_bytes, uint64_t ts_enter,
               uint64_t ts_exit, uint32_t tid) override;
   void OnClose(uint64_t ts) override;
+  // The connection switched to h2c from HTTP/1.1 (RFC 7540 3.2): "The
+  // HTTP/1.1 request that is sent prior to upgrade is assigned a stream
+  // identifier of 1 [...]. Stream 1 is implicitly "half-closed" from the
+  // client toward the server". `request` becomes stream 1, not announced
+  // again (the HTTP/1 parser did); its response comes as HTTP/2 on stream 1.
+  // What comes next is the client's preface on the request side and the
+  // server's SETTINGS on the other, both HPACK decoders fresh: exact.
+  // `header_table_size`: SETTINGS_HEADER_TABLE_SIZE of the request's
+  // HTTP2-Settings, if it said one. The role must be known.
+  void AdoptUpgradedRequest(Message request, std::optional<uint32_t> header_table_size);
   Role role() const override { return role_; }
   size_t pending_requests() const override { return streams_.size(); }
   const ParserStats& stats() const override;

@@ -1,0 +1,3 @@
+module hoptrace.test/tlsfront
+
+go 1.26
