@@ -4,14 +4,18 @@
 #   scripts/setup.sh            # build + demo (all the demo uses)
 #   scripts/setup.sh --tests    # also tests, benchmarks, their npm packages, the pinned Go
 #                               # (scripts/go_toolchain.sh) and the Kubernetes tools
+#   scripts/setup.sh --image    # also the image's builder and runtime (buildah, podman, runc)
+#                               # and its base from Debian's archive (scripts/image_base.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tests=0
+image=0
 for a in "$@"; do
   case "$a" in
     --tests) tests=1 ;;
-    *) echo "setup: unknown argument $a (use --tests)" >&2; exit 2 ;;
+    --image) image=1 ;;
+    *) echo "setup: unknown argument $a (use --tests, --image)" >&2; exit 2 ;;
   esac
 done
 
@@ -56,11 +60,26 @@ TEST_PACKAGES=(
   # hardware counters for perf stat), tests/bench/agent_instructions.sh; perf for CPU time
   valgrind linux-perf
 )
+# The image (Containerfile, tests/integration/test_image.py): built without a daemon and run
+# without one, at Debian 12's versions, pinned. runc, not crun: Debian 12's crun (1.8.1)
+# refuses a hybrid cgroup layout whose v2 hierarchy has a controller (hosts booted with
+# systemd's hybrid mode); runc runs there and on pure v2 alike. debootstrap: the base image
+# where no container registry is reachable (scripts/image_base.sh).
+IMAGE_PACKAGES=(
+  buildah=1.28.2+ds1-3+deb12u1+b3 podman=4.3.1+ds1-8+deb12u1+b3 runc=1.1.5+ds1-1+deb12u1
+  crun=1.8.1-1+deb12u1 debootstrap bpftool
+)
 [ "$tests" = 1 ] && PACKAGES+=("${TEST_PACKAGES[@]}")
+[ "$image" = 1 ] && PACKAGES+=("${IMAGE_PACKAGES[@]}")
 
 missing=()
 for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  name=${p%%=*}
+  if ! dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  elif [ "$name" != "$p" ] && [ "$(dpkg-query -W -f='${Version}' "$name")" != "${p#*=}" ]; then
+    missing+=("$p")  # pinned, and another version is installed
+  fi
 done
 
 # Node.js runs the OTLP test receiver and the SDK-instrumented test service
@@ -97,11 +116,17 @@ install_k8s_tools() {
   ./scripts/k8s_tools.sh
 }
 
+make_image_base() {
+  [ "$image" = 1 ] || return 0
+  ./scripts/image_base.sh
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "setup: all ${#PACKAGES[@]} packages present"
   install_node_modules
   install_go_toolchain
   install_k8s_tools
+  make_image_base
   exit 0
 fi
 
@@ -125,4 +150,5 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}"
 install_node_modules
 install_go_toolchain
 install_k8s_tools
+make_image_base
 echo "setup: done"

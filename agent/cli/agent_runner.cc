@@ -18,6 +18,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
 #include <memory>
 #include <thread>
 #include <optional>
@@ -30,6 +34,8 @@
 #include "agent/hops/hop_table.h"
 #include "agent/hops/hops_api.h"
 #include "agent/hops/network_attributes.h"
+#include "agent/k8s/cgroup_identity.h"
+#include "agent/k8s/cgroup_namespace.h"
 #include "agent/k8s/pod_cache.h"
 #include "agent/k8s/pod_process_scanner.h"
 #include "agent/k8s/pod_watcher.h"
@@ -211,6 +217,27 @@ Attributes ResourceAttributesFrom(const Settings& settings) {
   return out;
 }
 
+// Where cgroup v2 is mounted in this mount namespace ("" if nowhere).
+std::string Cgroup2Mount() {
+  std::ifstream mounts("/proc/mounts");
+  std::string line;
+  while (std::getline(mounts, line)) {
+    std::istringstream fields(line);
+    std::string dev, dir, type;
+    fields >> dev >> dir >> type;
+    if (type == "cgroup2") return dir;
+  }
+  return "";
+}
+
+// The "0::" path of /proc/<pid>/cgroup ("" if unreadable or cgroup v1 only).
+std::string UnifiedCgroupOf(const std::string& pid) {
+  std::ifstream in("/proc/" + pid + "/cgroup");
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseCgroupFile(text.str()).unified_path;
+}
+
 // pid is a live process (its own thread group leader), not a thread or gone.
 bool IsProcess(pid_t pid) {
   FILE* f = fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
@@ -238,6 +265,9 @@ class Dispatcher : public EventHandler {
   void set_tls(tls::TlsAttacher* tls) { tls_ = tls; }
   void set_go(GoRuntime* go) { go_ = go; }
   void set_python(PythonRuntime* python) { python_ = python; }
+  // Pod selection at exec: true if the process that has just exec'd is now
+  // selected (its container is).
+  void set_exec_hook(std::function<bool(pid_t)> hook) { exec_hook_ = std::move(hook); }
   void set_probes(uprobes::ProbeManager* probes, InternalSpans* internal) {
     probes_ = probes;
     internal_ = internal;
@@ -258,10 +288,15 @@ class Dispatcher : public EventHandler {
     processes_->Forget(pid);  // exec changed who it is
     if (python_) python_->Forget(pid);  // the kernel side forgot it at exec already
     if (node_) node_->OnGone(pid);
-    if (loader_ && MatchesName(*processes_, pid, names_)) {
+    // Every exec on the node comes here while pods are selected: the
+    // name's /proc reads only when names are asked for.
+    const bool by_name = loader_ && !names_.empty() && MatchesName(*processes_, pid, names_);
+    const bool by_pod = loader_ && !by_name && exec_hook_ && exec_hook_(pid);
+    if (by_name || by_pod) {
       loader_->SelectPid(pid);
       if (tls_) tls_->AddProcess(pid, ev.hdr->ts_exit_ns, true);
-      spdlog::info("tracing pid {} ({})", pid, processes_->Get(pid)->service_name);
+      spdlog::info("tracing pid {} ({}){}", pid, processes_->Get(pid)->service_name,
+                   by_pod ? ": exec in a selected container" : "");
       MaybeProbe(pid);
       if (go_) go_->Attach(pid);
     } else {
@@ -356,6 +391,7 @@ class Dispatcher : public EventHandler {
   NodeInjector* node_ = nullptr;
   tls::TlsAttacher* tls_ = nullptr;
   GoRuntime* go_ = nullptr;
+  std::function<bool(pid_t)> exec_hook_;
   PythonRuntime* python_ = nullptr;
   uprobes::ProbeManager* probes_ = nullptr;
   InternalSpans* internal_ = nullptr;
@@ -472,6 +508,9 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     lo.exec_names = exe_names;
     for (pid_t pid : ScanProcesses(processes, exe_names)) lo.pids.push_back(pid);
   }
+  // Pod selection reacts to execs (a runtime starting a container's process);
+  // the /proc scan below is the slow resync.
+  if (run.discovery.enabled()) lo.exec_events = true;
   std::unique_ptr<PodProcessScanner> pod_scanner;
   if (run.discovery.enabled()) {
     // The first scan selects the pods' processes that run already: wait a
@@ -497,7 +536,48 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   // with --no-propagation. It is optional: where this kernel cannot do it,
   // or its programs do not load, the agent says so in one line and traces
   // without it.
-  bool propagate = run.propagation && !run.propagation_cgroup.empty();
+  // Scope "pods": the cgroups of the containers the discovery section selects,
+  // each while it has a selected process; the agent attaches and detaches them.
+  if (run.propagation_scope != "cgroup" && run.propagation_scope != "pods") {
+    throw StartupError("propagation.scope must be cgroup or pods, got \"" +
+                       run.propagation_scope + "\"");
+  }
+  const bool pods_scope = run.propagation && run.propagation_scope == "pods";
+  if (pods_scope && !run.discovery.enabled()) {
+    throw StartupError("propagation.scope pods follows the discovery section's selection: add "
+                       "one, or use propagation.cgroup");
+  }
+  if (pods_scope && !run.propagation_cgroup.empty()) {
+    throw StartupError("propagation.scope pods attaches to the selected containers' cgroups: "
+                       "propagation.cgroup names one for scope cgroup; give one or the other");
+  }
+  std::string cgroup_root;
+  if (pods_scope) {
+    cgroup_root = run.propagation_cgroup_root.empty() ? Cgroup2Mount()
+                                                      : run.propagation_cgroup_root;
+    if (auto err = CheckPropagationCgroup(cgroup_root); !err.empty()) {
+      throw StartupError("propagation.cgroup_root: " + err + "; or run with --no-propagation");
+    }
+    while (cgroup_root.size() > 1 && cgroup_root.back() == '/') cgroup_root.pop_back();
+  }
+  // In a cgroup namespace of its own (a container's, on cgroup v2), the agent
+  // reads other processes' cgroup paths relative to its namespace's root:
+  // where that root is in the host's hierarchy turns them into host paths.
+  std::optional<std::string> cgroup_ns_root;
+  bool cgroup_ns_own = false;
+  if (pods_scope && UnifiedCgroupOf("1").starts_with("/..")) {
+    cgroup_ns_own = true;
+    cgroup_ns_root = FindNamespaceRoot(cgroup_root, getpid(), UnifiedCgroupOf("self"));
+    if (cgroup_ns_root) {
+      spdlog::info("propagation: the agent's cgroup namespace is {} in {}", *cgroup_ns_root,
+                   cgroup_root);
+    } else {
+      spdlog::warn("propagation: the agent runs in a cgroup namespace of its own and its cgroup "
+                   "is not under {}: the selected containers' cgroups cannot be found there",
+                   cgroup_root);
+    }
+  }
+  bool propagate = run.propagation && (pods_scope || !run.propagation_cgroup.empty());
   PropagationOptions po;
   if (propagate) {
     po.cgroup_path = run.propagation_cgroup;
@@ -505,8 +585,10 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
       throw StartupError("fionread_guard must be auto, on, off or detect, got \"" +
                          run.fionread_guard + "\"");
     }
-    if (auto err = CheckPropagationCgroup(po.cgroup_path); !err.empty()) {
-      throw StartupError(err + "; or run with --no-propagation");
+    if (!pods_scope) {
+      if (auto err = CheckPropagationCgroup(po.cgroup_path); !err.empty()) {
+        throw StartupError(err + "; or run with --no-propagation");
+      }
     }
     const PropagationSupport support = ProbePropagationSupport();
     if (!support.ok) {
@@ -598,6 +680,57 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   if (propagation) {
     if (propagation->read_guard()) rearm_tap.set_propagation(propagation.get());
     if (propagation->detect_mode()) dispatcher.set_propagation(propagation.get());
+  }
+  // Scope "pods": sockops on exactly the cgroups of the containers with a
+  // selected process now. Called after every scan and every exec selected.
+  std::set<std::string> cgroups_refused;  // said once each
+  bool other_namespace_warned = false;
+  auto sync_pod_cgroups = [&] {
+    if (!propagation || !pods_scope || !pod_scanner) return;
+    std::set<std::string> want;
+    for (const std::string& rel : pod_scanner->SelectedCgroups()) {
+      std::string host = rel;
+      if (cgroup_ns_own) {
+        if (!cgroup_ns_root) continue;  // said at start
+        host = NormalizeCgroupPath(*cgroup_ns_root + "/" + rel);
+      } else if (rel.find("/..") != std::string::npos) {
+        // Outside the hierarchy as we see it: not a directory we can name.
+        if (!other_namespace_warned) {
+          other_namespace_warned = true;
+          spdlog::warn("propagation: cgroup path {} of a selected process is outside the "
+                       "agent's cgroup namespace; its container is not attached",
+                       rel);
+        }
+        continue;
+      }
+      want.insert(cgroup_root + (host == "/" ? "" : host));
+    }
+    for (const std::string& path : propagation->AttachedCgroups()) {
+      if (!want.contains(path)) {
+        propagation->DetachCgroup(path);
+        spdlog::info("propagation: detached from {} (no selected process left in it)", path);
+      }
+    }
+    const std::set<std::string> attached = [&] {
+      auto v = propagation->AttachedCgroups();
+      return std::set<std::string>(v.begin(), v.end());
+    }();
+    for (const std::string& path : want) {
+      if (attached.contains(path)) continue;
+      if (auto err = propagation->AttachCgroup(path); !err.empty()) {
+        if (cgroups_refused.insert(path).second) spdlog::warn("propagation: {}", err);
+      } else {
+        spdlog::info("propagation: attached to {}", path);
+      }
+    }
+  };
+  sync_pod_cgroups();
+  if (pod_scanner) {
+    dispatcher.set_exec_hook([&](pid_t pid) {
+      if (!pod_scanner->Consider(pid)) return false;
+      sync_pod_cgroups();
+      return true;
+    });
   }
   // Node.js runtime context: only for the processes named, only with the
   // kernel contexts propagation runs on.
@@ -836,6 +969,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
           loader->SelectPid(pid);
           spdlog::info("tracing pid {} ({})", pid, processes.Get(pid)->service_name);
         }
+        sync_pod_cgroups();
       }
       // Processes selected by port get no exit event: check they still live.
       for (uint32_t pid : tracker.Pids()) {
@@ -891,7 +1025,8 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   node_injector.reset();
   PropagationCounters prop_counters;
   if (propagation) prop_counters = propagation->ReadCounters();
-  propagation.reset();  // stop injecting before the capture's maps go
+  dispatcher.set_exec_hook(nullptr);
+  propagation.reset();  // stop injecting (every cgroup detached) before the capture's maps go
   loader.reset();  // detach everything first: no new events
   if (pod_watcher) pod_watcher->Stop();
   tracker.CloseAll(MonotonicNowNs(), CloseReason::kShutdown);

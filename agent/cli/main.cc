@@ -107,6 +107,15 @@ int main(int argc, char** argv) {
       "--propagation-cgroup", cli.propagation_cgroup,
       "inject traceparent into the HTTP/1.x requests of selected processes in this cgroup v2 "
       "directory");
+  std::string prop_scope, prop_cgroup_root;
+  auto* o_prop_scope = run->add_option(
+      "--propagation-scope", prop_scope,
+      "cgroup (default): inject in the --propagation-cgroup directory; pods: in the cgroup of "
+      "each container the discovery section selects, while it has a selected process");
+  auto* o_prop_root = run->add_option(
+      "--propagation-cgroup-root", prop_cgroup_root,
+      "scope pods: where the cgroup v2 hierarchy of the traced processes is mounted here "
+      "(default: the cgroup2 mount the agent sees)");
   auto* o_node_inject = run->add_option(
       "--node-inject", cli.node_inject,
       "load hoptrace's JavaScript agent into Node.js process N through its inspector (SIGUSR1), "
@@ -267,6 +276,8 @@ int main(int argc, char** argv) {
   if (no_redact) r.redact_query = false;
   if (o_prop_cgroup->count()) r.propagation_cgroup = cli.propagation_cgroup;
   if (no_propagation) r.propagation = false;
+  if (o_prop_scope->count()) r.propagation_scope = prop_scope;
+  if (o_prop_root->count()) r.propagation_cgroup_root = prop_cgroup_root;
   if (o_node_inject->count()) r.node_inject = cli.node_inject;
   if (no_shed) r.shed = false;
   if (o_guard->count()) r.fionread_guard = fionread_guard;

@@ -103,8 +103,10 @@ class FileReader {
         Expect(v, "resource", {"attributes"});
         if (v["attributes"]) (*otel_)["OTEL_RESOURCE_ATTRIBUTES"] = MapToList(v["attributes"]);
       } else if (key == "propagation") {
-        Expect(v, "propagation", {"cgroup", "enabled", "fionread_guard"});
+        Expect(v, "propagation", {"cgroup", "enabled", "fionread_guard", "scope", "cgroup_root"});
         if (v["cgroup"]) run_->propagation_cgroup = v["cgroup"].as<std::string>();
+        if (v["scope"]) run_->propagation_scope = v["scope"].as<std::string>();
+        if (v["cgroup_root"]) run_->propagation_cgroup_root = v["cgroup_root"].as<std::string>();
         if (v["enabled"]) run_->propagation = v["enabled"].as<bool>();
         if (v["fionread_guard"]) run_->fionread_guard = v["fionread_guard"].as<std::string>();
       } else if (key == "probes") {

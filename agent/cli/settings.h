@@ -59,6 +59,16 @@ struct RunSettings {
   // Black-box context propagation: traceparent injection into the requests of
   // selected processes in this cgroup v2 directory (empty: none, read-only).
   std::string propagation_cgroup;
+  // Where injection is attached (the propagation section's scope):
+  //   "cgroup": the one directory propagation_cgroup names (nothing without one);
+  //   "pods":   each selected container's own cgroup (the discovery section's
+  //             selection), attached when its first selected process is found and
+  //             detached when its last one is gone; never a cgroup of anything else.
+  std::string propagation_scope = "cgroup";
+  // Scope "pods": the cgroup v2 hierarchy's root as this agent sees it, under which
+  // the paths of /proc/<pid>/cgroup are (in the chart: the host's, mounted at
+  // /host/sys/fs/cgroup). Empty: where cgroup v2 is mounted in the agent's view.
+  std::string propagation_cgroup_root;
   // Node.js processes to load the JavaScript agent into (runtime context,
   // agent/cli/node_inject.h): opt-in, per process. Needs propagation.
   std::vector<pid_t> node_inject;

@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <string>
 #include <fstream>
 #include <sstream>
 
@@ -25,6 +27,42 @@ PodProcessScanner::State PodProcessScanner::Decide(const Seen& seen) const {
   if (!match || match->container_name.empty()) return State::kPodUnknown;
   return selection_.Selects(*match->pod, match->container_name) ? State::kSelected
                                                                 : State::kNotSelected;
+}
+
+bool PodProcessScanner::Read(pid_t pid, Seen* out) const {
+  std::ifstream in(proc_root_ + "/" + std::to_string(pid) + "/cgroup");
+  if (!in) return false;
+  std::stringstream text;
+  text << in.rdbuf();
+  const CgroupIdentity id = ParseCgroupFile(text.str());
+  *out = Seen{State::kNotInPod, id.container_id, id.pod_uid, id.unified_path};
+  out->state = Decide(*out);
+  return true;
+}
+
+bool PodProcessScanner::Consider(pid_t pid) {
+  if (pid == self_) return false;
+  Seen seen;
+  if (!Read(pid, &seen)) return false;
+  // An exec keeps the pid: a process seen before may have been decided
+  // already (and a pid reused by a new process reads a new cgroup file).
+  auto [it, inserted] = seen_.try_emplace(pid, seen);
+  const bool was_selected = !inserted && it->second.state == State::kSelected;
+  it->second = seen;
+  const bool now = seen.state == State::kSelected;
+  if (now && !was_selected) ++selected_count_;
+  if (!now && was_selected) --selected_count_;
+  return now && !was_selected;
+}
+
+std::vector<std::string> PodProcessScanner::SelectedCgroups() const {
+  std::vector<std::string> out;
+  for (const auto& [pid, s] : seen_) {
+    if (s.state == State::kSelected && !s.unified_path.empty()) out.push_back(s.unified_path);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 std::vector<pid_t> PodProcessScanner::Scan() {
@@ -50,13 +88,7 @@ std::vector<pid_t> PodProcessScanner::Scan() {
         if (seen.state == State::kSelected) found.push_back(static_cast<pid_t>(pid));
       }
     } else {
-      std::ifstream in(proc_root_ + "/" + e->d_name + "/cgroup");
-      if (!in) continue;  // gone already
-      std::stringstream text;
-      text << in.rdbuf();
-      const CgroupIdentity id = ParseCgroupFile(text.str());
-      seen = Seen{State::kNotInPod, id.container_id, id.pod_uid};
-      seen.state = Decide(seen);
+      if (!Read(static_cast<pid_t>(pid), &seen)) continue;  // gone already
       if (seen.state == State::kSelected) found.push_back(static_cast<pid_t>(pid));
     }
     now.emplace(static_cast<pid_t>(pid), std::move(seen));

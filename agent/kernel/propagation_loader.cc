@@ -251,8 +251,10 @@ void ConfigurePropagation(propagation_bpf* skel, const LoaderOptions& capture_op
 std::unique_ptr<PropagationLoader> PropagationLoader::Start(const PropagationOptions& options,
                                                             const LoaderOptions& capture_options,
                                                             const BpfLoader& capture) {
-  if (auto err = CheckPropagationCgroup(options.cgroup_path); !err.empty()) {
-    throw StartupError(err + "; or run with --no-propagation");
+  if (!options.cgroup_path.empty()) {
+    if (auto err = CheckPropagationCgroup(options.cgroup_path); !err.empty()) {
+      throw StartupError(err + "; or run with --no-propagation");
+    }
   }
   std::unique_ptr<PropagationLoader> self(new PropagationLoader());
   self->skel_ = propagation_bpf__open();
@@ -276,19 +278,6 @@ std::unique_ptr<PropagationLoader> PropagationLoader::Start(const PropagationOpt
   if (int err = propagation_bpf__load(self->skel_); err != 0) {
     throw StartupError("loading the propagation programs (sockops, sk_msg) failed (" + Errno(err) +
                        "); run `hoptrace check`, or run with --no-propagation");
-  }
-
-  self->cgroup_fd_ = open(options.cgroup_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (self->cgroup_fd_ < 0) {
-    throw StartupError("cannot open the propagation cgroup " + options.cgroup_path + ": " +
-                       Errno(errno));
-  }
-  self->other_sockops_ = SockopsPrograms(self->cgroup_fd_);
-  for (const auto& p : self->other_sockops_) {
-    spdlog::warn(
-        "propagation: cgroup {} already runs sockops program {}; sockets another sk_msg "
-        "program claims first are not injected (counted as sockets_busy)",
-        options.cgroup_path, p);
   }
 
   // sk_msg first: no socket can enter the sockhash before it is there.
@@ -349,16 +338,17 @@ std::unique_ptr<PropagationLoader> PropagationLoader::Start(const PropagationOpt
   } else if (fionread < 0) {
     spdlog::debug("propagation: could not check FIONREAD on sockhash sockets");
   }
-  bpf_program* sockops = options.sockops_route == SockopsRoute::kTask
-                             ? self->skel_->progs.ht_sockops_task
-                             : self->skel_->progs.ht_sockops;
-  self->sockops_link_ = bpf_program__attach_cgroup(sockops, self->cgroup_fd_);
-  if (!self->sockops_link_) {
-    throw StartupError("attaching the sockops program to " + options.cgroup_path + " failed (" +
-                       Errno(errno) + "); run with --no-propagation");
+  self->sockops_ = options.sockops_route == SockopsRoute::kTask
+                      ? self->skel_->progs.ht_sockops_task
+                      : self->skel_->progs.ht_sockops;
+  if (!options.cgroup_path.empty()) {
+    if (auto err = self->AttachCgroup(options.cgroup_path); !err.empty()) {
+      throw StartupError(err + "; run with --no-propagation");
+    }
   }
-  spdlog::info("propagation: injecting traceparent for selected processes in cgroup {}{}",
-               options.cgroup_path,
+  spdlog::info("propagation: injecting traceparent for selected processes in {}{}",
+               options.cgroup_path.empty() ? std::string("the cgroups of selected containers")
+                                           : "cgroup " + options.cgroup_path,
                options.sockops_route == SockopsRoute::kTask
                    ? " (sockops reads the connecting task: this kernel's sockops lacks "
                      "bpf_get_current_pid_tgid)"
@@ -367,6 +357,43 @@ std::unique_ptr<PropagationLoader> PropagationLoader::Start(const PropagationOpt
 }
 
 bool PropagationLoader::detect_mode() const { return guard_mode_ == HT_GUARD_DETECT; }
+
+std::string PropagationLoader::AttachCgroup(const std::string& path) {
+  if (cgroups_.contains(path)) return "";
+  if (auto err = CheckPropagationCgroup(path); !err.empty()) return err;
+  Attachment a;
+  a.fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (a.fd < 0) return "cannot open the propagation cgroup " + path + ": " + Errno(errno);
+  for (const auto& p : SockopsPrograms(a.fd)) {
+    spdlog::warn(
+        "propagation: cgroup {} already runs sockops program {}; sockets another sk_msg "
+        "program claims first are not injected (counted as sockets_busy)",
+        path, p);
+    other_sockops_.push_back(p);
+  }
+  a.link = bpf_program__attach_cgroup(sockops_, a.fd);
+  if (!a.link) {
+    const std::string err = Errno(errno);
+    close(a.fd);
+    return "attaching the sockops program to " + path + " failed (" + err + ")";
+  }
+  cgroups_.emplace(path, a);
+  return "";
+}
+
+void PropagationLoader::DetachCgroup(const std::string& path) {
+  auto it = cgroups_.find(path);
+  if (it == cgroups_.end()) return;
+  bpf_link__destroy(it->second.link);
+  close(it->second.fd);
+  cgroups_.erase(it);
+}
+
+std::vector<std::string> PropagationLoader::AttachedCgroups() const {
+  std::vector<std::string> out;
+  for (const auto& [path, a] : cgroups_) out.push_back(path);
+  return out;
+}
 
 int PropagationLoader::TakeSocket(uint32_t pid, int fd) {
   auto it = pidfds_.find(pid);
@@ -493,13 +520,16 @@ PropagationLoader::~PropagationLoader() {
   if (ioctl_link_) bpf_link__destroy(ioctl_link_);
   // No new sockets first, then no more injection; freeing the sockhash (with
   // the skeleton) takes every socket out of it and restores its protocol ops.
-  if (sockops_link_) bpf_link__destroy(sockops_link_);
+  for (auto& [path, a] : cgroups_) {
+    bpf_link__destroy(a.link);
+    close(a.fd);
+  }
+  cgroups_.clear();
   if (msg_attached_) {
     bpf_prog_detach2(bpf_program__fd(skel_->progs.ht_sk_msg),
                      bpf_map__fd(skel_->maps.ht_prop_sockhash), BPF_SK_MSG_VERDICT);
   }
   if (skel_) propagation_bpf__destroy(skel_);
-  if (cgroup_fd_ >= 0) close(cgroup_fd_);
 }
 
 void PropagationLoader::Sweep() {

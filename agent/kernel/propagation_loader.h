@@ -1,13 +1,16 @@
 // Black-box context propagation (bpf/propagation.bpf.c): loads the sockops
 // and sk_msg programs so that they share the capture object's maps (the
 // selection, its connections and syscalls in flight, the kernel-side
-// contexts and the ring buffer), attaches sockops to the one cgroup v2
-// directory the configuration names and sk_msg to the sockhash. Destroying
-// the loader detaches both and frees the sockhash, which takes every socket
-// out of it; nothing is pinned.
+// contexts and the ring buffer), attaches sk_msg to the sockhash and sockops
+// to cgroup v2 directories: the one the configuration names, or (scope
+// "pods") each selected container's own, attached and detached while the
+// agent runs (AttachCgroup, DetachCgroup). Destroying the loader detaches
+// everything and frees the sockhash, which takes every socket out of it;
+// nothing is pinned.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -70,7 +73,9 @@ std::string ProbeTcpOptionSupport();
 PropagationSupport ProbePropagationSupport();
 
 struct PropagationOptions {
-  std::string cgroup_path;  // a cgroup v2 directory
+  // A cgroup v2 directory to attach sockops to at start; empty: none yet
+  // (scope "pods": AttachCgroup as containers are selected).
+  std::string cgroup_path;
   FionreadGuard fionread_guard = FionreadGuard::kAuto;
   SockopsRoute sockops_route = SockopsRoute::kHelper;
 };
@@ -158,12 +163,26 @@ class PropagationLoader {
   // any, keep the sockets they claim (counted as sockets_busy).
   const std::vector<std::string>& other_sockops() const { return other_sockops_; }
 
+  // Attaches the sockops program to one more cgroup v2 directory (and its
+  // descendants): connections made there from now on by selected processes
+  // get traceparent. "" or a sentence saying why not. Attaching one that is
+  // attached already does nothing.
+  std::string AttachCgroup(const std::string& path);
+  // Detaches it again (a no-op for one not attached). Sockets already in the
+  // sockhash stay there until they close.
+  void DetachCgroup(const std::string& path);
+  std::vector<std::string> AttachedCgroups() const;
+
  private:
   PropagationLoader() = default;
 
   propagation_bpf* skel_ = nullptr;
-  int cgroup_fd_ = -1;
-  bpf_link* sockops_link_ = nullptr;
+  bpf_program* sockops_ = nullptr;  // the program of this kernel's route
+  struct Attachment {
+    int fd = -1;
+    bpf_link* link = nullptr;
+  };
+  std::map<std::string, Attachment> cgroups_;
   bool msg_attached_ = false;
   uint8_t guard_mode_ = 0;  // enum ht_guard_mode
   bpf_link* ioctl_link_ = nullptr;

@@ -171,9 +171,14 @@ def test_default_config_traces_every_pod_but_its_own_and_kube_system_read_only()
     assert "select" not in cfg, "no host-wide selection: pods only"
 
 
-def test_propagation_is_one_value_away():
+def test_propagation_is_one_value_away_and_scoped_to_the_selected_pods():
     cfg = config_of(helm_template("--set", "propagation.enabled=true"))
-    assert cfg["propagation"] == {"enabled": True,
+    # The selected containers' own cgroups, found in the host cgroup mount.
+    assert cfg["propagation"] == {"enabled": True, "scope": "pods",
+                                  "cgroup_root": "/host/sys/fs/cgroup"}
+    cfg = config_of(helm_template("--set", "propagation.enabled=true",
+                                  "--set", "propagation.scope=cgroup"))
+    assert cfg["propagation"] == {"enabled": True, "scope": "cgroup",
                                   "cgroup": "/host/sys/fs/cgroup/kubepods.slice"}
 
 
@@ -215,7 +220,8 @@ def test_every_value_arrives_where_it_belongs():
     assert cfg["metrics"] == {"address": "0.0.0.0:9555"}
     assert cfg["otlp"] == {"protocol": "http/protobuf", "insecure": False,
                            "headers": {"x-scope-orgid": "team1"}, "compression": "gzip"}
-    assert cfg["propagation"] == {"enabled": True, "cgroup": "/host/sys/fs/cgroup/kubepods"}
+    assert cfg["propagation"] == {"enabled": True, "scope": "cgroup",
+                                  "cgroup": "/host/sys/fs/cgroup/kubepods"}
     assert cfg["discovery"]["include"][0]["pod_labels"] == {"app.kubernetes.io/part-of": "store"}
     assert {"namespace": "monitoring"} in cfg["discovery"]["exclude"]
     assert cfg["sampler"] == {"name": "parentbased_traceidratio", "arg": 0.25}

@@ -9,6 +9,7 @@ config file (its ConfigMap, rendered by helm) and only the flags that point it
 at this API server and its token. Only processes of pods of that private API
 server can be selected: the ones this test started.
 """
+import json
 import os
 import re
 import secrets
@@ -20,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import by_kind, hoptrace_bin
+from conftest import PYTHON, SERVICES, by_kind, hoptrace_bin
 from k8s_util import AGENT_TOKEN, ApiServer, Relay, free_port, helm_template, pod_manifest
-from propagation_util import cgroup2_root
+from propagation_util import cgroup2_root, header_values, heads, one_traceparent
 
 NODE = "node-test"
 
@@ -97,9 +98,10 @@ def cgroups():
     c.remove()
 
 
-def chart_config(tmp_path):
-    """The config file of the chart's ConfigMap, with default values."""
-    cm = next(o for o in helm_template() if o["kind"] == "ConfigMap")
+def chart_config(tmp_path, *helm_args):
+    """The config file of the chart's ConfigMap, with default values (or those of
+    helm_args, --set ...)."""
+    cm = next(o for o in helm_template(*helm_args) if o["kind"] == "ConfigMap")
     path = tmp_path / "hoptrace.yaml"
     path.write_text(cm["data"]["hoptrace.yaml"])
     return path
@@ -307,6 +309,124 @@ def test_pod_identity_selection_and_watch_recovery(api, cgroups, topo, agent_fac
         assert "410" in agent.log_text() or "Gone" in agent.log_text()
     finally:
         relay.stop()
+
+
+def sockops_on(cgroup):
+    """Names of the sockops programs attached to this cgroup directory itself (bpftool)."""
+    r = subprocess.run(["bpftool", "-j", "cgroup", "show", str(cgroup)], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    # bpftool names the type "sock_ops" or (libbpf's names, bpftool 7) "cgroup_sock_ops";
+    # ours is ht_sockops (ht_sockops_task on kernels whose sockops lack the pid helper).
+    return ["ht_sockops" if p.get("name", "").startswith("ht_sockops") else p.get("name")
+            for p in json.loads(r.stdout.strip() or "[]") if "sock_ops" in p.get("attach_type", "")]
+
+
+def prop_service(topo, ns, port, name, downstream, cgroup):
+    """tests/integration/services/prop_service.py as `name`.py, started inside a pod's
+    cgroup; it calls `downstream` on GET /work."""
+    script = Path(f"/tmp/ht{topo.tag}") / f"{name}.py"
+    script.parent.mkdir(exist_ok=True)
+    if not script.exists():
+        script.symlink_to(SERVICES / "prop_service.py")
+    p = topo.start(ns, [PYTHON, str(script), "--host", "127.0.0.1", "--port", str(port),
+                        "--downstream", downstream],
+                   preexec_fn=PodCgroups.preexec(cgroup) if cgroup else None)
+    assert p.stdout.readline().strip() == b"listening", f"{name} did not start"
+    return p
+
+
+def test_propagation_follows_the_pod_selection(api, cgroups, topo, agent_factory, tmp_path):
+    """Chart values propagation.enabled=true (scope pods): the sockops program is
+    attached to the cgroups of the selected pods' containers only, as they are found,
+    and detached when their processes are gone and when the agent exits. A pod
+    created after the agent is ready is selected at its process's exec (not by the
+    once-a-second /proc scan) and traced from its first request."""
+    ns = topo.ns("prop")
+    relay = Relay(api.port)
+    token = tmp_path / "agent.token"
+    token.write_text(AGENT_TOKEN + "\n")
+    # The sink logs the heads it gets; it is in no pod (not selected, never injected).
+    sink_log = Path(f"/tmp/ht{topo.tag}") / "sink.heads.jsonl"
+    script = Path(f"/tmp/ht{topo.tag}") / "sink.py"
+    script.parent.mkdir(exist_ok=True)
+    script.symlink_to(SERVICES / "prop_service.py")
+    sink = topo.start(ns, [PYTHON, str(script), "--host", "127.0.0.1", "--port", "18290",
+                           "--headers-log", str(sink_log)])
+    assert sink.stdout.readline().strip() == b"listening"
+
+    def pod(name, namespace, container, driver):
+        cid = container_id()
+        p = api.create(f"/api/v1/namespaces/{namespace}/pods",
+                       pod_manifest(name, namespace, NODE, [container]))
+        api.set_pod_status(namespace, name, [(container, f"containerd://{cid}")])
+        uid = p["metadata"]["uid"]
+        return cgroups.systemd(uid, cid) if driver == "systemd" else cgroups.cgroupfs(uid, cid)
+
+    alpha_cg = pod("alpha-0", "shop", "alpha", "systemd")
+    beta_cg = pod("beta-0", "shop", "beta", "cgroupfs")
+    sys_cg = pod("dns-0", "kube-system", "dns", "systemd")  # excluded by the chart
+    prop_service(topo, ns, 18291, "alpha", "http://127.0.0.1:18290", alpha_cg)
+    beta = prop_service(topo, ns, 18292, "beta", "http://127.0.0.1:18290", beta_cg)
+    prop_service(topo, ns, 18293, "dns", "http://127.0.0.1:18290", sys_cg)
+
+    metrics_port = free_port()
+    agent = agent_factory(
+        "--config", str(chart_config(tmp_path, "--set", "propagation.enabled=true")),
+        "--k8s-api", f"https://127.0.0.1:{relay.port}", "--k8s-token-file", str(token),
+        "--k8s-ca-file", str(api.dir / "ca.crt"), "--node-name", NODE,
+        # The chart's value names the host cgroup mount inside the pod; here it is the host's.
+        "--propagation-cgroup-root", str(cgroup2_root()),
+        "--metrics-address", f"127.0.0.1:{metrics_port}", "--no-net-probes")
+    gamma_cg = None
+    try:
+        wait_for(lambda: metrics(metrics_port).get("hoptrace_k8s_processes_selected") == 2, 20,
+                 "alpha and beta selected")
+        wait_for(lambda: sockops_on(alpha_cg) and sockops_on(beta_cg), 10,
+                 "sockops on the selected containers' cgroups")
+        assert sockops_on(alpha_cg) == ["ht_sockops"]
+        assert sockops_on(beta_cg) == ["ht_sockops"]
+        assert sockops_on(sys_cg) == [], "kube-system's container is not selected"
+        for parent in (cgroups.root, cgroup2_root(), alpha_cg.parent):
+            assert "ht_sockops" not in sockops_on(parent), f"attached at {parent}"
+
+        for name, port in (("alpha", 18291), ("beta", 18292), ("dns", 18293)):
+            assert topo.curl(ns, f"http://127.0.0.1:{port}/work?from={name}") == "200"
+        got = wait_for(lambda: (lambda h: h if len(h) >= 3 else None)(heads(sink_log)), 10,
+                       "three requests at the sink")
+        by_from = {re.search(r"from=(\w+)", h).group(1): h for h in got}
+        one_traceparent(by_from["alpha"])
+        one_traceparent(by_from["beta"])
+        assert header_values(by_from["dns"], "traceparent") == [], by_from["dns"]
+
+        # -- a pod that starts after the agent is ready: selected at exec ------------
+        pods_before = metrics(metrics_port)["hoptrace_k8s_pods"]  # the module's API server's
+        gamma_cg = pod("gamma-0", "shop", "gamma", "systemd")
+        wait_for(lambda: metrics(metrics_port).get("hoptrace_k8s_pods") == pods_before + 1, 10,
+                 "gamma's pod")
+        gamma = prop_service(topo, ns, 18294, "gamma", "http://127.0.0.1:18290", gamma_cg)
+        assert topo.curl(ns, "http://127.0.0.1:18294/work?from=gamma") == "200"
+        spans = agent.wait_spans(lambda s: by_kind(s, "SERVER", "gamma"), timeout=10)
+        assert by_kind(spans, "SERVER", "gamma"), "gamma's first request was not traced"
+        assert re.search(rf"tracing pid {gamma.pid} \(.*\): exec in a selected container",
+                         agent.log_text()), agent.log_text()[-3000:]
+        h = wait_for(lambda: [x for x in heads(sink_log) if "from=gamma" in x], 10, "gamma")
+        one_traceparent(h[0])  # its cgroup was attached at its exec, before it connected
+        assert sockops_on(gamma_cg) == ["ht_sockops"]
+
+        # -- a pod goes: its processes end, its cgroup is detached -------------------
+        api.delete("/api/v1/namespaces/shop/pods/beta-0")
+        beta.kill()
+        beta.wait(timeout=10)
+        wait_for(lambda: sockops_on(beta_cg) == [], 10, "beta's cgroup detached")
+        assert sockops_on(alpha_cg) == ["ht_sockops"]
+    finally:
+        relay.stop()
+        agent.stop()
+    assert "hoptrace stopped; all programs detached" in agent.log_text()
+    for cg in (alpha_cg, beta_cg, sys_cg, gamma_cg):
+        if cg is not None:
+            assert sockops_on(cg) == [], f"left attached at {cg}"
 
 
 def test_agent_accepts_the_config_of_every_chart_value(api, tmp_path):

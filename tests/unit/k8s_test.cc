@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/k8s/cgroup_identity.h"
+#include "agent/k8s/cgroup_namespace.h"
 #include "agent/k8s/k8s_resource.h"
 #include "agent/k8s/kube_client.h"
 #include "agent/k8s/owner_resolver.h"
@@ -373,6 +374,65 @@ TEST(PodProcessScannerTest, SelectsProcessesOfSelectedContainersOnce) {
   proc.Exit(10);
   scanner.Scan();
   EXPECT_EQ(scanner.selected(), 2u);  // 11 and 13
+}
+
+TEST(PodProcessScannerTest, ExecOfAProcessInASelectedContainerSelectsItAtOnce) {
+  const std::string shop(64, '4'), system(64, '5');
+  FakeProcCgroups proc;
+  PodCache pods;
+  PodInfo b = Pod("u-sys", "dns-1", system);
+  b.namespace_name = "kube-system";
+  pods.Upsert(Pod("u-shop", "web-1", shop));
+  pods.Upsert(b);
+  PodSelection sel;
+  sel.include.push_back(PodSelector{});
+  sel.exclude.push_back(PodSelector{{"kube-system"}, {}, {}, {}});
+  PodProcessScanner scanner(&pods, sel, 99, proc.root());
+  EXPECT_TRUE(scanner.Scan().empty());
+  EXPECT_TRUE(scanner.SelectedCgroups().empty());
+  proc.Process(20, ContainerdCgroup(shop));
+  proc.Process(21, ContainerdCgroup(system));
+  EXPECT_TRUE(scanner.Consider(20));
+  EXPECT_FALSE(scanner.Consider(21)) << "kube-system is excluded";
+  EXPECT_FALSE(scanner.Consider(20)) << "selected already: a second exec changes nothing";
+  EXPECT_FALSE(scanner.Consider(77)) << "gone before it was read";
+  EXPECT_EQ(scanner.selected(), 1u);
+  // Propagation's scope: the selected container's own cgroup, once.
+  proc.Process(22, ContainerdCgroup(shop));
+  EXPECT_TRUE(scanner.Consider(22));
+  const auto cgroups = scanner.SelectedCgroups();
+  ASSERT_EQ(cgroups.size(), 1u);
+  EXPECT_NE(cgroups[0].find("cri-containerd-" + shop + ".scope"), std::string::npos);
+  EXPECT_TRUE(scanner.Scan().empty()) << "the resync finds nothing new";
+  proc.Exit(20);
+  proc.Exit(22);
+  scanner.Scan();
+  EXPECT_TRUE(scanner.SelectedCgroups().empty()) << "no selected process left in it";
+}
+
+TEST(CgroupNamespaceTest, NormalizesPathsReadFromAnotherNamespace) {
+  EXPECT_EQ(NormalizeCgroupPath("/a/b/../../kubepods.slice/x.scope"), "/kubepods.slice/x.scope");
+  EXPECT_EQ(NormalizeCgroupPath("/../../.."), "/");
+  EXPECT_EQ(NormalizeCgroupPath("/kubepods/pod1/../pod2/c//"), "/kubepods/pod2/c");
+  EXPECT_EQ(NormalizeCgroupPath(""), "/");
+}
+
+TEST(CgroupNamespaceTest, FindsTheAgentsNamespaceRootByItsOwnPid) {
+  FakeProcCgroups host;  // a directory tree standing for the host's cgroup v2 root
+  const std::string agent = "/kubepods.slice/kubepods-podA.slice/cri-containerd-a.scope";
+  std::filesystem::create_directories(host.root() + agent);
+  std::filesystem::create_directories(host.root() + "/kubepods.slice/kubepods-podB.slice/b");
+  std::ofstream(host.root() + "/kubepods.slice/kubepods-podB.slice/b/cgroup.procs") << "7\n8\n";
+  std::ofstream(host.root() + agent + "/cgroup.procs") << "41\n42\n";
+  // In its own namespace the agent is at its root ("0::/").
+  EXPECT_EQ(FindNamespaceRoot(host.root(), 42, "/"), agent);
+  // ... or below it.
+  EXPECT_EQ(FindNamespaceRoot(host.root(), 42, "/cri-containerd-a.scope"),
+            "/kubepods.slice/kubepods-podA.slice");
+  EXPECT_EQ(FindNamespaceRoot(host.root(), 43, "/"), std::nullopt) << "not there";
+  // A pod's process read from the agent's namespace, resolved to its host path.
+  EXPECT_EQ(NormalizeCgroupPath(agent + "/../../kubepods-podB.slice/b"),
+            "/kubepods.slice/kubepods-podB.slice/b");
 }
 
 TEST(KubeClientTest, InClusterEndpointFromServiceEnvironment) {

@@ -45,7 +45,11 @@ can be substituted.
 {{- if .Values.otlp.headers }}{{ $_ := set $otlp "headers" .Values.otlp.headers }}{{ end }}
 {{- if .Values.otlp.compression }}{{ $_ := set $otlp "compression" .Values.otlp.compression }}{{ end }}
 {{- $propagation := dict "enabled" .Values.propagation.enabled }}
-{{- if .Values.propagation.enabled }}{{ $_ := set $propagation "cgroup" .Values.propagation.cgroup }}{{ end }}
+{{- if .Values.propagation.enabled }}
+{{- $_ := set $propagation "scope" .Values.propagation.scope }}
+{{- if eq .Values.propagation.scope "pods" }}{{ $_ := set $propagation "cgroup_root" "/host/sys/fs/cgroup" }}
+{{- else }}{{ $_ := set $propagation "cgroup" .Values.propagation.cgroup }}{{ end }}
+{{- end }}
 {{- $base := dict
       "output" (list "otlp")
       "log_level" .Values.logLevel
