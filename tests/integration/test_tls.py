@@ -83,7 +83,7 @@ class Chain:
         topo.link(self.a, "10.211.2.1", self.b, "10.211.2.2")
         topo.link(self.b, "10.211.3.1", self.d, "10.211.3.2")
         self.cert, self.key = make_cert(self.dir, ["10.211.1.2", "10.211.2.2", "10.211.3.1",
-                                                   "10.211.3.2"])
+                                                   "10.211.3.2", "10.211.4.2"])
 
     def node(self, exe="node", downstream=""):
         extra = ["--downstream", downstream, "--cafile", str(self.cert)] if downstream else []
@@ -236,6 +236,68 @@ def test_https_chain_exact_span_tree(topo, cg, agent_factory, propagation):
     assert t["calls_by_thread"] >= 1  # node's memory BIOs
     assert t["calls_by_syscall"] >= 1
     assert agent.final_stats["conns"] == "0"
+
+
+@pytest.mark.parametrize("propagation", [False, True], ids=["read-only", "propagation-on"])
+def test_https_chain_to_a_go_service(topo, cg, agent_factory, propagation):
+    """The issue's whole chain, every hop HTTPS and none instrumented:
+    curl -> nginx -> Python ssl -> Node https -> Go net/http (crypto/tls,
+    tests/go/tlsfront): seven spans, one trace, each the child of the one
+    before."""
+    go_bin = os.environ.get("GO_TLSFRONT_BIN", "")
+    assert go_bin and Path(go_bin).exists(), "GO_TLSFRONT_BIN not built (run through ctest)"
+    ch = Chain(topo, cg)
+    e = topo.ns("e")
+    topo.link(ch.d, "10.211.4.1", e, "10.211.4.2")
+    go = topo.start(e, [go_bin, "-listen", "10.211.4.2:6443", "-cert", str(ch.cert), "-key",
+                        str(ch.key)], preexec_fn=cg.preexec())
+    deadline = time.time() + 10
+    while not port_open(topo, e, 6443):
+        assert time.time() < deadline, "the Go service did not start"
+        time.sleep(0.05)
+    # Node calls DOWNSTREAM + "/work": tlsfront's /leaf/ID answers any ID.
+    node = ch.node(downstream="https://10.211.4.2:6443/leaf/n1")
+    py, nginx = ch.python(), ch.nginx()
+    extra = ["--propagation-cgroup", str(cg.path)] if propagation else []
+    agent = agent_factory(*[a for p in (nginx, py, node, go) for a in ("--pid", str(p.pid))],
+                          *extra)
+    out = ch.dir / "chain-go.out"
+    assert ch.curl("https://10.211.1.2:8443/work", out=str(out)) == "200", \
+        (ch.dir / "nginx" / "error.log").read_text()
+    assert out.read_text() == "via via leaf n1/work\n"  # Python and Node each add "via "
+    spans = agent.wait_spans(lambda s: len(s) >= 7)
+    time.sleep(1.0)  # nothing more may come: the ciphertext makes no span
+    spans = agent.spans()
+    shape = [(s["kind"], service_of(s), s["name"], s["span_id"], s["parent_span_id"])
+             for s in spans]
+    assert len(spans) == 7, shape
+
+    def of(kind, pid):
+        [s] = [s for s in by_kind(spans, kind) if s["resource"]["attributes"]["process.pid"] == pid]
+        return s
+    ng_srv = by_kind(spans, "SERVER", "nginx")[0]
+    ng_cli = by_kind(spans, "CLIENT", "nginx")[0]
+    py_srv, py_cli = of("SERVER", py.pid), of("CLIENT", py.pid)
+    nd_srv, nd_cli = of("SERVER", node.pid), of("CLIENT", node.pid)
+    go_srv = of("SERVER", go.pid)
+    chain = [ng_srv, ng_cli, py_srv, py_cli, nd_srv, nd_cli, go_srv]
+    assert len({s["trace_id"] for s in spans}) == 1, shape
+    assert ng_srv["parent_span_id"] == ""
+    for parent, child in zip(chain, chain[1:]):
+        assert child["parent_span_id"] == parent["span_id"], shape
+        assert parent["start_time_unix_nano"] <= child["start_time_unix_nano"]
+        assert child["end_time_unix_nano"] <= parent["end_time_unix_nano"]
+    for s in chain:
+        assert attr(s, "http.response.status_code") == 200, s
+        assert s["status"]["code"] == "UNSET"
+    for s in (ng_srv, py_srv, nd_srv, go_srv):
+        assert attr(s, "url.scheme") == "https"
+    assert attr(go_srv, "url.path") == "/leaf/n1/work"
+    assert attr(go_srv, "client.address") == "10.211.4.1"
+    assert attr(go_srv, "server.port") == 6443
+    assert attr(nd_cli, "url.full") == "https://10.211.4.2:6443/leaf/n1/work"
+    assert dur(go_srv) <= dur(nd_cli)
+    assert NODE_SLEEP_MS * MS <= dur(nd_srv)
 
 
 def test_node_as_https_client(topo, agent_factory):
