@@ -394,6 +394,42 @@ print(reused)
 """
 
 
+def test_half_closed_client_gets_the_whole_response(topo, agent_factory):
+    """A client that ends its side right after its request (close_notify,
+    then FIN) while the response is still to come: both traced, the bytes it
+    gets are exactly the server's, and the exchange is one span each side."""
+    ch = Chain(topo)
+    node = ch.node()
+    n = 3 << 20
+    # The client waits for a line before it connects: the agent follows it first.
+    client = subprocess.Popen(["ip", "netns", "exec", ch.b, "node",
+                               str(SERVICES / "tls_halfclose_client.js"), "10.211.3.2", "7443",
+                               f"/big/{n}", str(ch.cert), "--wait"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        agent = agent_factory("--pid", str(node.pid), "--pid", str(client.pid))
+        out, _ = client.communicate("go\n", timeout=60)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    assert client.returncode == 0, out
+    want = hashlib.sha256(bytes(range(256)) * (n // 256)).hexdigest()
+    assert out.split() == ["HTTP/1.1", "200", str(n), want], out
+    spans = agent.wait_spans(lambda s: len(by_kind(s, "SERVER")) >= 1 and
+                             len(by_kind(s, "CLIENT")) >= 1)
+    time.sleep(1.0)
+    spans = agent.spans()
+    [srv] = by_kind(spans, "SERVER")
+    [cli] = by_kind(spans, "CLIENT")
+    assert srv["parent_span_id"] == cli["span_id"]
+    for s in (srv, cli):
+        assert attr(s, "http.response.status_code") == 200
+        assert attr(s, "http.response.body.size") == n
+    assert attr(srv, "url.path") == f"/big/{n}"
+    assert attr(srv, "url.scheme") == "https"
+
+
 def test_session_resumption_and_tls12(topo, agent_factory):
     """Two connections, the second resuming the first's TLS 1.2 session (no
     certificate exchange): both exchanges traced, version 1.2."""
