@@ -318,6 +318,38 @@ static __always_inline bool ht_classify(struct ht_conn_info *info, const struct 
 	return !ht_proto_ignored(info->proto);
 }
 
+/* Iovecs past the first HT_MAX_IOV that ht_fill_data also copies, while
+ * payload room remains: gRPC C-core (python3-grpcio, grpc++) writes one
+ * iovec per slice, and its trailers (grpc-status) come last. */
+#define HT_MAX_IOV_MORE 64
+
+/* Copies iovecs [HT_MAX_IOV, min(iovcnt, HT_MAX_IOV_MORE)) of the array at
+ * iov_arr to the scratch payload from off, up to limit; returns the new
+ * end. A global function (scalars in and out): the verifier checks it once
+ * per program, apart from its callers, instead of at every exit program's
+ * inlined copy of the loop (~72k instructions as a bpf_loop callback). */
+__attribute__((noinline)) int ht_copy_more_iov(__u64 iov_arr, __u32 iovcnt, __u32 off,
+					      __u32 limit)
+{
+	__u32 zero = 0;
+	struct ht_data_scratch *s = bpf_map_lookup_elem(&ht_scratch, &zero);
+
+	if (!s || limit > HT_MAX_PAYLOAD)
+		return off;
+	for (int i = HT_MAX_IOV; i < HT_MAX_IOV_MORE; i++) {
+		struct ht_iovec iov = {};
+
+		if (i >= iovcnt || off >= limit)
+			break;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (const void *)(iov_arr + i * sizeof(iov))))
+			break;
+		if (iov.len > limit - off)
+			iov.len = limit - off;
+		off += ht_copy_user(s, off, iov.base, iov.len);
+	}
+	return off;
+}
+
 /* Builds the data event of a syscall in the scratch buffer; returns it, or
  * NULL. ht_submit_data() sends it. */
 static __always_inline struct ht_data_scratch *ht_fill_data(__u64 pid_tgid,
@@ -348,6 +380,11 @@ static __always_inline struct ht_data_scratch *ht_fill_data(__u64 pid_tgid,
 			if (iov.len > limit - off)
 				iov.len = limit - off;
 			off += ht_copy_user(s, off, iov.base, iov.len);
+		}
+		if (a->iovcnt > HT_MAX_IOV && off < limit) {
+			off = ht_copy_more_iov(a->arg, a->iovcnt, off, limit);
+			if (off > limit)
+				off = limit;
 		}
 	}
 
