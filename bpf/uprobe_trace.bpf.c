@@ -233,7 +233,7 @@ int hu_entry(struct pt_regs *ctx)
 	const struct hu_site *site = hu_site_of(ctx, pid_tgid >> 32);
 	struct hu_stack_key key;
 	struct hu_stack *st;
-	__u64 now, sp = PT_REGS_SP(ctx);
+	__u64 now, sp = PT_REGS_SP(ctx), frame_sp = sp;
 
 	if (!site || site->kind != HU_SITE_ENTRY)
 		return 0;
@@ -242,7 +242,28 @@ int hu_entry(struct pt_regs *ctx)
 	st = hu_stack_get(&key, true);
 	if (!st)
 		return 0;
-	hu_push(st, &key, now, sp, sp, site->function_id, site->flags & HU_SITE_F_GO, pid_tgid);
+	if (site->flags & HU_SITE_F_GO) {
+		__u64 hi = 0;
+		__u32 top = st->depth;
+
+		/* A Go frame is kept by its distance from its stack's top
+		 * (runtime.g begins with stack{lo, hi}), which the copy of a
+		 * growing stack keeps. runtime.morestack runs a function again
+		 * from its entry on the grown stack: the same call at the same
+		 * distance, not a new one (a recursive call is deeper). */
+		if (bpf_probe_read_user(&hi, sizeof(hi), (const void *)(ctx->r14 + 8)) == 0 && hi > sp)
+			frame_sp = hi - sp;
+		if (top > 0 && top <= HU_MAX_DEPTH) {
+			top = (top - 1) & (HU_MAX_DEPTH - 1);
+			if (st->frames[top].function_id == site->function_id &&
+			    st->frames[top].sp == frame_sp && st->exit_ns[top] == 0) {
+				hu_count(HU_CNT_GO_RESTARTS);
+				return 0;
+			}
+		}
+	}
+	hu_push(st, &key, now, sp, frame_sp, site->function_id, site->flags & HU_SITE_F_GO,
+		pid_tgid);
 	return 0;
 }
 

@@ -118,7 +118,8 @@ enum hu_counter {
 	HU_CNT_PY_SEEN = 7,      /* Python calls seen by the USDT entry probe (probed or not) */
 	HU_CNT_PY_GENERATOR = 8, /* entries of a named generator/coroutine: not timed */
 	HU_CNT_PY_NO_FRAME = 9,  /* a named Python call whose frame could not be read */
-	HU_CNT_MAX = 10,
+	HU_CNT_GO_RESTARTS = 10, /* Go entries run again after runtime.morestack: one call */
+	HU_CNT_MAX = 11,
 };
 
 /*

@@ -1115,10 +1115,10 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
         "probes (final): probes_at_exit={} calls={} short={} abandoned={} too_deep={} "
         "unmatched_returns={} kernel_lost={} stack_full={} internal_spans={} "
         "with_server_parent={} client_parents={} open_expired={} py_calls_seen={} "
-        "py_generators={} py_no_frame={}",
+        "py_generators={} py_no_frame={} go_restarts={}",
         probe_links, c.calls, c.short_calls, c.abandoned, c.too_deep, c.unmatched,
         c.ringbuf_drops, c.stack_full, t.spans, t.with_server_parent, t.client_parents,
-        t.open_expired, c.py_seen, c.py_generator, c.py_no_frame);
+        t.open_expired, c.py_seen, c.py_generator, c.py_no_frame, c.go_restarts);
   }
   spdlog::info("hoptrace stopped; all programs detached");
   return 0;

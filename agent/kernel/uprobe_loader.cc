@@ -226,6 +226,7 @@ UprobeCounters UprobeLoader::ReadCounters() const {
   out.py_seen = sum(HU_CNT_PY_SEEN);
   out.py_generator = sum(HU_CNT_PY_GENERATOR);
   out.py_no_frame = sum(HU_CNT_PY_NO_FRAME);
+  out.go_restarts = sum(HU_CNT_GO_RESTARTS);
   return out;
 }
 

@@ -33,6 +33,7 @@ struct UprobeCounters {
   uint64_t calls = 0, short_calls = 0, abandoned = 0, too_deep = 0, unmatched = 0,
            ringbuf_drops = 0, stack_full = 0;
   uint64_t py_seen = 0, py_generator = 0, py_no_frame = 0;  // Python calls (USDT)
+  uint64_t go_restarts = 0;  // Go entries run again on a grown stack (one call)
 };
 
 class UprobeLoader : public uprobes::UprobeAttacher {

@@ -215,14 +215,14 @@ def test_short_calls_are_counted_not_exported(topo, agent_factory):
 def test_go_request_gives_server_internal_chain(topo, agent_factory):
     ns = topo.ns("login")
     agent = agent_factory("--probe", "login:main.handleLogin", "--probe", "login:main.checkPassword",
-                          "--probe", "login:main.mustFail")
+                          "--probe", "login:main.mustFail", "--probe", "login:main.renderPage")
     backend(topo, ns, 9091, sleep_ms=5)
     login = topo.start(ns, [GO_LOGIN, "9090", "http://127.0.0.1:9091"])
     assert login.stdout.readline().strip() == b"ready"
     wait_attached(agent, login.pid)
     assert topo.curl(ns, "http://127.0.0.1:9090/login?user=alice") == "200"
     assert topo.curl(ns, "http://127.0.0.1:9090/panic?user=bob") == "500"
-    spans = agent.wait_spans(lambda s: len(by_kind(s, "INTERNAL")) >= 4 and
+    spans = agent.wait_spans(lambda s: len(by_kind(s, "INTERNAL")) >= 5 and
                              len(by_kind(s, "SERVER", "login")) >= 2)
     mine = [s for s in spans if s["resource"]["attributes"]["process.pid"] == login.pid]
     servers = sorted(by_kind(mine, "SERVER"), key=lambda s: s["start_time_unix_nano"])
@@ -233,6 +233,12 @@ def test_go_request_gives_server_internal_chain(topo, agent_factory):
     assert handle["parent_span_id"] == servers[0]["span_id"]
     assert check["parent_span_id"] == handle["span_id"]
     assert attr(check, "hoptrace.go.g") == attr(handle, "hoptrace.go.g")  # one goroutine
+    # renderPage's entry ran twice (runtime.morestack runs it again on the
+    # grown stack): one call, one span, after checkPassword.
+    [render] = named(ok, "main.renderPage")
+    assert render["parent_span_id"] == handle["span_id"]
+    assert render["status"]["code"] == "UNSET"
+    assert render["start_time_unix_nano"] >= check["end_time_unix_nano"]
     # Where each is defined, from the Go binary's (compressed) DWARF.
     for s, pattern in ((handle, "func handleLogin("), (check, "func checkPassword(")):
         path, line = defined_at("go/login/main.go", pattern)
@@ -250,6 +256,11 @@ def test_go_request_gives_server_internal_chain(topo, agent_factory):
     assert 5 * MS <= dur(must) < 500 * MS
     assert handle2["status"]["code"] == "UNSET"
     assert handle2["parent_span_id"] == servers[1]["span_id"]
+    agent.stop()
+    m = re.search(r"probes \(final\): (.*)", agent.log_text())
+    stats = dict(kv.split("=", 1) for kv in m.group(1).split())
+    assert int(stats["go_restarts"]) >= 1  # the path above was taken
+    assert int(stats["internal_spans"]) == 5
 
 
 def test_go_client_call_is_child_of_the_probed_call(topo, agent_factory):

@@ -1,6 +1,7 @@
 // A net/http service for the uprobes tests: /login runs main.handleLogin ->
 // main.checkPassword, each sleeping a known time, and checkPassword asks a
-// backend over HTTP (a CLIENT span inside the INTERNAL chain). /panic runs
+// backend over HTTP (a CLIENT span inside the INTERNAL chain), then
+// main.renderPage (a frame that makes the goroutine's stack grow). /panic runs
 // main.handleLogin -> main.mustFail, which panics; the handler recovers.
 //
 //   login LISTEN_PORT BACKEND_URL
@@ -34,6 +35,19 @@ func checkPassword(user string) bool {
 	return user != "mallory"
 }
 
+// renderPage's frame (120 KiB: under the compiler's 128 KiB limit for a
+// stack variable) is bigger than the goroutine's stack: its prologue calls
+// runtime.morestack, which runs it again from its entry on the grown stack
+// (one call, two entries).
+//
+//go:noinline
+func renderPage(user string) int {
+	var page [120 << 10]byte
+	time.Sleep(5 * time.Millisecond)
+	n := copy(page[len(page)-64:], "welcome "+user)
+	return n + int(page[len(page)-1])
+}
+
 //go:noinline
 func mustFail(user string) {
 	time.Sleep(5 * time.Millisecond)
@@ -54,6 +68,7 @@ func handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if checkPassword(r.URL.Query().Get("user")) {
+		renderPage(r.URL.Query().Get("user"))
 		w.Write([]byte("welcome\n"))
 	} else {
 		w.WriteHeader(http.StatusForbidden)
