@@ -154,7 +154,8 @@ ExporterCounters CountersOf(const OtlpExporterStats& o) {
   ExporterCounters e;
   e.name = "otlp";
   e.spans_exported = o.spans_exported;
-  e.spans_failed = o.spans_failed();
+  e.spans_failed = o.spans_failed_retries_exhausted + o.spans_failed_non_retryable;
+  e.spans_timed_out = o.spans_failed_timeout;
   e.spans_rejected = o.spans_rejected;
   e.export_requests = o.export_requests;
   e.export_errors = o.export_errors;

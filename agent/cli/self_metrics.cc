@@ -92,6 +92,11 @@ std::string RenderPrometheus(const SelfMetricsSnapshot& s) {
   for (const auto& e : s.exporters) {
     w.Sample("hoptrace_spans_dropped_total",
              Label("reason", "export_failed") + "," + Label("exporter", e.name), e.spans_failed);
+    // Counted as dropped, but the outcome is unknown: an answer that came
+    // too late may have been an acceptance.
+    w.Sample("hoptrace_spans_dropped_total",
+             Label("reason", "export_timeout") + "," + Label("exporter", e.name),
+             e.spans_timed_out);
     w.Sample("hoptrace_spans_dropped_total",
              Label("reason", "rejected") + "," + Label("exporter", e.name), e.spans_rejected);
   }

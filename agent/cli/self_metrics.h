@@ -13,7 +13,8 @@ namespace hoptrace {
 struct ExporterCounters {
   std::string name;  // "otlp", "jsonl", "tree"
   uint64_t spans_exported = 0;
-  uint64_t spans_failed = 0;    // lost: retries exhausted, not retryable, timed out
+  uint64_t spans_failed = 0;    // lost: retries exhausted, not retryable
+  uint64_t spans_timed_out = 0;  // the export's time ran out: the collector may have them
   uint64_t spans_rejected = 0;  // refused by the collector (partial_success)
   uint64_t export_requests = 0;
   uint64_t export_errors = 0;

@@ -303,8 +303,13 @@ def test_collector_down_memory_bounded_and_drops_exact(topo, receivers, agent_fa
     entries = rcv.entries()
     ids = accepted_span_ids(rcv)
     assert len(ids) == len(set(ids)), "a span was delivered twice"
-    assert len(ids) == m.exported_otlp, m
-    assert sum(e["span_count"] for e in entries if e["accepted"]) == m.exported_otlp
+    # An export whose time ran out (OTEL_EXPORTER_OTLP_TIMEOUT, 500 ms: a
+    # loaded machine) is counted dropped, reason export_timeout, though the
+    # collector may have accepted it: delivered is exported plus at most those.
+    timed_out = m.get("hoptrace_spans_dropped_total", reason="export_timeout", exporter="otlp")
+    assert m.exported_otlp <= len(ids) <= m.exported_otlp + timed_out, m
+    accepted = sum(e["span_count"] for e in entries if e["accepted"])
+    assert accepted == len(ids), m
     # At most what was held when the collector came back, and what was sent after.
     assert 5 < m.exported_otlp <= queue + batch + len(probes) + len(after), m
     assert m.exported_otlp + m.dropped == total
