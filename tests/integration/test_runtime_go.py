@@ -38,8 +38,8 @@ def perf_links(pid):
     return n
 
 
-def agent_maps(pid):
-    """{map name: id} of the BPF maps the agent holds open."""
+def agent_maps(pid, names=GO_MAPS):
+    """{map name: id} of the BPF maps named `names` the agent holds open."""
     ids = set()
     for fd in os.listdir(f"/proc/{pid}/fdinfo"):
         try:
@@ -50,7 +50,7 @@ def agent_maps(pid):
             ids.add(int(m.group(1)))
     shown = json.loads(subprocess.run(["bpftool", "-j", "map", "show"], capture_output=True,
                                       text=True, check=True).stdout)
-    return {m["name"]: m["id"] for m in shown if m["id"] in ids and m.get("name") in GO_MAPS}
+    return {m["name"]: m["id"] for m in shown if m["id"] in ids and m.get("name") in names}
 
 
 def tgids_in(map_id):

@@ -18,8 +18,8 @@ import pytest
 
 from conftest import attr, by_kind, hoptrace_bin, require_propagation
 from propagation_util import TestCgroup, start_in
-from test_runtime_go import perf_links, wait_for
-from test_tls import make_cert, tls_stats
+from test_runtime_go import agent_maps, perf_links, wait_for
+from test_tls import agent_prog_ids, make_cert, prog_name, tls_stats
 
 MS = 1_000_000
 BIG = 1 << 20
@@ -215,21 +215,6 @@ def test_go_https_read_only(topo, cg, agent_factory, tmp_path):
     assert lsrv["parent_span_id"] == cli["span_id"]
 
 
-def agent_map_ids(pid, names):
-    """{map name: id} of the BPF maps named `names` the agent holds open."""
-    ids = set()
-    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
-        try:
-            m = re.search(r"^map_id:\s+(\d+)", open(f"/proc/{pid}/fdinfo/{fd}").read(), re.M)
-        except OSError:
-            continue
-        if m:
-            ids.add(int(m.group(1)))
-    shown = json.loads(subprocess.run(["bpftool", "-j", "map", "show"], capture_output=True,
-                                      text=True, check=True).stdout)
-    return {m["name"]: m["id"] for m in shown if m["id"] in ids and m.get("name") in names}
-
-
 def map_entries(map_id):
     out = json.loads(subprocess.run(["bpftool", "-j", "map", "dump", "id", str(map_id)],
                                     capture_output=True, text=True, check=True).stdout)
@@ -254,7 +239,7 @@ def test_go_started_later_is_probed_and_exit_leaves_nothing(topo, cg, agent_fact
     assert probes >= 4  # Write and Read: entry and at least one return each
     wait_for(lambda: perf_links(agent.proc.pid) == links_before + probes,
              f"links {perf_links(agent.proc.pid)}, want {links_before + probes}")
-    maps = agent_map_ids(agent.proc.pid, GOTLS_MAPS)
+    maps = agent_maps(agent.proc.pid, GOTLS_MAPS)
     assert set(maps) == set(GOTLS_MAPS), maps
     assert map_entries(maps["ht_gotls_procs"]) == 1
 
@@ -274,31 +259,12 @@ def test_go_started_later_is_probed_and_exit_leaves_nothing(topo, cg, agent_fact
     wait_for(lambda: map_entries(maps["ht_gotls_procs"]) == 0, "exit: ht_gotls_procs keeps it")
     # A Read in flight when it died (the server's idle keep-alive read) is swept too.
     wait_for(lambda: map_entries(maps["ht_gotls_calls"]) == 0, "exit: ht_gotls_calls keeps it")
-    held = prog_ids(agent.proc.pid)
+    held = agent_prog_ids(agent.proc.pid)
     assert GOTLS_PROGS <= {prog_name(i) for i in held}
     agent.stop()
     t = tls_stats(agent)
     assert t["attached"] == t["detached"] == 1, t
     assert [i for i in held if prog_name(i)] == []
-
-
-def prog_ids(pid):
-    ids = set()
-    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
-        try:
-            m = re.search(r"^prog_id:\s*(\d+)", info.read_text(), re.M)
-        except OSError:
-            continue
-        if m:
-            ids.add(int(m.group(1)))
-    return ids
-
-
-def prog_name(prog_id):
-    r = subprocess.run(["bpftool", "prog", "show", "id", str(prog_id)], capture_output=True,
-                       text=True)
-    m = re.search(r"name (\S+)", r.stdout)
-    return m.group(1) if r.returncode == 0 and m else None
 
 
 def test_check_names_go_crypto_tls(topo, cg, tmp_path):
