@@ -235,28 +235,215 @@ int BPF_KRETPROBE(ht_py_ctx_copied, void *pyctx)
 	return 0;
 }
 
+/* What the Context current on this thread serves: the bound request, or the
+ * request of the moment of a Context bound to a connection; 0 if unbound. */
+static __always_inline __u64 ht_py_ctx_span(__u32 tgid, __u64 ts, const struct ht_py_proc *p,
+					    bool *bound)
+{
+	struct ht_py_ctx_key k = { .tgid = tgid };
+	struct ht_py_bind *b;
+
+	k.ctx = ts ? ht_py_read(ts + p->ts_context) : 0;
+	b = k.ctx ? bpf_map_lookup_elem(&ht_py_ctxs, &k) : NULL;
+	*bound = b != NULL;
+	if (!b)
+		return 0;
+	return b->span ? b->span : ht_py_conn_span(b->conn, b->gen);
+}
+
+/*
+ * Futures handed to a thread pool that copies no Context
+ * (concurrent.futures.ThreadPoolExecutor.submit, loop.run_in_executor): the
+ * worker runs the call in its own thread's Context, which serves nothing,
+ * and the wake-up that handed it over is one of many (the GIL's, the
+ * queue's). What ties the call to its request is its Future: submit()
+ * makes it on the submitting thread, and its threading.Condition makes an
+ * RLock there (PyThread_allocate_lock); the worker takes that lock in
+ * Future.set_running_or_notify_cancel() right before it runs the call, and
+ * again in set_result() / set_exception() right after.
+ *  - ht_py_lock_new (uretprobe on PyThread_allocate_lock): a lock made while
+ *    the thread serves a request (its Context's, its own Future's, else the
+ *    request the thread model gives the thread) remembers that request.
+ *  - ht_py_lock_take (uprobe on PyThread_acquire_lock_timed): another thread
+ *    taking such a lock with set_running_or_notify_cancel among its
+ *    innermost Python frames (by co_name) now works for that request
+ *    (ht_py_work), for its connects and writes, until it takes the lock
+ *    again from elsewhere (the call returned) or takes another Future.
+ * Any other taker of a remembered lock (a lock made during a request and
+ * shared later: a connection pool's, a logger's) changes nothing: counted.
+ */
+struct ht_py_lock {
+	__u64 span;  /* the request the maker served */
+	__u32 maker; /* its thread id */
+	__u32 taker; /* the worker that took it as a Future's, 0 until then */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ht_py_ctx_key); /* .ctx: the PyThread_type_lock */
+	__type(value, struct ht_py_lock);
+} ht_py_locks SEC(".maps");
+
+struct ht_py_work_item {
+	__u64 span; /* the request the worker's current call is made for */
+	__u64 lock; /* the Future's lock it took */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid of the worker */
+	__type(value, struct ht_py_work_item);
+} ht_py_work SEC(".maps");
+
+/* The request this thread's Python code serves now, 0 if none. */
+static __always_inline __u64 ht_py_serving(__u64 pid_tgid, __u64 ts, const struct ht_py_proc *p)
+{
+	struct ht_py_work_item *w;
+	struct ht_server_ctx *c;
+	bool bound;
+	__u64 span = ht_py_ctx_span(pid_tgid >> 32, ts, p, &bound);
+
+	if (bound)
+		return span;
+	w = bpf_map_lookup_elem(&ht_py_work, &pid_tgid);
+	if (w)
+		return w->span;
+	c = ht_thread_pick(pid_tgid, false);
+	return c ? c->span_id : 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ht_py_lock_new, void *lock)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	struct ht_py_proc *p = bpf_map_lookup_elem(&ht_py_procs, &tgid);
+	struct ht_py_ctx_key k = { .tgid = tgid, .ctx = (__u64)lock };
+	struct ht_py_lock l = { .maker = (__u32)pid_tgid };
+
+	if (!p || !lock)
+		return 0;
+	l.span = ht_py_serving(pid_tgid, ht_py_tstate(pid_tgid, p), p);
+	if (!l.span) {
+		/* A lock at a reused address must not keep a freed one's request. */
+		bpf_map_delete_elem(&ht_py_locks, &k);
+		return 0;
+	}
+	bpf_map_update_elem(&ht_py_locks, &k, &l, BPF_ANY);
+	ht_py_count(HT_PYC_LOCK_BOUND);
+	return 0;
+}
+
+#define HT_PY_FUTURE_RUN "set_running_or_notify_cancel"
+#define HT_PY_FUTURE_RUN_LEN (sizeof(HT_PY_FUTURE_RUN) - 1)
+#define HT_PY_FRAMES_UP 3
+
+static __always_inline bool ht_py_is_future_run(const char *name)
+{
+	const char want[] = HT_PY_FUTURE_RUN;
+
+#pragma unroll
+	for (int i = 0; i < sizeof(want); i++) {
+		if (name[i] != want[i])
+			return false;
+	}
+	return true;
+}
+
+/* Is Future.set_running_or_notify_cancel among the thread's innermost
+ * Python frames? (It takes the lock through Condition.__enter__.) */
+static __always_inline bool ht_py_in_future_run(__u64 ts, const struct ht_py_proc *p)
+{
+	__u64 cframe = ht_py_read(ts + p->ts_cframe);
+	__u64 frame = cframe ? ht_py_read(cframe + p->cframe_current) : 0;
+	char name[HT_PY_FUTURE_RUN_LEN + 1];
+
+	for (int i = 0; i < HT_PY_FRAMES_UP && frame; i++) {
+		__u64 code = ht_py_read(frame + p->frame_code);
+		__u64 str = code ? ht_py_read(code + p->code_name) : 0;
+
+		if (str && ht_py_read(str + p->ascii_length) == HT_PY_FUTURE_RUN_LEN &&
+		    !bpf_probe_read_user(name, sizeof(name), (const void *)(str + p->ascii_data)) &&
+		    ht_py_is_future_run(name))
+			return true;
+		frame = ht_py_read(frame + p->frame_previous);
+	}
+	return false;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ht_py_lock_take, void *lock)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	struct ht_py_ctx_key k = { .tgid = tgid, .ctx = (__u64)lock };
+	struct ht_py_work_item w = { .lock = (__u64)lock };
+	struct ht_py_work_item *cur;
+	struct ht_py_proc *p;
+	struct ht_py_lock *l;
+	__u64 ts;
+
+	l = bpf_map_lookup_elem(&ht_py_locks, &k);
+	if (!l || l->maker == tid)
+		return 0; /* the common case: a lock no request made, or its maker */
+	if (l->taker && l->taker != tid)
+		return 0;
+	p = bpf_map_lookup_elem(&ht_py_procs, &tgid);
+	ts = p ? ht_py_tstate(pid_tgid, p) : 0;
+	if (!ts)
+		return 0;
+	if (ht_py_in_future_run(ts, p)) {
+		/* First take, or its blocking retry: the worker runs the call. */
+		if (!l->taker)
+			ht_py_count(HT_PYC_FUTURE_TAKEN);
+		l->taker = tid;
+		w.span = l->span;
+		bpf_map_update_elem(&ht_py_work, &pid_tgid, &w, BPF_ANY);
+		return 0;
+	}
+	if (!l->taker) {
+		ht_py_count(HT_PYC_LOCK_FOREIGN);
+		return 0;
+	}
+	/* The worker takes its Future's lock again: the call returned. */
+	cur = bpf_map_lookup_elem(&ht_py_work, &pid_tgid);
+	if (cur && cur->lock == (__u64)lock)
+		bpf_map_delete_elem(&ht_py_work, &pid_tgid);
+	bpf_map_delete_elem(&ht_py_locks, &k);
+	ht_py_count(HT_PYC_FUTURE_DONE);
+	return 0;
+}
+
 /* At the entry of connect / write / writev / sendto / sendmsg: the request
- * the running Python code serves, for ht_thread_pick(). */
+ * the running Python code serves, for ht_thread_pick(): a pool worker's
+ * running its Future's call (asyncio.to_thread runs it in a copy of the
+ * submitter's Context too: the same request); else its Context's; else the
+ * thread model. */
 static __always_inline void ht_py_syscall_enter(__u64 pid_tgid)
 {
 	__u32 tgid = pid_tgid >> 32;
 	struct ht_py_proc *p = bpf_map_lookup_elem(&ht_py_procs, &tgid);
-	struct ht_py_ctx_key k = { .tgid = tgid };
-	struct ht_py_bind *b;
-	__u64 ts, span;
+	struct ht_py_work_item *w;
+	bool bound;
+	__u64 span;
 
 	if (!p)
 		return;
-	ts = ht_py_tstate(pid_tgid, p);
-	k.ctx = ts ? ht_py_read(ts + p->ts_context) : 0;
-	b = k.ctx ? bpf_map_lookup_elem(&ht_py_ctxs, &k) : NULL;
-	if (!b) {
-		ht_py_count(HT_PYC_SYSCALL_UNBOUND);
+	w = bpf_map_lookup_elem(&ht_py_work, &pid_tgid);
+	if (w) {
+		ht_rt_set(pid_tgid, w->span, HT_RT_PYTHON);
+		ht_py_count(HT_PYC_SYSCALL_HANDED);
 		return;
 	}
-	span = b->span ? b->span : ht_py_conn_span(b->conn, b->gen);
-	ht_rt_set(pid_tgid, span, HT_RT_PYTHON);
-	ht_py_count(HT_PYC_SYSCALL_SET);
+	span = ht_py_ctx_span(tgid, ht_py_tstate(pid_tgid, p), p, &bound);
+	if (bound) {
+		ht_rt_set(pid_tgid, span, HT_RT_PYTHON);
+		ht_py_count(HT_PYC_SYSCALL_SET);
+		return;
+	}
+	ht_py_count(HT_PYC_SYSCALL_UNBOUND);
 }
 
 static __always_inline void ht_py_syscall_exit(__u64 pid_tgid)

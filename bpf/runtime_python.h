@@ -24,6 +24,16 @@ struct ht_py_proc {
 	__u32 ts_next;             /* PyThreadState.next */
 	__u32 ts_native_tid;       /* PyThreadState.native_thread_id */
 	__u32 ts_context;          /* PyThreadState.context */
+	/* Futures handed to a pool (ht_py_lock_take): the running frames'
+	 * function names. */
+	__u32 ts_cframe;      /* PyThreadState.cframe */
+	__u32 cframe_current; /* _PyCFrame.current_frame */
+	__u32 frame_code;     /* _PyInterpreterFrame.f_code */
+	__u32 frame_previous; /* _PyInterpreterFrame.previous */
+	__u32 code_name;      /* PyCodeObject.co_name */
+	__u32 ascii_data;     /* a compact ASCII str's characters (sizeof(PyASCIIObject)) */
+	__u32 ascii_length;   /* PyASCIIObject.length */
+	__u32 _pad;
 };
 
 /* Indexes into the per-CPU counter array "ht_py_counters". Add at the end. */
@@ -35,7 +45,12 @@ enum ht_py_counter {
 	HT_PYC_SYSCALL_UNBOUND = 4, /* ... current Context unbound: thread model */
 	HT_PYC_TSTATE_WALKED = 5,   /* thread state found in the interpreter's list */
 	HT_PYC_TSTATE_MISSING = 6,  /* ... not found */
-	HT_PYC_MAX = 7,
+	HT_PYC_LOCK_BOUND = 7,      /* lock made while serving a request: remembered */
+	HT_PYC_FUTURE_TAKEN = 8,    /* a worker took a Future for a request */
+	HT_PYC_FUTURE_DONE = 9,     /* ... and gave it back: the call returned */
+	HT_PYC_LOCK_FOREIGN = 10,   /* remembered lock taken elsewhere than a Future's run */
+	HT_PYC_SYSCALL_HANDED = 11, /* connect/write of a worker: its Future's request */
+	HT_PYC_MAX = 12,
 };
 
 #endif /* HOPTRACE_BPF_RUNTIME_PYTHON_H */

@@ -1073,9 +1073,11 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
       spdlog::info(
           "python contexts (final): processes={} thread_model={} copy_inherited={} "
           "copy_accepted={} copy_unbound={} syscall_set={} syscall_unbound={} "
-          "tstate_walked={} tstate_missing={}",
+          "tstate_walked={} tstate_missing={} lock_bound={} future_taken={} future_done={} "
+          "lock_foreign={} syscall_handed={}",
           y.processes, y.thread_model, y.copy_inherited, y.copy_accepted, y.copy_unbound,
-          y.syscall_set, y.syscall_unbound, y.tstate_walked, y.tstate_missing);
+          y.syscall_set, y.syscall_unbound, y.tstate_walked, y.tstate_missing, y.lock_bound,
+          y.future_taken, y.future_done, y.lock_foreign, y.syscall_handed);
     }
     spdlog::info(
         "tcp option (final): staged={} sent={} no_room={} unsent={} roots={} received={} "

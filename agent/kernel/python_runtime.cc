@@ -43,6 +43,13 @@ bool PythonRuntime::Follow(pid_t pid, std::string* model) {
   p.ts_next = in->offsets.ts_next;
   p.ts_native_tid = in->offsets.ts_native_tid;
   p.ts_context = in->offsets.ts_context;
+  p.ts_cframe = in->offsets.ts_cframe;
+  p.cframe_current = in->offsets.cframe_current;
+  p.frame_code = in->offsets.frame_code;
+  p.frame_previous = in->offsets.frame_previous;
+  p.code_name = in->offsets.code_name;
+  p.ascii_data = in->offsets.ascii_data;
+  p.ascii_length = in->offsets.ascii_length;
   const uint32_t key = static_cast<uint32_t>(pid);
   if (bpf_map_update_elem(procs, &key, &p, BPF_ANY) != 0) {
     *model = std::string("thread model (ht_py_procs: ") + strerror(errno) + ")";
@@ -53,25 +60,65 @@ bool PythonRuntime::Follow(pid_t pid, std::string* model) {
   opts.sz = sizeof(opts);
   opts.retprobe = true;
   // This process only: other processes running the same file are not ours.
-  bpf_link* link = bpf_program__attach_uprobe_opts(prog, pid, in->open_path.c_str(),
-                                                   in->copy_current_offset, &opts);
-  if (link == nullptr) {
+  Links l;
+  l.copy = bpf_program__attach_uprobe_opts(prog, pid, in->open_path.c_str(),
+                                           in->copy_current_offset, &opts);
+  if (l.copy == nullptr) {
     *model = std::string("thread model (uretprobe on PyContext_CopyCurrent: ") +
              strerror(errno) + ")";
     bpf_map_delete_elem(procs, &key);
     ++thread_model_;
     return false;
   }
-  links_[pid] = link;
+  const std::string no_futures = AttachFutures(pid, *in, &l);
+  links_[pid] = l;
   *model = "python contexts (CPython " + in->version() + ", " + in->path + ")";
+  if (!no_futures.empty()) *model += "; pool Futures not followed: " + no_futures;
   spdlog::info("python: pid {}: {}", pid, *model);
   return true;
+}
+
+std::string PythonRuntime::AttachFutures(pid_t pid, const uprobes::cpython::Interpreter& in,
+                                         Links* l) {
+  if (in.lock_new_offset == 0 || in.lock_take_offset == 0) {
+    return std::string("no ") + std::string(uprobes::cpython::kLockNewSymbol) + "/" +
+           std::string(uprobes::cpython::kLockTakeSymbol) + " symbols";
+  }
+  bpf_program* made = loader_.Program("ht_py_lock_new");
+  bpf_program* taken = loader_.Program("ht_py_lock_take");
+  if (made == nullptr || taken == nullptr) return "their programs are not loaded";
+  bpf_uprobe_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.retprobe = true;
+  l->lock_new = bpf_program__attach_uprobe_opts(made, pid, in.open_path.c_str(),
+                                                in.lock_new_offset, &opts);
+  if (l->lock_new == nullptr) {
+    return std::string("uretprobe on PyThread_allocate_lock: ") + strerror(errno);
+  }
+  opts.retprobe = false;
+  l->lock_take = bpf_program__attach_uprobe_opts(taken, pid, in.open_path.c_str(),
+                                                 in.lock_take_offset, &opts);
+  if (l->lock_take == nullptr) {
+    const std::string why = std::string("uprobe on PyThread_acquire_lock_timed: ") + strerror(errno);
+    bpf_link__destroy(l->lock_new);
+    l->lock_new = nullptr;
+    return why;
+  }
+  return "";
+}
+
+size_t PythonRuntime::links() const {
+  size_t n = 0;
+  for (const auto& [pid, l] : links_) n += 1 + (l.lock_new != nullptr) + (l.lock_take != nullptr);
+  return n;
 }
 
 void PythonRuntime::Forget(pid_t pid) {
   auto it = links_.find(pid);
   if (it == links_.end()) return;
-  bpf_link__destroy(it->second);
+  for (bpf_link* l : {it->second.copy, it->second.lock_new, it->second.lock_take}) {
+    if (l != nullptr) bpf_link__destroy(l);
+  }
   links_.erase(it);
   const int procs = loader_.MapFd("ht_py_procs");
   const uint32_t key = static_cast<uint32_t>(pid);
@@ -86,9 +133,10 @@ PythonRuntimeCounters PythonRuntime::ReadCounters() const {
   if (fd < 0) return c;
   const int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return c;
-  uint64_t* fields[HT_PYC_MAX] = {&c.copy_inherited, &c.copy_accepted, &c.copy_unbound,
-                                  &c.syscall_set,    &c.syscall_unbound, &c.tstate_walked,
-                                  &c.tstate_missing};
+  uint64_t* fields[HT_PYC_MAX] = {
+      &c.copy_inherited, &c.copy_accepted, &c.copy_unbound, &c.syscall_set,
+      &c.syscall_unbound, &c.tstate_walked, &c.tstate_missing, &c.lock_bound,
+      &c.future_taken,   &c.future_done,   &c.lock_foreign,  &c.syscall_handed};
   std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpu));
   for (uint32_t i = 0; i < HT_PYC_MAX; ++i) {
     if (bpf_map_lookup_elem(fd, &i, per_cpu.data()) != 0) continue;

@@ -2,7 +2,9 @@
 // the agent follows: for each one that runs a CPython of the offset table
 // (uprobes/cpython), the capture object's ht_py_ctx_copied uretprobe on its
 // PyContext_CopyCurrent, attached to that process only, and its entry in
-// ht_py_procs. A process without one keeps the thread model (counted).
+// ht_py_procs; with them, the probes that follow Futures handed to a thread
+// pool (PyThread_allocate_lock, PyThread_acquire_lock_timed). A process
+// without a known CPython keeps the thread model (counted).
 // Destroying this detaches everything; it must go before the BpfLoader.
 #pragma once
 
@@ -13,6 +15,7 @@
 #include <string>
 
 #include "agent/kernel/bpf_loader.h"
+#include "uprobes/cpython/cpython_runtime.h"
 
 struct bpf_link;
 
@@ -24,6 +27,8 @@ struct PythonRuntimeCounters {
   uint64_t copy_inherited = 0, copy_accepted = 0, copy_unbound = 0;
   uint64_t syscall_set = 0, syscall_unbound = 0;
   uint64_t tstate_walked = 0, tstate_missing = 0;
+  uint64_t lock_bound = 0, future_taken = 0, future_done = 0, lock_foreign = 0;
+  uint64_t syscall_handed = 0;
 };
 
 class PythonRuntime {
@@ -40,11 +45,20 @@ class PythonRuntime {
   void Forget(pid_t pid);
   bool Follows(pid_t pid) const { return links_.count(pid) != 0; }
   PythonRuntimeCounters ReadCounters() const;
-  size_t links() const { return links_.size(); }
+  size_t links() const;
 
  private:
+  // The uprobes' links of one process; Futures' probes are optional.
+  struct Links {
+    bpf_link* copy = nullptr;
+    bpf_link* lock_new = nullptr;
+    bpf_link* lock_take = nullptr;
+  };
+  // Attaches the Futures' probes; "" or why not.
+  std::string AttachFutures(pid_t pid, const uprobes::cpython::Interpreter& in, Links* l);
+
   const BpfLoader& loader_;
-  std::map<pid_t, bpf_link*> links_;
+  std::map<pid_t, Links> links_;
   uint64_t thread_model_ = 0;
 };
 

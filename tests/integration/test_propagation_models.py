@@ -42,7 +42,8 @@ CASES = [("threads", "uniform"), ("threads", "jitter"), ("pool", "uniform"), ("p
          # scheduler wake-ups alone (bpf/runtime_wakeup.bpf.h).
          ("native", "uniform"), ("native", "jitter"),
          # ... and Python pools that do not copy contextvars: ThreadPoolExecutor.submit
-         # from a thread per request, loop.run_in_executor from an event loop.
+         # from a thread per request, loop.run_in_executor from an event loop
+         # (their Futures, bpf/runtime_python.bpf.h).
          ("pysubmit", "jitter"), ("pyexecutor", "jitter")]
 # Python web frameworks (services/py_frameworks.py; issue 11): random waits
 # before and after the calls, keep-alive pools of 4 (smaller than the
@@ -62,6 +63,8 @@ FLOOR = {"threads": {1: 1.0, 8: 1.0, 64: 1.0},
          **{m: {8: 0.95} for m in ["asyncio"] + PY_FRAMEWORKS},
          "node-agent": {1: 0.95, 8: 0.95, 64: 0.95}, "node-fetch": {1: 0.95, 8: 0.95, 64: 0.95},
          "go": {1: 0.95, 8: 0.95, 64: 0.95},
+         # Futures handed to a ThreadPoolExecutor (bpf/runtime_python.bpf.h).
+         "pysubmit": {8: 0.95, 64: 0.95}, "pyexecutor": {8: 0.95, 64: 0.95},
          # The wake-up model (bpf/runtime_wakeup.bpf.h) is short of issue 11's 0.95:
          # measured 0.25-0.78 at 8 (README "Native thread pools").
          "native": {8: 0.2}}
@@ -71,6 +74,7 @@ WRONG_MAX = {"threads": {1: 0.0, 8: 0.0, 64: 0.0},
              **{m: {8: 0.01} for m in ["asyncio"] + PY_FRAMEWORKS},
              "node-agent": {1: 0.01, 8: 0.01, 64: 0.01}, "node-fetch": {1: 0.01, 8: 0.01, 64: 0.01},
              "go": {1: 0.01, 8: 0.01, 64: 0.01},
+             "pysubmit": {8: 0.01, 64: 0.01}, "pyexecutor": {8: 0.01, 64: 0.01},
              # Issue 11 asks 0.01; the wake-up model measured 0-0.125 at
              # concurrency 8 (64 requests: 0-8 wrong): it grows with the
              # machine's load (wake-up latency), see README "Native thread pools".
@@ -78,7 +82,7 @@ WRONG_MAX = {"threads": {1: 0.0, 8: 0.0, 64: 0.0},
 # Wake-ups alone, without concurrency: exact on a quiet machine; a wake-up that is
 # no hand-off (the GIL, a timer firing while another thread of the process runs)
 # costs a call its parent (none, never wrong): 2-3 of 16 with the box at load 15+.
-C1_FLOOR = {"pysubmit": 0.75, "pyexecutor": 0.75, "native": 0.75}
+C1_FLOOR = {"native": 0.75}
 NATIVE_POOL = os.environ.get("NATIVE_POOL_BIN") or str(
     Path(__file__).resolve().parents[2] / "build/tests/integration/native_pool")
 

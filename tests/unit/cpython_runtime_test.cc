@@ -124,7 +124,7 @@ TEST(CPythonRuntime, ChecksTheOffsetTableAgainstTheRealInterpreter) {
 // its name. Prints "ok" lines or what differs.
 constexpr const char* kFrameScript = R"PY(
 import ctypes, sys
-ts_cframe, cframe_current, frame_code, code_flags, type_name = map(int, sys.argv[1:6])
+ts_cframe, cframe_current, frame_code, code_flags, type_name, frame_previous, code_name, ascii_length, ascii_data = map(int, sys.argv[1:10])
 api = ctypes.pythonapi
 api.PyThreadState_Get.restype = ctypes.c_void_p
 U = ctypes.c_uint64
@@ -134,12 +134,22 @@ def running():
     ts = api.PyThreadState_Get()
     code = U.from_address(U.from_address(U.from_address(ts + ts_cframe).value + cframe_current).value + frame_code).value
     return code == id(running.__code__)
+def caller_name():
+    # The name of the calling function, read as the kernel reads it.
+    ts = api.PyThreadState_Get()
+    frame = U.from_address(U.from_address(ts + ts_cframe).value + cframe_current).value
+    up = U.from_address(frame + frame_previous).value
+    name = U.from_address(U.from_address(up + frame_code).value + code_name).value
+    n = U.from_address(name + ascii_length).value
+    return ctypes.string_at(name + ascii_data, n + 1)
+def set_running_or_notify_cancel(): return (lambda: caller_name())()
 def gen(): yield 1
 flags = lambda f: ctypes.c_int.from_address(id(f.__code__) + code_flags).value
 name = lambda t: ctypes.c_char_p.from_address(id(t) + type_name).value.decode()
 print("frame", running())
 print("flags", flags(running) == running.__code__.co_flags and flags(gen) == gen.__code__.co_flags and bool(flags(gen) & 0x20))
 print("tp_name", name(Rejected) == "Rejected" and name(ValueError) == "ValueError")
+print("caller", caller_name() == b"<module>\0" and set_running_or_notify_cancel() == b"<lambda>\0")
 )PY";
 
 TEST(CPythonRuntime, FunctionProbeOffsetsFollowTheRealInterpreter) {
@@ -147,14 +157,17 @@ TEST(CPythonRuntime, FunctionProbeOffsetsFollowTheRealInterpreter) {
   const std::string cmd = "/usr/bin/python3 -c '" + std::string(kFrameScript) + "' " +
                           std::to_string(o.ts_cframe) + " " + std::to_string(o.cframe_current) +
                           " " + std::to_string(o.frame_code) + " " +
-                          std::to_string(o.code_flags) + " " + std::to_string(o.type_name);
+                          std::to_string(o.code_flags) + " " + std::to_string(o.type_name) + " " +
+                          std::to_string(o.frame_previous) + " " + std::to_string(o.code_name) +
+                          " " + std::to_string(o.ascii_length) + " " +
+                          std::to_string(o.ascii_data);
   FILE* f = popen(cmd.c_str(), "r");
   ASSERT_NE(f, nullptr);
   std::string out;
   char buf[256];
   while (fgets(buf, sizeof(buf), f)) out += buf;
   EXPECT_EQ(pclose(f), 0) << out;
-  EXPECT_EQ(out, "frame True\nflags True\ntp_name True\n");
+  EXPECT_EQ(out, "frame True\nflags True\ntp_name True\ncaller True\n");
 }
 
 TEST(CPythonRuntime, SaysWhyForAProcessWithoutPython) {
@@ -170,10 +183,12 @@ TEST(CPythonRuntime, HasNoOffsetsForUnknownVersions) {
 }
 
 TEST(CPythonRuntime, ProcLayoutIsPinned) {
-  EXPECT_EQ(sizeof(ht_py_proc), 32u);
+  EXPECT_EQ(sizeof(ht_py_proc), 64u);
   EXPECT_EQ(offsetof(ht_py_proc, runtime), 0u);
   EXPECT_EQ(offsetof(ht_py_proc, rt_tstate_current), 8u);
   EXPECT_EQ(offsetof(ht_py_proc, ts_context), 28u);
+  EXPECT_EQ(offsetof(ht_py_proc, ts_cframe), 32u);
+  EXPECT_EQ(offsetof(ht_py_proc, ascii_length), 56u);
 }
 
 }  // namespace

@@ -27,7 +27,11 @@ std::optional<Offsets> OffsetsFor(int major, int minor) {
                    .frame_code = 32,
                    .code_flags = 48,
                    .ts_curexc_type = 96,
-                   .type_name = 24};
+                   .type_name = 24,
+                   .frame_previous = 48,
+                   .code_name = 120,
+                   .ascii_length = 16,
+                   .ascii_data = 48};
   }
   return std::nullopt;
 }
@@ -100,6 +104,12 @@ std::optional<Interpreter> FindInterpreter(pid_t pid, std::string* why) {
       return std::nullopt;
     }
     in.copy_current_offset = copy->file_offset;
+    if (const ElfSymbol* s = Named(elf->functions(), kLockNewSymbol)) {
+      in.lock_new_offset = s->file_offset;
+    }
+    if (const ElfSymbol* s = Named(elf->functions(), kLockTakeSymbol)) {
+      in.lock_take_offset = s->file_offset;
+    }
     in.runtime_address = runtime->address + (at - copy->address);
     why->clear();
     return in;

@@ -34,6 +34,12 @@ struct Offsets {
   uint32_t code_flags;      // PyCodeObject.co_flags
   uint32_t ts_curexc_type;  // PyThreadState.curexc_type
   uint32_t type_name;       // PyTypeObject.tp_name
+  // Futures handed to a pool (bpf/runtime_python.bpf.h, ht_py_lock_take):
+  // the names of the functions running.
+  uint32_t frame_previous;  // _PyInterpreterFrame.previous
+  uint32_t code_name;       // PyCodeObject.co_name
+  uint32_t ascii_length;    // PyASCIIObject.length
+  uint32_t ascii_data;      // sizeof(PyASCIIObject): a compact ASCII str's characters
 };
 
 // The one table: per CPython 3.minor. nullopt for a version not in it.
@@ -42,12 +48,18 @@ std::optional<Offsets> OffsetsFor(int major, int minor);
 // The function whose return binds a copied Context (a uretprobe: CPython's C
 // code neither throws nor moves its stack).
 inline constexpr std::string_view kCopyCurrentSymbol = "PyContext_CopyCurrent";
+// A Future's lock is made (uretprobe) and taken (uprobe at entry): see
+// "Futures handed to a thread pool" in bpf/runtime_python.bpf.h.
+inline constexpr std::string_view kLockNewSymbol = "PyThread_allocate_lock";
+inline constexpr std::string_view kLockTakeSymbol = "PyThread_acquire_lock_timed";
 
 struct Interpreter {
   std::string path;       // as the process maps it
   std::string open_path;  // through /proc/PID/root, for the agent
   int major = 0, minor = 0, micro = 0;
   uint64_t copy_current_offset = 0;  // file offset of PyContext_CopyCurrent
+  uint64_t lock_new_offset = 0;      // ... of PyThread_allocate_lock, 0 if not exported
+  uint64_t lock_take_offset = 0;     // ... of PyThread_acquire_lock_timed, 0 if not exported
   uint64_t runtime_address = 0;      // _PyRuntime in the process
   Offsets offsets{};
   std::string version() const;
