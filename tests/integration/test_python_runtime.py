@@ -16,6 +16,9 @@ from conftest import PYTHON, hoptrace_bin
 from propagation_util import TestCgroup, py_service
 
 COPY_PROG = ("ht_py_ctx_copied", "ht_py_ctx_copie")  # full (BTF) or as the kernel truncates it
+# ... and the probes that follow Futures handed to a thread pool: three links a process.
+PY_PROGS = COPY_PROG + ("ht_py_lock_new", "ht_py_lock_take")
+LINKS_PER_PROCESS = 3
 
 
 @pytest.fixture
@@ -26,10 +29,10 @@ def cg(topo):
 
 
 def py_links():
-    """bpf links of the Python context uretprobe."""
+    """bpf links of the Python runtime model's probes."""
     progs = json.loads(subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True,
                                       text=True, check=True).stdout or "[]")
-    ids = {p["id"] for p in progs if p.get("name") in COPY_PROG}
+    ids = {p["id"] for p in progs if p.get("name") in PY_PROGS}
     links = json.loads(subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True,
                                       text=True, check=True).stdout or "[]")
     return [ln for ln in links if ln.get("prog_id") in ids]
@@ -81,12 +84,16 @@ def test_check_says_which_model_serves_a_python_process():
 
 
 GREETER = r"""
-import asyncio, contextvars, os, sys
+import asyncio, concurrent.futures, contextvars, os, sys
 async def main():
-    # Copies contexts (tasks, call_soon), writes to stdout, then exits or execs.
+    # Copies contexts (tasks, call_soon), hands Futures to a pool, writes to
+    # stdout, then exits or execs.
     out = []
     for i in range(50):
         out.append(await asyncio.create_task(asyncio.sleep(0, i)))
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        out += [await asyncio.get_running_loop().run_in_executor(pool, sum, [i, 1]) for i in range(20)]
+        out += [pool.submit(sum, [i, 2]).result() for i in range(20)]
     print(sum(out), contextvars.copy_context().run(lambda: "ctx"), flush=True)
     sys.stdin.readline()
     if sys.argv[1] == "exec":
@@ -110,7 +117,8 @@ def test_process_that_exits_or_execs_while_probed_leaves_nothing_attached(
     agent = agent_factory("--propagation-cgroup", str(cg.path), "--pid", str(p.pid),
                           "--pid", str(other.pid))
     try:
-        assert wait_for(lambda: len(py_links()) == before + 2), agent.log_text()
+        assert wait_for(lambda: len(py_links()) == before + 2 * LINKS_PER_PROCESS), \
+            agent.log_text()
         assert {p.pid, other.pid} <= set(py_procs()), (py_procs(), agent.log_text())
         p.stdin.write("\n")
         p.stdin.flush()
@@ -121,7 +129,7 @@ def test_process_that_exits_or_execs_while_probed_leaves_nothing_attached(
             assert wait_for(lambda: os.readlink(f"/proc/{p.pid}/exe") == "/bin/sleep" or
                             os.readlink(f"/proc/{p.pid}/exe").endswith("/sleep"))
         # Gone for the process that left; still there for the one that stays.
-        assert wait_for(lambda: len(py_links()) == before + 1), agent.log_text()
+        assert wait_for(lambda: len(py_links()) == before + LINKS_PER_PROCESS), agent.log_text()
         assert wait_for(lambda: p.pid not in py_procs()), py_procs()
         assert other.pid in py_procs()
     finally:
