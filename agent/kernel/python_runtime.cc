@@ -73,7 +73,7 @@ bool PythonRuntime::Follow(pid_t pid, std::string* model) {
   const std::string no_futures = AttachFutures(pid, *in, &l);
   links_[pid] = l;
   *model = "python contexts (CPython " + in->version() + ", " + in->path + ")";
-  if (!no_futures.empty()) *model += "; pool Futures not followed: " + no_futures;
+  *model += no_futures.empty() ? " + pool Futures" : "; pool Futures not followed: " + no_futures;
   spdlog::info("python: pid {}: {}", pid, *model);
   return true;
 }
@@ -148,7 +148,10 @@ PythonRuntimeCounters PythonRuntime::ReadCounters() const {
 std::string PythonModelOf(pid_t pid) {
   std::string why;
   auto in = uprobes::cpython::FindInterpreter(pid, &why);
-  if (in) return "python contexts (CPython " + in->version() + ", " + in->path + ")";
+  if (in) {
+    return "python contexts (CPython " + in->version() + ", " + in->path + ")" +
+           (in->lock_new_offset && in->lock_take_offset ? " + pool Futures" : "");
+  }
   if (why.rfind("no CPython", 0) == 0 || why == "process gone") return "";
   return "thread model (" + why + ")";
 }

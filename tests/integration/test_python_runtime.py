@@ -75,7 +75,8 @@ def test_check_says_which_model_serves_a_python_process():
         lines = [ln for ln in out.splitlines() if "Python in pid" in ln]
         assert len(lines) == 1, out
         assert f"Python in pid {py.pid}" in lines[0], out
-        assert re.search(r"python contexts \(CPython 3\.11\.\d+, /usr/bin/python3\.11\)", lines[0])
+        assert re.search(r"python contexts \(CPython 3\.11\.\d+, /usr/bin/python3\.11\) "
+                         r"\+ pool Futures", lines[0]), lines[0]
     finally:
         py.stdin.close()
         py.wait(timeout=10)
