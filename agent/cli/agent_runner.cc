@@ -365,7 +365,14 @@ class Dispatcher : public EventHandler {
     if (propagation_) propagation_->OnFionread(ev.hdr->pid, ev.hdr->fd, ev.flags);
   }
   void OnFuncCall(const FuncCallEvent& ev) override {
-    if (internal_) internal_->OnCall(*ev.call, ev.abandoned);
+    if (!internal_) return;
+    if (ev.python) {
+      internal_->OnCall(*ev.call, ev.abandoned,
+                        CodeLocation{std::string(ev.python->path, ev.python->path_len),
+                                     static_cast<int>(ev.python->line)});
+    } else {
+      internal_->OnCall(*ev.call, ev.abandoned);
+    }
   }
 
  private:

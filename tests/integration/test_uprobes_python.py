@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,13 @@ SVC = "pyfunclogin"
 PROBES = [f"{SVC}:pylogin.py:login", f"{SVC}:pylogin.py:validate_payload",
           f"{SVC}:pylogin.py:check_password",
           f"{SVC}:pylogin.py:tokens"]  # a generator: named, never timed
+
+
+def first_lines(path):
+    """{name: co_firstlineno} of a module's top-level functions, as CPython
+    compiles them (what code.line.number must say)."""
+    code = compile(Path(path).read_text(), str(path), "exec")
+    return {c.co_name: c.co_firstlineno for c in code.co_consts if isinstance(c, types.CodeType)}
 
 
 def interpreter():
@@ -115,6 +123,7 @@ def start_pylogin(topo, ns, port, downstream_port, name):
                         f"http://127.0.0.1:{downstream_port}"],
                    env={"OTEL_SERVICE_NAME": name})
     assert p.stdout.readline().strip() == b"ready"
+    p.script = str(script_dir / "pylogin.py")
     return p
 
 
@@ -134,6 +143,7 @@ def named(spans, name):
 
 
 def test_python_request_gives_server_internal_chain_client(topo, agent_factory):
+    lines = first_lines(SERVICES / "pylogin.py")
     ns = topo.ns("pyf")
     topo.service(ns, "127.0.0.1", 9091, "stock", sleep_ms=5)
     svc = start_pylogin(topo, ns, 9090, 9091, SVC)
@@ -189,7 +199,11 @@ def test_python_request_gives_server_internal_chain_client(topo, agent_factory):
         assert s["kind"] == "INTERNAL"
         assert s["status"]["code"] == "UNSET"
         assert attr(s, "code.function.name") == s["name"]
-        assert attr(s, "hoptrace.code.file") == "pylogin.py"
+        # Where CPython says the function is: the script's path as it was
+        # run, and the function's first line.
+        assert attr(s, "code.file.path") == svc.script
+        assert attr(s, "code.line.number") == lines[s["name"]], s["name"]
+        assert attr(s, "hoptrace.code.file") is None  # code.file.path says it
         assert attr(s, "thread.id") == svc.pid  # HTTPServer serves on the main thread
     # Durations: each its own sleep plus its callees (the downstream sleeps 5 ms).
     assert 5 * MS <= dur(client) < 300 * MS
@@ -224,6 +238,9 @@ def test_python_request_gives_server_internal_chain_client(topo, agent_factory):
         assert event["name"] == "exception"
         assert event["attributes"]["exception.type"] == "PasswordRejected"
         assert event["time_unix_nano"] == s["end_time_unix_nano"]
+    for s in (login2, validate2, check2):
+        assert (attr(s, "code.file.path"), attr(s, "code.line.number")) == (
+            svc.script, lines[s["name"]])
     assert login2["status"]["code"] == "UNSET"
     assert login2["events"] == []
     assert 18 * MS <= dur(check2) < 500 * MS

@@ -124,7 +124,7 @@ TEST(CPythonRuntime, ChecksTheOffsetTableAgainstTheRealInterpreter) {
 // its name. Prints "ok" lines or what differs.
 constexpr const char* kFrameScript = R"PY(
 import ctypes, sys
-ts_cframe, cframe_current, frame_code, code_flags, type_name = map(int, sys.argv[1:6])
+ts_cframe, cframe_current, frame_code, code_flags, type_name, firstlineno = map(int, sys.argv[1:7])
 api = ctypes.pythonapi
 api.PyThreadState_Get.restype = ctypes.c_void_p
 U = ctypes.c_uint64
@@ -137,9 +137,11 @@ def running():
 def gen(): yield 1
 flags = lambda f: ctypes.c_int.from_address(id(f.__code__) + code_flags).value
 name = lambda t: ctypes.c_char_p.from_address(id(t) + type_name).value.decode()
+line = lambda f: ctypes.c_int.from_address(id(f.__code__) + firstlineno).value
 print("frame", running())
 print("flags", flags(running) == running.__code__.co_flags and flags(gen) == gen.__code__.co_flags and bool(flags(gen) & 0x20))
 print("tp_name", name(Rejected) == "Rejected" and name(ValueError) == "ValueError")
+print("firstlineno", line(running) == running.__code__.co_firstlineno and line(gen) == gen.__code__.co_firstlineno and line(gen) != line(running))
 )PY";
 
 TEST(CPythonRuntime, FunctionProbeOffsetsFollowTheRealInterpreter) {
@@ -147,14 +149,15 @@ TEST(CPythonRuntime, FunctionProbeOffsetsFollowTheRealInterpreter) {
   const std::string cmd = "/usr/bin/python3 -c '" + std::string(kFrameScript) + "' " +
                           std::to_string(o.ts_cframe) + " " + std::to_string(o.cframe_current) +
                           " " + std::to_string(o.frame_code) + " " +
-                          std::to_string(o.code_flags) + " " + std::to_string(o.type_name);
+                          std::to_string(o.code_flags) + " " + std::to_string(o.type_name) +
+                          " " + std::to_string(o.code_firstlineno);
   FILE* f = popen(cmd.c_str(), "r");
   ASSERT_NE(f, nullptr);
   std::string out;
   char buf[256];
   while (fgets(buf, sizeof(buf), f)) out += buf;
   EXPECT_EQ(pclose(f), 0) << out;
-  EXPECT_EQ(out, "frame True\nflags True\ntp_name True\n");
+  EXPECT_EQ(out, "frame True\nflags True\ntp_name True\nfirstlineno True\n");
 }
 
 TEST(CPythonRuntime, SaysWhyForAProcessWithoutPython) {

@@ -27,7 +27,8 @@ std::optional<Offsets> OffsetsFor(int major, int minor) {
                    .frame_code = 32,
                    .code_flags = 48,
                    .ts_curexc_type = 96,
-                   .type_name = 24};
+                   .type_name = 24,
+                   .code_firstlineno = 72};
   }
   return std::nullopt;
 }

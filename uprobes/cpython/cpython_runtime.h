@@ -34,6 +34,7 @@ struct Offsets {
   uint32_t code_flags;      // PyCodeObject.co_flags
   uint32_t ts_curexc_type;  // PyThreadState.curexc_type
   uint32_t type_name;       // PyTypeObject.tp_name
+  uint32_t code_firstlineno;  // PyCodeObject.co_firstlineno (spans' code.line.number)
 };
 
 // The one table: per CPython 3.minor. nullopt for a version not in it.
