@@ -50,7 +50,7 @@ bool ProbeManager::Wants(pid_t pid, const ProcessNames& names) const {
   if (py_specs_.empty()) return false;
   const std::string exe = ExecutablePath(pid);
   for (const ProbeSpec& s : py_specs_) {
-    if (!exe.empty() && SpecNamesProcess(s, exe, names)) return true;
+    if (!exe.empty() && SpecNamesProcess(s, pid, exe, names)) return true;
   }
   return false;
 }
@@ -74,7 +74,7 @@ void ProbeManager::AttachPython(pid_t pid, const ProcessNames& names, Proc& proc
   const std::string exe = ExecutablePath(pid);
   std::vector<size_t> mine;
   for (size_t i = 0; i < py_specs_.size(); ++i) {
-    if (!exe.empty() && SpecNamesProcess(py_specs_[i], exe, names)) mine.push_back(i);
+    if (!exe.empty() && SpecNamesProcess(py_specs_[i], pid, exe, names)) mine.push_back(i);
   }
   if (mine.empty()) return;
   proc.python_tried = true;

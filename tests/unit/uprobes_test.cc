@@ -291,6 +291,26 @@ INSTANTIATE_TEST_SUITE_P(Builds, NativeResolveTest,
                          ::testing::Values(UPROBES_FIXTURE_PIE_DEBUG, UPROBES_FIXTURE_NOPIE,
                                            UPROBES_FIXTURE_STRIPPED));
 
+// A path names the program through a symlink too (/usr/bin/python3 ->
+// python3.11): /proc/PID/exe gives the file, the user the link.
+TEST(ProbeResolverTest, APathNamesItsProgramThroughASymlink) {
+  Fixture f({UPROBES_FIXTURE_NOPIE, UPROBES_FIXTURE_LIB}, 4);
+  const std::string link = "/tmp/ht_uprobes_test_link_" + std::to_string(getpid());
+  ASSERT_EQ(symlink(UPROBES_FIXTURE_NOPIE, link.c_str()), 0);
+  const std::string exe = ExecutablePath(f.pid());
+  EXPECT_EQ(exe, UPROBES_FIXTURE_NOPIE);
+  EXPECT_TRUE(SpecNamesProcess(Spec(exe + ":Shop::validate"), f.pid(), exe, ProcessNames{}));
+  EXPECT_TRUE(SpecNamesProcess(Spec(link + ":Shop::validate"), f.pid(), exe, ProcessNames{}));
+  EXPECT_FALSE(SpecNamesProcess(Spec(std::string(UPROBES_FIXTURE_PIE_DEBUG) + ":Shop::validate"),
+                                f.pid(), exe, ProcessNames{}));
+  EXPECT_FALSE(SpecNamesProcess(Spec("/no/such/file:Shop::validate"), f.pid(), exe,
+                                ProcessNames{}));
+  ProbeResolver resolver({Spec(link + ":Shop::validate")});
+  EXPECT_TRUE(resolver.Wants(f.pid(), ProcessNames{}));
+  EXPECT_EQ(resolver.Resolve(f.pid(), ProcessNames{}).matches_per_spec[0], 1u);
+  unlink(link.c_str());
+}
+
 class CountingAttacher : public UprobeAttacher {
  public:
   size_t Attach(pid_t pid, const std::vector<AttachSite>& sites,
