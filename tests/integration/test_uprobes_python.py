@@ -292,9 +292,10 @@ def test_python_service_started_after_the_agent_is_probed_until_it_exits(topo, a
                                                                           named_by):
     """Selected at its exec: by the service name its environment gives, or
     by the one hoptrace derives from its script (pylogin.py: "pylogin").
-    Its launcher (a shell, then `ip netns exec`'s own exec) has the same
-    environment: with OTEL_SERVICE_NAME it is selected first, as that name,
-    and is no CPython; python3's exec replaces it and is probed."""
+    Its launchers (`ip netns exec`, then a shell that execs python3 half a
+    second later) have the same environment: with OTEL_SERVICE_NAME they
+    are selected first, by that name, and are no CPython; python3's exec
+    replaces them and is probed, once."""
     name = SVC if named_by == "OTEL_SERVICE_NAME" else "pylogin"
     ns = topo.ns("pya")
     topo.service(ns, "127.0.0.1", 9091, "stock", sleep_ms=5)
