@@ -18,7 +18,9 @@
  * wanted name reads the file name and compares its suffix. A wanted call
  * then pushes a frame on the thread's stack of open calls, the same stack
  * native probes use (uprobe_trace.bpf.c), so Python and native calls nest
- * with each other and under the SERVER span the thread serves.
+ * with each other and under the SERVER span the thread serves. A wanted
+ * call's return is sent with where its function is (hu_py_call_event): the
+ * file name the return probe gave and its code's co_firstlineno.
  *
  * Identity: a Python frame's sp is its _PyInterpreterFrame (the thread
  * state's current frame at the probe), which its return compares: 3.11 runs
@@ -59,6 +61,7 @@ struct hu_py_scratch {
 	struct hu_py_name_key key;
 	char tail[HU_PY_FILE_LEN];
 	char exception[HU_EXCEPTION_LEN];
+	__u32 path_len; /* of path, once hu_py_wanted has read it */
 	/* Room past HU_PY_PATH_MAX: a tail read at any offset stays inside. */
 	char path[HU_PY_PATH_MAX + HU_PY_FILE_LEN];
 };
@@ -123,6 +126,7 @@ static __always_inline __u32 hu_py_wanted(struct pt_regs *ctx, __u32 tgid,
 	if (len <= 1 || len >= HU_PY_PATH_MAX)
 		return 0;
 	plen = (__u32)len - 1;
+	s->path_len = plen;
 	for (int i = 0; i < HU_PY_CANDIDATES; i++) {
 		__u32 slen = w->suffix_len[i];
 
@@ -156,6 +160,16 @@ static __always_inline __u64 hu_py_frame(const struct hu_py_proc *p, __u64 *tsta
 	*tstate = hu_py_read(p->runtime + p->rt_tstate_current);
 	cframe = hu_py_read(*tstate ? *tstate + p->ts_cframe : 0);
 	return hu_py_read(cframe ? cframe + p->cframe_current : 0);
+}
+
+/* The frame's code's co_firstlineno, 0 if unknown. */
+static __always_inline __u32 hu_py_first_line(const struct hu_py_proc *p, __u64 frame)
+{
+	__u64 code = hu_py_read(frame + p->frame_code);
+
+	if (!code || !p->code_firstlineno)
+		return 0;
+	return (__u32)hu_py_read(code + p->code_firstlineno);
 }
 
 static __always_inline bool hu_py_suspends(const struct hu_py_proc *p, __u64 frame)
@@ -212,6 +226,7 @@ int hu_py_return(struct pt_regs *ctx)
 	struct hu_stack_key key = { .pid = tgid, .id = (__u32)pid_tgid };
 	const struct hu_py_proc *p;
 	struct hu_py_scratch *s;
+	struct hu_py_where where;
 	struct hu_stack *st;
 	__u64 now, frame, tstate, exc;
 	__u16 flags = 0;
@@ -255,7 +270,12 @@ int hu_py_return(struct pt_regs *ctx)
 					    (const void *)hu_py_read(exc + p->type_name)) < 0)
 			s->exception[0] = '\0';
 	}
-	hu_pop(st, &key, match, depth, now, flags, s->exception, pid_tgid);
+	/* Where it is defined, for the span: the file as this probe gave it
+	 * (read by hu_py_wanted) and its code's first line. */
+	where.path = s->path;
+	where.path_len = s->path_len;
+	where.line = hu_py_first_line(p, frame);
+	hu_pop(st, &key, match, depth, now, flags, s->exception, pid_tgid, &where);
 	return 0;
 }
 

@@ -91,18 +91,18 @@ static __always_inline void hu_stack_key_of(struct pt_regs *ctx, const struct hu
 	key->id = (site->flags & HU_SITE_F_GO) ? ctx->r14 : (__u32)pid_tgid;
 }
 
-/* Sends frames[index] (or [index, depth) when abandoned) with its parents. */
-static __always_inline void hu_send(const struct hu_stack *st, const struct hu_stack_key *key,
-				    __u32 type, __u32 index, __u32 depth, __u64 end_ns,
-				    __u16 flags, const char *exception, __u64 pid_tgid)
-{
-	struct hu_call_event *e;
+/* Where a Python function that returned is defined (hu_py_call_event). */
+struct hu_py_where {
+	const char *path; /* co_filename, NUL-terminated, HU_PY_PATH_MAX readable */
+	__u32 path_len;
+	__u32 line;
+};
 
-	e = bpf_ringbuf_reserve(&ht_events, sizeof(*e), 0);
-	if (!e) {
-		hu_count(HU_CNT_RINGBUF_DROPS);
-		return;
-	}
+static __always_inline void hu_fill(struct hu_call_event *e, const struct hu_stack *st,
+				    const struct hu_stack_key *key, __u32 type, __u32 index,
+				    __u32 depth, __u64 end_ns, __u16 flags, const char *exception,
+				    __u64 pid_tgid)
+{
 	e->hdr.type = type;
 	e->hdr.pid = pid_tgid >> 32;
 	e->hdr.tid = (__u32)pid_tgid;
@@ -117,6 +117,40 @@ static __always_inline void hu_send(const struct hu_stack *st, const struct hu_s
 	e->_pad = 0;
 	__builtin_memcpy(e->exception, exception, sizeof(e->exception));
 	__builtin_memcpy(e->frames, st->frames, sizeof(e->frames));
+}
+
+/* Sends frames[index] (or [index, depth) when abandoned) with its parents;
+ * with where (a Python function's return), as a hu_py_call_event. */
+static __always_inline void hu_send(const struct hu_stack *st, const struct hu_stack_key *key,
+				    __u32 type, __u32 index, __u32 depth, __u64 end_ns,
+				    __u16 flags, const char *exception, __u64 pid_tgid,
+				    const struct hu_py_where *where)
+{
+	struct hu_py_call_event *pe;
+	struct hu_call_event *e;
+
+	if (where) {
+		pe = bpf_ringbuf_reserve(&ht_events, sizeof(*pe), 0);
+		if (!pe) {
+			hu_count(HU_CNT_RINGBUF_DROPS);
+			return;
+		}
+		hu_fill(&pe->call, st, key, type, index, depth, end_ns, flags | HU_F_PY_WHERE,
+			exception, pid_tgid);
+		pe->line = where->line;
+		pe->path_len = where->path_len < HU_PY_PATH_MAX ? where->path_len : 0;
+		pe->_pad = 0;
+		if (bpf_probe_read_kernel(pe->path, sizeof(pe->path), where->path))
+			pe->path_len = 0;
+		bpf_ringbuf_submit(pe, 0);
+		return;
+	}
+	e = bpf_ringbuf_reserve(&ht_events, sizeof(*e), 0);
+	if (!e) {
+		hu_count(HU_CNT_RINGBUF_DROPS);
+		return;
+	}
+	hu_fill(e, st, key, type, index, depth, end_ns, flags, exception, pid_tgid);
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -144,7 +178,7 @@ static __always_inline void hu_abandon(struct hu_stack *st, const struct hu_stac
 	hu_count_n(HU_CNT_ABANDONED, depth - from);
 	if (end - st->frames[from].entry_ns >= targ_min_duration_ns)
 		hu_send(st, key, HT_EV_FUNC_ABANDONED, from, depth, end, flags, st->exception,
-			pid_tgid);
+			pid_tgid, NULL);
 	st->depth = from;
 	st->throw_ns = 0;
 }
@@ -209,17 +243,19 @@ static __always_inline void hu_push(struct hu_stack *st, const struct hu_stack_k
 }
 
 /* frames[match] returned at now: calls above it never did (a Go panic it
- * recovered from, an exception it caught). */
+ * recovered from, an exception it caught). where: a Python function's. */
 static __always_inline void hu_pop(struct hu_stack *st, const struct hu_stack_key *key,
 				   __u32 match, __u32 depth, __u64 now, __u16 flags,
-				   const char *exception, __u64 pid_tgid)
+				   const char *exception, __u64 pid_tgid,
+				   const struct hu_py_where *where)
 {
 	match &= HU_MAX_DEPTH - 1;
 	if (match + 1 < depth)
 		hu_abandon(st, key, match + 1, now, flags & HU_F_GO, pid_tgid);
 	hu_count(HU_CNT_CALLS);
 	if (now - st->frames[match].entry_ns >= targ_min_duration_ns)
-		hu_send(st, key, HT_EV_FUNC_CALL, match, match + 1, now, flags, exception, pid_tgid);
+		hu_send(st, key, HT_EV_FUNC_CALL, match, match + 1, now, flags, exception, pid_tgid,
+			where);
 	else
 		hu_count(HU_CNT_SHORT);
 	st->exit_ns[match] = now;
@@ -307,7 +343,7 @@ int hu_return(struct pt_regs *ctx)
 		hu_count(HU_CNT_UNMATCHED);
 		return 0;
 	}
-	hu_pop(st, &key, match, depth, now, go ? HU_F_GO : 0, st->exception, pid_tgid);
+	hu_pop(st, &key, match, depth, now, go ? HU_F_GO : 0, st->exception, pid_tgid, NULL);
 	/* A stack stays with the calls it ended, for the agent's reads of what
 	 * was open when a request was written (it reads late): a thread's until
 	 * it exits, a goroutine's until the LRU needs the room (a reused g's

@@ -87,6 +87,7 @@ struct hu_stack {
 #define HU_F_GO 0x1     /* context_id is a goroutine, not a thread */
 #define HU_F_THROWN 0x2 /* abandoned after a C++ throw on the thread: exception names its type */
 #define HU_F_PY_RAISED 0x4 /* a Python function left by an exception: exception is its tp_name */
+#define HU_F_PY_WHERE 0x8  /* the record is a hu_py_call_event: where frames[index] is defined */
 
 /* HT_EV_FUNC_CALL: frames[index] returned; hdr.ts_enter_ns / ts_exit_ns are
  * its entry and return, hdr.tid the thread that returned, fd = -1.
@@ -161,7 +162,20 @@ struct hu_py_proc {
 	__u32 type_name;          /* PyTypeObject.tp_name */
 	__u16 entry_file_reg, entry_name_reg;   /* pt_regs offsets */
 	__u16 return_file_reg, return_name_reg;
-	__u32 _pad;
+	__u32 code_firstlineno;   /* PyCodeObject.co_firstlineno; 0: not read */
+};
+
+/* HT_EV_FUNC_CALL of a Python function (flags has HU_F_PY_WHERE): the call,
+ * then where the function that returned (frames[index]) is defined, from
+ * its return probe: its code's file as CPython reports it (co_filename, the
+ * probe's first argument) and first line. A bigger record than a native
+ * call's, sent only for Python calls. */
+struct hu_py_call_event {
+	struct hu_call_event call;
+	__u32 line;     /* co_firstlineno: the def line (the first decorator's, if any) */
+	__u16 path_len; /* bytes of path before its NUL (< HU_PY_PATH_MAX) */
+	__u16 _pad;
+	char path[HU_PY_PATH_MAX]; /* co_filename; what follows its NUL is not zeroed */
 };
 
 #endif /* HOPTRACE_BPF_UPROBE_TRACE_H */

@@ -1,5 +1,7 @@
 #include "uprobes/probe_manager.h"
 
+#include <time.h>
+
 #include <spdlog/spdlog.h>
 
 #include "uprobes/cpython/python_functions.h"
@@ -7,6 +9,12 @@
 
 namespace hoptrace::uprobes {
 namespace {
+
+uint64_t MonotonicNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
+}
 
 // Where C++ exceptions start and are caught: libstdc++'s ABI entry points
 // (kept in that order: index = spec).
@@ -42,7 +50,7 @@ bool ProbeManager::Wants(pid_t pid, const ProcessNames& names) const {
   if (py_specs_.empty()) return false;
   const std::string exe = ExecutablePath(pid);
   for (const ProbeSpec& s : py_specs_) {
-    if (!exe.empty() && SpecNamesProcess(s, exe, names)) return true;
+    if (!exe.empty() && SpecNamesProcess(s, pid, exe, names)) return true;
   }
   return false;
 }
@@ -66,13 +74,22 @@ void ProbeManager::AttachPython(pid_t pid, const ProcessNames& names, Proc& proc
   const std::string exe = ExecutablePath(pid);
   std::vector<size_t> mine;
   for (size_t i = 0; i < py_specs_.size(); ++i) {
-    if (!exe.empty() && SpecNamesProcess(py_specs_[i], exe, names)) mine.push_back(i);
+    if (!exe.empty() && SpecNamesProcess(py_specs_[i], pid, exe, names)) mine.push_back(i);
   }
   if (mine.empty()) return;
   proc.python_tried = true;
+  proc.python_pending = false;
   std::string why;
   auto probes = cpython::FindPythonProbes(pid, &why);
   if (!probes) {
+    // At its exec a program has mapped itself and the dynamic loader only:
+    // a libpython3.X.so comes a few milliseconds later.
+    if (Young(proc, std::chrono::steady_clock::now())) {
+      proc.python_tried = false;
+      proc.python_pending = true;
+      spdlog::debug("probe: pid {}: no CPython mapped yet ({}): looked for again", pid, why);
+      return;
+    }
     spdlog::warn("probe: pid {}: Python functions not probed: {}", pid, why);
     return;
   }
@@ -160,7 +177,11 @@ std::set<std::string> ProbeManager::MappedFiles(pid_t pid) const {
 ResolveResult ProbeManager::OnProcess(pid_t pid, const ProcessNames& names) {
   const bool first = procs_.count(pid) == 0;
   Proc& proc = procs_[pid];
-  if (first) proc.first_seen = std::chrono::steady_clock::now();
+  if (first) {
+    proc.first_seen = std::chrono::steady_clock::now();
+    proc.resolved_ns = MonotonicNs();
+    proc.exe = ExecutablePath(pid);
+  }
   proc.names = names;
   proc.files = MappedFiles(pid);
   AttachPython(pid, names, proc);
@@ -214,20 +235,38 @@ void ProbeManager::OnExit(pid_t pid) {
   python_pids_.erase(pid);
 }
 
+bool ProbeManager::OnExec(pid_t pid, uint64_t exec_ns) {
+  auto it = procs_.find(pid);
+  if (it == procs_.end() || it->second.resolved_ns > exec_ns) return false;
+  spdlog::debug("probe: pid {}: exec'd: the probes of the program it ran before go", pid);
+  OnExit(pid);
+  return true;
+}
+
 void ProbeManager::Rescan(bool young_only) {
-  std::vector<pid_t> gone, changed;
+  std::vector<pid_t> gone, changed, grown_up;
   const auto now = std::chrono::steady_clock::now();
   for (auto& [pid, proc] : procs_) {
-    if (young_only && now - proc.first_seen > kYoung) continue;
+    if (young_only && !Young(proc, now)) continue;
+    // It exec'd since (it runs another program): OnExec, at its event, is
+    // for that; resolving now would attach in the new program with the old
+    // one's names and again at the event.
+    if (const std::string exe = ExecutablePath(pid); !exe.empty() && exe != proc.exe) continue;
     std::set<std::string> files = MappedFiles(pid);
     if (files.empty()) {
       gone.push_back(pid);
     } else if (files != proc.files) {
       changed.push_back(pid);
+    } else if (proc.python_pending && !Young(proc, now)) {
+      grown_up.push_back(pid);  // named by a Python spec, and still no CPython: say so
     }
   }
   for (pid_t pid : gone) OnExit(pid);
   for (pid_t pid : changed) OnProcess(pid, procs_[pid].names);
+  for (pid_t pid : grown_up) {
+    Proc& proc = procs_[pid];
+    AttachPython(pid, proc.names, proc);
+  }
 }
 
 std::vector<std::string> ProbeManager::Unmatched() const {

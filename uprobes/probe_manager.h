@@ -97,6 +97,14 @@ class ProbeManager {
   // that matched there (also the ones attached before).
   ResolveResult OnProcess(pid_t pid, const ProcessNames& names);
   void OnExit(pid_t pid);
+  // The process exec'd at exec_ns (CLOCK_MONOTONIC, the kernel's event
+  // time). What was resolved before that is its old program's: forgotten
+  // as at exit (OnProcess resolves the new one). What was resolved after
+  // it is the new program's already (the agent reads /proc later than the
+  // kernel reports: a launcher's exec event can be read when /proc shows
+  // the program it exec'd into): kept, not attached twice. true if it was
+  // forgotten.
+  bool OnExec(pid_t pid, uint64_t exec_ns);
   bool Knows(pid_t pid) const { return procs_.count(pid) != 0; }
   // Processes whose mapped files changed since they were resolved (dlopen)
   // are resolved again. young_only: only processes first seen less than
@@ -118,11 +126,19 @@ class ProbeManager {
  private:
   struct Proc {
     std::chrono::steady_clock::time_point first_seen;
+    uint64_t resolved_ns = 0;  // CLOCK_MONOTONIC before its first /proc reads
+    std::string exe;           // the program it was resolved in
     ProcessNames names;
     std::set<std::string> files;  // the mapped files it was resolved with
     std::set<uint64_t> addresses;  // attached
     bool python_tried = false;     // Python specs looked at (once per process image)
+    // A Python spec names it but no CPython is mapped yet: looked for again
+    // while it is young and maps files, said if still none after.
+    bool python_pending = false;
   };
+  bool Young(const Proc& proc, std::chrono::steady_clock::time_point now) const {
+    return now - proc.first_seen <= kYoung;
+  }
   uint32_t FunctionId(const ProcessProbe& p);
   uint32_t PythonFunctionId(const ProbeSpec& spec);
   void AttachPython(pid_t pid, const ProcessNames& names, Proc& proc);

@@ -15,16 +15,28 @@ std::string BaseName(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-bool NamesProcess(const ProbeSpec& spec, const std::string& exe, const ProcessNames& names) {
-  if (spec.program_is_path()) return spec.program == exe;
+bool SameFile(const std::string& a, const std::string& b) {
+  struct stat sa {}, sb {};
+  return stat(a.c_str(), &sa) == 0 && stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+bool NamesProcess(const ProbeSpec& spec, pid_t pid, const std::string& exe,
+                  const ProcessNames& names) {
+  if (spec.program_is_path()) {
+    return spec.program == exe ||
+           (pid > 0 && !exe.empty() &&
+            SameFile(HostPath(pid, spec.program), "/proc/" + std::to_string(pid) + "/exe"));
+  }
   return std::any_of(names.names.begin(), names.names.end(),
                      [&](const std::string& n) { return !n.empty() && GlobMatch(spec.program, n); });
 }
 
 }  // namespace
 
-bool SpecNamesProcess(const ProbeSpec& spec, const std::string& exe, const ProcessNames& names) {
-  return NamesProcess(spec, exe, names);
+bool SpecNamesProcess(const ProbeSpec& spec, pid_t pid, const std::string& exe,
+                      const ProcessNames& names) {
+  return NamesProcess(spec, pid, exe, names);
 }
 
 namespace {
@@ -74,7 +86,7 @@ bool ProbeResolver::Wants(pid_t pid, const ProcessNames& names) const {
   std::vector<Mapping> maps;
   bool maps_read = false;
   for (const ProbeSpec& spec : specs_) {
-    if (NamesProcess(spec, exe, names)) return true;
+    if (NamesProcess(spec, pid, exe, names)) return true;
     if (!maps_read) {
       maps = ExecutableMappings(pid);
       maps_read = true;
@@ -99,7 +111,7 @@ ResolveResult ProbeResolver::Resolve(pid_t pid, const ProcessNames& names) {
   }
   for (size_t i = 0; i < specs_.size(); ++i) {
     const ProbeSpec& spec = specs_[i];
-    const bool whole_process = NamesProcess(spec, exe, names);
+    const bool whole_process = NamesProcess(spec, pid, exe, names);
     for (const std::string& file : files) {
       if (!whole_process && !NamesFile(spec, file)) continue;
       std::string error;

@@ -52,8 +52,12 @@ struct ProcessNames {
   std::vector<std::string> names;  // executable name, comm, service name
 };
 
-// Does the spec's PROGRAM name the process (exe: its executable's path)?
-bool SpecNamesProcess(const ProbeSpec& spec, const std::string& exe, const ProcessNames& names);
+// Does the spec's PROGRAM name process pid (exe: its executable's path, as
+// /proc/PID/exe gives it, every symlink resolved)? A path names it when it
+// is that path or the same file through a symlink (/usr/bin/python3 is
+// /usr/bin/python3.11), looked up in the process's root.
+bool SpecNamesProcess(const ProbeSpec& spec, pid_t pid, const std::string& exe,
+                      const ProcessNames& names);
 
 class ProbeResolver {
  public:

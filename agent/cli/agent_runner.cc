@@ -288,6 +288,11 @@ class Dispatcher : public EventHandler {
     const pid_t pid = static_cast<pid_t>(ev.hdr->pid);
     processes_->Forget(pid);  // exec changed who it is
     if (python_) python_->Forget(pid);  // the kernel side forgot it at exec already
+    // Probes attached for the program it ran before (an exec the agent saw
+    // late, when /proc already showed this one) are that program's.
+    if (probes_ && probes_->OnExec(pid, ev.hdr->ts_exit_ns) && internal_) {
+      internal_->OnProcessExit(ev.hdr->pid);
+    }
     if (node_) node_->OnGone(pid);
     // Every exec on the node comes here while pods are selected: the
     // name's /proc reads only when names are asked for.
@@ -306,6 +311,14 @@ class Dispatcher : public EventHandler {
   }
   void OnProcIdentity(const ProcIdentityEvent& ev) override {
     auto info = processes_->Learn(KernelIdentityOf(ev));
+    const bool exec = ev.identity->flags & HT_IDENTITY_F_EXEC;
+    // A selected process that exec'd runs a new program: the probes of the
+    // old one go; the new one is probed if a spec names it (a traced
+    // launcher's child that became `python3 app.py`).
+    if (probes_ && exec && probes_->OnExec(static_cast<pid_t>(info->pid), ev.hdr->ts_exit_ns) &&
+        internal_) {
+      internal_->OnProcessExit(ev.hdr->pid);
+    }
     if (ev.identity->flags & HT_IDENTITY_F_NAME_MATCH) {
       // The kernel matched 15 bytes of comm; a longer --exe name must match whole.
       if (!Matches(*info, names_)) {
@@ -314,6 +327,8 @@ class Dispatcher : public EventHandler {
         return;
       }
       spdlog::info("tracing pid {} ({})", info->pid, info->service_name);
+      MaybeProbe(info->pid);
+    } else if (exec) {
       MaybeProbe(info->pid);
     }
     if (go_ && (ev.identity->flags & HT_IDENTITY_F_EXEC)) {
@@ -365,7 +380,14 @@ class Dispatcher : public EventHandler {
     if (propagation_) propagation_->OnFionread(ev.hdr->pid, ev.hdr->fd, ev.flags);
   }
   void OnFuncCall(const FuncCallEvent& ev) override {
-    if (internal_) internal_->OnCall(*ev.call, ev.abandoned);
+    if (!internal_) return;
+    if (ev.python) {
+      internal_->OnCall(*ev.call, ev.abandoned,
+                        CodeLocation{std::string(ev.python->path, ev.python->path_len),
+                                     static_cast<int>(ev.python->line)});
+    } else {
+      internal_->OnCall(*ev.call, ev.abandoned);
+    }
   }
 
  private:

@@ -44,7 +44,7 @@ int PrintProbeMatches(const std::vector<pid_t>& pids, const std::vector<std::str
     std::vector<size_t> mine;
     const std::string exe = uprobes::ExecutablePath(pid);
     for (size_t j = 0; j < python.size(); ++j) {
-      if (uprobes::SpecNamesProcess(python[j], exe, NamesOf(*info))) mine.push_back(j);
+      if (uprobes::SpecNamesProcess(python[j], pid, exe, NamesOf(*info))) mine.push_back(j);
     }
     if (mine.empty()) continue;
     std::string why;

@@ -88,7 +88,13 @@ void EventReader::Dispatch(std::span<const uint8_t> record) {
       if (record.size() < sizeof(hu_call_event)) break;
       const auto* ev = reinterpret_cast<const hu_call_event*>(record.data());
       if (ev->depth > HU_MAX_DEPTH || ev->index >= ev->depth) break;
-      handler_->OnFuncCall(FuncCallEvent{ev, hdr->type == HT_EV_FUNC_ABANDONED});
+      const hu_py_call_event* py = nullptr;
+      if (ev->flags & HU_F_PY_WHERE) {
+        if (record.size() < sizeof(hu_py_call_event)) break;
+        py = reinterpret_cast<const hu_py_call_event*>(record.data());
+        if (py->path_len >= HU_PY_PATH_MAX) break;
+      }
+      handler_->OnFuncCall(FuncCallEvent{ev, hdr->type == HT_EV_FUNC_ABANDONED, py});
       return;
     }
     default:

@@ -69,6 +69,9 @@ struct FionreadEvent {
 struct FuncCallEvent {
   const hu_call_event* call;
   bool abandoned;
+  // A Python function's return (HU_F_PY_WHERE): where frames[index] is
+  // defined; path_len < HU_PY_PATH_MAX is checked. Null otherwise.
+  const hu_py_call_event* python = nullptr;
 };
 
 class EventHandler {

@@ -105,6 +105,7 @@ bool UprobeLoader::SetPython(pid_t pid, const uprobes::PythonProcess& py, std::s
   proc.code_flags = py.offsets.code_flags;
   proc.ts_curexc_type = py.offsets.ts_curexc_type;
   proc.type_name = py.offsets.type_name;
+  proc.code_firstlineno = py.offsets.code_firstlineno;
   proc.entry_file_reg = static_cast<uint16_t>(py.entry_file_reg);
   proc.entry_name_reg = static_cast<uint16_t>(py.entry_name_reg);
   proc.return_file_reg = static_cast<uint16_t>(py.return_file_reg);

@@ -79,7 +79,8 @@ SpanContextRecord InternalSpans::ContextOf(uint32_t pid, uint64_t context_id,
   return *parent;
 }
 
-void InternalSpans::OnCall(const hu_call_event& ev, bool abandoned) {
+void InternalSpans::OnCall(const hu_call_event& ev, bool abandoned,
+                           const std::optional<CodeLocation>& where) {
   const uint32_t pid = ev.hdr.pid;
   // A returned call is frames[index]; abandoned ones are [index, depth).
   const uint32_t last = abandoned ? ev.depth - 1u : ev.index;
@@ -93,13 +94,14 @@ void InternalSpans::OnCall(const hu_call_event& ev, bool abandoned) {
     if (ev.hdr.ts_exit_ns < f.entry_ns || ev.hdr.ts_exit_ns - f.entry_ns < options_.min_duration_ns) {
       continue;  // an inner call shorter than the threshold: counted in the kernel
     }
-    Emit(pid, ev.context_id, f, ev.hdr.ts_exit_ns, ctx, ev, abandoned);
+    Emit(pid, ev.context_id, f, ev.hdr.ts_exit_ns, ctx, ev, abandoned,
+         where && !abandoned && i == ev.index ? &*where : nullptr);
   }
 }
 
 void InternalSpans::Emit(uint32_t pid, uint64_t context_id, const hu_frame& frame,
                          uint64_t end_ns, const SpanContextRecord& ctx, const hu_call_event& ev,
-                         bool abandoned) {
+                         bool abandoned, const CodeLocation* where) {
   const uprobes::FunctionInfo* fn = functions_(frame.function_id);
   if (!fn) {
     ++stats_.unknown_function;
@@ -124,10 +126,19 @@ void InternalSpans::Emit(uint32_t pid, uint64_t context_id, const hu_frame& fram
   span.resource = processes_->Get(static_cast<pid_t>(pid))->resource;
   auto& a = span.attributes;
   AddAttribute(a, "code.function.name", fn->name);
-  AddAttribute(a, "hoptrace.code.file", fn->file);  // the ELF file holding the function
-  if (!fn->source_file.empty()) {
-    AddAttribute(a, "code.file.path", fn->source_file);
-    AddAttribute(a, "code.line.number", static_cast<int64_t>(fn->source_line));
+  if (fn->python) {
+    // The file and first line of the code that ran, as CPython reports
+    // them; one spec may match several files and functions.
+    if (where && !where->file.empty()) {
+      AddAttribute(a, "code.file.path", where->file);
+      if (where->line > 0) AddAttribute(a, "code.line.number", static_cast<int64_t>(where->line));
+    }
+  } else {
+    AddAttribute(a, "hoptrace.code.file", fn->file);  // the ELF file holding the function
+    if (!fn->source_file.empty()) {
+      AddAttribute(a, "code.file.path", fn->source_file);
+      AddAttribute(a, "code.line.number", static_cast<int64_t>(fn->source_line));
+    }
   }
   AddAttribute(a, "thread.id", static_cast<int64_t>(frame.tid));
   if (ev.flags & HU_F_GO) {

@@ -46,6 +46,14 @@ struct InternalSpanStats {
   uint64_t sampled_out = 0;
 };
 
+// Where the function of one call is defined, when the call's event says
+// (Python: co_filename and co_firstlineno, which differ between the files and
+// functions one spec matches).
+struct CodeLocation {
+  std::string file;  // code.file.path
+  int line = 0;      // code.line.number; 0: unknown
+};
+
 class InternalSpans : public OpenSpanSource {
  public:
   using FunctionLookup = std::function<const uprobes::FunctionInfo*(uint32_t id)>;
@@ -57,7 +65,9 @@ class InternalSpans : public OpenSpanSource {
                 StackReader stacks, SpanCallback emit, InternalSpanOptions options,
                 IdGenerator ids = IdGenerator());
 
-  void OnCall(const hu_call_event& ev, bool abandoned);
+  // where: of frames[index] when it returned (a Python function's).
+  void OnCall(const hu_call_event& ev, bool abandoned,
+              const std::optional<CodeLocation>& where = std::nullopt);
   std::optional<SpanContextRecord> InnermostOpen(uint32_t pid, uint64_t stack_id,
                                                  uint64_t ts_ns) override;
   void OnProcessExit(uint32_t pid);
@@ -77,7 +87,8 @@ class InternalSpans : public OpenSpanSource {
                               uint32_t index);
   SpanContextRecord ChildOf(const SpanContextRecord& parent);
   void Emit(uint32_t pid, uint64_t context_id, const hu_frame& frame, uint64_t end_ns,
-            const SpanContextRecord& ctx, const hu_call_event& ev, bool abandoned);
+            const SpanContextRecord& ctx, const hu_call_event& ev, bool abandoned,
+            const CodeLocation* where);
   void MakeRoom();
 
   ProcessRegistry* processes_;

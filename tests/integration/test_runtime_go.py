@@ -54,14 +54,14 @@ def agent_maps(pid, names=GO_MAPS):
 
 
 def tgids_in(map_id):
-    """The tgids (first 4 bytes of each key) in a map."""
+    """The tgids (first 4 bytes of each key: tgid or pid) in a map."""
     out = json.loads(subprocess.run(["bpftool", "-j", "map", "dump", "id", str(map_id)],
                                     capture_output=True, text=True, check=True).stdout)
     tgids = []
     for e in out:
         key = e.get("formatted", e)["key"]
         if isinstance(key, dict):
-            tgids.append(key["tgid"])
+            tgids.append(key["tgid"] if "tgid" in key else key["pid"])
         elif isinstance(key, int):
             tgids.append(key >> 32 if key > 0xffffffff else key)
         else:

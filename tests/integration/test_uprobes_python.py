@@ -5,7 +5,8 @@ A real service run by Debian's /usr/bin/python3 (3.11, built with SystemTap
 probes): services/pylogin.py, login -> validate_payload -> check_password
 (5, 10, 15 ms) -> a call of the downstream services/http_service.py. Only
 processes this test starts are probed, each by a service name of its own
-(OTEL_SERVICE_NAME), started before the agent (selected by its scan). A
+(OTEL_SERVICE_NAME, or the script name hoptrace derives), started before
+the agent (selected by its scan) or after it (selected at its exec). A
 second pylogin, not named, runs alongside: it must get no breakpoint and
 keep its semaphores at 0.
 
@@ -17,18 +18,36 @@ import os
 import re
 import subprocess
 import time
+import types
 from pathlib import Path
 
 import pytest
 
 from conftest import PYTHON, SERVICES, attr, by_kind, hoptrace_bin
 from test_hops import loaded_prog_ids, prog_ids
+from test_runtime_go import agent_maps, perf_links, tgids_in
 
 MS = 1_000_000
 SVC = "pyfunclogin"
-PROBES = [f"{SVC}:pylogin.py:login", f"{SVC}:pylogin.py:validate_payload",
-          f"{SVC}:pylogin.py:check_password",
-          f"{SVC}:pylogin.py:tokens"]  # a generator: named, never timed
+
+
+def probes(program):
+    return [f"{program}:pylogin.py:login", f"{program}:pylogin.py:validate_payload",
+            f"{program}:pylogin.py:check_password",
+            f"{program}:pylogin.py:tokens"]  # a generator: named, never timed
+
+
+PROBES = probes(SVC)
+# The uprobe object's maps that hold a probed process's state (keys begin
+# with its tgid).
+PY_MAPS = ("hu_py_procs", "hu_py_names", "hu_sites", "hu_stacks")
+
+
+def first_lines(path):
+    """{name: co_firstlineno} of a module's top-level functions, as CPython
+    compiles them (what code.line.number must say)."""
+    code = compile(Path(path).read_text(), str(path), "exec")
+    return {c.co_name: c.co_firstlineno for c in code.co_consts if isinstance(c, types.CodeType)}
 
 
 def interpreter():
@@ -105,16 +124,23 @@ def debian_python():
         f"{interpreter()} has no USDT python:function__* probes")
 
 
-def start_pylogin(topo, ns, port, downstream_port, name):
+def start_pylogin(topo, ns, port, downstream_port, name, launcher=False):
+    """pylogin.py, its OTEL_SERVICE_NAME name (None: none, so its service
+    name is the script's, "pylogin"). launcher: started by a shell that
+    has the same environment and execs python3 half a second later, as a
+    start script would. p.script: the path it runs."""
     script_dir = Path(f"/tmp/ht{topo.tag}py")
     script_dir.mkdir(exist_ok=True)
     for f in ("pylogin.py", "pylogin_other.py"):
         if not (script_dir / f).exists():
             (script_dir / f).symlink_to(SERVICES / f)
-    p = topo.start(ns, [PYTHON, str(script_dir / "pylogin.py"), str(port),
-                        f"http://127.0.0.1:{downstream_port}"],
-                   env={"OTEL_SERVICE_NAME": name})
+    argv = [PYTHON, str(script_dir / "pylogin.py"), str(port),
+            f"http://127.0.0.1:{downstream_port}"]
+    if launcher:
+        argv = ["/bin/sh", "-c", 'sleep 0.5; exec "$0" "$@"'] + argv
+    p = topo.start(ns, argv, env={"OTEL_SERVICE_NAME": name} if name else None)
     assert p.stdout.readline().strip() == b"ready"
+    p.script = str(script_dir / "pylogin.py")
     return p
 
 
@@ -133,34 +159,18 @@ def named(spans, name):
     return [s for s in spans if s["name"] == name]
 
 
-def test_python_request_gives_server_internal_chain_client(topo, agent_factory):
-    ns = topo.ns("pyf")
-    topo.service(ns, "127.0.0.1", 9091, "stock", sleep_ms=5)
-    svc = start_pylogin(topo, ns, 9090, 9091, SVC)
-    other = start_pylogin(topo, ns, 9092, 9091, "pyfuncother")  # not named: never probed
-    assert semaphores(svc.pid) == (0, 0, 0) and semaphores(other.pid) == (0, 0, 0)
-    args = []
-    for p in PROBES:
-        args += ["--probe", p]
-    agent = agent_factory(*args, "--exe", "stock")
-    wait_python_attached(agent, svc.pid)
-    assert "trap on EVERY Python call" in agent.log_text()
-    held = prog_ids(agent.proc.pid)
-    assert {"hu_py_entry", "hu_py_return"} <= set(held.values())
-    # Attached: the kernel counted our uprobe in this process's semaphores,
-    # and wrote its breakpoint at both probe sites; the other process has
-    # neither.
-    assert semaphores(svc.pid) == (1, 1, 1)
-    assert not probe_bytes_intact(svc.pid)
-    assert semaphores(other.pid) == (0, 0, 0)
-    assert probe_bytes_intact(other.pid)
-
+def assert_login_chains(topo, ns, agent, svc, name):
+    """Requests to svc (port 9090: alice, mallory) and to the unnamed one
+    (9092): the spans of the named functions, exactly, nested SERVER ->
+    login -> validate_payload -> check_password -> CLIENT, timed, with
+    their exceptions and where each function is."""
+    lines = first_lines(SERVICES / "pylogin.py")
     assert topo.curl(ns, "http://127.0.0.1:9090/login?user=alice") == "200"
     assert topo.curl(ns, "http://127.0.0.1:9090/login?user=mallory") == "403"
     assert topo.curl(ns, "http://127.0.0.1:9092/login?user=alice") == "200"
     spans = agent.wait_spans(lambda s: len(by_kind(s, "INTERNAL")) >= 6 and
-                             len(by_kind(s, "SERVER", SVC)) >= 2 and
-                             len(by_kind(s, "CLIENT", SVC)) >= 1 and
+                             len(by_kind(s, "SERVER", name)) >= 2 and
+                             len(by_kind(s, "CLIENT", name)) >= 1 and
                              len(by_kind(s, "SERVER", "stock")) >= 1)
     time.sleep(0.5)  # anything late would show now
     spans = agent.spans()
@@ -189,7 +199,11 @@ def test_python_request_gives_server_internal_chain_client(topo, agent_factory):
         assert s["kind"] == "INTERNAL"
         assert s["status"]["code"] == "UNSET"
         assert attr(s, "code.function.name") == s["name"]
-        assert attr(s, "hoptrace.code.file") == "pylogin.py"
+        # Where CPython says the function is: the script's path as it was
+        # run, and the function's first line.
+        assert attr(s, "code.file.path") == svc.script
+        assert attr(s, "code.line.number") == lines[s["name"]], s["name"]
+        assert attr(s, "hoptrace.code.file") is None  # code.file.path says it
         assert attr(s, "thread.id") == svc.pid  # HTTPServer serves on the main thread
     # Durations: each its own sleep plus its callees (the downstream sleeps 5 ms).
     assert 5 * MS <= dur(client) < 300 * MS
@@ -224,10 +238,38 @@ def test_python_request_gives_server_internal_chain_client(topo, agent_factory):
         assert event["name"] == "exception"
         assert event["attributes"]["exception.type"] == "PasswordRejected"
         assert event["time_unix_nano"] == s["end_time_unix_nano"]
+    for s in (login2, validate2, check2):
+        assert (attr(s, "code.file.path"), attr(s, "code.line.number")) == (
+            svc.script, lines[s["name"]])
     assert login2["status"]["code"] == "UNSET"
     assert login2["events"] == []
     assert 18 * MS <= dur(check2) < 500 * MS
     assert dur(validate2) >= 10 * MS + dur(check2)
+
+
+def test_python_request_gives_server_internal_chain_client(topo, agent_factory):
+    ns = topo.ns("pyf")
+    topo.service(ns, "127.0.0.1", 9091, "stock", sleep_ms=5)
+    svc = start_pylogin(topo, ns, 9090, 9091, SVC)
+    other = start_pylogin(topo, ns, 9092, 9091, "pyfuncother")  # not named: never probed
+    assert semaphores(svc.pid) == (0, 0, 0) and semaphores(other.pid) == (0, 0, 0)
+    args = []
+    for p in PROBES:
+        args += ["--probe", p]
+    agent = agent_factory(*args, "--exe", "stock")
+    wait_python_attached(agent, svc.pid)
+    assert "trap on EVERY Python call" in agent.log_text()
+    held = prog_ids(agent.proc.pid)
+    assert {"hu_py_entry", "hu_py_return"} <= set(held.values())
+    # Attached: the kernel counted our uprobe in this process's semaphores,
+    # and wrote its breakpoint at both probe sites; the other process has
+    # neither.
+    assert semaphores(svc.pid) == (1, 1, 1)
+    assert not probe_bytes_intact(svc.pid)
+    assert semaphores(other.pid) == (0, 0, 0)
+    assert probe_bytes_intact(other.pid)
+
+    assert_login_chains(topo, ns, agent, svc, SVC)
 
     agent.stop()
     m = re.search(r"probes \(final\): (.*)", agent.log_text())
@@ -243,6 +285,66 @@ def test_python_request_gives_server_internal_chain_client(topo, agent_factory):
     assert semaphores(svc.pid) == (0, 0, 0)
     assert probe_bytes_intact(svc.pid)
     assert topo.curl(ns, "http://127.0.0.1:9090/login?user=alice") == "200"  # unharmed
+
+
+@pytest.mark.parametrize("named_by", ["OTEL_SERVICE_NAME", "script"])
+def test_python_service_started_after_the_agent_is_probed_until_it_exits(topo, agent_factory,
+                                                                          named_by):
+    """Selected at its exec: by the service name its environment gives, or
+    by the one hoptrace derives from its script (pylogin.py: "pylogin").
+    Its launchers (`ip netns exec`, then a shell that execs python3 half a
+    second later) have the same environment: with OTEL_SERVICE_NAME they
+    are selected first, by that name, and are no CPython; python3's exec
+    replaces them and is probed, once."""
+    name = SVC if named_by == "OTEL_SERVICE_NAME" else "pylogin"
+    ns = topo.ns("pya")
+    topo.service(ns, "127.0.0.1", 9091, "stock", sleep_ms=5)
+    args = []
+    for p in probes(name):
+        args += ["--probe", p]
+    # --no-tls: the links counted below are the Python probes'; the libssl
+    # probes (urllib.request imports ssl) would come and go on their own.
+    agent = agent_factory(*args, "--exe", "stock", "--no-tls")
+    maps = agent_maps(agent.proc.pid, PY_MAPS)
+    assert set(maps) == set(PY_MAPS), maps
+    links = perf_links(agent.proc.pid)
+
+    svc = start_pylogin(topo, ns, 9090, 9091, SVC if named_by == "OTEL_SERVICE_NAME" else None,
+                        launcher=True)
+    other = start_pylogin(topo, ns, 9092, 9091, "pyfuncother")  # not named: never probed
+    wait_python_attached(agent, svc.pid)
+    assert re.search(rf"tracing pid {svc.pid} \({name}\)", agent.log_text())
+    assert "not probed" not in agent.log_text()  # the launcher was young, then replaced
+    assert semaphores(svc.pid) == (1, 1, 1)
+    assert not probe_bytes_intact(svc.pid)
+    assert semaphores(other.pid) == (0, 0, 0)
+    assert probe_bytes_intact(other.pid)
+    assert perf_links(agent.proc.pid) == links + 3  # entry, return, line holder
+    assert svc.pid in tgids_in(maps["hu_py_procs"])
+
+    assert_login_chains(topo, ns, agent, svc, name)
+    # Attached once: not in the launcher, not again when the agent read
+    # python3's exec event after /proc already showed it.
+    assert len(re.findall(rf"probe: pid {svc.pid}: \d+ Python function", agent.log_text())) == 1
+
+    # It exits while the agent runs: its links and everything the kernel
+    # kept for it go.
+    svc.terminate()
+    svc.wait(timeout=10)
+    deadline = time.time() + 10
+    while perf_links(agent.proc.pid) != links or any(
+            svc.pid in tgids_in(maps[m]) for m in PY_MAPS):
+        assert time.time() < deadline, (
+            perf_links(agent.proc.pid), links,
+            {m: svc.pid in tgids_in(maps[m]) for m in PY_MAPS})
+        time.sleep(0.1)
+    assert semaphores(other.pid) == (0, 0, 0)
+    assert probe_bytes_intact(other.pid)
+    agent.stop()
+    m = re.search(r"probes \(final\): (.*)", agent.log_text())
+    stats = dict(kv.split("=", 1) for kv in m.group(1).split())
+    assert int(stats["calls"]) == 6
+    assert int(stats["unmatched_returns"]) == 0
 
 
 def test_check_lists_python_probes_and_their_cost(topo):

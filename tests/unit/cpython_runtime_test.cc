@@ -124,7 +124,7 @@ TEST(CPythonRuntime, ChecksTheOffsetTableAgainstTheRealInterpreter) {
 // its name. Prints "ok" lines or what differs.
 constexpr const char* kFrameScript = R"PY(
 import ctypes, sys
-ts_cframe, cframe_current, frame_code, code_flags, type_name, frame_previous, code_name, ascii_length, ascii_data = map(int, sys.argv[1:10])
+ts_cframe, cframe_current, frame_code, code_flags, type_name, frame_previous, code_name, ascii_length, ascii_data, firstlineno = map(int, sys.argv[1:11])
 api = ctypes.pythonapi
 api.PyThreadState_Get.restype = ctypes.c_void_p
 U = ctypes.c_uint64
@@ -146,10 +146,12 @@ def set_running_or_notify_cancel(): return (lambda: caller_name())()
 def gen(): yield 1
 flags = lambda f: ctypes.c_int.from_address(id(f.__code__) + code_flags).value
 name = lambda t: ctypes.c_char_p.from_address(id(t) + type_name).value.decode()
+line = lambda f: ctypes.c_int.from_address(id(f.__code__) + firstlineno).value
 print("frame", running())
 print("flags", flags(running) == running.__code__.co_flags and flags(gen) == gen.__code__.co_flags and bool(flags(gen) & 0x20))
 print("tp_name", name(Rejected) == "Rejected" and name(ValueError) == "ValueError")
 print("caller", caller_name() == b"<module>\0" and set_running_or_notify_cancel() == b"<lambda>\0")
+print("firstlineno", line(running) == running.__code__.co_firstlineno and line(gen) == gen.__code__.co_firstlineno and line(gen) != line(running))
 )PY";
 
 TEST(CPythonRuntime, FunctionProbeOffsetsFollowTheRealInterpreter) {
@@ -160,14 +162,14 @@ TEST(CPythonRuntime, FunctionProbeOffsetsFollowTheRealInterpreter) {
                           std::to_string(o.code_flags) + " " + std::to_string(o.type_name) + " " +
                           std::to_string(o.frame_previous) + " " + std::to_string(o.code_name) +
                           " " + std::to_string(o.ascii_length) + " " +
-                          std::to_string(o.ascii_data);
+                          std::to_string(o.ascii_data) + " " + std::to_string(o.code_firstlineno);
   FILE* f = popen(cmd.c_str(), "r");
   ASSERT_NE(f, nullptr);
   std::string out;
   char buf[256];
   while (fgets(buf, sizeof(buf), f)) out += buf;
   EXPECT_EQ(pclose(f), 0) << out;
-  EXPECT_EQ(out, "frame True\nflags True\ntp_name True\ncaller True\n");
+  EXPECT_EQ(out, "frame True\nflags True\ntp_name True\ncaller True\nfirstlineno True\n");
 }
 
 TEST(CPythonRuntime, SaysWhyForAProcessWithoutPython) {

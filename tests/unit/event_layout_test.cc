@@ -184,7 +184,13 @@ TEST(EventLayout, FunctionCallEventOfTheUprobes) {
   EXPECT_EQ(HU_SITE_PY_ENTRY, 5);
   EXPECT_EQ(HU_SITE_PY_RETURN, 6);
   EXPECT_EQ(HU_F_PY_RAISED, 4);
+  EXPECT_EQ(HU_F_PY_WHERE, 8);
   EXPECT_EQ(HU_FUNCTION_PY, 0x80000000u);
+  // A Python function's return: the call, then where the function is.
+  EXPECT_EQ(sizeof(hu_py_call_event), 1024u);
+  EXPECT_EQ(offsetof(hu_py_call_event, line), 504u);
+  EXPECT_EQ(offsetof(hu_py_call_event, path_len), 508u);
+  EXPECT_EQ(offsetof(hu_py_call_event, path), 512u);
 }
 
 TEST(EventLayout, PythonFunctionMapsOfTheUprobes) {
@@ -197,6 +203,7 @@ TEST(EventLayout, PythonFunctionMapsOfTheUprobes) {
   EXPECT_EQ(offsetof(hu_py_proc, type_name), 32u);
   EXPECT_EQ(offsetof(hu_py_proc, entry_file_reg), 36u);
   EXPECT_EQ(offsetof(hu_py_proc, return_name_reg), 42u);
+  EXPECT_EQ(offsetof(hu_py_proc, code_firstlineno), 44u);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "agent/kernel/event_reader.h"
 #include "agent/trace/internal_spans.h"
 
 namespace hoptrace {
@@ -171,18 +172,99 @@ TEST_F(InternalSpansTest, APythonFunctionLeftByAnExceptionIsAnErrorWithItsClass)
   hu_call_event e = Event({{1000, kLogin}, {2000, kCheck}}, 1, 3000);
   e.flags = HU_F_PY_RAISED;
   std::strcpy(e.exception, "PasswordRejected");
-  spans_.OnCall(e, false);
-  spans_.OnCall(Event({{1000, kLogin}}, 0, 4000), false);  // login caught it
+  spans_.OnCall(e, false, CodeLocation{"/srv/app.py", 42});
+  spans_.OnCall(Event({{1000, kLogin}}, 0, 4000), false,
+                CodeLocation{"/srv/app.py", 30});  // login caught it
   const Span& c = Named("check_password");
   EXPECT_EQ(c.status, StatusCode::kError);
   EXPECT_EQ(c.status_message, "exception PasswordRejected");
   ASSERT_EQ(c.events.size(), 1u);
   EXPECT_EQ(std::get<std::string>(*FindAttribute(c.events[0].attributes, "exception.type")),
             "PasswordRejected");
-  EXPECT_EQ(std::get<std::string>(*FindAttribute(c.attributes, "hoptrace.code.file")), "app.py");
   EXPECT_EQ(c.parent_span_id, Named("login").span_id);
   EXPECT_EQ(Named("login").status, StatusCode::kUnset);
   EXPECT_TRUE(Named("login").events.empty());
+}
+
+TEST_F(InternalSpansTest, APythonSpanSaysWhereItsFunctionIsDefined) {
+  constexpr uint32_t kLogin = 4 | HU_FUNCTION_PY, kCheck = 5 | HU_FUNCTION_PY;
+  uprobes::FunctionInfo login{"login", "login", "app.py", false};
+  login.python = true;
+  uprobes::FunctionInfo check{"check", "check", "app.py", false};
+  check.python = true;
+  functions_[kLogin] = login;
+  functions_[kCheck] = check;
+  // One spec (app.py:check) matched in two files: each call says its own.
+  spans_.OnCall(Event({{1000, kLogin}, {2000, kCheck}}, 1, 3000), false,
+                CodeLocation{"/srv/app.py", 12});
+  spans_.OnCall(Event({{1000, kLogin}, {3500, kCheck}}, 1, 3900), false,
+                CodeLocation{"/srv/admin/app.py", 7});
+  spans_.OnCall(Event({{1000, kLogin}}, 0, 4000), false, CodeLocation{"/srv/app.py", 30});
+  ASSERT_EQ(out_.size(), 3u);
+  auto where = [](const Span& s) {
+    return std::make_pair(std::get<std::string>(*FindAttribute(s.attributes, "code.file.path")),
+                          std::get<int64_t>(*FindAttribute(s.attributes, "code.line.number")));
+  };
+  EXPECT_EQ(where(out_[0]), std::make_pair(std::string("/srv/app.py"), int64_t{12}));
+  EXPECT_EQ(where(out_[1]), std::make_pair(std::string("/srv/admin/app.py"), int64_t{7}));
+  EXPECT_EQ(where(out_[2]), std::make_pair(std::string("/srv/app.py"), int64_t{30}));
+  for (const Span& s : out_) {
+    EXPECT_EQ(std::get<std::string>(*FindAttribute(s.attributes, "code.function.name")), s.name);
+    // The spec's FILE says nothing code.file.path does not.
+    EXPECT_EQ(FindAttribute(s.attributes, "hoptrace.code.file"), nullptr);
+  }
+}
+
+TEST_F(InternalSpansTest, AnAbandonedPythonCallHasNoLocation) {
+  constexpr uint32_t kLogin = 4 | HU_FUNCTION_PY;
+  uprobes::FunctionInfo login{"login", "login", "app.py", false};
+  login.python = true;
+  functions_[kLogin] = login;
+  hu_call_event e = Event({{1000, kHandle}, {2000, kLogin}}, 1, 3000);
+  e.hdr.type = HT_EV_FUNC_ABANDONED;
+  spans_.OnCall(e, true, CodeLocation{"/srv/app.py", 12});  // not its: only a return's
+  const Span& s = Named("login");
+  EXPECT_EQ(FindAttribute(s.attributes, "code.file.path"), nullptr);
+  EXPECT_EQ(FindAttribute(s.attributes, "code.line.number"), nullptr);
+}
+
+// The record the kernel sends for a Python function's return reaches the
+// handler with its location; one too short for what its flag says does not.
+class PythonCallRecords : public ::testing::Test, public EventHandler {
+ protected:
+  void OnConnOpen(const ConnEvent&) override {}
+  void OnData(const DataEvent&) override {}
+  void OnConnClose(const ConnEvent&) override {}
+  void OnProcExec(const ProcEvent&) override {}
+  void OnProcExit(const ProcEvent&) override {}
+  void OnFuncCall(const FuncCallEvent& ev) override {
+    calls_.push_back(ev.python ? std::string(ev.python->path, ev.python->path_len) + ":" +
+                                     std::to_string(ev.python->line)
+                               : std::string("native"));
+  }
+  std::vector<uint8_t> Record(size_t size, uint16_t flags) {
+    std::vector<uint8_t> rec(size);
+    auto* e = reinterpret_cast<hu_py_call_event*>(rec.data());
+    e->call.hdr.type = HT_EV_FUNC_CALL;
+    e->call.depth = 1;
+    e->call.flags = flags;
+    if (size >= sizeof(hu_py_call_event)) {
+      std::strcpy(e->path, "/srv/app.py");
+      e->path_len = 11;
+      e->line = 12;
+    }
+    return rec;
+  }
+  std::vector<std::string> calls_;
+  EventReader reader_{this};
+};
+
+TEST_F(PythonCallRecords, CarryTheFileAndLineOfTheFunction) {
+  reader_.Dispatch(Record(sizeof(hu_py_call_event), HU_F_PY_WHERE));
+  reader_.Dispatch(Record(sizeof(hu_call_event), 0));
+  reader_.Dispatch(Record(sizeof(hu_call_event), HU_F_PY_WHERE));  // cut short: dropped
+  EXPECT_EQ(calls_, (std::vector<std::string>{"/srv/app.py:12", "native"}));
+  EXPECT_EQ(reader_.stats().malformed, 1u);
 }
 
 TEST_F(InternalSpansTest, AProcessThatExitsLeavesNoOpenContext) {

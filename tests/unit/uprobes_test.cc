@@ -5,6 +5,7 @@
 // its functions are in its own memory; the resolver, reading the ELF files
 // and /proc/PID/maps from outside, must find exactly those addresses.
 #include <fcntl.h>
+#include <time.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "uprobes/elf_file.h"
+#include "uprobes/probe_manager.h"
 #include "uprobes/source_location.h"
 #include "uprobes/probe_resolver.h"
 #include "uprobes/probe_spec.h"
@@ -288,6 +290,63 @@ TEST_P(NativeResolveTest, FindsTheAddressesTheProcessSees) {
 INSTANTIATE_TEST_SUITE_P(Builds, NativeResolveTest,
                          ::testing::Values(UPROBES_FIXTURE_PIE_DEBUG, UPROBES_FIXTURE_NOPIE,
                                            UPROBES_FIXTURE_STRIPPED));
+
+// A path names the program through a symlink too (/usr/bin/python3 ->
+// python3.11): /proc/PID/exe gives the file, the user the link.
+TEST(ProbeResolverTest, APathNamesItsProgramThroughASymlink) {
+  Fixture f({UPROBES_FIXTURE_NOPIE, UPROBES_FIXTURE_LIB}, 4);
+  const std::string link = "/tmp/ht_uprobes_test_link_" + std::to_string(getpid());
+  ASSERT_EQ(symlink(UPROBES_FIXTURE_NOPIE, link.c_str()), 0);
+  const std::string exe = ExecutablePath(f.pid());
+  EXPECT_EQ(exe, UPROBES_FIXTURE_NOPIE);
+  EXPECT_TRUE(SpecNamesProcess(Spec(exe + ":Shop::validate"), f.pid(), exe, ProcessNames{}));
+  EXPECT_TRUE(SpecNamesProcess(Spec(link + ":Shop::validate"), f.pid(), exe, ProcessNames{}));
+  EXPECT_FALSE(SpecNamesProcess(Spec(std::string(UPROBES_FIXTURE_PIE_DEBUG) + ":Shop::validate"),
+                                f.pid(), exe, ProcessNames{}));
+  EXPECT_FALSE(SpecNamesProcess(Spec("/no/such/file:Shop::validate"), f.pid(), exe,
+                                ProcessNames{}));
+  ProbeResolver resolver({Spec(link + ":Shop::validate")});
+  EXPECT_TRUE(resolver.Wants(f.pid(), ProcessNames{}));
+  EXPECT_EQ(resolver.Resolve(f.pid(), ProcessNames{}).matches_per_spec[0], 1u);
+  unlink(link.c_str());
+}
+
+class CountingAttacher : public UprobeAttacher {
+ public:
+  size_t Attach(pid_t pid, const std::vector<AttachSite>& sites,
+                std::vector<std::string>*) override {
+    attached.push_back(pid);
+    return sites.size();
+  }
+  void Detach(pid_t pid) override { detached.push_back(pid); }
+  std::vector<pid_t> attached, detached;
+};
+
+uint64_t MonotonicNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
+}
+
+// The agent reads an exec's event later than /proc shows the new program:
+// an exec reported before the process was resolved is the program resolved
+// (kept: attached once); one reported after replaced it (forgotten).
+TEST(ProbeManagerTest, AnExecForgetsOnlyWhatWasResolvedBeforeIt) {
+  Fixture f({UPROBES_FIXTURE_NOPIE, UPROBES_FIXTURE_LIB}, 4);
+  CountingAttacher attacher;
+  ProbeManager manager({Spec(std::string(UPROBES_FIXTURE_NOPIE) + ":Shop::validate")},
+                       &attacher);
+  const uint64_t exec_seen_late = MonotonicNs();
+  ASSERT_EQ(manager.OnProcess(f.pid(), ProcessNames{}).probes.size(), 1u);
+  ASSERT_EQ(attacher.attached, std::vector<pid_t>{f.pid()});
+  EXPECT_FALSE(manager.OnExec(f.pid(), exec_seen_late));
+  EXPECT_TRUE(manager.Knows(f.pid()));
+  EXPECT_TRUE(attacher.detached.empty());
+  EXPECT_TRUE(manager.OnExec(f.pid(), MonotonicNs()));
+  EXPECT_FALSE(manager.Knows(f.pid()));
+  EXPECT_EQ(attacher.detached, std::vector<pid_t>{f.pid()});
+  EXPECT_FALSE(manager.OnExec(f.pid(), MonotonicNs()));  // not known: nothing to do
+}
 
 TEST(ElfFileTest, TellsDebugInfoAndGoApart) {
   std::string error;

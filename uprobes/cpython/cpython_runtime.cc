@@ -31,7 +31,8 @@ std::optional<Offsets> OffsetsFor(int major, int minor) {
                    .frame_previous = 48,
                    .code_name = 120,
                    .ascii_length = 16,
-                   .ascii_data = 48};
+                   .ascii_data = 48,
+                   .code_firstlineno = 72};
   }
   return std::nullopt;
 }

@@ -40,6 +40,7 @@ struct Offsets {
   uint32_t code_name;       // PyCodeObject.co_name
   uint32_t ascii_length;    // PyASCIIObject.length
   uint32_t ascii_data;      // sizeof(PyASCIIObject): a compact ASCII str's characters
+  uint32_t code_firstlineno;  // PyCodeObject.co_firstlineno (spans' code.line.number)
 };
 
 // The one table: per CPython 3.minor. nullopt for a version not in it.
