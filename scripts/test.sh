@@ -25,7 +25,7 @@ rm -f "$skip_log"
 before=$(bpftool prog list 2>/dev/null | grep -c ' name ht_' || true)
 netns_before=$(ip netns list 2>/dev/null | grep -c . || true)
 status=0
-# The kernel matrix (ctest -L matrix: Debian 11/12/13 under QEMU TCG, ~12 min)
+# The kernel matrix (ctest -L matrix: Debian 11/12/13 under QEMU TCG, 5-8 min each, ~21 min)
 # and the fresh-machine run (ctest -L freshvm: hours) run only when asked
 # for (./scripts/test.sh -L matrix): on 2026-12-06 the Debian 13 guest
 # failed twice under TCG (a read-only chain once, then a guest kernel panic

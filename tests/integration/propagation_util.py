@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, SERVICES, by_kind
+from conftest import PYTHON, SERVICES, by_kind, scaled
 
 PRIVATE_CGROUP2 = Path("/run/hoptrace-test-cgroup2")
 TP_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -89,13 +89,13 @@ class TestCgroup:
         for p in started:
             if p.poll() is None:
                 p.kill()
-                p.wait(timeout=10)
+                p.wait(timeout=scaled(10))
         for pid in self.extra_pids:
             try:
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
-        deadline = time.time() + 10
+        deadline = time.time() + scaled(10)
         while self.pids() and time.time() < deadline:
             time.sleep(0.05)
         try:
@@ -168,6 +168,7 @@ http {{
   server {{
     listen {host}:{port};
     location / {{
+      proxy_read_timeout {read_s}s;
       proxy_pass {upstream};
       proxy_http_version 1.1;
       proxy_set_header Connection "";
@@ -183,10 +184,11 @@ def nginx_proxy(topo, cg, ns, host, port, upstream, workers=1):
     d = Path(f"/tmp/ht{topo.tag}/nginx-{port}")
     d.mkdir(parents=True, exist_ok=True)
     conf = d / "nginx.conf"
+    # nginx's own default wait for the upstream is 60 s.
     conf.write_text(NGINX_CONF.format(dir=d, host=host, port=port, upstream=upstream,
-                                      workers=workers))
+                                      workers=workers, read_s=round(scaled(60))))
     p = start_in(topo, cg, ns, ["nginx", "-c", str(conf), "-p", str(d)])
-    deadline = time.time() + 10
+    deadline = time.time() + scaled(10)
     while time.time() < deadline:
         kids = nginx_workers(p.pid)
         if len(kids) >= workers and port_open(topo, ns, port):
@@ -242,7 +244,9 @@ def one_traceparent(head):
 
 
 def wait_heads(log, n, timeout=15):
-    deadline = time.time() + timeout
+    """Waits until the service logged n heads (timeout: host seconds,
+    scaled); returns them."""
+    deadline = time.time() + scaled(timeout)
     while time.time() < deadline:
         h = heads(log)
         if len(h) >= n:

@@ -78,8 +78,16 @@ def headroom(row):
 
 
 def ready(row):
+    """`hoptrace check`'s time, the agent's ready time, and the scale the
+    tests' waits got from it (rows from before cell.py measured them show
+    the ready time alone)."""
     r = row.get("agent_ready_s")
-    return "—" if r is None else f"{r:.1f} s"
+    text = "—" if r is None else f"{r:.1f} s"
+    if "check_s" in row:
+        text = f"{row['check_s']:.0f} s / {text}"
+    if "time_scale" in row:
+        text += f" (waits ×{row['time_scale']:g})"
+    return text
 
 
 def guard(row):
@@ -97,7 +105,7 @@ def main():
     releases = {l.split()[0]: l.split()[1] for l in (Path(__file__).parent / "kernels.conf")
                 .read_text().splitlines() if l.strip() and not l.startswith("#")}
     lines = ["| kernel | capture | kernel-side context | injection (chain tests) | read guard | "
-             "network probes | verifier, most | left behind | agent ready | boot / total |",
+             "network probes | verifier, most | left behind | check / agent ready | boot / total |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name in order:
         f = results / f"{name}.json"

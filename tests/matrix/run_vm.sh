@@ -16,6 +16,9 @@
 #   instead of the host's; CMD runs in it as its root user.
 # --net: a network card on QEMU's user-mode network (10.0.2.15, NAT to the
 #   host's; DNS at 10.0.2.3), so the guest can reach Debian's mirrors.
+# The command's environment: HOPTRACE_BIN, HT_MATRIX_NAME and HT_MATRIX_RESULTS
+# from the caller, HT_MATRIX_VM=1, HT_VM_TIMEOUT (--timeout), and
+# HOPTRACE_TEST_TIME_SCALE (the caller's, else 10: TCG is that much slower).
 # Exit: the command's status; 124 on timeout; 125 if the guest never ran it.
 # Prints the guest console (kernel messages quiet, the command's output) and
 # a final line "run_vm: NAME boot S s, total S s, rc N".
@@ -36,7 +39,7 @@ while [ $# -gt 0 ]; do
     *) name=$1; shift;;
   esac
 done
-[ -n "${name:-}" ] && [ $# -gt 0 ] || { sed -n '2,22p' "$0" >&2; exit 2; }
+[ -n "${name:-}" ] && [ $# -gt 0 ] || { sed -n '2,25p' "$0" >&2; exit 2; }
 command -v qemu-system-x86_64 >/dev/null ||
   { echo "run_vm: qemu-system-x86_64 missing: run sudo scripts/setup-matrix.sh" >&2; exit 2; }
 
@@ -61,6 +64,12 @@ init=$here/guest_init.sh
     [ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
   done
   echo "export HT_MATRIX_VM=1"
+  # The guest's own deadline (cell.py writes its row before it).
+  printf 'export HT_VM_TIMEOUT=%q\n' "$timeout"
+  # Under TCG the guest runs at least ~10x slower than the host: the tests'
+  # waits are scaled by at least this (cell.py raises it from what it
+  # measures); the caller may say more.
+  printf 'export HOPTRACE_TEST_TIME_SCALE=%q\n' "${HOPTRACE_TEST_TIME_SCALE:-10}"
 } > "$ctl/env"
 
 if [ -n "$disk" ]; then
@@ -89,13 +98,30 @@ set +e
 # gives up when an emulated tick comes late, which it does on a busy host
 # ("Kernel panic - not syncing: IO-APIC + timer doesn't work!", seen on all
 # three kernels at load ~20); virtual machines skip it.
-nice -n 10 timeout --kill-after=15 "$timeout" qemu-system-x86_64 \
+# A hung guest dies by pid, whoever gives up first: at --timeout, `timeout`
+# kills its child qemu; when this script is told to stop (ctest's TIMEOUT,
+# Ctrl-C), the trap kills the qemu whose pid it wrote (-pidfile); were this
+# script killed outright, the parent-death signals (setpriv) take `timeout`
+# and then qemu with it.
+stop_vm() {
+  local q
+  q=$(cat "$ctl/qemu.pid" 2>/dev/null || true)
+  [ -n "$q" ] && kill -KILL "$q" 2>/dev/null
+  [ -n "${vm_pid:-}" ] && kill -TERM "$vm_pid" 2>/dev/null
+  echo "run_vm: $name: stopped; qemu ${q:-(not started)} killed" >&2
+}
+trap 'stop_vm; exit 143' TERM INT HUP
+setpriv --pdeathsig KILL nice -n 10 timeout --kill-after=15 "$timeout" \
+  setpriv --pdeathsig KILL qemu-system-x86_64 \
   -accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" \
   -kernel "$kdir/vmlinuz" -initrd "$kdir/initramfs.cpio.gz" \
   -append "console=ttyS0 quiet loglevel=3 panic=-1 random.trust_cpu=on no_timer_check htinit=$init htroot=$rootmode htrwmb=$((mem / 3))" \
-  -nographic -no-reboot "${nic[@]}" -device virtio-rng-pci \
-  "${virtfs[@]}" < /dev/null
+  -nographic -no-reboot "${nic[@]}" -device virtio-rng-pci -pidfile "$ctl/qemu.pid" \
+  "${virtfs[@]}" < /dev/null &
+vm_pid=$!
+wait "$vm_pid"
 qrc=$?
+trap - TERM INT HUP
 set -e
 total_ms=$((($(date +%s%N) - start) / 1000000))
 total=$((total_ms / 1000)).$((total_ms % 1000 / 100))

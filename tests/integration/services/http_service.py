@@ -14,6 +14,7 @@ is the CA its https downstream is verified with.
 """
 import argparse
 import http.server
+import os
 import socket
 import socketserver
 import ssl
@@ -21,6 +22,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+
+
+# Seconds a downstream call may take: 30, times the test harness's
+# HOPTRACE_TEST_TIME_SCALE on a slow (emulated) machine.
+DOWNSTREAM_TIMEOUT = 30 * max(1.0, float(os.environ.get("HOPTRACE_TEST_TIME_SCALE", "1")))
 
 
 def pattern(n):
@@ -51,7 +57,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(opts.sleep_ms / 1000.0)
             if opts.downstream:
                 try:
-                    with urllib.request.urlopen(opts.downstream + "/work", timeout=30,
+                    with urllib.request.urlopen(opts.downstream + "/work",
+                                                timeout=DOWNSTREAM_TIMEOUT,
                                                 context=self.server.client_ctx) as r:
                         body = r.read()
                     self._reply(200, b"via " + body)

@@ -25,6 +25,7 @@ import asyncio
 import concurrent.futures
 import http.client
 import json
+import os
 import random
 import socket
 import socketserver
@@ -34,6 +35,9 @@ import time
 import urllib.parse
 
 LOG_LOCK = threading.Lock()
+# Seconds a downstream call may take: 30, times the test harness's
+# HOPTRACE_TEST_TIME_SCALE on a slow (emulated) machine.
+DOWNSTREAM_TIMEOUT = 30 * max(1.0, float(os.environ.get("HOPTRACE_TEST_TIME_SCALE", "1")))
 
 
 def log_head(opts, head):
@@ -72,7 +76,7 @@ POOL = None
 def call_blocking(opts, url, target):
     """One downstream GET on a new connection, in the calling thread."""
     host, port = split_url(url)
-    conn = http.client.HTTPConnection(host, port, timeout=30)
+    conn = http.client.HTTPConnection(host, port, timeout=DOWNSTREAM_TIMEOUT)
     try:
         conn.request("GET", target, headers={"User-Agent": "prop-service"})
         r = conn.getresponse()
@@ -84,7 +88,7 @@ def call_blocking(opts, url, target):
 def call_pooled(opts, url, target):
     """Connect on this (the request's) thread; a pool worker writes and reads."""
     host, port = split_url(url)
-    conn = http.client.HTTPConnection(host, port, timeout=30)
+    conn = http.client.HTTPConnection(host, port, timeout=DOWNSTREAM_TIMEOUT)
     conn.connect()
 
     def work():
