@@ -137,10 +137,10 @@ void HttpExchangeDetails::AddAttributes(const ConnInfo& conn, bool server,
 
   auto& a = span->attributes;
   if (IsKnownMethod(req.method)) {
-    AddAttribute(a, "http.request.method", req.method);
+    AddAttribute(a, "http.request.method", std::string(req.method));
   } else {
     AddAttribute(a, "http.request.method", std::string("_OTHER"));
-    AddAttribute(a, "http.request.method_original", req.method);
+    AddAttribute(a, "http.request.method_original", std::string(req.method));
   }
   auto host_header = req.Header("host");
   HostPort host = host_header ? ParseHost(*host_header) : HostPort{};
