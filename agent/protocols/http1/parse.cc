@@ -55,6 +55,19 @@ constexpr bool IEquals(std::string_view a, std::string_view b) {
   return true;
 }
 
+// The length of the token (RFC 9110 5.6.2) at the front of s. Four octets a
+// step: field names are most of what a head's bytes are checked one by one.
+[[gnu::always_inline]] inline size_t TokenLength(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  size_t i = 0;
+  while (i + 4 <= n && (kTchar[p[i]] & kTchar[p[i + 1]] & kTchar[p[i + 2]] & kTchar[p[i + 3]])) {
+    i += 4;
+  }
+  while (i < n && kTchar[p[i]]) ++i;
+  return i;
+}
+
 std::string_view TrimOws(std::string_view s) {
   while (!s.empty() && IsOws(s.front())) s.remove_prefix(1);
   while (!s.empty() && IsOws(s.back())) s.remove_suffix(1);
@@ -178,8 +191,7 @@ ParseState ParseStartLine(MessageType type, std::string_view line, bool complete
 [[gnu::always_inline]] inline ParseState ParseFieldLine(std::string_view line, bool complete,
                                                         std::string_view* name,
                                                         std::string_view* value) {
-  size_t i = 0;
-  while (i < line.size() && IsTchar(line[i])) ++i;
+  const size_t i = TokenLength(line);
   if (i == line.size()) return complete ? ParseState::kInvalid : ParseState::kNeedsMoreData;
   if (i == 0 || line[i] != ':') return ParseState::kInvalid;
   const std::string_view raw = line.substr(i + 1);
@@ -207,16 +219,48 @@ constexpr KeptByLength MakeKeptByLength() {
 }
 constexpr KeptByLength kKeptByLength = MakeKeptByLength();
 
-constexpr int KeptIndex(std::string_view name) {
+// name (a token) equals kept (one of kKeptHeaders, same size) but for case.
+// Eight octets a step: OR-ing 0x20 into an octet of a token lower-cases a
+// letter and changes nothing else that could then equal a lower-case letter,
+// a digit or '-' (only '^' and '_' change: into '~' and DEL), and kept names
+// hold nothing else.
+[[gnu::always_inline]] inline bool EqualsKeptName(std::string_view name, std::string_view kept) {
+  constexpr uint64_t kCase = 0x2020202020202020ull;
+  const size_t n = name.size();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t a, b;
+    std::memcpy(&a, name.data() + i, 8);
+    std::memcpy(&b, kept.data() + i, 8);
+    if ((a | kCase) != b) return false;
+  }
+  for (; i < n; ++i) {
+    if ((name[i] | 0x20) != kept[i]) return false;
+  }
+  return true;
+}
+
+// KeptIndex at compile time.
+constexpr int ConstKeptIndex(std::string_view name) {
   if (name.size() > kMaxKeptNameLength) return -1;
   for (int k : kKeptByLength[name.size()]) {
     if (k < 0) break;
-    if (Lower(name[0]) == kKeptHeaders[k][0] && IEquals(name, kKeptHeaders[k])) return k;
+    if (IEquals(name, kKeptHeaders[k])) return k;
   }
   return -1;
 }
-constexpr int kContentLengthIndex = KeptIndex("content-length");
-constexpr int kTransferEncodingIndex = KeptIndex("transfer-encoding");
+
+// name: a token.
+int KeptIndex(std::string_view name) {
+  if (name.size() > kMaxKeptNameLength) return -1;
+  for (int k : kKeptByLength[name.size()]) {
+    if (k < 0) break;
+    if (Lower(name[0]) == kKeptHeaders[k][0] && EqualsKeptName(name, kKeptHeaders[k])) return k;
+  }
+  return -1;
+}
+constexpr int kContentLengthIndex = ConstKeptIndex("content-length");
+constexpr int kTransferEncodingIndex = ConstKeptIndex("transfer-encoding");
 static_assert(kContentLengthIndex >= 0 && kTransferEncodingIndex >= 0);
 
 // Calls f on each OWS-trimmed element of a comma-separated list (empty ones
@@ -296,7 +340,8 @@ struct KeptFields {
   std::string folds;
 };
 
-bool CloseField(OpenField* field, Framing* framing, KeptFields* kept) {
+[[gnu::always_inline]] inline bool CloseField(OpenField* field, Framing* framing,
+                                              KeptFields* kept) {
   if (!field->open) return true;
   field->open = false;
   const std::string_view value = field->has_fold ? std::string_view(field->folded) : field->value;
@@ -469,7 +514,8 @@ constexpr std::string_view kKnownMethods[] = {
 
 std::optional<std::string_view> Message::Header(std::string_view name) const {
   for (const auto& [key, value] : headers) {
-    if (key.size() == name.size() && IEquals(name, key)) return value;
+    // Callers name it in lower case, as it is stored: most often equal as is.
+    if (key.size() == name.size() && (key == name || IEquals(name, key))) return value;
   }
   return std::nullopt;
 }
