@@ -68,7 +68,7 @@ constexpr bool IEquals(std::string_view a, std::string_view b) {
   return i;
 }
 
-std::string_view TrimOws(std::string_view s) {
+[[gnu::always_inline]] inline std::string_view TrimOws(std::string_view s) {
   while (!s.empty() && IsOws(s.front())) s.remove_prefix(1);
   while (!s.empty() && IsOws(s.back())) s.remove_suffix(1);
   return s;
