@@ -213,6 +213,39 @@ TEST(ParseHeadTest, FoldsObsoleteLineFoldingIntoOneSpace) {
   EXPECT_EQ(p.msg.headers.size(), 2u);
 }
 
+// Kept names are matched eight octets at a time with a case bit OR-ed in:
+// every token octet at every position of every kept name must give what a
+// case-insensitive comparison gives.
+TEST(ParseHeadTest, KeepsANameExactlyWhenItEqualsAKeptNameButForCase) {
+  const std::string_view tchar_specials = "!#$%&'*+-.^_`|~";
+  auto is_tchar = [&](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           tchar_specials.find(c) != std::string_view::npos;
+  };
+  auto lower = [](std::string s) {
+    for (char& c : s) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    return s;
+  };
+  for (std::string_view kept : kKeptHeaders) {
+    for (size_t i = 0; i < kept.size(); ++i) {
+      for (int b = 1; b < 256; ++b) {
+        const char c = static_cast<char>(b);
+        if (!is_tchar(c)) continue;
+        std::string name(kept);
+        name[i] = c;
+        // A value any kept field takes (framing fields are checked).
+        const std::string value = kept == "transfer-encoding" ? "chunked" : "0";
+        const std::string input = "GET / HTTP/1.1\r\n" + name + ": " + value + "\r\n\r\n";
+        Parsed p = Parse(kReq, input);
+        ASSERT_EQ(p.state, ParseState::kSuccess) << name;
+        const bool want = lower(name) == kept;
+        ASSERT_EQ(p.msg.headers.size(), want ? 1u : 0u) << name;
+        if (want) EXPECT_EQ(p.msg.headers[0].first, kept);
+      }
+    }
+  }
+}
+
 TEST(ParseHeadTest, KeepsEveryFoldedFieldApartAndEmptyValues) {
   Parsed p = Parse(kReq,
                    "GET / HTTP/1.1\r\n"
