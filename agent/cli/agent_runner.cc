@@ -502,10 +502,10 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   if (run.net_probes) stitch_options.span.network = &net_facts;
   HopTable hop_table;  // only kept when someone can ask (the metrics endpoint)
   HopJoiner joiner(stitch_options.span.network, run.metrics_address.empty() ? nullptr : &hop_table,
-                   [&](Span span) { pipeline.Submit(std::move(span)); },
+                   [&](Span&& span) { pipeline.Submit(std::move(span)); },
                    stitch_options.span.monotonic_to_unix_ns);
   TraceStitcher stitcher(&processes,
-                         [&](Span span) { joiner.OnSpan(std::move(span), MonotonicNowNs()); },
+                         [&](Span&& span) { joiner.OnSpan(std::move(span), MonotonicNowNs()); },
                          stitch_options);
   RearmTap rearm_tap(&stitcher);
   ConnTracker tracker(&rearm_tap);

@@ -42,7 +42,7 @@ SpanPipeline::SpanPipeline(std::vector<SpanOutput> outputs, SpanPipelineOptions 
 
 SpanPipeline::~SpanPipeline() { Shutdown(); }
 
-bool SpanPipeline::Submit(Span span) {
+bool SpanPipeline::Submit(Span&& span) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.submitted;

@@ -65,7 +65,7 @@ class SpanPipeline {
   SpanPipeline& operator=(const SpanPipeline&) = delete;
 
   // Never blocks on the sinks. Returns false if the span was dropped.
-  bool Submit(Span span);
+  bool Submit(Span&& span);
   // Exports everything queued, flushes the sinks and stops the workers, within
   // shutdown_timeout: what is still queued then is dropped and counted, and the exports
   // under way are cancelled (SpanSink::Cancel).

@@ -50,7 +50,7 @@ struct HopJoinerStats {
 
 class HopJoiner {
  public:
-  using Sink = std::function<void(Span)>;
+  using Sink = std::function<void(Span&&)>;  // by reference: see TraceStitcher::SpanCallback
 
   // facts may be null (no network probes); table may be null (nobody asks
   // for hops: the agent then keeps no summaries at all).

@@ -38,10 +38,75 @@ std::optional<int> InferIpHops(uint8_t observed) {
   return LikelyInitialTtl(observed) - observed;
 }
 
-size_t NetworkFacts::SpanIdHash::operator()(const SpanId& s) const {
+size_t NetworkFacts::SpanConnections::Home(const SpanId& id) const {
   uint64_t v;
-  memcpy(&v, s.bytes.data(), sizeof(v));
-  return std::hash<uint64_t>()(v);
+  memcpy(&v, id.bytes.data(), sizeof(v));
+  // Fibonacci hashing: ids made in tests are not random.
+  return static_cast<size_t>((v * 0x9e3779b97f4a7c15ull) >> (64 - index_bits_));
+}
+
+size_t NetworkFacts::SpanConnections::IndexOf(const SpanId& id) const {
+  if (index_.empty()) return kNotFound;
+  const size_t mask = index_.size() - 1;
+  for (size_t p = Home(id);; p = (p + 1) & mask) {
+    if (index_[p] == kEmpty) return kNotFound;
+    if (ring_[index_[p] - 1].id == id) return p;
+  }
+}
+
+const ConnId* NetworkFacts::SpanConnections::Find(const SpanId& id) const {
+  const size_t p = IndexOf(id);
+  return p == kNotFound ? nullptr : &ring_[index_[p] - 1].conn;
+}
+
+void NetworkFacts::SpanConnections::Insert(uint32_t ring_slot) {
+  const size_t mask = index_.size() - 1;
+  size_t p = Home(ring_[ring_slot].id);
+  while (index_[p] != kEmpty) p = (p + 1) & mask;
+  index_[p] = ring_slot + 1;
+}
+
+// Backward-shift deletion: later entries of the probe run move up so that
+// no lookup stops early at the hole.
+void NetworkFacts::SpanConnections::EraseAt(size_t pos) {
+  const size_t mask = index_.size() - 1;
+  size_t hole = pos;
+  for (size_t p = (pos + 1) & mask; index_[p] != kEmpty; p = (p + 1) & mask) {
+    const size_t home = Home(ring_[index_[p] - 1].id);
+    // The entry at p may fill the hole unless its home lies cyclically in (hole, p].
+    const bool home_after_hole = hole <= p ? (home > hole && home <= p) : (home > hole || home <= p);
+    if (!home_after_hole) {
+      index_[hole] = index_[p];
+      hole = p;
+    }
+  }
+  index_[hole] = kEmpty;
+}
+
+void NetworkFacts::SpanConnections::Grow() {
+  const size_t n = std::min(capacity_, std::max<size_t>(64, 2 * ring_.size()));
+  std::vector<Entry> ring(n);
+  for (size_t i = 0; i < size_; ++i) ring[i] = ring_[(head_ + i) % ring_.size()];
+  ring_ = std::move(ring);
+  head_ = 0;
+  index_bits_ = 1;
+  while ((size_t{1} << index_bits_) < 2 * n) ++index_bits_;
+  index_.assign(size_t{1} << index_bits_, kEmpty);
+  for (size_t i = 0; i < size_; ++i) Insert(static_cast<uint32_t>(i));
+}
+
+void NetworkFacts::SpanConnections::Add(const SpanId& id, const ConnId& conn) {
+  if (size_ >= capacity_) {
+    EraseAt(IndexOf(ring_[head_].id));
+    head_ = (head_ + 1) % ring_.size();
+    --size_;
+  }
+  if (IndexOf(id) != kNotFound) return;
+  if (size_ == ring_.size()) Grow();
+  const size_t slot = (head_ + size_) % ring_.size();
+  ring_[slot] = Entry{id, conn};
+  ++size_;
+  Insert(static_cast<uint32_t>(slot));
 }
 
 void NetworkFacts::OnTcpEvent(const TcpEvent& ev) {
@@ -110,17 +175,12 @@ std::vector<TcpIncident> NetworkFacts::IncidentsBetween(const ConnId& id, uint64
 
 void NetworkFacts::NoteSpanConnection(const SpanId& span_id, const ConnId& conn) {
   // As many as connections: a SERVER span's caller finishes within moments.
-  if (span_order_.size() >= options_.max_connections) {
-    span_conns_.erase(span_order_.front());
-    span_order_.pop_front();
-  }
-  if (span_conns_.emplace(span_id, conn).second) span_order_.push_back(span_id);
+  span_conns_.Add(span_id, conn);
 }
 
 std::optional<ConnId> NetworkFacts::SpanConnection(const SpanId& span_id) const {
-  auto it = span_conns_.find(span_id);
-  if (it == span_conns_.end()) return std::nullopt;
-  return it->second;
+  if (const ConnId* c = span_conns_.Find(span_id)) return *c;
+  return std::nullopt;
 }
 
 void NetworkFacts::EvictOldest() {

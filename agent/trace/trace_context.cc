@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
+#include <cstring>
 #include <functional>
 #include <string_view>
 #include <vector>
@@ -202,16 +204,22 @@ std::mt19937_64 SeededFromRandomDevice() {
 
 template <size_t N>
 void FillNonZero(std::mt19937_64& rng, std::array<uint8_t, N>* bytes) {
+  static_assert(N % 8 == 0, "whole 64-bit draws");
   // All-zero ids are invalid on the wire; the chance of drawing one is
   // 2^-64 or less, so redrawing costs nothing in practice.
+  uint64_t any = 0;
   do {
     for (size_t i = 0; i < N; i += 8) {
       uint64_t word = rng();
-      for (size_t j = i; j < std::min(N, i + 8); ++j, word >>= 8) {
-        (*bytes)[j] = static_cast<uint8_t>(word);
+      any |= word;
+      // Least significant byte first, as a byte loop would store them.
+      if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(bytes->data() + i, &word, 8);
+      } else {
+        for (size_t j = i; j < i + 8; ++j, word >>= 8) (*bytes)[j] = static_cast<uint8_t>(word);
       }
     }
-  } while (std::all_of(bytes->begin(), bytes->end(), [](uint8_t b) { return b == 0; }));
+  } while (any == 0);
 }
 
 }  // namespace

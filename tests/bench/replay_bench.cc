@@ -160,9 +160,9 @@ int Run(const Options& o) {
   so.span.monotonic_to_unix_ns = MonotonicToUnixOffsetNs();
   so.span.network = &net;
   uint64_t clock = 1'000'000'000;
-  HopJoiner joiner(&net, nullptr, [&](Span s) { pipeline.Submit(std::move(s)); },
+  HopJoiner joiner(&net, nullptr, [&](Span&& s) { pipeline.Submit(std::move(s)); },
                    so.span.monotonic_to_unix_ns);
-  TraceStitcher stitcher(&processes, [&](Span s) { joiner.OnSpan(std::move(s), clock); }, so);
+  TraceStitcher stitcher(&processes, [&](Span&& s) { joiner.OnSpan(std::move(s), clock); }, so);
   ConnTracker tracker(&stitcher);
   Dispatch dispatch(&tracker);
   EventReader reader(&dispatch);

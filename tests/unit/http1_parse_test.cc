@@ -2,6 +2,7 @@
 // 2-6: each test names the rule it protects.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 
@@ -210,6 +211,91 @@ TEST(ParseHeadTest, FoldsObsoleteLineFoldingIntoOneSpace) {
   EXPECT_EQ(p.msg.Header("user-agent"), "first second third");
   EXPECT_EQ(p.msg.content_length, 2);
   EXPECT_EQ(p.msg.headers.size(), 2u);
+}
+
+// Kept names are matched eight octets at a time with a case bit OR-ed in:
+// every token octet at every position of every kept name must give what a
+// case-insensitive comparison gives.
+TEST(ParseHeadTest, KeepsANameExactlyWhenItEqualsAKeptNameButForCase) {
+  const std::string_view tchar_specials = "!#$%&'*+-.^_`|~";
+  auto is_tchar = [&](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           tchar_specials.find(c) != std::string_view::npos;
+  };
+  auto lower = [](std::string s) {
+    for (char& c : s) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    return s;
+  };
+  for (std::string_view kept : kKeptHeaders) {
+    for (size_t i = 0; i < kept.size(); ++i) {
+      for (int b = 1; b < 256; ++b) {
+        const char c = static_cast<char>(b);
+        if (!is_tchar(c)) continue;
+        std::string name(kept);
+        name[i] = c;
+        // A value any kept field takes (framing fields are checked).
+        const std::string value = kept == "transfer-encoding" ? "chunked" : "0";
+        const std::string input = "GET / HTTP/1.1\r\n" + name + ": " + value + "\r\n\r\n";
+        Parsed p = Parse(kReq, input);
+        ASSERT_EQ(p.state, ParseState::kSuccess) << name;
+        const bool want = lower(name) == kept;
+        ASSERT_EQ(p.msg.headers.size(), want ? 1u : 0u) << name;
+        if (want) EXPECT_EQ(p.msg.headers[0].first, kept);
+      }
+    }
+  }
+}
+
+TEST(ParseHeadTest, KeepsEveryFoldedFieldApartAndEmptyValues) {
+  Parsed p = Parse(kReq,
+                   "GET / HTTP/1.1\r\n"
+                   "Host: a\r\n"
+                   " b\r\n"
+                   "User-Agent:\r\n"
+                   "Traceparent: c\r\n"
+                   "\td\r\n"
+                   "Connection: e\r\n\r\n");
+  ASSERT_EQ(p.state, ParseState::kSuccess);
+  ASSERT_EQ(p.msg.headers.size(), 4u);
+  EXPECT_EQ(p.msg.headers[0], HeaderField("host", "a b"));
+  EXPECT_EQ(p.msg.headers[1], HeaderField("user-agent", ""));
+  EXPECT_EQ(p.msg.headers[2], HeaderField("traceparent", "c d"));
+  EXPECT_EQ(p.msg.headers[3], HeaderField("connection", "e"));
+}
+
+// The views of a Message outlive the bytes it was parsed from, and survive
+// its copies and moves (they point into Message::text, which copies share).
+TEST(ParseHeadTest, MessageOwnsWhatItViews) {
+  Message copy, moved;
+  {
+    std::string input(kGet);
+    Parsed p = Parse(kReq, input);
+    ASSERT_EQ(p.state, ParseState::kSuccess);
+    copy = p.msg;
+    Message temp = p.msg;
+    moved = std::move(temp);
+    std::fill(input.begin(), input.end(), '#');
+  }
+  for (const Message* m : {&copy, &moved}) {
+    EXPECT_EQ(m->method, "GET");
+    EXPECT_EQ(m->target, "/api/v1/items?id=7");
+    EXPECT_EQ(m->Header("host"), "shop.example:8080");
+    EXPECT_EQ(m->Header("user-agent"), "curl/8.1");
+  }
+  EXPECT_EQ(copy.text, moved.text);  // shared, not copied
+}
+
+TEST(ParseHeadTest, ReparsingDropsWhatTheMessageHeld) {
+  Message m;
+  std::string_view in = kGet;
+  ASSERT_EQ(ParseHead(kReq, &in, &m), ParseState::kSuccess);
+  std::string_view status = "HTTP/1.1 204\r\n\r\n";
+  ASSERT_EQ(ParseHead(kResp, &status, &m), ParseState::kSuccess);
+  EXPECT_EQ(m.method, "");
+  EXPECT_EQ(m.target, "");
+  EXPECT_EQ(m.reason, "");
+  EXPECT_TRUE(m.headers.empty());
+  EXPECT_EQ(m.text, nullptr);
 }
 
 // --- framing headers -------------------------------------------------------

@@ -399,7 +399,7 @@ Summary Summarize(const Record& r) {
     s.resp_head = r.response->head_bytes;
     s.resp_body = r.response->body_bytes;
     s.complete = r.response->body_complete && r.outcome == Outcome::kComplete;
-    s.headers = r.response->headers;
+    s.headers.assign(r.response->headers.begin(), r.response->headers.end());
   }
   return s;
 }

@@ -6,6 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <deque>
+#include <map>
+#include <random>
+
 #include "agent/connections/conn_tracker.h"
 #include "agent/kernel/event_reader.h"
 #include "agent/process/process_registry.h"
@@ -181,6 +186,47 @@ TEST_F(NetworkPipelineTest, Ipv6HopLimitGivesHopsAndNetworkType) {
   ASSERT_EQ(spans_.size(), 1u);
   EXPECT_EQ(StrAttr(spans_[0].attributes, "network.type"), "ipv6");
   EXPECT_EQ(IntAttr(spans_[0], "hoptrace.network.ip_hops"), 2);
+}
+
+// SERVER span -> connection: the newest max_connections spans, the oldest
+// out first, the first connection of a span kept; checked against a plain
+// model through growth, wrap-around and eviction.
+TEST(NetworkFacts, RemembersTheNewestSpanConnections) {
+  for (size_t cap : {size_t{1}, size_t{3}, size_t{64}, size_t{100}, size_t{1000}}) {
+    NetworkFactsOptions o;
+    o.max_connections = cap;
+    NetworkFacts facts(o);
+    std::map<uint64_t, int32_t> model;  // id -> fd
+    std::deque<uint64_t> order;
+    std::mt19937_64 rng(cap);
+    auto id_of = [](uint64_t n) {
+      SpanId id;
+      const uint64_t v = (n + 1) << 20;  // low bits all alike
+      memcpy(id.bytes.data(), &v, 8);
+      return id;
+    };
+    for (int step = 0; step < 20000; ++step) {
+      const uint64_t n = rng() % (3 * cap + 10);
+      const int32_t fd = static_cast<int32_t>(rng() % 1000);
+      facts.NoteSpanConnection(id_of(n), ConnId{1, fd, 7});
+      if (order.size() >= cap) {
+        model.erase(order.front());
+        order.pop_front();
+      }
+      if (model.emplace(n, fd).second) order.push_back(n);
+      const uint64_t probe = rng() % (3 * cap + 10);
+      const auto got = facts.SpanConnection(id_of(probe));
+      const auto want = model.find(probe);
+      ASSERT_EQ(got.has_value(), want != model.end()) << "cap " << cap << " step " << step;
+      if (got) {
+        ASSERT_EQ(got->fd, want->second);
+      }
+    }
+    for (const auto& [n, fd] : model) {
+      ASSERT_TRUE(facts.SpanConnection(id_of(n)).has_value());
+      EXPECT_EQ(facts.SpanConnection(id_of(n))->fd, fd);
+    }
+  }
 }
 
 TEST(NetworkFacts, BoundedInConnectionsAndIncidents) {

@@ -2,13 +2,16 @@
 //
 // The parser is stateless: it rescans from the start of the head on every
 // call, so it never has to remember a half-parsed line. Lines are found with
-// memchr and fields are checked through a 256-entry table; nothing is
-// allocated except the strings of the start line and of kept headers.
+// memchr and fields are checked through a 256-entry table. Kept fields are
+// collected as views of the input; only a head that parsed is copied out, in
+// one block (Message::text), with the headers' vector: two allocations.
 #include "agent/protocols/http1/parse.h"
 
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <memory>
+#include <string>
 
 namespace hoptrace::http1 {
 namespace {
@@ -52,7 +55,20 @@ constexpr bool IEquals(std::string_view a, std::string_view b) {
   return true;
 }
 
-std::string_view TrimOws(std::string_view s) {
+// The length of the token (RFC 9110 5.6.2) at the front of s. Four octets a
+// step: field names are most of what a head's bytes are checked one by one.
+[[gnu::always_inline]] inline size_t TokenLength(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  size_t i = 0;
+  while (i + 4 <= n && (kTchar[p[i]] & kTchar[p[i + 1]] & kTchar[p[i + 2]] & kTchar[p[i + 3]])) {
+    i += 4;
+  }
+  while (i < n && kTchar[p[i]]) ++i;
+  return i;
+}
+
+[[gnu::always_inline]] inline std::string_view TrimOws(std::string_view s) {
   while (!s.empty() && IsOws(s.front())) s.remove_prefix(1);
   while (!s.empty() && IsOws(s.back())) s.remove_suffix(1);
   return s;
@@ -175,8 +191,7 @@ ParseState ParseStartLine(MessageType type, std::string_view line, bool complete
 [[gnu::always_inline]] inline ParseState ParseFieldLine(std::string_view line, bool complete,
                                                         std::string_view* name,
                                                         std::string_view* value) {
-  size_t i = 0;
-  while (i < line.size() && IsTchar(line[i])) ++i;
+  const size_t i = TokenLength(line);
   if (i == line.size()) return complete ? ParseState::kInvalid : ParseState::kNeedsMoreData;
   if (i == 0 || line[i] != ':') return ParseState::kInvalid;
   const std::string_view raw = line.substr(i + 1);
@@ -204,16 +219,48 @@ constexpr KeptByLength MakeKeptByLength() {
 }
 constexpr KeptByLength kKeptByLength = MakeKeptByLength();
 
-constexpr int KeptIndex(std::string_view name) {
+// name (a token) equals kept (one of kKeptHeaders, same size) but for case.
+// Eight octets a step: OR-ing 0x20 into an octet of a token lower-cases a
+// letter and changes nothing else that could then equal a lower-case letter,
+// a digit or '-' (only '^' and '_' change: into '~' and DEL), and kept names
+// hold nothing else.
+[[gnu::always_inline]] inline bool EqualsKeptName(std::string_view name, std::string_view kept) {
+  constexpr uint64_t kCase = 0x2020202020202020ull;
+  const size_t n = name.size();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t a, b;
+    std::memcpy(&a, name.data() + i, 8);
+    std::memcpy(&b, kept.data() + i, 8);
+    if ((a | kCase) != b) return false;
+  }
+  for (; i < n; ++i) {
+    if ((name[i] | 0x20) != kept[i]) return false;
+  }
+  return true;
+}
+
+// KeptIndex at compile time.
+constexpr int ConstKeptIndex(std::string_view name) {
   if (name.size() > kMaxKeptNameLength) return -1;
   for (int k : kKeptByLength[name.size()]) {
     if (k < 0) break;
-    if (Lower(name[0]) == kKeptHeaders[k][0] && IEquals(name, kKeptHeaders[k])) return k;
+    if (IEquals(name, kKeptHeaders[k])) return k;
   }
   return -1;
 }
-constexpr int kContentLengthIndex = KeptIndex("content-length");
-constexpr int kTransferEncodingIndex = KeptIndex("transfer-encoding");
+
+// name: a token.
+int KeptIndex(std::string_view name) {
+  if (name.size() > kMaxKeptNameLength) return -1;
+  for (int k : kKeptByLength[name.size()]) {
+    if (k < 0) break;
+    if (Lower(name[0]) == kKeptHeaders[k][0] && EqualsKeptName(name, kKeptHeaders[k])) return k;
+  }
+  return -1;
+}
+constexpr int kContentLengthIndex = ConstKeptIndex("content-length");
+constexpr int kTransferEncodingIndex = ConstKeptIndex("transfer-encoding");
 static_assert(kContentLengthIndex >= 0 && kTransferEncodingIndex >= 0);
 
 // Calls f on each OWS-trimmed element of a comma-separated list (empty ones
@@ -274,27 +321,88 @@ struct OpenField {
   bool has_fold = false;
 };
 
-bool CloseField(OpenField* field, Framing* framing, Message* msg) {
+// The kept fields of a head being parsed, before anything is copied out.
+struct KeptFields {
+  // Plain data, left uninitialised until used: 64 string_views would be
+  // constructed on every parse.
+  struct Field {
+    int kept;           // index in kKeptHeaders
+    bool folded;
+    const char* value;  // into the input (unfolded)
+    size_t size;
+    size_t fold_at;     // offset in `folds` (folded)
+  };
+  Field fields[kMaxKeptHeaders];
+  size_t size = 0;
+  size_t value_bytes = 0;
+  // Values of folded fields (rare), one after the other: views into a string
+  // that still grows would not stay valid, so offsets are kept until the end.
+  std::string folds;
+};
+
+[[gnu::always_inline]] inline bool CloseField(OpenField* field, Framing* framing,
+                                              KeptFields* kept) {
   if (!field->open) return true;
   field->open = false;
   const std::string_view value = field->has_fold ? std::string_view(field->folded) : field->value;
   if (field->kept == kContentLengthIndex && !ApplyContentLength(value, framing)) return false;
   if (field->kept == kTransferEncodingIndex) ApplyTransferEncoding(value, framing);
-  if (field->kept >= 0 && msg->headers.size() < kMaxKeptHeaders) {
-    if (msg->headers.capacity() == 0) msg->headers.reserve(8);  // one allocation, not 1-2-4-8
-    msg->headers.emplace_back(std::string(kKeptHeaders[field->kept]), std::string(value));
+  if (field->kept >= 0 && kept->size < kMaxKeptHeaders) {
+    KeptFields::Field& f = kept->fields[kept->size++];
+    f.kept = field->kept;
+    f.folded = field->has_fold;
+    f.value = value.data();
+    f.size = value.size();
+    if (field->has_fold) {
+      f.fold_at = kept->folds.size();
+      kept->folds.append(value);
+    }
+    kept->value_bytes += value.size();
   }
   return true;
 }
 
+// Copies what msg keeps of a parsed head (start line, kept fields) into one
+// block that msg owns, and points msg's views at it.
+void StoreHead(const StartLine& start, const KeptFields& kept, Message* msg) {
+  const size_t total =
+      start.method.size() + start.target.size() + start.reason.size() + kept.value_bytes;
+  // Nothing to copy for e.g. "HTTP/1.1 204" without kept fields, or with empty ones.
+  std::shared_ptr<char[]> text;
+  if (total > 0) text = std::make_shared_for_overwrite<char[]>(total);
+  char* out = text.get();
+  auto put = [&out](std::string_view s) -> std::string_view {
+    if (s.empty()) return {};
+    std::memcpy(out, s.data(), s.size());
+    const std::string_view stored(out, s.size());
+    out += s.size();
+    return stored;
+  };
+  msg->method = put(start.method);
+  msg->target = put(start.target);
+  msg->reason = put(start.reason);
+  if (kept.size > 0) {
+    msg->headers.reserve(kept.size);
+    for (size_t i = 0; i < kept.size; ++i) {
+      const KeptFields::Field& f = kept.fields[i];
+      const std::string_view value = f.folded
+                                         ? std::string_view(kept.folds).substr(f.fold_at, f.size)
+                                         : std::string_view(f.value, f.size);
+      msg->headers.emplace_back(kKeptHeaders[f.kept], put(value));
+    }
+  }
+  msg->text = std::move(text);
+}
+
 void ResetMessage(MessageType type, Message* msg) {
   msg->type = type;
-  msg->method.clear();
-  msg->target.clear();
+  msg->method = {};
+  msg->target = {};
   msg->status_code = 0;
-  msg->reason.clear();
+  msg->reason = {};
   msg->minor_version = 1;
   msg->headers.clear();
+  msg->text.reset();
   msg->head_truncated = false;
   msg->head_bytes = 0;
   msg->content_length = -1;
@@ -340,6 +448,7 @@ ParseState ParseHeadImpl(MessageType type, std::string_view data, Message* msg, 
   size_t pos = line.next;
   Framing framing;
   OpenField field;
+  KeptFields kept;
   bool any_field = false;
   while (true) {
     if (pos == data.size() && !truncated) return ParseState::kNeedsMoreData;
@@ -375,7 +484,7 @@ ParseState ParseHeadImpl(MessageType type, std::string_view data, Message* msg, 
       }
       continue;
     }
-    if (!CloseField(&field, &framing, msg)) return ParseState::kInvalid;
+    if (!CloseField(&field, &framing, &kept)) return ParseState::kInvalid;
     std::string_view name, value;
     if (ParseFieldLine(line.text, true, &name, &value) != ParseState::kSuccess) {
       return ParseState::kInvalid;
@@ -386,13 +495,11 @@ ParseState ParseHeadImpl(MessageType type, std::string_view data, Message* msg, 
     field.value = value;
     field.has_fold = false;
   }
-  if (!CloseField(&field, &framing, msg) || !FinishFraming(type, framing, msg)) {
+  if (!CloseField(&field, &framing, &kept) || !FinishFraming(type, framing, msg)) {
     return ParseState::kInvalid;
   }
-  msg->method.assign(start.method);
-  msg->target.assign(start.target);
+  StoreHead(start, kept, msg);
   msg->status_code = start.status;
-  msg->reason.assign(start.reason);
   msg->minor_version = start.minor;
   msg->head_truncated = truncated;
   msg->head_bytes = truncated ? data.size() : pos;
@@ -407,7 +514,8 @@ constexpr std::string_view kKnownMethods[] = {
 
 std::optional<std::string_view> Message::Header(std::string_view name) const {
   for (const auto& [key, value] : headers) {
-    if (key.size() == name.size() && IEquals(name, key)) return std::string_view(value);
+    // Callers name it in lower case, as it is stored: most often equal as is.
+    if (key.size() == name.size() && (key == name || IEquals(name, key))) return value;
   }
   return std::nullopt;
 }

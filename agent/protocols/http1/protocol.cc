@@ -24,7 +24,7 @@ bool IsKnownMethod(std::string_view m) {
 }
 
 struct HostPort {
-  std::string host;
+  std::string_view host;  // a view of the Host value
   std::optional<int64_t> port;
 };
 
@@ -34,12 +34,12 @@ HostPort ParseHost(std::string_view host) {
   size_t colon = std::string_view::npos;
   if (!host.empty() && host.front() == '[') {
     size_t close = host.find(']');
-    if (close == std::string_view::npos) return {std::string(host), {}};
-    out.host = std::string(host.substr(1, close - 1));
+    if (close == std::string_view::npos) return {host, {}};
+    out.host = host.substr(1, close - 1);
     if (close + 1 < host.size() && host[close + 1] == ':') colon = close + 1;
   } else {
     colon = host.rfind(':');
-    out.host = std::string(host.substr(0, colon));
+    out.host = host.substr(0, colon);
   }
   if (colon != std::string_view::npos) {
     int64_t port = 0;
@@ -133,27 +133,28 @@ void HttpExchangeDetails::AddAttributes(const ConnInfo& conn, bool server,
     path = target.substr(0, q);
     query = target.substr(q + 1);
   }
-  std::string shown_query = options.redact_query ? RedactQuery(query) : std::string(query);
+  std::string shown_query;
+  if (!query.empty()) shown_query = options.redact_query ? RedactQuery(query) : std::string(query);
 
   auto& a = span->attributes;
   if (IsKnownMethod(req.method)) {
-    AddAttribute(a, "http.request.method", req.method);
+    AddAttribute(a, "http.request.method", std::string(req.method));
   } else {
     AddAttribute(a, "http.request.method", std::string("_OTHER"));
-    AddAttribute(a, "http.request.method_original", req.method);
+    AddAttribute(a, "http.request.method_original", std::string(req.method));
   }
   auto host_header = req.Header("host");
   HostPort host = host_header ? ParseHost(*host_header) : HostPort{};
   const std::string& local = conn.LocalAddress();
   const std::string& remote = conn.RemoteAddress();
 
-  const std::string scheme = conn.tls ? "https" : "http";
+  const std::string_view scheme = conn.tls ? "https" : "http";
   if (server) {
-    AddAttribute(a, "url.scheme", scheme);
+    AddAttribute(a, "url.scheme", std::string(scheme));
     AddAttribute(a, "url.path", std::string(path));
     if (!query.empty()) AddAttribute(a, "url.query", shown_query);
     if (!host.host.empty()) {
-      AddAttribute(a, "server.address", host.host);
+      AddAttribute(a, "server.address", std::string(host.host));
       if (host.port) AddAttribute(a, "server.port", *host.port);
     } else if (!local.empty()) {
       AddAttribute(a, "server.address", local);
@@ -166,7 +167,7 @@ void HttpExchangeDetails::AddAttributes(const ConnInfo& conn, bool server,
   } else {
     std::string authority = host_header ? std::string(*host_header)
                                         : (remote + ":" + std::to_string(conn.remote_port));
-    std::string full = scheme + "://" + authority + std::string(path);
+    std::string full = std::string(scheme) + "://" + authority + std::string(path);
     if (!query.empty()) full += "?" + shown_query;
     if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0) {
       full = options.redact_query && !query.empty()
@@ -174,7 +175,7 @@ void HttpExchangeDetails::AddAttributes(const ConnInfo& conn, bool server,
                  : std::string(target);
     }
     AddAttribute(a, "url.full", full);
-    AddAttribute(a, "server.address", host.host.empty() ? remote : host.host);
+    AddAttribute(a, "server.address", host.host.empty() ? remote : std::string(host.host));
     if (host.port) {
       AddAttribute(a, "server.port", *host.port);
     } else if (conn.tuple_known) {

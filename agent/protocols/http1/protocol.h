@@ -41,7 +41,7 @@ std::unique_ptr<ProtocolParser> NewParser(Role role, ExchangeSink* sink,
 
 class HttpExchangeDetails final : public ExchangeDetails {
  public:
-  explicit HttpExchangeDetails(Record record) : record_(std::move(record)) {}
+  explicit HttpExchangeDetails(Record&& record) : record_(std::move(record)) {}
   const Record& record() const { return record_; }
 
   std::string SpanName() const override;

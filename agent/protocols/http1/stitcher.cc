@@ -530,7 +530,9 @@ struct Stitcher::Impl {
   uint64_t PushRequest(Message&& request) {
     const uint64_t seq = next_seq++;
     request.seq = seq;
-    pending.push_back(Pending{seq, std::move(request)});
+    Pending& p = pending.emplace_back();  // the request is moved once, not twice
+    p.seq = seq;
+    p.request = std::move(request);
     listener->OnRequestHead(pending.back().request);
     while (pending.size() > limits.max_pending_requests) {
       pending.pop_front();
@@ -570,7 +572,7 @@ struct Stitcher::Impl {
     Emit(std::move(record));
   }
 
-  void Emit(Record record) {
+  void Emit(Record&& record) {
     ++stats.records;
     listener->OnRecord(std::move(record));
   }

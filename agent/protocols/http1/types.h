@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,20 +31,35 @@ inline constexpr std::string_view kKeptHeaders[] = {
     "http2-settings",
 };
 
+// A kept header field: (name, value). The name is one of kKeptHeaders (static
+// storage); the value is a view of the message's text.
+using HeaderField = std::pair<std::string_view, std::string_view>;
+
+// One parsed head. Its strings are views: what the parser keeps of a head
+// (start-line parts and kept header values) is copied once into `text`, a
+// block that every copy of the Message co-owns and nobody changes, so the
+// views stay valid for as long as any copy of the Message lives, and moving
+// or copying a Message copies no bytes. (Per field std::strings cost a heap
+// allocation or an inline copy per field per move, and a Message moves ~6
+// times on its way to a span.) Code that fills a Message by hand (tests)
+// points the views at storage that outlives it, e.g. string literals.
 struct Message {
   MessageType type = MessageType::kRequest;
 
   // Request line.
-  std::string method;  // as sent, e.g. "GET"
-  std::string target;  // request-target as sent, e.g. "/a/b?x=1"
+  std::string_view method;  // as sent, e.g. "GET"
+  std::string_view target;  // request-target as sent, e.g. "/a/b?x=1"
   // Status line.
   int status_code = 0;
-  std::string reason;
+  std::string_view reason;
 
   int minor_version = 1;  // HTTP/1.<minor_version>
 
   // Kept headers only (see kKeptHeaders), names lower-cased, in order.
-  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<HeaderField> headers;
+  // The bytes method, target, reason and the header values view (null when
+  // there are none, or when they view static strings).
+  std::shared_ptr<const char[]> text;
   // The head did not fit in what was captured: headers after the cut are unknown.
   bool head_truncated = false;
 
