@@ -942,6 +942,8 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
         m.http_orphan_responses, m.http_resyncs, m.invalid_traceparent, m.shed);
   };
 
+  constexpr int kSmallBatch = 256;                     // events: below it, wait for more
+  constexpr auto kBatchWait = std::chrono::microseconds(1000);
   const auto started = std::chrono::steady_clock::now();
   auto last_stats = started, last_sweep = started, last_tick = started, last_shed = started;
   uint64_t last_lost = 0;
@@ -951,6 +953,16 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     if (n < 0 && n != -EINTR) {
       spdlog::error("ring buffer poll failed: {}", strerror(-n));
       break;
+    }
+    if (n > 0 && n < kSmallBatch) {
+      // A request makes a few events. At a steady rate a consumer that
+      // drains the ring and waits again is woken for nearly every request
+      // (the kernel wakes it whenever it had caught up): a wake-up, an
+      // epoll_wait and two context switches per request, and an irq_work
+      // in the traced process's syscall. After a small batch, let the next
+      // events gather instead: spans leave at most kBatchWait later, and
+      // while the agent is behind the kernel wakes nobody.
+      std::this_thread::sleep_for(kBatchWait);
     }
     const auto now = std::chrono::steady_clock::now();
     // Housekeeping (expiries, the propagation sweep, counters read from
