@@ -944,6 +944,10 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
 
   constexpr int kSmallBatch = 256;                     // events: below it, wait for more
   constexpr auto kBatchWait = std::chrono::microseconds(1000);
+  // ... except under the read guard: a pooled connection's next request is
+  // injected only once the agent has seen the previous response (Rearm),
+  // and a client that writes it within the wait would go without.
+  const bool batch_wait = !(propagation && propagation->read_guard());
   const auto started = std::chrono::steady_clock::now();
   auto last_stats = started, last_sweep = started, last_tick = started, last_shed = started;
   uint64_t last_lost = 0;
@@ -954,7 +958,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
       spdlog::error("ring buffer poll failed: {}", strerror(-n));
       break;
     }
-    if (n > 0 && n < kSmallBatch) {
+    if (batch_wait && n > 0 && n < kSmallBatch) {
       // A request makes a few events. At a steady rate a consumer that
       // drains the ring and waits again is woken for nearly every request
       // (the kernel wakes it whenever it had caught up): a wake-up, an
