@@ -262,7 +262,7 @@ static __always_inline __u64 ht_py_ctx_span(__u32 tgid, __u64 ts, const struct h
  * Future.set_running_or_notify_cancel() right before it runs the call, and
  * again in set_result() / set_exception() right after.
  *  - ht_py_lock_new (uretprobe on PyThread_allocate_lock): a lock made while
- *    the thread serves a request (its Context's, its own Future's, else the
+ *    the thread serves a request (its own Future's, its Context's, else the
  *    request the thread model gives the thread) remembers that request.
  *  - ht_py_lock_take (uprobe on PyThread_acquire_lock_timed): another thread
  *    taking such a lock with set_running_or_notify_cancel among its
@@ -297,21 +297,33 @@ struct {
 	__type(value, struct ht_py_work_item);
 } ht_py_work SEC(".maps");
 
-/* The request this thread's Python code serves now, 0 if none. */
-static __always_inline __u64 ht_py_serving(__u64 pid_tgid, __u64 ts, const struct ht_py_proc *p)
-{
-	struct ht_py_work_item *w;
-	struct ht_server_ctx *c;
-	bool bound;
-	__u64 span = ht_py_ctx_span(pid_tgid >> 32, ts, p, &bound);
+/* Which of the runtime's answers says what this thread's Python code serves. */
+enum ht_py_source {
+	HT_PY_SAYS_NOTHING = 0, /* neither: the thread model's turn */
+	HT_PY_FUTURE = 1,       /* a pool worker running a Future's call */
+	HT_PY_CONTEXT = 2,      /* the current Context's binding */
+};
 
-	if (bound)
-		return span;
-	w = bpf_map_lookup_elem(&ht_py_work, &pid_tgid);
-	if (w)
+/* The request the runtime says this thread's Python code serves (0: none),
+ * and which answer says it. A worker's Future comes first: its own Context
+ * may sit at the address of a freed, bound one (CPython reuses Contexts
+ * from a free list, and makes a thread's first one without a copy), and
+ * asyncio.to_thread runs the call in a copy of the submitter's Context, the
+ * Future's request too. */
+static __always_inline __u64 ht_py_runtime_span(__u64 pid_tgid, const struct ht_py_proc *p,
+						enum ht_py_source *src)
+{
+	struct ht_py_work_item *w = bpf_map_lookup_elem(&ht_py_work, &pid_tgid);
+	bool bound;
+	__u64 span;
+
+	if (w) {
+		*src = HT_PY_FUTURE;
 		return w->span;
-	c = ht_thread_pick(pid_tgid, false);
-	return c ? c->span_id : 0;
+	}
+	span = ht_py_ctx_span(pid_tgid >> 32, ht_py_tstate(pid_tgid, p), p, &bound);
+	*src = bound ? HT_PY_CONTEXT : HT_PY_SAYS_NOTHING;
+	return span;
 }
 
 SEC("uretprobe")
@@ -322,10 +334,16 @@ int BPF_KRETPROBE(ht_py_lock_new, void *lock)
 	struct ht_py_proc *p = bpf_map_lookup_elem(&ht_py_procs, &tgid);
 	struct ht_py_ctx_key k = { .tgid = tgid, .ctx = (__u64)lock };
 	struct ht_py_lock l = { .maker = (__u32)pid_tgid };
+	enum ht_py_source src;
+	struct ht_server_ctx *c;
 
 	if (!p || !lock)
 		return 0;
-	l.span = ht_py_serving(pid_tgid, ht_py_tstate(pid_tgid, p), p);
+	l.span = ht_py_runtime_span(pid_tgid, p, &src);
+	if (src == HT_PY_SAYS_NOTHING) {
+		c = ht_thread_pick(pid_tgid, false);
+		l.span = c ? c->span_id : 0;
+	}
 	if (!l.span) {
 		/* A lock at a reused address must not keep a freed one's request. */
 		bpf_map_delete_elem(&ht_py_locks, &k);
@@ -417,33 +435,24 @@ int BPF_KPROBE(ht_py_lock_take, void *lock)
 }
 
 /* At the entry of connect / write / writev / sendto / sendmsg: the request
- * the running Python code serves, for ht_thread_pick(): a pool worker's
- * running its Future's call (asyncio.to_thread runs it in a copy of the
- * submitter's Context too: the same request); else its Context's; else the
- * thread model. */
+ * the running Python code serves, for ht_thread_pick(), when the runtime
+ * says (ht_py_runtime_span); else the thread model. */
 static __always_inline void ht_py_syscall_enter(__u64 pid_tgid)
 {
 	__u32 tgid = pid_tgid >> 32;
 	struct ht_py_proc *p = bpf_map_lookup_elem(&ht_py_procs, &tgid);
-	struct ht_py_work_item *w;
-	bool bound;
+	enum ht_py_source src;
 	__u64 span;
 
 	if (!p)
 		return;
-	w = bpf_map_lookup_elem(&ht_py_work, &pid_tgid);
-	if (w) {
-		ht_rt_set(pid_tgid, w->span, HT_RT_PYTHON);
-		ht_py_count(HT_PYC_SYSCALL_HANDED);
+	span = ht_py_runtime_span(pid_tgid, p, &src);
+	if (src == HT_PY_SAYS_NOTHING) {
+		ht_py_count(HT_PYC_SYSCALL_UNBOUND);
 		return;
 	}
-	span = ht_py_ctx_span(tgid, ht_py_tstate(pid_tgid, p), p, &bound);
-	if (bound) {
-		ht_rt_set(pid_tgid, span, HT_RT_PYTHON);
-		ht_py_count(HT_PYC_SYSCALL_SET);
-		return;
-	}
-	ht_py_count(HT_PYC_SYSCALL_UNBOUND);
+	ht_rt_set(pid_tgid, span, HT_RT_PYTHON);
+	ht_py_count(src == HT_PY_FUTURE ? HT_PYC_SYSCALL_HANDED : HT_PYC_SYSCALL_SET);
 }
 
 static __always_inline void ht_py_syscall_exit(__u64 pid_tgid)

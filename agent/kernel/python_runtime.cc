@@ -12,6 +12,14 @@
 #include "uprobes/cpython/cpython_runtime.h"
 
 namespace hoptrace {
+namespace {
+
+// The model's name in logs and `check`, before what it says of Futures.
+std::string ContextsModel(const uprobes::cpython::Interpreter& in) {
+  return "python contexts (CPython " + in.version() + ", " + in.path + ")";
+}
+
+}  // namespace
 
 PythonRuntime::PythonRuntime(const BpfLoader& loader) : loader_(loader) {}
 
@@ -72,7 +80,7 @@ bool PythonRuntime::Follow(pid_t pid, std::string* model) {
   }
   const std::string no_futures = AttachFutures(pid, *in, &l);
   links_[pid] = l;
-  *model = "python contexts (CPython " + in->version() + ", " + in->path + ")";
+  *model = ContextsModel(*in);
   *model += no_futures.empty() ? " + pool Futures" : "; pool Futures not followed: " + no_futures;
   spdlog::info("python: pid {}: {}", pid, *model);
   return true;
@@ -105,12 +113,6 @@ std::string PythonRuntime::AttachFutures(pid_t pid, const uprobes::cpython::Inte
     return why;
   }
   return "";
-}
-
-size_t PythonRuntime::links() const {
-  size_t n = 0;
-  for (const auto& [pid, l] : links_) n += 1 + (l.lock_new != nullptr) + (l.lock_take != nullptr);
-  return n;
 }
 
 void PythonRuntime::Forget(pid_t pid) {
@@ -149,8 +151,8 @@ std::string PythonModelOf(pid_t pid) {
   std::string why;
   auto in = uprobes::cpython::FindInterpreter(pid, &why);
   if (in) {
-    return "python contexts (CPython " + in->version() + ", " + in->path + ")" +
-           (in->lock_new_offset && in->lock_take_offset ? " + pool Futures" : "");
+    const bool futures = in->lock_new_offset != 0 && in->lock_take_offset != 0;
+    return ContextsModel(*in) + (futures ? " + pool Futures" : "");
   }
   if (why.rfind("no CPython", 0) == 0 || why == "process gone") return "";
   return "thread model (" + why + ")";

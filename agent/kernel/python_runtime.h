@@ -45,7 +45,6 @@ class PythonRuntime {
   void Forget(pid_t pid);
   bool Follows(pid_t pid) const { return links_.count(pid) != 0; }
   PythonRuntimeCounters ReadCounters() const;
-  size_t links() const;
 
  private:
   // The uprobes' links of one process; Futures' probes are optional.
