@@ -240,7 +240,9 @@ TEST(ParseHeadTest, KeepsANameExactlyWhenItEqualsAKeptNameButForCase) {
         ASSERT_EQ(p.state, ParseState::kSuccess) << name;
         const bool want = lower(name) == kept;
         ASSERT_EQ(p.msg.headers.size(), want ? 1u : 0u) << name;
-        if (want) EXPECT_EQ(p.msg.headers[0].first, kept);
+        if (want) {
+          EXPECT_EQ(p.msg.headers[0].first, kept);
+        }
       }
     }
   }
