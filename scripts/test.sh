@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test: unit (no root), integration (root:
 # real BPF, real processes in network namespaces), fuzzing (bounded time),
-# and, when asked (-L matrix), the kernel matrix (Debian 11, 12, 13 under QEMU, and the host).
+# and the kernel matrix (Debian 11, 12 and 13 booted under QEMU, and the host).
 #   ./scripts/test.sh            # all of it (as root, or through sudo)
-#   ./scripts/test.sh -L unit    # extra arguments go to ctest
+#   ./scripts/test.sh -L unit    # extra arguments go to ctest (then no matrix
+#                                # unless they ask for it: -L matrix)
 # Ends with the skipped tests and their reasons, then the check that nothing
 # of ours stayed in the kernel; both run whether the tests passed or not.
 set -euo pipefail
@@ -25,20 +26,50 @@ rm -f "$skip_log"
 before=$(bpftool prog list 2>/dev/null | grep -c ' name ht_' || true)
 netns_before=$(ip netns list 2>/dev/null | grep -c . || true)
 status=0
-# The kernel matrix (ctest -L matrix: Debian 11/12/13 under QEMU TCG, 5-8 min each, ~21 min)
-# and the fresh-machine run (ctest -L freshvm: hours) run only when asked
-# for (./scripts/test.sh -L matrix): on 2026-12-06 the Debian 13 guest
-# failed twice under TCG (a read-only chain once, then a guest kernel panic
-# in __schedule while programs attached), not understood yet; see README.
-# The image's build and run (ctest -L image_build: the first build of the image took
+# With no arguments: the host's tests, and the kernel matrix's three guests
+# (ctest in build/tests/matrix: Debian 11, 12, 13 under QEMU TCG, one after the
+# other, 3-6 min each alone) running alongside them. Their qemu runs at
+# nice 10 (run_vm.sh): the host's tests keep the CPU they ask for, the guests
+# take what is left, and every wait in a guest is scaled by how slowly its
+# agent got ready (cell.py), so a guest slowed by the host's tests waits
+# longer instead of failing. The host's own cell (matrix.host) runs the same
+# integration tests as the host suite (the same namespaces and addresses):
+# after it, alone.
+# Asked for only: the fresh-machine run (ctest -L freshvm: hours) and the
+# image's build and run (ctest -L image_build: the first build of the image took
 # 35 min on a loaded 2-core machine, later ones 1-4 min from buildah's layer and compiler
-# caches) is asked for the same way: ./scripts/test.sh -L image_build.
-[ $# -gt 0 ] || set -- -LE 'matrix|freshvm|image_build'
+# caches): ./scripts/test.sh -L image_build.
+matrix_pid=
+stop_matrix() {
+  # The guests' ctest was started in its own process group (setsid): it,
+  # run_vm.sh and qemu go together.
+  [ -n "$matrix_pid" ] && kill -TERM -- "-$matrix_pid" 2>/dev/null || true
+}
+if [ $# -eq 0 ]; then
+  set -- -LE 'matrix|freshvm|image_build'
+  matrix_log=build/ctest-matrix.log
+  echo "test.sh: the kernel matrix's guests run alongside (their output: build/matrix-guests.out)"
+  setsid ctest --test-dir build/tests/matrix -E '^matrix[.]host$' --output-on-failure \
+    --output-log "$PWD/$matrix_log" > build/matrix-guests.out 2>&1 &
+  matrix_pid=$!
+  trap 'stop_matrix; exit 130' INT TERM HUP
+fi
 case " $* " in
   *image_build*) ./scripts/setup.sh --tests --image ;;  # buildah, podman, runc, the base
 esac
 
 ctest --test-dir build --output-on-failure --output-log "$ctest_log" "$@" || status=$?
+
+if [ -n "$matrix_pid" ]; then
+  echo "test.sh: waiting for the kernel matrix's guests"
+  wait "$matrix_pid" || status=1
+  matrix_pid=
+  trap - INT TERM HUP
+  cat build/matrix-guests.out
+  ctest --test-dir build/tests/matrix -R '^matrix[.]host$' --output-on-failure || status=1
+  # The table README.md carries, from these runs' rows.
+  /usr/bin/python3 tests/matrix/render_table.py --print || true
+fi
 
 # Skips: pytest's (through conftest.py's log) and GoogleTest's.
 {

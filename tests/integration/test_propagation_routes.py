@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from conftest import by_kind, hoptrace_bin, require_propagation, scaled
+from conftest import by_kind, check_reused, hoptrace_bin, require_propagation, scaled
 from propagation_util import TestCgroup, check_one_hop, one_traceparent, py_service, wait_heads
 
 ROUTES = ["helper", "task"]
@@ -165,15 +165,21 @@ def test_starts_without_kernel_contexts_where_bpf_loop_is_missing(topo, agent_fa
         agent.stop()
         assert agent.proc.returncode == 0, agent.log_text()
 
-        # `hoptrace check` says the same (run here: what it says with the
-        # variable set is what this test is about).
-        r = subprocess.run([hoptrace_bin(), "check"], capture_output=True, text=True,
-                           timeout=scaled(120), env=dict(os.environ, **env))
-        missing = [l for l in r.stdout.splitlines() if l.startswith("MISSING")]
+        # `hoptrace check` says the same. Run here with the variable set,
+        # unless this kernel lacks bpf_loop itself: there the variable
+        # changes nothing, and the matrix cell's own check of this boot
+        # (check_reused: minutes under emulation) is the same answer.
+        lines = check_reused()
+        if lines is None or not any(l.startswith("MISSING") and "no bpf_loop (Linux 5.17" in l
+                                     for l in lines):
+            r = subprocess.run([hoptrace_bin(), "check"], capture_output=True, text=True,
+                               timeout=scaled(120), env=dict(os.environ, **env))
+            lines = r.stdout.splitlines()
+        out = "\n".join(lines)
+        missing = [l for l in lines if l.startswith("MISSING")]
         for feature in ("kernel-side trace contexts", "context propagation"):
             [line] = [l for l in missing if l.split("  ")[1].strip() == feature]
-            assert "no bpf_loop (Linux 5.17" in line, r.stdout
-        assert any(l.startswith("ok") and "HTTP capture programs" in l
-                   for l in r.stdout.splitlines()), r.stdout
+            assert "no bpf_loop (Linux 5.17" in line, out
+        assert any(l.startswith("ok") and "HTTP capture programs" in l for l in lines), out
     finally:
         cgroup.remove(topo.procs)

@@ -49,12 +49,16 @@ RESULTS = Path(os.environ.get("HT_MATRIX_RESULTS", ROOT / "build" / "tests" / "m
 CHAIN_TESTS = ["test_thread_per_request_python_to_python",
                "test_chain_nginx_python_node_without_header"]
 # Capture on every kernel: curl -> Python -> Python read-only, the exact
-# tree; and the agent asked for propagation where the kernel-side contexts
-# cannot run (forced by HOPTRACE_KERNEL_CONTEXT=off where they can): it
-# starts, says why in one line, and traces read-only.
-CAPTURE_TESTS = {"test_chain_without_header_starts_new_trace": "test_http_chain.py",
-                 "test_starts_without_kernel_contexts_where_bpf_loop_is_missing":
-                     "test_propagation_routes.py"}
+# tree.
+CAPTURE_TESTS = {"test_chain_without_header_starts_new_trace": "test_http_chain.py"}
+# The fallback, where this kernel's check says the kernel-side contexts do
+# not run (Debian 11: no bpf_loop): the agent asked for propagation starts,
+# says why in one line, traces read-only, and check says the same. Where
+# they run, the default suite forces the same path on the host
+# (HOPTRACE_KERNEL_CONTEXT=off): run in a guest it would cost an agent and a
+# check (2-4 min under TCG) and prove nothing about that kernel.
+FALLBACK_TESTS = {"test_starts_without_kernel_contexts_where_bpf_loop_is_missing":
+                  "test_propagation_routes.py"}
 # How slow this machine is, for the tests' waits (HOPTRACE_TEST_TIME_SCALE,
 # tests/integration/conftest.py): at least what the caller says (run_vm.sh:
 # 10 under TCG), more when the agent here took longer than HOST_READY_S times
@@ -217,7 +221,7 @@ def run_tests(tmp, tests, scale, check_record):
     left = seconds_left()
     timeout = 1200 if left is None else max(1.0, left)
     with open(out, "w") as f:
-        p = subprocess.Popen(["/usr/bin/python3", "-m", "pytest", "-v", "-p", "no:cacheprovider",
+        p = subprocess.Popen(["/usr/bin/python3", "-m", "pytest", "-v", "-p", "no:cacheprovider", "--durations=0",
                               "-rA", f"--junitxml={junit}"] + ids, stdout=f,
                              stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         timed_out = False
@@ -347,7 +351,8 @@ def main():
     else:
         row["read_guard"] = {"needed": not fion["ok"], "detail": fion["detail"]}
 
-    tests = dict(CAPTURE_TESTS, **{t: "test_propagation.py" for t in CHAIN_TESTS})
+    capture_tests = dict(CAPTURE_TESTS, **(FALLBACK_TESTS if not ctx["ok"] else {}))
+    tests = dict(capture_tests, **{t: "test_propagation.py" for t in CHAIN_TESTS})
     with tempfile.TemporaryDirectory() as tmp:
         row["agent_ready_s"] = agent_ready_seconds(tmp) if capture["ok"] else None
         row["time_scale"] = time_scale(row["agent_ready_s"])
@@ -382,8 +387,8 @@ def main():
         return [f"{t}: {outcomes[t]['outcome']}: {outcomes[t].get('reason', '')}"
                 for t in names if outcomes[t]["outcome"] != "passed"]
 
-    row["capture_tests"] = {t: outcomes[t] for t in CAPTURE_TESTS}
-    capture_bad = bad(CAPTURE_TESTS)
+    row["capture_tests"] = {t: outcomes[t] for t in capture_tests}
+    capture_bad = bad(capture_tests)
     row["capture_tests_ok"] = {"ok": not capture_bad, "detail": "; ".join(capture_bad)}
     row["chain_tests"] = {t: outcomes[t] for t in CHAIN_TESTS}
     chain_bad = bad(CHAIN_TESTS)

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Renders the kernel matrix's rows (cell.py's JSON, run_vm.sh's times) into
 README.md between <!-- kernel-matrix:begin --> and <!-- kernel-matrix:end -->.
-  /usr/bin/python3 tests/matrix/render_table.py [RESULTS_DIR] [README]
-Defaults: build/tests/matrix/results, README.md. Rows in the order of
+  /usr/bin/python3 tests/matrix/render_table.py [--print] [RESULTS_DIR] [README]
+--print: only print the table (scripts/test.sh does, after a run). Defaults: build/tests/matrix/results, README.md. Rows in the order of
 kernels.conf, then the host. Debian's python3, standard library only."""
 import json
 import re
@@ -98,8 +98,10 @@ def guard(row):
 
 
 def main():
-    results = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "build/tests/matrix/results"
-    readme = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "README.md"
+    args = [a for a in sys.argv[1:] if a != "--print"]
+    only_print = len(args) < len(sys.argv) - 1
+    results = Path(args[0]) if len(args) > 0 else ROOT / "build/tests/matrix/results"
+    readme = Path(args[1]) if len(args) > 1 else ROOT / "README.md"
     order = [l.split()[0] for l in (Path(__file__).parent / "kernels.conf").read_text().splitlines()
              if l.strip() and not l.startswith("#")] + ["host"]
     releases = {l.split()[0]: l.split()[1] for l in (Path(__file__).parent / "kernels.conf")
@@ -131,6 +133,9 @@ def main():
             ready(row),
             took,
         ]) + " |")
+    if only_print:
+        print("\n".join(lines))
+        return
     text = readme.read_text()
     if BEGIN not in text or END not in text:
         sys.exit(f"render_table: {readme} has no {BEGIN} ... {END} section")
