@@ -49,7 +49,7 @@ if [ $# -eq 0 ]; then
   set -- -LE 'matrix|freshvm|image_build'
   matrix_log=build/ctest-matrix.log
   echo "test.sh: the kernel matrix's guests run alongside (their output: build/matrix-guests.out)"
-  setsid ctest --test-dir build/tests/matrix -E '^matrix[.]host$' --output-on-failure \
+  setsid -w ctest --test-dir build/tests/matrix -E '^matrix[.]host$' --output-on-failure \
     --output-log "$PWD/$matrix_log" > build/matrix-guests.out 2>&1 &
   matrix_pid=$!
   trap 'stop_matrix; exit 130' INT TERM HUP
