@@ -255,14 +255,6 @@ def wait_heads(log, n, timeout=15):
     return heads(log)
 
 
-def bpf_objects_named(*names):
-    """Loaded BPF programs whose name is one of names (bpftool)."""
-    r = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
-    if r.returncode != 0:
-        return []
-    return [p for p in json.loads(r.stdout or "[]") if p.get("name") in names]
-
-
 def check_one_hop(agent, leaf_log, front_name, leaf_name):
     """front (SERVER, CLIENT) -> leaf (SERVER), one request injected: the
     leaf received exactly one traceparent naming front's CLIENT span, and

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import bpf_util
 from conftest import PYTHON, SERVICES, attr, by_kind, hoptrace_bin, require_propagation
 from propagation_util import TestCgroup, py_service
 
@@ -48,31 +49,6 @@ def hops_json(port, *args):
 def no_dad(topo, ns):
     """IPv6 addresses usable at once (no duplicate address detection wait)."""
     topo.sh(ns, "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0")
-
-
-def prog_ids(pid):
-    """BPF program ids a process holds open, with their names."""
-    out = {}
-    fdinfo = Path(f"/proc/{pid}/fdinfo")
-    for f in fdinfo.iterdir():
-        try:
-            m = re.search(r"^prog_id:\s*(\d+)", f.read_text(), re.M)
-        except OSError:
-            continue
-        if m:
-            out[int(m.group(1))] = None
-    shown = json.loads(subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True,
-                                      text=True, check=True).stdout)
-    for p in shown:
-        if p["id"] in out:
-            out[p["id"]] = p.get("name", "")
-    return out
-
-
-def loaded_prog_ids():
-    shown = json.loads(subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True,
-                                      text=True, check=True).stdout)
-    return {p["id"] for p in shown}
 
 
 def resolve_neighbours(topo, ns, host, port=9090):
@@ -177,7 +153,7 @@ def chain_spans(agent, n=1):
 def test_hops_counts_the_routers_between_services(topo, agent_factory, routers, v6):
     a, url, frontend, backend = routed_chain(topo, routers, v6=v6)
     agent, port = start_agent(agent_factory, frontend.pid, backend.pid)
-    held = prog_ids(agent.proc.pid)
+    held = bpf_util.progs(agent.proc.pid)
     assert "hn_tcp_probe" in held.values(), held
     assert topo.curl(a, url + "/work", "-g") == "200"
     spans = chain_spans(agent)
@@ -222,7 +198,7 @@ def test_hops_counts_the_routers_between_services(topo, agent_factory, routers, 
 
     # Nothing of ours stays in the kernel after the agent stops.
     agent.stop()
-    assert not set(held) & loaded_prog_ids()
+    assert not set(held) & bpf_util.loaded_ids("prog")
 
 
 def test_link_delay_is_network_time_and_server_sleep_is_server_time(topo, agent_factory):
@@ -474,7 +450,7 @@ def test_live_edges_and_file_input_agree(topo, agent_factory):
 def test_without_network_probes_pairs_still_give_network_time(topo, agent_factory):
     a, url, frontend, backend = routed_chain(topo, 1)
     agent, port = start_agent(agent_factory, frontend.pid, backend.pid, extra=("--no-net-probes",))
-    assert "hn_tcp_probe" not in prog_ids(agent.proc.pid).values()
+    assert "hn_tcp_probe" not in bpf_util.progs(agent.proc.pid).values()
     assert topo.curl(a, url + "/work") == "200"
     spans = chain_spans(agent)
     [cli] = by_kind(spans, "CLIENT", "frontend")

@@ -9,7 +9,6 @@ whose inspector is the user's is refused, in one line; `hoptrace check
 
 Run with Debian's /usr/bin/python3 (pytest from python3-pytest), as every
 integration suite (tests/integration/CMakeLists.txt)."""
-import json
 import os
 import signal
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import bpf_util
 from conftest import PYTHON, SERVICES, by_kind, hoptrace_bin
 from propagation_util import TestCgroup, py_service
 
@@ -81,12 +81,10 @@ def listening_ports(ns, pid):
                   if f"pid={pid}," in line)
 
 
-def node_map_entries():
-    r = subprocess.run(["bpftool", "-j", "map", "dump", "name", "ht_node_procs"],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        return None  # no such map: nothing loaded
-    return json.loads(r.stdout or "[]")
+def node_procs_map(agent):
+    """The id of the agent's own ht_node_procs map (another agent on this
+    machine has one of the same name)."""
+    return bpf_util.map_id(agent.proc.pid, "ht_node_procs")
 
 
 def two_namespaces(topo):
@@ -121,7 +119,8 @@ def test_injected_process_behaves_the_same_and_is_left_clean(topo, cg, agent_fac
     assert listening_ports(a, front.pid) == ports_before
     new = {fd: t for fd, t in fds(front.pid).items() if fd not in fds_before}
     assert list(new.values()) == ["/dev/null"], new
-    assert len(node_map_entries()) == 1
+    procs_map = node_procs_map(agent)
+    assert len(bpf_util.map_entries(procs_map)) == 1
 
     during = run_client(c, 10)
     spans = agent.wait_spans(lambda s: len(by_kind(s, "CLIENT", "front")) >= 20, timeout=30)
@@ -153,7 +152,7 @@ def test_injected_process_behaves_the_same_and_is_left_clean(topo, cg, agent_fac
     extra = [line for line in err.read_text().splitlines()
              if not line.startswith(NODE_INSPECTOR_LINES)]
     assert extra == [], err.read_text()
-    assert node_map_entries() is None  # the object went with the agent
+    assert bpf_util.show("map", procs_map) is None  # the object went with the agent
 
 
 def test_exit_while_probed_leaves_nothing(topo, cg, agent_factory, tmp_path):
@@ -163,14 +162,15 @@ def test_exit_while_probed_leaves_nothing(topo, cg, agent_factory, tmp_path):
                           tmp_path)
     agent = agent_factory("--propagation-cgroup", str(cg.path), "--pid", str(leaf.pid),
                           "--node-inject", str(front.pid))
-    assert [e["key"] for e in node_map_entries()], "the process is not in ht_node_procs"
+    procs_map = node_procs_map(agent)
+    assert bpf_util.u32_keys(procs_map) == [front.pid], "the process is not in ht_node_procs"
     run_client(c, 2)
     front.kill()
     front.wait(timeout=10)
     deadline = time.time() + 5
-    while node_map_entries() and time.time() < deadline:
+    while bpf_util.map_entries(procs_map) and time.time() < deadline:
         time.sleep(0.05)
-    assert node_map_entries() == []
+    assert bpf_util.map_entries(procs_map) == []
     agent.stop()
     log = agent.log_text()
     assert "node runtime (final): processes=0" in log, log
@@ -187,7 +187,7 @@ def test_refuses_a_process_whose_inspector_is_the_users(topo, cg, agent_factory,
     log = agent.log_text()
     assert f"node runtime: pid {front.pid} keeps the thread model: its inspector is the " \
            f"user's (--inspect=127.0.0.1:0)" in log, log
-    assert node_map_entries() == []
+    assert bpf_util.map_entries(node_procs_map(agent)) == []
     assert run_client(c, 1).startswith("200 ")
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import by_kind, attr, require_propagation
 from propagation_util import (TestCgroup, check_one_hop, heads, header_values, nginx_proxy, node_service,
-                              one_traceparent, py_service, wait_heads, bpf_objects_named)
+                              one_traceparent, py_service, wait_heads)
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"

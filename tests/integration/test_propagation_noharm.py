@@ -15,8 +15,9 @@ import time
 
 import pytest
 
+import bpf_util
 from conftest import PYTHON, SERVICES, hoptrace_bin, require_propagation
-from propagation_util import TestCgroup, bpf_objects_named, nginx_proxy, start_in
+from propagation_util import TestCgroup, nginx_proxy, start_in
 
 
 @pytest.fixture
@@ -131,18 +132,21 @@ def test_second_agent_with_its_own_sk_msg_is_detected(topo, cg, agent_factory):
 
 def test_nothing_stays_in_the_kernel(topo, cg, agent_factory):
     c, a, b, probe = start_pair(topo, cg)
-    before = {p["id"] for p in bpf_objects_named("ht_sockops", "ht_sk_msg")}
     agent = agent_factory("--pid", str(probe.pid), "--propagation-cgroup", str(cg.path))
-    ours = {p["id"] for p in bpf_objects_named("ht_sockops", "ht_sk_msg")} - before
+    # The agent's own: another agent on this machine has programs of the same names.
+    ours = {i for i, n in bpf_util.progs(agent.proc.pid).items()
+            if n in ("ht_sockops", "ht_sk_msg")}
     assert len(ours) == 2
+    held = bpf_util.held_ids(agent.proc.pid)  # every object it holds, those two included
     assert run_case(topo, c, "http")["ok"]
     assert agent.stop() == 0
+    # Ids are not handed out again soon: one still loaded is one still there.
     deadline = time.time() + 5
-    left = ours
-    while left and time.time() < deadline:
-        left = ours & {p["id"] for p in bpf_objects_named("ht_sockops", "ht_sk_msg")}
+    left = held
+    while any(left.values()) and time.time() < deadline:
+        left = {k: ids & bpf_util.loaded_ids(k) for k, ids in held.items()}
         time.sleep(0.1)
-    assert not left
+    assert not any(left.values()), left
     r = subprocess.run(["bpftool", "cgroup", "show", str(cg.path)], capture_output=True, text=True)
     assert "sock_ops" not in r.stdout, r.stdout
     # The probe's sockets still work without the sockhash.

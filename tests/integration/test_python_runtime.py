@@ -4,7 +4,6 @@ process; a followed process's behaviour and output do not change; a process
 that exits or execs while probed leaves nothing attached (no uretprobe link,
 no ht_py_procs entry) while the agent goes on. The shares of right parents are
 measured in test_propagation_models.py. Debian's /usr/bin/python3 (3.11)."""
-import json
 import os
 import re
 import subprocess
@@ -12,6 +11,7 @@ import time
 
 import pytest
 
+import bpf_util
 from conftest import PYTHON, hoptrace_bin
 from propagation_util import TestCgroup, py_service
 
@@ -28,32 +28,15 @@ def cg(topo):
     c.remove(topo.procs)
 
 
-def py_links():
-    """bpf links of the Python runtime model's probes."""
-    progs = json.loads(subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True,
-                                      text=True, check=True).stdout or "[]")
-    ids = {p["id"] for p in progs if p.get("name") in PY_PROGS}
-    links = json.loads(subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True,
-                                      text=True, check=True).stdout or "[]")
-    return [ln for ln in links if ln.get("prog_id") in ids]
+def py_links(agent):
+    """{link id: program name} of the agent's links of the Python runtime
+    model's probes (its own: another agent's have the same names)."""
+    return {i: n for i, n in bpf_util.named("link", agent.proc.pid).items() if n in PY_PROGS}
 
 
-def py_procs():
-    """Keys (tgids) of the ht_py_procs map of the running agent."""
-    r = subprocess.run(["bpftool", "-j", "map", "dump", "name", "ht_py_procs"],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        return []
-    keys = []
-    for e in json.loads(r.stdout or "[]"):
-        k = e.get("key")
-        if isinstance(k, list):  # raw bytes, little-endian
-            keys.append(int.from_bytes(bytes(int(b, 16) for b in k), "little"))
-        elif isinstance(k, int):
-            keys.append(k)
-        elif "formatted" in e:
-            keys.append(e["formatted"]["key"])
-    return keys
+def py_procs(agent):
+    """Keys (tgids) of the agent's ht_py_procs map."""
+    return bpf_util.u32_keys(bpf_util.map_id(agent.proc.pid, "ht_py_procs"))
 
 
 def wait_for(pred, timeout=10):
@@ -114,13 +97,12 @@ def test_process_that_exits_or_execs_while_probed_leaves_nothing_attached(
     p = subprocess.Popen([PYTHON, "-c", GREETER, how], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, text=True, preexec_fn=cg.preexec())
     other, _ = py_service(topo, cg, a, "10.213.9.1", 8000, "front", model="asyncio")
-    before = len(py_links())
     agent = agent_factory("--propagation-cgroup", str(cg.path), "--pid", str(p.pid),
                           "--pid", str(other.pid))
     try:
-        assert wait_for(lambda: len(py_links()) == before + 2 * LINKS_PER_PROCESS), \
-            agent.log_text()
-        assert {p.pid, other.pid} <= set(py_procs()), (py_procs(), agent.log_text())
+        assert wait_for(lambda: len(py_links(agent)) == 2 * LINKS_PER_PROCESS), agent.log_text()
+        links = set(py_links(agent))
+        assert {p.pid, other.pid} <= set(py_procs(agent)), (py_procs(agent), agent.log_text())
         p.stdin.write("\n")
         p.stdin.flush()
         assert p.stdout.readline() == expected
@@ -130,13 +112,14 @@ def test_process_that_exits_or_execs_while_probed_leaves_nothing_attached(
             assert wait_for(lambda: os.readlink(f"/proc/{p.pid}/exe") == "/bin/sleep" or
                             os.readlink(f"/proc/{p.pid}/exe").endswith("/sleep"))
         # Gone for the process that left; still there for the one that stays.
-        assert wait_for(lambda: len(py_links()) == before + LINKS_PER_PROCESS), agent.log_text()
-        assert wait_for(lambda: p.pid not in py_procs()), py_procs()
-        assert other.pid in py_procs()
+        assert wait_for(lambda: len(py_links(agent)) == LINKS_PER_PROCESS), agent.log_text()
+        assert wait_for(lambda: p.pid not in py_procs(agent)), py_procs(agent)
+        assert other.pid in py_procs(agent)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
         agent.stop()
-    assert len(py_links()) == before
+    # None of the links it had is left (link ids are not handed out again soon).
+    assert not links & bpf_util.loaded_ids("link")
     assert "python contexts (final): processes=" in agent.log_text()

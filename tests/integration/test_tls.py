@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import bpf_util
 from conftest import PYTHON, SERVICES, attr, by_kind, hoptrace_bin
 from propagation_util import TestCgroup, nginx_workers, port_open
 
@@ -478,35 +479,14 @@ def test_process_started_later_and_detach_at_exit(topo, agent_factory):
     while "probes removed" not in agent.log_text() and time.time() < deadline:
         time.sleep(0.05)
     assert "probes removed" in agent.log_text(), agent.log_text()
-    held = agent_prog_ids(agent.proc.pid)
-    names = {prog_name(i) for i in held}
+    held = bpf_util.prog_ids(agent.proc.pid)
+    names = {bpf_util.prog_name(i) for i in held}
     assert {"ht_ssl_read", "ht_ssl_write", "ht_ssl_return"} <= names
     agent.stop()
     t = tls_stats(agent)
     assert t["attached"] == t["detached"] >= 1
     # Every program the agent held (uprobes included) is gone with it.
-    assert [i for i in held if prog_name(i)] == []
-
-
-def agent_prog_ids(pid):
-    """Ids of the BPF programs process pid holds (its fds' fdinfo)."""
-    ids = set()
-    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
-        try:
-            m = re.search(r"^prog_id:\s*(\d+)", info.read_text(), re.M)
-        except OSError:
-            continue
-        if m:
-            ids.add(int(m.group(1)))
-    return ids
-
-
-def prog_name(prog_id):
-    """The name of a loaded program, or None once it is gone."""
-    r = subprocess.run(["bpftool", "prog", "show", "id", str(prog_id)], capture_output=True,
-                       text=True)
-    m = re.search(r"name (\S+)", r.stdout)
-    return m.group(1) if r.returncode == 0 and m else None
+    assert held & bpf_util.loaded_ids("prog") == set()
 
 
 def test_check_names_tls_libraries(topo):

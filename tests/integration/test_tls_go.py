@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
+import bpf_util
 from conftest import attr, by_kind, hoptrace_bin, require_propagation
 from propagation_util import TestCgroup, start_in
 from test_runtime_go import agent_maps, perf_links, wait_for
-from test_tls import agent_prog_ids, make_cert, prog_name, tls_stats
+from test_tls import make_cert, tls_stats
 
 MS = 1_000_000
 BIG = 1 << 20
@@ -259,12 +260,12 @@ def test_go_started_later_is_probed_and_exit_leaves_nothing(topo, cg, agent_fact
     wait_for(lambda: map_entries(maps["ht_gotls_procs"]) == 0, "exit: ht_gotls_procs keeps it")
     # A Read in flight when it died (the server's idle keep-alive read) is swept too.
     wait_for(lambda: map_entries(maps["ht_gotls_calls"]) == 0, "exit: ht_gotls_calls keeps it")
-    held = agent_prog_ids(agent.proc.pid)
-    assert GOTLS_PROGS <= {prog_name(i) for i in held}
+    held = bpf_util.prog_ids(agent.proc.pid)
+    assert GOTLS_PROGS <= {bpf_util.prog_name(i) for i in held}
     agent.stop()
     t = tls_stats(agent)
     assert t["attached"] == t["detached"] == 1, t
-    assert [i for i in held if prog_name(i)] == []
+    assert held & bpf_util.loaded_ids("prog") == set()
 
 
 def test_check_names_go_crypto_tls(topo, cg, tmp_path):

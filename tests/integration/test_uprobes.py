@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+import bpf_util
 from conftest import PYTHON, SERVICES, attr, by_kind, hoptrace_bin, require_propagation
 from propagation_util import TestCgroup, start_in
-from test_hops import loaded_prog_ids, prog_ids
 
 SHOP = os.environ.get("SHOP_BIN", "")
 GO_LOGIN = os.environ.get("GO_LOGIN_BIN", "")
@@ -332,7 +332,7 @@ def test_exit_while_a_call_is_open_leaves_nothing(topo, agent_factory):
     agent = agent_factory(*probe_args(SHOP_PROBES))
     backend(topo, ns, 9091, sleep_ms=3000)  # query waits for it
     shop = start_shop(topo, ns, 9090, 9091, agent)
-    held = prog_ids(agent.proc.pid)
+    held = bpf_util.progs(agent.proc.pid)
     assert "hu_entry" in held.values() and "hu_return" in held.values()
     # While attached, the entries carry the breakpoint.
     assert not entry_bytes_intact(shop.pid, "shop:Shop::validate")
@@ -357,7 +357,7 @@ def test_exit_while_a_call_is_open_leaves_nothing(topo, agent_factory):
     assert render["resource"]["attributes"]["process.pid"] == shop2.pid
     agent.stop()
     # Nothing of ours stays in the kernel, nor in the process's text.
-    assert not set(held) & loaded_prog_ids()
+    assert not set(held) & bpf_util.loaded_ids("prog")
     for probe in SHOP_PROBES:
         assert entry_bytes_intact(shop2.pid, probe)
     assert topo.curl(ns, "http://127.0.0.1:9092/order") == "200"  # unharmed

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
+import bpf_util
 from conftest import PYTHON, SERVICES, attr, by_kind, hoptrace_bin
-from test_hops import loaded_prog_ids, prog_ids
 from test_runtime_go import agent_maps, perf_links, tgids_in
 
 MS = 1_000_000
@@ -259,7 +259,7 @@ def test_python_request_gives_server_internal_chain_client(topo, agent_factory):
     agent = agent_factory(*args, "--exe", "stock")
     wait_python_attached(agent, svc.pid)
     assert "trap on EVERY Python call" in agent.log_text()
-    held = prog_ids(agent.proc.pid)
+    held = bpf_util.progs(agent.proc.pid)
     assert {"hu_py_entry", "hu_py_return"} <= set(held.values())
     # Attached: the kernel counted our uprobe in this process's semaphores,
     # and wrote its breakpoint at both probe sites; the other process has
@@ -281,7 +281,7 @@ def test_python_request_gives_server_internal_chain_client(topo, agent_factory):
     assert int(stats["py_generators"]) == 8
     assert int(stats["py_calls_seen"]) > 6  # every Python call of the process
     # Nothing of ours stays: no program, no breakpoint, semaphores back to 0.
-    assert not set(held) & loaded_prog_ids()
+    assert not set(held) & bpf_util.loaded_ids("prog")
     assert semaphores(svc.pid) == (0, 0, 0)
     assert probe_bytes_intact(svc.pid)
     assert topo.curl(ns, "http://127.0.0.1:9090/login?user=alice") == "200"  # unharmed

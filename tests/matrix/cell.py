@@ -38,6 +38,10 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+# The integration tests' helper for what a process holds (the same tree in a guest).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+import bpf_util  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 HOPTRACE = os.environ.get("HOPTRACE_BIN", str(ROOT / "build" / "agent" / "hoptrace"))
 NAME = os.environ.get("HT_MATRIX_NAME", "host")
@@ -258,20 +262,6 @@ def run_tests(tmp, tests, scale, check_record):
     return text, timed_out, outcomes
 
 
-def held_prog_ids():
-    """Program ids some process holds an fd of (the program's own fd, or a
-    link's): /proc/*/fdinfo says prog_id. Debian's bpftool prints no pids."""
-    held = set()
-    for fdinfo in Path("/proc").glob("[0-9]*/fdinfo/*"):
-        try:
-            m = re.search(r"^prog_id:\s+(\d+)", fdinfo.read_text(), re.M)
-        except OSError:
-            continue
-        if m:
-            held.add(int(m.group(1)))
-    return held
-
-
 def ht_programs():
     """hoptrace's programs in the kernel: id -> held by a live process."""
     r = run(["bpftool", "-j", "prog", "list"], timeout=60)
@@ -279,7 +269,7 @@ def ht_programs():
         progs = json.loads(r.stdout or "[]")
     except ValueError:
         return None
-    held = held_prog_ids()
+    held = bpf_util.prog_ids_held_anywhere()
     return {p["id"]: p["id"] in held for p in progs if p.get("name", "").startswith("ht_")}
 
 
