@@ -5,6 +5,7 @@ import signal
 import subprocess
 import time
 
+import bpf_util
 from conftest import PYTHON, attr, by_kind, hoptrace_bin
 
 
@@ -141,24 +142,7 @@ def test_workers_forked_before_the_agent_are_traced_with_their_master(topo, agen
 
 def selected_pids(agent_pid):
     """The keys of the agent's ht_selected_pids map (found through its fds)."""
-    import json
-    import re
-    from pathlib import Path
-    for info in Path(f"/proc/{agent_pid}/fdinfo").iterdir():
-        try:
-            m = re.search(r"^map_id:\s*(\d+)", info.read_text(), re.M)
-        except OSError:
-            continue
-        if not m:
-            continue
-        r = subprocess.run(["bpftool", "-j", "map", "show", "id", m.group(1)],
-                           capture_output=True, text=True)
-        if r.returncode != 0 or json.loads(r.stdout).get("name") != "ht_selected_pid":  # names: 15 bytes
-            continue
-        dump = json.loads(subprocess.run(["bpftool", "-j", "map", "dump", "id", m.group(1)],
-                                         capture_output=True, text=True, check=True).stdout)
-        return {int.from_bytes(bytes(int(b, 16) for b in e["key"]), "little") for e in dump}
-    raise AssertionError("the agent holds no ht_selected_pids map")
+    return set(bpf_util.u32_keys(bpf_util.map_id(agent_pid, "ht_selected_pids")))
 
 
 THREADS_THEN_FORK = r"""

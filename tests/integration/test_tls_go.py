@@ -6,7 +6,6 @@ network namespace, none of them instrumented; certificates made here with
 the `openssl` CLI. tests/go/tlsfront is built with the pinned toolchain.
 Runs under Debian's /usr/bin/python3 (python3-pytest), as the ctest entry does."""
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -216,12 +215,6 @@ def test_go_https_read_only(topo, cg, agent_factory, tmp_path):
     assert lsrv["parent_span_id"] == cli["span_id"]
 
 
-def map_entries(map_id):
-    out = json.loads(subprocess.run(["bpftool", "-j", "map", "dump", "id", str(map_id)],
-                                    capture_output=True, text=True, check=True).stdout)
-    return len(out)
-
-
 def test_go_started_later_is_probed_and_exit_leaves_nothing(topo, cg, agent_factory):
     """A Go server started after the agent (selected by a name only it has:
     a copy of the binary named after this test) is probed; its HTTPS
@@ -242,7 +235,7 @@ def test_go_started_later_is_probed_and_exit_leaves_nothing(topo, cg, agent_fact
              f"links {perf_links(agent.proc.pid)}, want {links_before + probes}")
     maps = agent_maps(agent.proc.pid, GOTLS_MAPS)
     assert set(maps) == set(GOTLS_MAPS), maps
-    assert map_entries(maps["ht_gotls_procs"]) == 1
+    assert len(bpf_util.map_entries(maps["ht_gotls_procs"])) == 1
 
     r = subprocess.run(["ip", "netns", "exec", ch.a, "curl", "-s", "--http1.1", "--cacert",
                         str(ch.cert), "-o", "-", "-w", " %{http_code}", "https://10.212.2.2:9443/leaf/9"],
@@ -257,9 +250,11 @@ def test_go_started_later_is_probed_and_exit_leaves_nothing(topo, cg, agent_fact
     leaf.wait(timeout=10)
     wait_for(lambda: perf_links(agent.proc.pid) == links_before,
              f"exit: links {perf_links(agent.proc.pid)}, want {links_before}")
-    wait_for(lambda: map_entries(maps["ht_gotls_procs"]) == 0, "exit: ht_gotls_procs keeps it")
+    wait_for(lambda: bpf_util.map_entries(maps["ht_gotls_procs"]) == [],
+             "exit: ht_gotls_procs keeps it")
     # A Read in flight when it died (the server's idle keep-alive read) is swept too.
-    wait_for(lambda: map_entries(maps["ht_gotls_calls"]) == 0, "exit: ht_gotls_calls keeps it")
+    wait_for(lambda: bpf_util.map_entries(maps["ht_gotls_calls"]) == [],
+             "exit: ht_gotls_calls keeps it")
     held = bpf_util.prog_ids(agent.proc.pid)
     assert GOTLS_PROGS <= {bpf_util.prog_name(i) for i in held}
     agent.stop()
