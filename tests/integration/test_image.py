@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+import bpf_util
 from propagation_util import cgroup2_root
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,26 +136,6 @@ class Container:
                         time.sleep(0.1)
 
 
-def bpf_programs():
-    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True,
-                         check=True).stdout
-    return json.loads(out.strip() or "[]")
-
-
-def programs_of(pid):
-    """Ids of the BPF programs process pid holds a descriptor of (its fdinfo's prog_id),
-    links' programs included; other agents on a shared machine hold their own."""
-    ids = set()
-    fd_dir = Path(f"/proc/{pid}/fdinfo")
-    for info in fd_dir.iterdir():
-        try:
-            text = info.read_text()
-        except OSError:
-            continue
-        ids.update(int(m) for m in re.findall(r"^prog_id:\s+(\d+)$", text, re.M))
-    return ids
-
-
 def test_image_is_small_and_runs_as_root_by_design(built_image):
     env, info = built_image
     assert info["Size"] < MAX_IMAGE_BYTES, f"image is {info['Size']} bytes"
@@ -219,7 +200,7 @@ batch:
         agent_pid = int(subprocess.run(["podman", "inspect", "--format", "{{.State.Pid}}",
                                         c.name], env=env, capture_output=True, text=True,
                                        check=True).stdout)
-        ours = programs_of(agent_pid)
+        ours = bpf_util.prog_ids(agent_pid)  # other agents on a shared machine hold their own
         assert len(ours) >= 5, f"the container's agent (host pid {agent_pid}) holds {ours}"
         for _ in range(3):
             assert topo.curl(ns, "http://127.0.0.1:18180/work?id=7") == "200"
@@ -247,7 +228,7 @@ batch:
         c.stop()
     text = c.text()
     assert "hoptrace stopped; all programs detached" in text, text
-    left = ours & {p["id"] for p in bpf_programs()}
+    left = ours & bpf_util.loaded_ids("prog")
     assert not left, f"programs {left} left in the kernel after the container stopped"
     out = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], env=env,
                          capture_output=True, text=True).stdout

@@ -12,6 +12,7 @@ import urllib.request
 
 import pytest
 
+import bpf_util
 from conftest import by_kind, require_propagation
 from propagation_util import TestCgroup, py_service, start_in
 
@@ -40,17 +41,7 @@ def perf_links(pid):
 
 def agent_maps(pid, names=GO_MAPS):
     """{map name: id} of the BPF maps named `names` the agent holds open."""
-    ids = set()
-    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
-        try:
-            m = re.search(r"^map_id:\s+(\d+)", open(f"/proc/{pid}/fdinfo/{fd}").read(), re.M)
-        except OSError:
-            continue
-        if m:
-            ids.add(int(m.group(1)))
-    shown = json.loads(subprocess.run(["bpftool", "-j", "map", "show"], capture_output=True,
-                                      text=True, check=True).stdout)
-    return {m["name"]: m["id"] for m in shown if m["id"] in ids and m.get("name") in names}
+    return {n: i for i, n in bpf_util.named("map", pid).items() if n in names}
 
 
 def tgids_in(map_id):
