@@ -262,7 +262,11 @@ class Topology:
 
     def cleanup(self):
         # Our own children only, by pid. SIGTERM first: a server with workers
-        # (nginx) takes them down with it; SIGKILL would orphan them.
+        # (nginx) takes them down with it; SIGKILL would orphan them. Their
+        # descendants are noted first: one still alive once its parent is
+        # gone (an nginx worker whose master was killed, or left it behind)
+        # is ours too, killed by pid if it is still the same process.
+        kin = [d for p in self.procs if p.poll() is None for d in descendants(p.pid)]
         for p in self.procs:
             if p.poll() is None:
                 p.terminate()
@@ -272,9 +276,42 @@ class Topology:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(timeout=scaled(10))
+        for pid, started in kin:
+            if proc_start_time(pid) == started:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         for ns in self.namespaces:
             subprocess.run(["ip", "netns", "del", ns], check=False)
         subprocess.run(["rm", "-rf", f"/tmp/ht{self.tag}"], check=False)
+
+
+def proc_start_time(pid):
+    """The process's start time (clock ticks since boot, /proc/PID/stat
+    field 22): with the pid, who it is. None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def descendants(pid):
+    """[(pid, start time)] of every process below pid, now."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        kids = set()
+        for task in Path(f"/proc/{p}/task").glob("*"):  # any thread may fork
+            try:
+                kids.update(map(int, (task / "children").read_text().split()))
+            except OSError:
+                pass
+        for k in sorted(kids):
+            out.append((k, proc_start_time(k)))
+            todo.append(k)
+    return [(k, t) for k, t in out if t is not None]
 
 
 class Agent:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, SERVICES, by_kind, scaled
+from conftest import PYTHON, SERVICES, by_kind, descendants, proc_start_time, scaled
 
 PRIVATE_CGROUP2 = Path("/run/hoptrace-test-cgroup2")
 TP_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -85,7 +85,11 @@ class TestCgroup:
         """Removes the directory once the processes the test started are
         gone. started: the test's Popen objects, killed by pid if alive;
         self.extra_pids: children of those the test recorded (nginx
-        workers), killed by pid too. Nothing else is touched."""
+        workers), killed by pid too, as is any other descendant of a started
+        process still alive once that process is gone (the same process:
+        pid and start time; an nginx master's workers outlive a SIGKILL of
+        the master). Nothing else is touched."""
+        kin = [d for p in started if p.poll() is None for d in descendants(p.pid)]
         for p in started:
             if p.poll() is None:
                 p.kill()
@@ -95,6 +99,12 @@ class TestCgroup:
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
+        for pid, start in kin:
+            if proc_start_time(pid) == start:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
         deadline = time.time() + scaled(10)
         while self.pids() and time.time() < deadline:
             time.sleep(0.05)
