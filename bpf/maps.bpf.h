@@ -43,7 +43,8 @@ struct ht_io_args {
 	__u8 kind;     /* enum ht_io_kind */
 	__u8 direction;
 	__u8 prop_seen; /* the propagation sk_msg program saw this write */
-	__u8 _pad[3];
+	__u8 live;      /* a syscall is in flight: set at its entry, cleared at its exit */
+	__u8 _pad[2];
 };
 
 /* (tgid << 32 | fd) -> connection. LRU: a missed close costs a slot, not a leak. */
@@ -106,7 +107,11 @@ struct {
 	__type(value, __u8);
 } ht_selected_ports SEC(".maps");
 
-/* pid_tgid -> syscall in flight. */
+/* pid_tgid -> the thread's syscall slot; live while a syscall is in flight.
+ * A thread keeps its slot (the LRU drops the slots of threads gone quiet):
+ * the entry rewrites it in place and the exit clears `live`, instead of an
+ * update and a delete per syscall, each of which takes the bucket lock and
+ * moves an element between the LRU's lists. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
