@@ -69,16 +69,20 @@ static __always_inline struct ht_conn_info *ht_conn_register(__u32 tgid, __s32 f
 }
 
 /* The connection fd of the current process, registering it on first sight
- * (sockets opened before the agent started). NULL if not traced. */
+ * (sockets opened before the agent started). NULL if not traced. The
+ * process is asked first: for one not selected (nearly every syscall on the
+ * host) that is an inlined array load and the only lookup. */
 static __always_inline struct ht_conn_info *ht_conn_lookup(__u32 tgid, __s32 fd)
 {
 	__u64 key = ht_conn_key(tgid, fd);
-	struct ht_conn_info *info = bpf_map_lookup_elem(&ht_conns, &key);
+	struct ht_conn_info *info;
+	bool selected = ht_pid_selected(tgid);
 
-	if (info)
-		return info;
-	if (!ht_pid_selected(tgid))
+	if (!selected && !targ_port_filter)
 		return NULL;
+	info = bpf_map_lookup_elem(&ht_conns, &key);
+	if (info || !selected)
+		return info;
 	return ht_conn_register(tgid, fd, HT_ROLE_UNKNOWN);
 }
 
@@ -519,11 +523,15 @@ static __always_inline int ht_msg_enter(__s32 fd, __u64 msg, __u16 syscall, __u8
 static __always_inline int ht_io_exit(__s64 ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct ht_io_args *a = bpf_map_lookup_elem(&ht_active_io, &pid_tgid);
+	struct ht_io_args *a;
 	struct ht_conn_info *info;
 	struct ht_io_args args;
 	__u64 key;
 
+	/* The entry records a syscall only on a connection of this process. */
+	if (!ht_may_own_conns(pid_tgid >> 32))
+		return 0;
+	a = bpf_map_lookup_elem(&ht_active_io, &pid_tgid);
 	if (!a || !a->live)
 		return 0;
 	args = *a;
