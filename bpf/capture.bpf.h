@@ -69,16 +69,20 @@ static __always_inline struct ht_conn_info *ht_conn_register(__u32 tgid, __s32 f
 }
 
 /* The connection fd of the current process, registering it on first sight
- * (sockets opened before the agent started). NULL if not traced. */
+ * (sockets opened before the agent started). NULL if not traced. The
+ * process is asked first: for one not selected (nearly every syscall on the
+ * host) that is an inlined array load and the only lookup. */
 static __always_inline struct ht_conn_info *ht_conn_lookup(__u32 tgid, __s32 fd)
 {
 	__u64 key = ht_conn_key(tgid, fd);
-	struct ht_conn_info *info = bpf_map_lookup_elem(&ht_conns, &key);
+	struct ht_conn_info *info;
+	bool selected = ht_pid_selected(tgid);
 
-	if (info)
-		return info;
-	if (!ht_pid_selected(tgid))
+	if (!selected && !targ_port_filter)
 		return NULL;
+	info = bpf_map_lookup_elem(&ht_conns, &key);
+	if (info || !selected)
+		return info;
 	return ht_conn_register(tgid, fd, HT_ROLE_UNKNOWN);
 }
 
@@ -369,17 +373,28 @@ static __always_inline struct ht_data_scratch *ht_fill_data(__u64 pid_tgid,
 	if (a->kind == HT_IO_BUF) {
 		off = ht_copy_user(s, 0, a->arg, limit);
 	} else {
-		for (int i = 0; i < HT_MAX_IOV; i++) {
-			struct ht_iovec iov = {};
+		struct ht_iovec iov[HT_MAX_IOV] = {};
+		__u64 n = a->iovcnt < HT_MAX_IOV ? a->iovcnt : HT_MAX_IOV;
+		__u64 size = n * sizeof(iov[0]);
 
-			if (i >= a->iovcnt || off >= limit)
+		/* The first HT_MAX_IOV entries in one read, not one read each:
+		 * every bpf_probe_read_user is a helper call with its own
+		 * fault-handling set-up, dearer than the 16 bytes it moves, and
+		 * the syscall has just read the whole array itself. The bound is
+		 * restated on the register passed (see ht_copy_user). */
+		asm volatile("" : "+r"(size));
+		if (size > sizeof(iov))
+			size = sizeof(iov);
+		if (bpf_probe_read_user(iov, size, (const void *)a->arg))
+			n = 0;
+		for (int i = 0; i < HT_MAX_IOV; i++) {
+			__u64 len = iov[i].len;
+
+			if (i >= n || off >= limit)
 				break;
-			if (bpf_probe_read_user(&iov, sizeof(iov),
-						(const void *)(a->arg + i * sizeof(iov))))
-				break;
-			if (iov.len > limit - off)
-				iov.len = limit - off;
-			off += ht_copy_user(s, off, iov.base, iov.len);
+			if (len > limit - off)
+				len = limit - off;
+			off += ht_copy_user(s, off, iov[i].base, len);
 		}
 		if (a->iovcnt > HT_MAX_IOV && off < limit) {
 			off = ht_copy_more_iov(a->arg, a->iovcnt, off, limit);
@@ -465,7 +480,7 @@ static __always_inline int ht_io_enter(__s32 fd, __u64 arg, __u32 iovcnt, __u8 k
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct ht_conn_info *info = ht_conn_lookup(pid_tgid >> 32, fd);
-	struct ht_io_args a = {};
+	struct ht_io_args *slot, a = {};
 
 	if (!info || ht_tls_on_syscall(pid_tgid, fd, info, direction) ||
 	    info->proto == HT_PROTO_OTHER)
@@ -479,7 +494,15 @@ static __always_inline int ht_io_enter(__s32 fd, __u64 arg, __u32 iovcnt, __u8 k
 	a.syscall = syscall;
 	a.kind = kind;
 	a.direction = direction;
-	bpf_map_update_elem(&ht_active_io, &pid_tgid, &a, BPF_ANY);
+	a.live = 1;
+	/* The thread's slot, rewritten in place (see ht_active_io): only this
+	 * thread writes it, between its own entry and exit, and the sk_msg
+	 * program that runs inside this syscall sets prop_seen after. */
+	slot = bpf_map_lookup_elem(&ht_active_io, &pid_tgid);
+	if (slot)
+		*slot = a;
+	else
+		bpf_map_update_elem(&ht_active_io, &pid_tgid, &a, BPF_ANY);
 	if (direction == HT_DIR_EGRESS)
 		ht_go_syscall_enter(pid_tgid, false);
 	if (direction == HT_DIR_EGRESS && info->role == HT_ROLE_CLIENT)
@@ -500,15 +523,19 @@ static __always_inline int ht_msg_enter(__s32 fd, __u64 msg, __u16 syscall, __u8
 static __always_inline int ht_io_exit(__s64 ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct ht_io_args *a = bpf_map_lookup_elem(&ht_active_io, &pid_tgid);
+	struct ht_io_args *a;
 	struct ht_conn_info *info;
 	struct ht_io_args args;
 	__u64 key;
 
-	if (!a)
+	/* The entry records a syscall only on a connection of this process. */
+	if (!ht_may_own_conns(pid_tgid >> 32))
+		return 0;
+	a = bpf_map_lookup_elem(&ht_active_io, &pid_tgid);
+	if (!a || !a->live)
 		return 0;
 	args = *a;
-	bpf_map_delete_elem(&ht_active_io, &pid_tgid);
+	a->live = 0;
 	if (ret <= 0) {
 		ht_go_syscall_exit(pid_tgid);
 		return 0;

@@ -427,7 +427,7 @@ static __always_inline void ht_msg_inject(struct sk_msg_md *msg, __u64 pid_tgid,
 	 * would be a span nobody reports: only inject into writes the capture
 	 * follows (this syscall's entry was recorded). */
 	a = bpf_map_lookup_elem(&ht_active_io, &pid_tgid);
-	if (!a || a->direction != HT_DIR_EGRESS) {
+	if (!a || !a->live || a->direction != HT_DIR_EGRESS) {
 		ht_ctx_count(HT_CTXC_UNTRACKED);
 		return;
 	}

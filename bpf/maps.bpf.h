@@ -43,7 +43,8 @@ struct ht_io_args {
 	__u8 kind;     /* enum ht_io_kind */
 	__u8 direction;
 	__u8 prop_seen; /* the propagation sk_msg program saw this write */
-	__u8 _pad[3];
+	__u8 live;      /* a syscall is in flight: set at its entry, cleared at its exit */
+	__u8 _pad[2];
 };
 
 /* (tgid << 32 | fd) -> connection. LRU: a missed close costs a slot, not a leak. */
@@ -77,6 +78,28 @@ struct {
 	__type(value, __u8);
 } ht_selected_pids SEC(".maps");
 
+/* The same set as bytes, tgid / HT_PID_BLOCK -> block, tgid % HT_PID_BLOCK ->
+ * 1 if selected: what every syscall of every process on the host asks first
+ * (ht_pid_selected), answered by an array lookup the verifier inlines and a
+ * load, instead of a hash lookup. The agent sizes it to pid_max before load
+ * (PID_MAX_LIMIT, 4194304 pids, is 1024 blocks) and writes it through
+ * mmap(2) (BPF_F_MMAPABLE, Linux 5.5, fc9702273e2e "bpf: Add mmap() support
+ * for BPF_MAP_TYPE_ARRAY"): a byte store each, never a read-modify-write of
+ * a block another CPU writes too. A tgid past the last block falls back to
+ * ht_selected_pids, which stays complete: every writer updates both. */
+#define HT_PID_BLOCK 4096
+struct ht_pid_block {
+	__u8 selected[HT_PID_BLOCK];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct ht_pid_block);
+} ht_sel_pid_arr SEC(".maps");
+
 /* comm -> 1: a process that execs under one of these names is selected
  * in the kernel, at its exec (--exe), so that a process that lives a few
  * milliseconds is traced before the agent could hear of it. */
@@ -106,7 +129,11 @@ struct {
 	__type(value, __u8);
 } ht_selected_ports SEC(".maps");
 
-/* pid_tgid -> syscall in flight. */
+/* pid_tgid -> the thread's syscall slot; live while a syscall is in flight.
+ * A thread keeps its slot (the LRU drops the slots of threads gone quiet):
+ * the entry rewrites it in place and the exit clears `live`, instead of an
+ * update and a delete per syscall, each of which takes the bucket lock and
+ * moves an element between the LRU's lists. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
@@ -193,11 +220,41 @@ static __always_inline __u32 ht_shed_keep(void)
 
 static __always_inline bool ht_pid_selected(__u32 tgid)
 {
+	__u32 block = tgid / HT_PID_BLOCK;
+	struct ht_pid_block *b;
+
 	if (tgid == targ_agent_tgid)
 		return false;
 	if (targ_trace_all)
 		return true;
+	b = bpf_map_lookup_elem(&ht_sel_pid_arr, &block);
+	if (b)
+		return b->selected[tgid % HT_PID_BLOCK];
 	return bpf_map_lookup_elem(&ht_selected_pids, &tgid) != NULL;
+}
+
+/* False when tgid can have no entry in ht_conns: without --port only a
+ * selected process's sockets are registered (ht_conn_register). A process
+ * dropped from the selection (the agent's --exe check, its exit) stops being
+ * followed at once, connections included. */
+static __always_inline bool ht_may_own_conns(__u32 tgid)
+{
+	return targ_port_filter || ht_pid_selected(tgid);
+}
+
+/* Selects tgid (both forms of the set), or drops it. */
+static __always_inline void ht_pid_set_selected(__u32 tgid, bool on)
+{
+	__u32 block = tgid / HT_PID_BLOCK;
+	struct ht_pid_block *b = bpf_map_lookup_elem(&ht_sel_pid_arr, &block);
+	__u8 one = 1;
+
+	if (on && bpf_map_update_elem(&ht_selected_pids, &tgid, &one, BPF_ANY))
+		return;
+	if (b)
+		b->selected[tgid % HT_PID_BLOCK] = on;
+	if (!on)
+		bpf_map_delete_elem(&ht_selected_pids, &tgid);
 }
 
 static __always_inline __u64 ht_conn_key(__u32 tgid, __s32 fd)

@@ -33,7 +33,7 @@ int BPF_PROG(hn_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	if (!st)
 		return 0;
 	hn_count(HT_NET_CNT_SEGMENTS);
-	hn_sample(sk, st, hn_skb_ttl(skb), 0);
+	hn_sample(sk, st, hn_skb_ttl_btf(skb), 0);
 	return 0;
 }
 

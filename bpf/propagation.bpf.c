@@ -256,7 +256,7 @@ int ht_sk_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 	/* The capture must not pick a context for this write too. */
 	a = bpf_map_lookup_elem(&ht_active_io, &pid_tgid);
-	if (a)
+	if (a && a->live)
 		a->prop_seen = 1;
 	ps = bpf_sk_storage_get(&ht_prop_socks, msg->sk, 0, 0);
 	if (!ps || ps->kind == HT_PK_OTHER)

@@ -310,8 +310,11 @@ int ht_enter_close(struct trace_event_raw_sys_enter *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__s32 fd = (__s32)ARG(ctx, 0);
 	__u64 key = ht_conn_key(pid_tgid >> 32, fd);
-	struct ht_conn_info *info = bpf_map_lookup_elem(&ht_conns, &key);
+	struct ht_conn_info *info;
 
+	if (!ht_may_own_conns(pid_tgid >> 32))
+		return 0;
+	info = bpf_map_lookup_elem(&ht_conns, &key);
 	if (!info)
 		return 0;
 	if (info->reported)
@@ -382,14 +385,13 @@ int BPF_PROG(ht_sched_fork, struct task_struct *parent_task, struct task_struct 
 {
 	__u32 parent = BPF_CORE_READ(parent_task, tgid);
 	__u32 child = BPF_CORE_READ(child_task, pid);
-	__u8 one = 1;
 
 	/* A new thread (CLONE_THREAD: the child joins the parent's thread
 	 * group) is not a new process: nothing to select or announce. */
 	if (BPF_CORE_READ(child_task, tgid) == parent ||
 	    !bpf_map_lookup_elem(&ht_selected_pids, &parent))
 		return 0;
-	bpf_map_update_elem(&ht_selected_pids, &child, &one, BPF_ANY);
+	ht_pid_set_selected(child, true);
 	/* A child that never execs is known by its parent's name. */
 	ht_emit_identity(child, parent, HT_IDENTITY_F_FORK, BPF_CORE_READ(child_task, start_boottime),
 			 parent_task->comm, NULL);
@@ -403,7 +405,6 @@ int ht_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid(), start;
 	__u32 tgid = pid_tgid >> 32, flags = HT_IDENTITY_F_EXEC;
 	char comm[HT_COMM_LEN] = {};
-	__u8 one = 1;
 
 	if (tgid == targ_agent_tgid)
 		return 0;
@@ -418,7 +419,7 @@ int ht_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 			ht_emit_proc(HT_EV_PROC_EXEC, tgid, (__u32)pid_tgid, 0, 0);
 			return 0;
 		}
-		bpf_map_update_elem(&ht_selected_pids, &tgid, &one, BPF_ANY);
+		ht_pid_set_selected(tgid, true);
 		flags |= HT_IDENTITY_F_NAME_MATCH;
 	}
 	ht_py_proc_gone(tgid);
@@ -445,7 +446,7 @@ int ht_sched_exit(void *ctx)
 	ht_emit_proc(HT_EV_PROC_EXIT, tgid, (__u32)pid_tgid, BPF_CORE_READ(task, real_parent, tgid),
 		     BPF_CORE_READ(task, exit_code));
 	ht_py_proc_gone(tgid);
-	bpf_map_delete_elem(&ht_selected_pids, &tgid);
+	ht_pid_set_selected(tgid, false);
 	bpf_map_delete_elem(&ht_identity_sent, &tgid);
 	return 0;
 }

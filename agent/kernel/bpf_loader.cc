@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <linux/capability.h>
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -119,6 +120,16 @@ std::unique_ptr<BpfLoader> BpfLoader::Start(const LoaderOptions& options, EventC
                        "); run `hoptrace check` to see which kernel feature is missing");
   }
   self->selected_pids_ = self->capture_->Map("ht_selected_pids");
+  if (bpf_map* bytes = self->capture_->Map("ht_sel_pid_arr")) {
+    const size_t len = static_cast<size_t>(bpf_map__max_entries(bytes)) * bpf_map__value_size(bytes);
+    void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(bytes), 0);
+    if (p == MAP_FAILED) {
+      throw StartupError("cannot map the selected-pid array (" + std::string(strerror(errno)) +
+                         ")");
+    }
+    self->selected_bytes_ = static_cast<uint8_t*>(p);
+    self->selected_bytes_len_ = len;
+  }
   self->conns_ = self->capture_->Map("ht_conns");
   self->counters_ = self->capture_->Map("ht_counters");
   for (pid_t pid : options.pids) self->SelectPid(pid);
@@ -146,6 +157,7 @@ std::unique_ptr<BpfLoader> BpfLoader::Start(const LoaderOptions& options, EventC
 
 BpfLoader::~BpfLoader() {
   if (ringbuf_) ring_buffer__free(ringbuf_);
+  if (selected_bytes_) munmap(selected_bytes_, selected_bytes_len_);
   capture_.reset();  // detaches every link, closes every map
 }
 
@@ -157,14 +169,27 @@ int BpfLoader::OnRingbufRecord(void* ctx, void* data, size_t size) {
 
 int BpfLoader::Poll(int timeout_ms) { return ring_buffer__poll(ringbuf_, timeout_ms); }
 
+// A byte store, as the kernel's fork and exit programs make theirs: never a
+// write of the whole block (they may be writing other bytes of it).
+void BpfLoader::SetSelectedByte(pid_t pid, uint8_t value) {
+  if (pid < 0 || static_cast<size_t>(pid) >= selected_bytes_len_) return;
+  std::atomic_ref<uint8_t>(selected_bytes_[pid]).store(value, std::memory_order_relaxed);
+}
+
+// Both forms of the set (bpf/maps.bpf.h, ht_pid_set_selected): the hash first.
 bool BpfLoader::SelectPid(pid_t pid) {
   uint32_t key = static_cast<uint32_t>(pid);
   uint8_t one = 1;
-  return bpf_map__update_elem(selected_pids_, &key, sizeof(key), &one, sizeof(one), BPF_ANY) == 0;
+  if (bpf_map__update_elem(selected_pids_, &key, sizeof(key), &one, sizeof(one), BPF_ANY) != 0) {
+    return false;
+  }
+  SetSelectedByte(pid, 1);
+  return true;
 }
 
 void BpfLoader::DeselectPid(pid_t pid) {
   uint32_t key = static_cast<uint32_t>(pid);
+  SetSelectedByte(pid, 0);
   bpf_map__delete_elem(selected_pids_, &key, sizeof(key), 0);
 }
 

@@ -120,9 +120,13 @@ class BpfLoader {
  private:
   BpfLoader() = default;
   static int OnRingbufRecord(void* ctx, void* data, size_t size);
+  void SetSelectedByte(pid_t pid, uint8_t value);
 
   std::unique_ptr<CaptureObject> capture_;
   bpf_map* selected_pids_ = nullptr;
+  // ht_sel_pid_arr, mapped: one byte per pid (bpf/maps.bpf.h).
+  uint8_t* selected_bytes_ = nullptr;
+  size_t selected_bytes_len_ = 0;
   bpf_map* conns_ = nullptr;
   bpf_map* counters_ = nullptr;
   ring_buffer* ringbuf_ = nullptr;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -29,6 +30,23 @@ KernelContextSupport ProbeKernelContext() {
   out.ok = true;
   return out;
 }
+
+namespace {
+
+// Blocks of `block` pids (one byte each) that cover pid_max (PID_MAX_LIMIT
+// when it cannot be read: 4194304 pids, 4 MiB).
+uint32_t SelectedPidBlocks(uint32_t block) {
+  constexpr uint32_t kPidMaxLimit = 4u << 20;
+  uint64_t pid_max = kPidMaxLimit;
+  if (FILE* f = fopen("/proc/sys/kernel/pid_max", "r")) {
+    unsigned long long v = 0;
+    if (fscanf(f, "%llu", &v) == 1 && v > 0) pid_max = std::min<uint64_t>(v, kPidMaxLimit);
+    fclose(f);
+  }
+  return static_cast<uint32_t>((pid_max + block - 1) / block);
+}
+
+}  // namespace
 
 template <typename Skel>
 std::unique_ptr<CaptureObject> CaptureObject::OpenAs(const LoaderOptions& options) {
@@ -57,6 +75,10 @@ std::unique_ptr<CaptureObject> CaptureObject::OpenAs(const LoaderOptions& option
                             skel->progs.ht_gotls_read_ret}) {
     bpf_program__set_autoload(prog, options.tls);
   }
+  // One byte per pid up to pid_max (ht_sel_pid_arr, bpf/maps.bpf.h); a pid
+  // past it, should pid_max grow later, is looked up in ht_selected_pids.
+  bpf_map__set_max_entries(skel->maps.ht_sel_pid_arr,
+                           SelectedPidBlocks(bpf_map__value_size(skel->maps.ht_sel_pid_arr)));
   // Ring buffer size must be a power-of-two multiple of the page size.
   uint32_t rb = 1u << 16;
   while (rb < options.ringbuf_bytes && rb < (1u << 30)) rb <<= 1;
