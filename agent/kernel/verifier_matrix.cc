@@ -79,17 +79,12 @@ Opener CaptureOpener(const LoaderOptions& options) {
   };
 }
 
-// Loads an object and records what each program cost. When the object does
-// not load, each program is loaded alone so that every one gets its own
-// verdict.
-ObjectCosts LoadAndMeasure(const std::string& name, const Opener& open) {
+// Loads an opened object and records what each program cost; when it does
+// not load, each program alone (opened again) gets its own verdict.
+ObjectCosts MeasureOpened(const std::string& name, const Opener& open, Opened opened) {
   ObjectCosts out;
   out.object = name;
-  std::optional<Opened> o = open();
-  if (!o) {
-    out.error = std::string("cannot open: ") + strerror(errno);
-    return out;
-  }
+  std::optional<Opened> o(std::move(opened));
   int err;
   {
     CostRecorder rec(o->obj);
@@ -123,15 +118,137 @@ ObjectCosts LoadAndMeasure(const std::string& name, const Opener& open) {
   return out;
 }
 
-std::vector<ObjectCosts> MeasureConfig(const Config& c) {
-  std::vector<ObjectCosts> out;
-  const LoaderOptions lo = CaptureOptionsFor(c);
-  out.push_back(MeasureCapture(lo));
-  if (c.propagation) {
-    out.push_back(MeasurePropagation(lo, c.guard));
-    out.push_back(MeasureNodeRuntime());  // --node-inject needs propagation
+template <typename T>
+void Append(std::string* key, const T& v) {
+  key->append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+void AppendBytes(std::string* key, const void* data, size_t size) {
+  Append(key, size);
+  if (size > 0) key->append(static_cast<const char*>(data), size);
+}
+
+// Everything of an opened object that the verifier's work depends on, as
+// the bytes the kernel will be handed: every program (name, type, attach
+// type, flags, whether it loads, its instructions as compiled) and every map
+// (name, type, sizes, flags, and the initial contents of .rodata/.data/.bss,
+// which hold the configuration's knobs). Two objects with the same key load
+// the same programs against the same maps with the same constants; in the
+// same process on the same kernel (CO-RE relocates them alike) the verifier
+// walks them alike.
+std::string LoadKey(const std::string& name, bpf_object* obj) {
+  std::string key = name + '\0' + bpf_object__name(obj) + '\0';
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, obj) {
+    key += bpf_program__name(prog);
+    key += '\0';
+    Append(&key, bpf_program__type(prog));
+    Append(&key, bpf_program__expected_attach_type(prog));
+    Append(&key, bpf_program__flags(prog));
+    Append(&key, bpf_program__log_level(prog));
+    Append(&key, bpf_program__autoload(prog));
+    AppendBytes(&key, bpf_program__insns(prog),
+                bpf_program__insn_cnt(prog) * sizeof(struct bpf_insn));
   }
-  out.push_back(MeasureUprobes());  // --probe goes with every configuration
+  bpf_map* map;
+  bpf_object__for_each_map(map, obj) {
+    key += bpf_map__name(map);
+    key += '\0';
+    Append(&key, bpf_map__type(map));
+    Append(&key, bpf_map__key_size(map));
+    Append(&key, bpf_map__value_size(map));
+    Append(&key, bpf_map__max_entries(map));
+    Append(&key, bpf_map__map_flags(map));
+    Append(&key, bpf_map__map_extra(map));
+    Append(&key, bpf_map__autocreate(map));
+    size_t size = 0;
+    const void* init = bpf_map__initial_value(map, &size);
+    AppendBytes(&key, init, init ? size : 0);
+  }
+  return key;
+}
+
+// What a load measured, by LoadKey, and the configuration that measured it.
+struct Measured {
+  ObjectCosts costs;
+  std::string config;
+};
+using LoadCache = std::map<std::string, Measured>;
+
+// Loads an object and records what each program cost. When the object does
+// not load, each program is loaded alone so that every one gets its own
+// verdict. With a cache: an object identical (LoadKey) to one loaded before
+// is not verified again; its figures are that load's, and `reused_from`
+// names the configuration that measured them.
+ObjectCosts LoadAndMeasure(const std::string& name, const Opener& open, LoadCache* cache = nullptr,
+                           const std::string& config = "", std::string* reused_from = nullptr) {
+  ObjectCosts out;
+  out.object = name;
+  std::optional<Opened> o = open();
+  if (!o) {
+    out.error = std::string("cannot open: ") + strerror(errno);
+    return out;
+  }
+  std::string key;
+  if (cache) {
+    key = LoadKey(name, o->obj);
+    if (auto it = cache->find(key); it != cache->end()) {
+      if (reused_from) *reused_from = it->second.config;
+      return it->second.costs;
+    }
+  }
+  out = MeasureOpened(name, open, std::move(*o));
+  if (cache) cache->emplace(std::move(key), Measured{out, config});
+  return out;
+}
+
+// One object of a configuration: its costs, and the configuration whose
+// identical load measured them (empty: measured for this one).
+struct ConfigLoad {
+  ObjectCosts costs;
+  std::string reused_from;
+};
+
+// The openers of the public Measure* functions below.
+Opener PropagationOpener(const LoaderOptions& capture_options, const std::string& guard) {
+  const PropagationSupport support = ProbePropagationSupport();
+  FionreadGuard g = FionreadGuard::kAuto;
+  ParseFionreadGuard(guard, &g);
+  LoaderOptions lo = capture_options;
+  lo.kernel_context = true;
+  return SkeletonOpener<propagation_bpf>([lo, g, route = support.route](propagation_bpf* s) {
+    ConfigurePropagation(s, lo, g, route);
+    // Both sockops routes where this kernel takes both: a DaemonSet
+    // meets the other one on older nodes.
+    if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_current_pid_tgid,
+                                nullptr) == 1) {
+      bpf_program__set_autoload(s->progs.ht_sockops, true);
+    }
+    bpf_program__set_autoload(s->progs.ht_sockops_task, true);
+  });
+}
+
+Opener NodeRuntimeOpener() {
+  return SkeletonOpener<runtime_node_bpf>([](runtime_node_bpf*) {});
+}
+Opener UprobesOpener() {
+  return SkeletonOpener<uprobe_trace_bpf>([](uprobe_trace_bpf*) {});
+}
+
+std::vector<ConfigLoad> MeasureConfig(const Config& c, LoadCache* cache) {
+  std::vector<ConfigLoad> out;
+  const LoaderOptions lo = CaptureOptionsFor(c);
+  auto measure = [&](const std::string& name, const Opener& open) {
+    ConfigLoad l;
+    l.costs = LoadAndMeasure(name, open, cache, c.Name(), &l.reused_from);
+    out.push_back(std::move(l));
+  };
+  measure(lo.kernel_context ? "capture+ctx" : "capture", CaptureOpener(lo));
+  if (c.propagation) {
+    measure("propagation", PropagationOpener(lo, c.guard));
+    measure("runtime_node", NodeRuntimeOpener());  // --node-inject needs propagation
+  }
+  measure("uprobe_trace", UprobesOpener());  // --probe goes with every configuration
   return out;
 }
 
@@ -147,37 +264,16 @@ ObjectCosts MeasureCapture(const LoaderOptions& options) {
 }
 
 ObjectCosts MeasurePropagation(const LoaderOptions& capture_options, const std::string& guard) {
-  const PropagationSupport support = ProbePropagationSupport();
-  FionreadGuard g = FionreadGuard::kAuto;
-  ParseFionreadGuard(guard, &g);
-  LoaderOptions lo = capture_options;
-  lo.kernel_context = true;
-  return LoadAndMeasure(
-      "propagation", SkeletonOpener<propagation_bpf>([&](propagation_bpf* s) {
-        ConfigurePropagation(s, lo, g, support.route);
-        // Both sockops routes where this kernel takes both: a DaemonSet
-        // meets the other one on older nodes.
-        if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_current_pid_tgid,
-                                    nullptr) == 1) {
-          bpf_program__set_autoload(s->progs.ht_sockops, true);
-        }
-        bpf_program__set_autoload(s->progs.ht_sockops_task, true);
-      }));
+  return LoadAndMeasure("propagation", PropagationOpener(capture_options, guard));
 }
 
-ObjectCosts MeasureNodeRuntime() {
-  return LoadAndMeasure("runtime_node",
-                        SkeletonOpener<runtime_node_bpf>([](runtime_node_bpf*) {}));
-}
+ObjectCosts MeasureNodeRuntime() { return LoadAndMeasure("runtime_node", NodeRuntimeOpener()); }
 
 ObjectCosts MeasureNetProbe() {
   return LoadAndMeasure("net_probe", SkeletonOpener<net_probe_bpf>([](net_probe_bpf*) {}));
 }
 
-ObjectCosts MeasureUprobes() {
-  return LoadAndMeasure("uprobe_trace",
-                        SkeletonOpener<uprobe_trace_bpf>([](uprobe_trace_bpf*) {}));
-}
+ObjectCosts MeasureUprobes() { return LoadAndMeasure("uprobe_trace", UprobesOpener()); }
 
 void PrintObjectCosts(const ObjectCosts& costs, int64_t budget, std::FILE* out) {
   for (const auto& p : costs.programs) {
@@ -219,10 +315,25 @@ bool RunConfigMatrix(const MatrixOptions& options, std::FILE* out) {
   bool ok = true;
   int failed = 0;
   const auto t0 = std::chrono::steady_clock::now();
+  // Loads identical to an earlier one (LoadKey: same object, instructions,
+  // constants and map sizes) are not verified again: the guard changes the
+  // propagation object only in detect mode and the capture object not at all,
+  // and the node runtime and function probe objects have no knob. Their
+  // figures are printed for every configuration all the same, with the
+  // configuration that measured them.
+  LoadCache cache;
+  int loads = 0, reused = 0;
   for (const auto& c : configs) {
     std::fprintf(out, "%s\n", c.Name().c_str());
-    for (const auto& obj : MeasureConfig(c)) {
+    for (const auto& [obj, reused_from] : MeasureConfig(c, &cache)) {
       PrintObjectCosts(obj, options.budget, out);
+      if (reused_from.empty()) {
+        ++loads;
+      } else {
+        ++reused;
+        std::fprintf(out, "    %-12s (identical load to \"%s\": its figures, not verified again)\n",
+                     obj.object.c_str(), reused_from.c_str());
+      }
       if (obj.programs.empty()) {
         ok = false;
         ++failed;
@@ -240,8 +351,10 @@ bool RunConfigMatrix(const MatrixOptions& options, std::FILE* out) {
   }
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::fprintf(out, "\nmost processed instructions per program over %zu configurations (%.0f s):\n",
-               configs.size(), secs);
+  std::fprintf(out,
+               "\nmost processed instructions per program over %zu configurations (%.0f s; %d "
+               "object loads verified, %d identical ones reused):\n",
+               configs.size(), secs, loads, reused);
   for (const auto& [prog, w] : worst) {
     std::fprintf(out, "  %-38s %8s  %5.1f%% of 1M  (%s)\n", prog.c_str(),
                  w.insns == INT64_MAX ? "FAILED" : std::to_string(w.insns).c_str(),
