@@ -8,8 +8,10 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <atomic>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include "agent/kernel/bpf_loader.h"
 #include "agent/kernel/capture_object.h"
@@ -168,20 +170,10 @@ std::string LoadKey(const std::string& name, bpf_object* obj) {
   return key;
 }
 
-// What a load measured, by LoadKey, and the configuration that measured it.
-struct Measured {
-  ObjectCosts costs;
-  std::string config;
-};
-using LoadCache = std::map<std::string, Measured>;
-
 // Loads an object and records what each program cost. When the object does
 // not load, each program is loaded alone so that every one gets its own
-// verdict. With a cache: an object identical (LoadKey) to one loaded before
-// is not verified again; its figures are that load's, and `reused_from`
-// names the configuration that measured them.
-ObjectCosts LoadAndMeasure(const std::string& name, const Opener& open, LoadCache* cache = nullptr,
-                           const std::string& config = "", std::string* reused_from = nullptr) {
+// verdict.
+ObjectCosts LoadAndMeasure(const std::string& name, const Opener& open) {
   ObjectCosts out;
   out.object = name;
   std::optional<Opened> o = open();
@@ -189,25 +181,8 @@ ObjectCosts LoadAndMeasure(const std::string& name, const Opener& open, LoadCach
     out.error = std::string("cannot open: ") + strerror(errno);
     return out;
   }
-  std::string key;
-  if (cache) {
-    key = LoadKey(name, o->obj);
-    if (auto it = cache->find(key); it != cache->end()) {
-      if (reused_from) *reused_from = it->second.config;
-      return it->second.costs;
-    }
-  }
-  out = MeasureOpened(name, open, std::move(*o));
-  if (cache) cache->emplace(std::move(key), Measured{out, config});
-  return out;
+  return MeasureOpened(name, open, std::move(*o));
 }
-
-// One object of a configuration: its costs, and the configuration whose
-// identical load measured them (empty: measured for this one).
-struct ConfigLoad {
-  ObjectCosts costs;
-  std::string reused_from;
-};
 
 // The openers of the public Measure* functions below.
 Opener PropagationOpener(const LoaderOptions& capture_options, const std::string& guard) {
@@ -235,20 +210,16 @@ Opener UprobesOpener() {
   return SkeletonOpener<uprobe_trace_bpf>([](uprobe_trace_bpf*) {});
 }
 
-std::vector<ConfigLoad> MeasureConfig(const Config& c, LoadCache* cache) {
-  std::vector<ConfigLoad> out;
+// The objects a configuration loads, as `run` would load them.
+std::vector<std::pair<std::string, Opener>> ConfigObjects(const Config& c) {
+  std::vector<std::pair<std::string, Opener>> out;
   const LoaderOptions lo = CaptureOptionsFor(c);
-  auto measure = [&](const std::string& name, const Opener& open) {
-    ConfigLoad l;
-    l.costs = LoadAndMeasure(name, open, cache, c.Name(), &l.reused_from);
-    out.push_back(std::move(l));
-  };
-  measure(lo.kernel_context ? "capture+ctx" : "capture", CaptureOpener(lo));
+  out.emplace_back(lo.kernel_context ? "capture+ctx" : "capture", CaptureOpener(lo));
   if (c.propagation) {
-    measure("propagation", PropagationOpener(lo, c.guard));
-    measure("runtime_node", NodeRuntimeOpener());  // --node-inject needs propagation
+    out.emplace_back("propagation", PropagationOpener(lo, c.guard));
+    out.emplace_back("runtime_node", NodeRuntimeOpener());  // --node-inject needs propagation
   }
-  measure("uprobe_trace", UprobesOpener());  // --probe goes with every configuration
+  out.emplace_back("uprobe_trace", UprobesOpener());  // --probe goes with every configuration
   return out;
 }
 
@@ -321,15 +292,67 @@ bool RunConfigMatrix(const MatrixOptions& options, std::FILE* out) {
   // and the node runtime and function probe objects have no knob. Their
   // figures are printed for every configuration all the same, with the
   // configuration that measured them.
-  LoadCache cache;
-  int loads = 0, reused = 0;
+  struct Load {
+    std::string name;
+    Opener open;
+    std::string config;  // the first configuration that loads it
+    ObjectCosts costs;
+  };
+  std::vector<Load> loads;
+  std::map<std::string, size_t> by_key;  // LoadKey -> index in loads
+  std::vector<ObjectCosts> unopened;     // objects that did not even open
+  // Per configuration, its objects in order: a load (index in loads) or, as
+  // ~index, one that did not open (in unopened).
+  std::vector<std::vector<long>> config_objs;
   for (const auto& c : configs) {
+    config_objs.emplace_back();
+    for (auto& [name, open] : ConfigObjects(c)) {
+      std::optional<Opened> o = open();
+      if (!o) {
+        ObjectCosts failed_open;
+        failed_open.object = name;
+        failed_open.error = std::string("cannot open: ") + strerror(errno);
+        config_objs.back().push_back(~static_cast<long>(unopened.size()));
+        unopened.push_back(std::move(failed_open));
+        continue;
+      }
+      auto [it, fresh] = by_key.emplace(LoadKey(name, o->obj), loads.size());
+      if (fresh) loads.push_back(Load{name, open, c.Name(), {}});
+      config_objs.back().push_back(static_cast<long>(it->second));
+    }
+  }
+  // The distinct loads, on every CPU: the verifier runs in the loading
+  // thread, and its count does not depend on what else loads.
+  {
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (size_t i = next++; i < loads.size(); i = next++) {
+        loads[i].costs = LoadAndMeasure(loads[i].name, loads[i].open);
+      }
+    };
+    const unsigned n = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
+    std::vector<std::thread> threads;
+    for (unsigned t = 1; t < n; ++t) threads.emplace_back(work);
+    work();
+    for (auto& t : threads) t.join();
+  }
+  int reused = 0;
+  for (size_t ci = 0; ci < configs.size(); ++ci) {
+    const auto& c = configs[ci];
     std::fprintf(out, "%s\n", c.Name().c_str());
-    for (const auto& [obj, reused_from] : MeasureConfig(c, &cache)) {
+    std::vector<std::pair<const ObjectCosts*, std::string>> objs;
+    for (long i : config_objs[ci]) {
+      if (i < 0) {
+        objs.emplace_back(&unopened[~i], "");
+        continue;
+      }
+      const Load& l = loads[i];
+      objs.emplace_back(&l.costs, l.config == c.Name() ? "" : l.config);
+    }
+    for (const auto& [objp, reused_from] : objs) {
+      const ObjectCosts& obj = *objp;
       PrintObjectCosts(obj, options.budget, out);
-      if (reused_from.empty()) {
-        ++loads;
-      } else {
+      if (!reused_from.empty()) {
         ++reused;
         std::fprintf(out, "    %-12s (identical load to \"%s\": its figures, not verified again)\n",
                      obj.object.c_str(), reused_from.c_str());
@@ -354,7 +377,7 @@ bool RunConfigMatrix(const MatrixOptions& options, std::FILE* out) {
   std::fprintf(out,
                "\nmost processed instructions per program over %zu configurations (%.0f s; %d "
                "object loads verified, %d identical ones reused):\n",
-               configs.size(), secs, loads, reused);
+               configs.size(), secs, static_cast<int>(loads.size()), reused);
   for (const auto& [prog, w] : worst) {
     std::fprintf(out, "  %-38s %8s  %5.1f%% of 1M  (%s)\n", prog.c_str(),
                  w.insns == INT64_MAX ? "FAILED" : std::to_string(w.insns).c_str(),
