@@ -155,6 +155,12 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_sessionfinish(session, exitstatus):
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    try:
+        reap_stopping()
+    except AssertionError as e:
+        if reporter:
+            reporter.write_line(f"hoptrace: {e}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
     allowed = session.config.getoption("--max-skips")
     if skipped > allowed:
@@ -314,6 +320,33 @@ def descendants(pid):
     return [(k, t) for k, t in out if t is not None]
 
 
+# Agents whose test is over, told to stop at its teardown (SIGINT) but not
+# waited for there: closing their probes costs the agent a kernel grace
+# period each (seconds for a few dozen), which now overlaps the next test.
+# Such an agent selects only processes that are gone and stops reading
+# events at the signal. Each is waited for (and must exit 0) before a later
+# test stops an agent of its own (so what a test checks after its agent's
+# stop is the kernel without any of ours) and at the end of the session
+# (none outlives it).
+_stopping = []
+
+
+def reap_stopping():
+    """Waits for every agent stopped at a teardown; fails if one does not exit."""
+    while _stopping:
+        a = _stopping.pop(0)
+        try:
+            a.proc.wait(timeout=scaled(20))
+        except subprocess.TimeoutExpired:
+            a.proc.kill()
+            a.proc.wait()
+            raise AssertionError(f"the agent of an earlier test ({a.log}) did not stop in "
+                                 f"{scaled(20):.0f} s after SIGINT (killed):\n"
+                                 f"{a.log_text()[-3000:]}")
+        assert a.proc.returncode == 0, (f"the agent of an earlier test ({a.log}) exited "
+                                        f"{a.proc.returncode}:\n{a.log_text()[-3000:]}")
+
+
 class Agent:
     """hoptrace run, writing JSON lines to a file the test reads.
 
@@ -378,6 +411,7 @@ class Agent:
             time.sleep(0.1)
 
     def stop(self):
+        reap_stopping()  # an earlier test's agent first
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             self.proc.wait(timeout=scaled(20))
@@ -385,6 +419,13 @@ class Agent:
         if m:
             self.final_stats = dict(kv.split("=", 1) for kv in m[-1].split())
         return self.proc.returncode if self.proc else None
+
+    def stop_later(self):
+        """SIGINT now, the wait in reap_stopping(): for a teardown, where
+        nothing reads the agent's output any more."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            _stopping.append(self)
 
 
 @pytest.fixture
@@ -405,7 +446,7 @@ def agent_factory(tmp_path):
 
     yield make
     for a in agents:
-        a.stop()
+        a.stop_later()
 
 
 def attr(span, key):

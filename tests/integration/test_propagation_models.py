@@ -12,18 +12,29 @@ a keep-alive http.Agent with fewer sockets than the concurrency, or fetch
 (undici); two calls per request at once (Promise.all), random waits before
 and after the calls. The shares are printed and written to
 $HOPTRACE_MODEL_REPORT (JSON) when set; thread-per-request must be exact,
-and every model must be exact without concurrency."""
+and every model must be exact without concurrency.
+
+One agent serves every case of a session: each case's services (in
+namespaces of their own) start first, then the agent, selecting all of them
+by pid; each case then sends its traffic, tagged with the case, and counts
+only its own spans. The cases take turns: nothing else is asked of the
+agent while one runs, and an agent start and stop per case cost more than
+the traffic."""
 import json
 import os
 import re
+import signal
 import subprocess
+import time
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, SERVICES, attr, by_kind, require_propagation
-from propagation_util import TestCgroup, nginx_proxy, node_service, py_service, start_in
+from conftest import PYTHON, SERVICES, Agent, Topology, attr, by_kind, require_propagation, scaled
+from propagation_util import (TestCgroup, nginx_proxy, nginx_workers, node_service, py_service,
+                              start_in)
 
 CONCURRENCY = [1, 8, 64]
 PER_WORKER = {1: 16, 8: 8, 64: 4}  # requests per client thread
@@ -112,14 +123,6 @@ ts = [threading.Thread(target=run, args=(w,)) for w in range(conc)]
 [t.start() for t in ts]; [t.join() for t in ts]
 print(len(bad), bad[:3])
 """
-
-
-@pytest.fixture
-def cg(topo):
-    require_propagation()
-    c = TestCgroup()
-    yield c
-    c.remove(topo.procs)
 
 
 def req_query(span):
@@ -222,7 +225,7 @@ def start_front(topo, cg, model, workload, ns):
         p = py_framework(topo, cg, ns, "10.213.1.2", 8000, model, leaf_url, jitter)
         return "front", [p.pid] + py_children(p.pid)
     p, _ = nginx_proxy(topo, cg, ns, "10.213.1.2", 8000, leaf_url, workers=1)
-    return "nginx", [p.pid] + list(cg.extra_pids)
+    return "nginx", [p.pid] + nginx_workers(p.pid)
 
 
 def py_framework(topo, cg, ns, host, port, framework, downstream, jitter_ms):
@@ -246,44 +249,137 @@ def py_children(pid):
     return kids
 
 
-@pytest.mark.parametrize("model,workload", CASES)
-def test_share_of_client_spans_with_the_right_parent(topo, cg, agent_factory, model, workload):
-    c, a, b = topo.ns("c"), topo.ns("a"), topo.ns("b")
-    topo.link(c, "10.213.1.1", a, "10.213.1.2")
-    topo.link(a, "10.213.2.1", b, "10.213.2.2")
-    leaf, _ = py_service(topo, cg, b, "10.213.2.2", 9000, "leaf", sleep_ms=5)
-    front, pids = start_front(topo, cg, model, workload, a)
-    args = ["--no-redact-query", "--propagation-cgroup", str(cg.path), "--pid", str(leaf.pid)]
-    for pid in pids:
-        args += ["--pid", str(pid)]
-    if model.startswith("node-"):
-        args += ["--node-inject", str(pids[0])]
-    agent = agent_factory(*args)
-    if model.startswith("node-"):
-        assert f"node runtime: pid {pids[0]}: JavaScript agent loaded" in agent.log_text(), \
-            agent.log_text()
+@dataclass
+class Case:
+    tag: str        # prefix of every request id of this case
+    client_ns: str  # where its clients run
+    front: str      # service name of its front
+    spans: list     # its spans (request id tagged with its tag), as they arrive
 
+
+class Bench:
+    """The services of every case and the one agent that traces them all."""
+
+    def __init__(self, agent):
+        self.agent = agent
+        self.cases = {}
+        self._pos = 0  # bytes of the agent's output read so far
+
+    def _read(self):
+        """New whole lines of the agent's output, each to its case."""
+        if not self.agent.out.exists():
+            return
+        with open(self.agent.out, "rb") as f:
+            f.seek(self._pos)
+            data = f.read()
+        end = data.rfind(b"\n")  # only whole lines: the agent may be writing the last one
+        if end < 0:
+            return
+        self._pos += end + 1
+        for line in data[:end].split(b"\n"):
+            if not line.strip():
+                continue
+            span = json.loads(line)
+            rid = req_id(span) or ""
+            for case in self.cases.values():
+                if rid.startswith(case.tag + "r"):
+                    case.spans.append(span)
+                    break
+
+    def wait_spans(self, case, pred, timeout):
+        """Waits until pred(the case's spans) (timeout: host seconds, scaled);
+        returns them."""
+        deadline = time.time() + scaled(timeout)
+        while True:
+            self._read()
+            if pred(case.spans) or time.time() > deadline:
+                return case.spans
+            assert self.agent.proc.poll() is None, f"agent died:\n{self.agent.log_text()}"
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def bench(request, tmp_path_factory):
+    """Every case this session runs, started in namespaces of its own, in one
+    cgroup, and one agent selecting them all (their fronts, children and
+    leaves by pid; the Node ones injected)."""
+    require_propagation()
+    wanted = []
+    for item in request.session.items:
+        if item.module is request.module and hasattr(item, "callspec"):
+            key = (item.callspec.params["model"], item.callspec.params["workload"])
+            if key not in wanted:
+                wanted.append(key)
+    cg = TestCgroup()
+    topos, agent = [], None
+    try:
+        args = ["--no-redact-query", "--propagation-cgroup", str(cg.path)]
+        cases, inject = {}, []
+        for i, (model, workload) in enumerate(wanted):
+            topo = Topology()
+            topos.append(topo)
+            c, a, b = topo.ns("c"), topo.ns("a"), topo.ns("b")
+            topo.link(c, "10.213.1.1", a, "10.213.1.2")
+            topo.link(a, "10.213.2.1", b, "10.213.2.2")
+            leaf, _ = py_service(topo, cg, b, "10.213.2.2", 9000, "leaf", sleep_ms=5)
+            front, pids = start_front(topo, cg, model, workload, a)
+            args += ["--pid", str(leaf.pid)]
+            for pid in pids:
+                args += ["--pid", str(pid)]
+            if model.startswith("node-"):
+                args += ["--node-inject", str(pids[0])]
+                inject.append(pids[0])
+            cases[(model, workload)] = Case(f"m{i}", c, front, [])
+        agent = Agent(tmp_path_factory.mktemp("models"), args)
+        # Start-up attaches to every case's processes (and injects the Node ones).
+        agent.start(timeout=scaled(20) + scaled(5) * len(inject))
+        for pid in inject:
+            assert f"node runtime: pid {pid}: JavaScript agent loaded" in agent.log_text(), \
+                agent.log_text()
+        b = Bench(agent)
+        b.cases = cases
+        yield b
+    finally:
+        try:
+            if agent is not None and agent.proc.poll() is None:
+                # Every case's probes go at once (a few hundred uprobes).
+                t0 = time.time()
+                agent.proc.send_signal(signal.SIGINT)
+                agent.proc.wait(timeout=scaled(600))
+                print(f"\nagent stopped in {time.time() - t0:.1f} s")
+        finally:
+            try:
+                cg.remove([p for t in topos for p in t.procs])
+            finally:
+                for t in topos:
+                    t.cleanup()
+
+
+@pytest.mark.parametrize("model,workload", CASES)
+def test_share_of_client_spans_with_the_right_parent(bench, model, workload):
+    case = bench.cases[(model, workload)]
     expected = 0
     for run in range(RUNS):
         for conc in CONCURRENCY:
             r = subprocess.run(
-                ["ip", "netns", "exec", c, "/usr/bin/python3", "-c", CLIENT, "10.213.1.2", "8000",
-                 str(conc), str(PER_WORKER[conc]), f"r{run}c{conc}",
-                 "keepalive" if model in KEEPALIVE else "close"],
+                ["ip", "netns", "exec", case.client_ns, "/usr/bin/python3", "-c", CLIENT,
+                 "10.213.1.2", "8000", str(conc), str(PER_WORKER[conc]),
+                 f"{case.tag}r{run}c{conc}", "keepalive" if model in KEEPALIVE else "close"],
                 capture_output=True, text=True, timeout=600)
             assert r.stdout.startswith("0 "), (conc, r.stdout, r.stderr)
             expected += conc * PER_WORKER[conc] * FANOUT.get(model, 1)
-    # Every span of every request, before the agent stops (a CLIENT span
-    # ends after its downstream SERVER span).
-    spans = agent.wait_spans(
+    # Every span of every request of this case (a CLIENT span ends after its
+    # downstream SERVER span).
+    front = case.front
+    spans = bench.wait_spans(
+        case,
         lambda s: min(len(by_kind(s, "SERVER", "leaf")), len(by_kind(s, "CLIENT", front)),
                       len(by_kind(s, "SERVER", front)) * FANOUT.get(model, 1)) >= expected,
         timeout=60 + expected // 100)
-    agent.stop()
-    check_counts(f"{model}/{workload}", model, spans, front)
+    check_counts(f"{model}/{workload}", model, list(spans), front, case.tag)
 
 
-def check_counts(name, model, spans, front):
+def check_counts(name, model, spans, front, case_tag=""):
     """Counts right/wrong/none per run and concurrency, prints them, writes
     them to $HOPTRACE_MODEL_REPORT, and asserts the model's bounds on the
     worst run: exact without concurrency, FLOOR and WRONG_MAX."""
@@ -291,7 +387,7 @@ def check_counts(name, model, spans, front):
     for run in range(RUNS):
         per = {}
         for conc in CONCURRENCY:
-            n = parent_counts(spans, front, f"r{run}c{conc}")
+            n = parent_counts(spans, front, f"{case_tag}r{run}c{conc}")
             assert n["total"] == conc * PER_WORKER[conc] * FANOUT.get(model, 1), (run, conc, n)
             per[conc] = n
         runs.append(per)
