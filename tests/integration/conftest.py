@@ -282,12 +282,7 @@ class Topology:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(timeout=scaled(10))
-        for pid, started in kin:
-            if proc_start_time(pid) == started:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        kill_survivors(kin)
         for ns in self.namespaces:
             subprocess.run(["ip", "netns", "del", ns], check=False)
         subprocess.run(["rm", "-rf", f"/tmp/ht{self.tag}"], check=False)
@@ -303,21 +298,37 @@ def proc_start_time(pid):
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
+def children(pid):
+    """The child processes of pid, now (any of its threads may have forked
+    one: gunicorn's workers, nginx's)."""
+    kids = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids.update(map(int, (task / "children").read_text().split()))
+        except OSError:
+            pass
+    return sorted(kids)
+
+
 def descendants(pid):
     """[(pid, start time)] of every process below pid, now."""
     out, todo = [], [pid]
     while todo:
-        p = todo.pop()
-        kids = set()
-        for task in Path(f"/proc/{p}/task").glob("*"):  # any thread may fork
-            try:
-                kids.update(map(int, (task / "children").read_text().split()))
-            except OSError:
-                pass
-        for k in sorted(kids):
+        for k in children(todo.pop()):
             out.append((k, proc_start_time(k)))
             todo.append(k)
     return [(k, t) for k, t in out if t is not None]
+
+
+def kill_survivors(kin):
+    """SIGKILL, by pid, each (pid, start time) of descendants() still that
+    same process: what outlived the parent a test ended."""
+    for pid, started in kin:
+        if proc_start_time(pid) == started:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 # Agents whose test is over, told to stop at its teardown (SIGINT) but not

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, SERVICES, by_kind, descendants, proc_start_time, scaled
+from conftest import PYTHON, SERVICES, by_kind, descendants, kill_survivors, scaled
 
 PRIVATE_CGROUP2 = Path("/run/hoptrace-test-cgroup2")
 TP_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -100,12 +100,7 @@ class TestCgroup:
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
-        for pid, start in kin:
-            if proc_start_time(pid) == start:
-                try:
-                    os.kill(pid, 9)
-                except ProcessLookupError:
-                    pass
+        kill_survivors(kin)
         # Killed processes leave cgroup.procs before they are done exiting
         # (freeing their memory, their uprobes): until then rmdir says EBUSY
         # with no pid listed. Seen with a few dozen killed at once.

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, SERVICES, attr, by_kind, require_propagation
+from conftest import PYTHON, SERVICES, attr, by_kind, children, require_propagation
 from db_util import psql, start_postgres
 from propagation_util import TestCgroup, nginx_proxy, start_in, wait_heads
 
@@ -47,17 +47,6 @@ def cg(topo):
     c = TestCgroup()
     yield c
     c.remove(topo.procs)
-
-
-def children(pid):
-    kids = []
-    for task in subprocess.run(["ls", f"/proc/{pid}/task"], capture_output=True,
-                               text=True).stdout.split():
-        try:
-            kids += [int(k) for k in open(f"/proc/{pid}/task/{task}/children").read().split()]
-        except OSError:
-            pass
-    return kids
 
 
 def login_chain(topo, cg):

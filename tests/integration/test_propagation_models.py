@@ -32,7 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, SERVICES, Agent, Topology, attr, by_kind, require_propagation, scaled
+from conftest import (PYTHON, SERVICES, Agent, Topology, attr, by_kind, children,
+                      require_propagation, scaled)
 from propagation_util import (TestCgroup, nginx_proxy, nginx_workers, node_service, py_service,
                               start_in)
 
@@ -223,7 +224,7 @@ def start_front(topo, cg, model, workload, ns):
         return "fanout", [p.pid]
     if model in PY_FRAMEWORKS:
         p = py_framework(topo, cg, ns, "10.213.1.2", 8000, model, leaf_url, jitter)
-        return "front", [p.pid] + py_children(p.pid)
+        return "front", [p.pid] + children(p.pid)
     p, _ = nginx_proxy(topo, cg, ns, "10.213.1.2", 8000, leaf_url, workers=1)
     return "nginx", [p.pid] + nginx_workers(p.pid)
 
@@ -236,17 +237,6 @@ def py_framework(topo, cg, ns, host, port, framework, downstream, jitter_ms):
     line = p.stdout.readline()
     assert line.strip() == b"listening", f"{framework} did not start"
     return p
-
-
-def py_children(pid):
-    """Child processes (gunicorn's worker) of pid."""
-    kids = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            kids += [int(k) for k in open(f"/proc/{pid}/task/{task}/children").read().split()]
-        except OSError:
-            pass
-    return kids
 
 
 @dataclass
