@@ -935,11 +935,12 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     spdlog::info(
         "stats ({}): events={} malformed={} kernel_lost={} truncated={} conns={} pending={} "
         "spans={} spans_exported={} spans_dropped={} sampled_out={} orphan_responses={} "
-        "resyncs={} invalid_traceparent={} shed={}",
+        "resyncs={} invalid_traceparent={} shed={} linked_locally={} linked_late={}",
         when, m.kernel_events, m.events_malformed, m.kernel_events_lost,
         m.kernel_payload_truncated, m.connections_tracked, m.requests_pending, m.spans_produced,
         exported, m.spans_dropped_queue_full + m.spans_dropped_shutdown, m.spans_sampled_out,
-        m.http_orphan_responses, m.http_resyncs, m.invalid_traceparent, m.shed);
+        m.http_orphan_responses, m.http_resyncs, m.invalid_traceparent, m.shed,
+        stitcher.stats().server_spans_linked_locally, stitcher.stats().server_spans_linked_late);
   };
 
   constexpr int kSmallBatch = 256;                     // events: below it, wait for more

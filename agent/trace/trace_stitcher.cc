@@ -1,5 +1,6 @@
 #include "agent/trace/trace_stitcher.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace hoptrace {
@@ -134,7 +135,9 @@ SpanContextRecord TraceStitcher::ChildOf(const TraceId& trace_id, const SpanId& 
   return ctx;
 }
 
-SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const RequestStart& req) {
+SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const RequestStart& req,
+                                               NewTrace* new_trace) {
+  *new_trace = NewTrace::kNo;
   // The client side of this connection, if traced here, is always seen
   // first: it wrote the bytes this read returns. Pop it even when the
   // request carries its own traceparent, to keep the queue in step.
@@ -180,6 +183,7 @@ SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const Reque
       ctx.parent_span_id = local_parent->span_id;
       ++stats_.server_spans_linked_locally;
     }
+    if (k->origin == HT_CTX_NEW_TRACE && !local_parent) *new_trace = NewTrace::kKernel;
     return ctx;
   }
   if (auto tp = req.traceparent) {
@@ -202,7 +206,48 @@ SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const Reque
     return ChildOf(local_parent->trace_id, local_parent->span_id, local_parent->flags,
                    std::move(local_parent->tracestate));
   }
+  *new_trace = NewTrace::kAgent;
   return NewRoot();
+}
+
+bool TraceStitcher::AdoptWaitingServer(const ConnInfo& conn, const SpanContextRecord& caller,
+                                       uint64_t ts) {
+  auto w = waiting_servers_.find(TupleKeyOf(conn, /*client_view=*/true));
+  if (w == waiting_servers_.end() || !w->second.waiting) return false;
+  WaitingServer& ws = w->second;
+  ws.waiting = false;
+  auto p = pending_.find(ws.conn);
+  if (p == pending_.end()) return false;
+  auto e = std::find_if(p->second.begin(), p->second.end(),
+                        [&](const PendingExchange& x) { return x.exchange_id == ws.exchange_id; });
+  if (e == p->second.end() || e->ctx.span_id != ws.span_id) return false;
+  // Everything already reported under the server's trace id on this host
+  // (its own calls) follows it into the caller's trace.
+  const TraceId old_trace = e->ctx.trace_id;
+  if (trace_alias_.size() < options_.max_outbound) {
+    std::string key(reinterpret_cast<const char*>(old_trace.bytes.data()), 16);
+    trace_alias_[key] = Alias{caller.trace_id, ts};
+  }
+  auto adopt = [&](SpanContextRecord* ctx) {
+    ctx->trace_id = caller.trace_id;
+    ctx->parent_span_id = caller.span_id;
+    if (!ws.from_kernel) {
+      const bool sampled = sampler_.ShouldSample(caller.trace_id,
+                                                 (caller.flags & kTraceFlagSampled) != 0);
+      ctx->flags = static_cast<uint8_t>((caller.flags & ~kTraceFlagSampled) |
+                                        (sampled ? kTraceFlagSampled : 0));
+      ctx->tracestate = caller.tracestate;
+    }
+  };
+  adopt(&e->ctx);
+  if (auto t = thread_server_.find(ThreadKey(ws.conn.pid, ws.tid)); t != thread_server_.end()) {
+    for (auto& open : t->second) {
+      if (open.ctx.span_id == ws.span_id) adopt(&open.ctx);
+    }
+  }
+  ++stats_.server_spans_linked_locally;
+  ++stats_.server_spans_linked_late;
+  return true;
 }
 
 SpanContextRecord TraceStitcher::ClientContext(const ConnInfo& conn, const RequestStart& req,
@@ -252,8 +297,9 @@ SpanContextRecord TraceStitcher::ClientContext(const ConnInfo& conn, const Reque
 void TraceStitcher::OnRequestStart(const ConnInfo& conn, Role role, const RequestStart& request) {
   const bool server = role == Role::kServer;
   std::array<uint64_t, 2> stacks{};
+  NewTrace new_trace = NewTrace::kNo;
   SpanContextRecord ctx =
-      server ? ServerContext(conn, request) : ClientContext(conn, request, &stacks);
+      server ? ServerContext(conn, request, &new_trace) : ClientContext(conn, request, &stacks);
   ApplyAlias(&ctx);  // also for contexts read from headers the kernel wrote
   if (!server && open_spans_ != nullptr) {
     // Made inside a probed call of the same trace: that call is the closer
@@ -272,6 +318,22 @@ void TraceStitcher::OnRequestStart(const ConnInfo& conn, Role role, const Reques
     auto& open = thread_server_[ThreadKey(conn.id.pid, request.timing.tid)];
     if (open.size() >= kMaxThreadOpen) open.pop_front();
     open.push_back(ThreadServer{ctx, conn.id});
+    if (new_trace != NewTrace::kNo && conn.tuple_known) {
+      auto key = TupleKeyOf(conn, /*client_view=*/false);
+      auto w = waiting_servers_.find(key);
+      if (w == waiting_servers_.end() && waiting_servers_.size() < options_.max_outbound) {
+        w = waiting_servers_.emplace(key, WaitingServer{}).first;
+      }
+      // The oldest waits (pipelined requests: their callers come in order).
+      if (w != waiting_servers_.end() && !w->second.waiting) {
+        w->second = WaitingServer{true,
+                                  conn.id,
+                                  request.exchange_id,
+                                  request.timing.tid,
+                                  new_trace == NewTrace::kKernel,
+                                  ctx.span_id};
+      }
+    }
     if (ctx.parent_span_id.IsValid() && received_.size() < options_.max_outbound) {
       if (request.traceparent) {
         if (auto in = ParseTraceparent(*request.traceparent)) {
@@ -279,7 +341,8 @@ void TraceStitcher::OnRequestStart(const ConnInfo& conn, Role role, const Reques
         }
       }
     }
-  } else if (conn.tuple_known) {
+  } else if (conn.tuple_known &&
+             !AdoptWaitingServer(conn, ctx, request.timing.first_byte_ts_enter)) {
     if (outbound_size_ >= options_.max_outbound) {
       // Bounded: the oldest waiting context is the least likely to be claimed.
       auto oldest = outbound_.begin();
@@ -336,6 +399,12 @@ void TraceStitcher::OnExchange(const ConnInfo& conn, Role role, Exchange exchang
         if (r != received_.end() && r->second.span_id == ctx.span_id) received_.erase(r);
       }
     }
+    if (conn.tuple_known && !waiting_servers_.empty()) {
+      auto w = waiting_servers_.find(TupleKeyOf(conn, /*client_view=*/false));
+      if (w != waiting_servers_.end() && w->second.span_id == ctx.span_id) {
+        w->second.waiting = false;
+      }
+    }
   } else if (conn.tuple_known) {
     // The server read this request before it answered, so a traced server
     // has claimed its context by now; what is left has no traced server.
@@ -361,6 +430,7 @@ void TraceStitcher::OnExchange(const ConnInfo& conn, Role role, Exchange exchang
     ++stats_.sampled_out;
     return;
   }
+  ApplyAlias(&ctx);  // its trace may have joined a caller's since it started
   auto process = processes_->Get(static_cast<pid_t>(conn.id.pid));
   emit_(BuildSpan(conn, server, exchange, ctx, closing, *process, options_.span));
   ++stats_.spans;
@@ -368,6 +438,10 @@ void TraceStitcher::OnExchange(const ConnInfo& conn, Role role, Exchange exchang
 
 void TraceStitcher::OnConnectionGone(const ConnInfo& conn) {
   pending_.erase(conn.id);
+  if (conn.tuple_known && !waiting_servers_.empty()) {
+    auto w = waiting_servers_.find(TupleKeyOf(conn, /*client_view=*/false));
+    if (w != waiting_servers_.end() && w->second.conn == conn.id) waiting_servers_.erase(w);
+  }
   bound_at_connect_.erase(conn.id);
   if (auto k = kernel_.find(conn.id); k != kernel_.end()) {
     kernel_size_ -= k->second.size();

@@ -16,7 +16,12 @@
 //   the parent: same trace, one more link. When the kernel started a new
 //   trace but the caller is traced here (it sent no header), the SERVER span
 //   joins the caller's trace and the kernel's trace id becomes an alias of
-//   it for every span reported under it on this host.
+//   it for every span reported under it on this host. The client's event
+//   may come after the server's (the writer, preempted between handing the
+//   bytes over and its syscall's exit, reports after the reader): a SERVER
+//   span that started a new trace waits, until its exchange ends, for a
+//   CLIENT request on the same 4-tuple, and then joins that trace the same
+//   way (its parent set, its trace id an alias of the caller's).
 // - CLIENT span: a request that passes through a traceparent this process
 //   received is the child of the SERVER span that received it (proxies);
 //   else the SERVER span that the same thread of the same process is serving
@@ -72,6 +77,7 @@ struct TraceStitcherStats {
   uint64_t spans = 0;
   uint64_t server_spans_with_remote_parent = 0;  // from traceparent
   uint64_t server_spans_linked_locally = 0;      // from a traced client on this host
+  uint64_t server_spans_linked_late = 0;  // ... whose request event came after the server's
   uint64_t client_spans_with_thread_parent = 0;
   uint64_t invalid_traceparent = 0;
   uint64_t outbound_expired = 0;
@@ -152,7 +158,16 @@ class TraceStitcher : public ExchangeHandler {
   // thread and write on a worker). Bounded by max_outbound.
   std::unordered_map<ConnId, SpanContextRecord, ConnIdHash> bound_at_connect_;
 
-  SpanContextRecord ServerContext(const ConnInfo& conn, const RequestStart& req);
+  // Who started the trace of a SERVER span that has no caller (yet).
+  enum class NewTrace { kNo, kAgent, kKernel };
+  // *new_trace: the context starts a trace, so a traced caller whose request
+  // is reported later may still adopt it.
+  SpanContextRecord ServerContext(const ConnInfo& conn, const RequestStart& req,
+                                  NewTrace* new_trace);
+  // A client request (first byte at ts) on the 4-tuple of a SERVER span
+  // still waiting for its caller: that span becomes its child. True when one
+  // was waiting.
+  bool AdoptWaitingServer(const ConnInfo& conn, const SpanContextRecord& caller, uint64_t ts);
   // stacks: where the kernel said which probed-call stacks hold the request.
   SpanContextRecord ClientContext(const ConnInfo& conn, const RequestStart& req,
                                   std::array<uint64_t, 2>* stacks);
@@ -200,6 +215,20 @@ class TraceStitcher : public ExchangeHandler {
   static TupleKey TupleKeyOf(const ConnInfo& c, bool client_view);
   std::unordered_map<TupleKey, std::deque<Outbound>, TupleKeyHash> outbound_;
   size_t outbound_size_ = 0;
+  // Connection 4-tuple (client's view) -> the SERVER span of that
+  // connection that started a new trace and is still open, for a caller
+  // whose request event comes late. One entry per server connection, kept
+  // (waiting = false) between requests so keep-alive requests allocate
+  // nothing; erased with the connection. Bounded by max_outbound.
+  struct WaitingServer {
+    bool waiting = false;
+    ConnId conn;
+    uint64_t exchange_id = 0;
+    uint32_t tid = 0;
+    bool from_kernel = false;  // ids on the wire: flags and tracestate stay
+    SpanId span_id;
+  };
+  std::unordered_map<TupleKey, WaitingServer, TupleKeyHash> waiting_servers_;
   // Kernel decisions per connection, in request order.
   std::unordered_map<ConnId, std::deque<KernelContext>, ConnIdHash> kernel_;
   size_t kernel_size_ = 0;

@@ -232,6 +232,63 @@ TEST_F(PipelineTest, ServerOnSameHostIsLinkedToTracedClientByTuple) {
   EXPECT_EQ(stitcher_.outbound_waiting(), 0u);
 }
 
+TEST_F(PipelineTest, ServerReportedBeforeItsTracedCallerJoinsTheCallersTrace) {
+  // The writer is preempted between handing the request over and its
+  // syscall's exit: the reader's event comes first. The server has already
+  // made its own call (thread parent) when the caller's event arrives.
+  ConnGenerator cli(&clock_, 1, 7, HT_ROLE_CLIENT, "10.0.0.1", 40000, "10.0.0.2", 80);
+  ConnGenerator srv(&clock_, 2, 4, HT_ROLE_SERVER, "10.0.0.2", 80, "10.0.0.1", 40000);
+  ConnGenerator down(&clock_, 2, 5, HT_ROLE_CLIENT, "10.0.0.2", 50000, "10.0.0.3", 9090);
+  srv.set_tid(21);
+  down.set_tid(21);
+  Feed(cli.Open());
+  Feed(srv.Open());
+  Feed(down.Open());
+  for (int i = 0; i < 2; ++i) {  // keep-alive: the second request too
+    Feed(srv.Data(HT_DIR_INGRESS, "GET /x HTTP/1.1\r\n\r\n"));
+    Feed(down.Data(HT_DIR_EGRESS, "GET /y HTTP/1.1\r\n\r\n"));
+    Feed(cli.Data(HT_DIR_EGRESS, "GET /x HTTP/1.1\r\n\r\n"));
+    Feed(down.Data(HT_DIR_INGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    Feed(srv.Data(HT_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+    Feed(cli.Data(HT_DIR_INGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+  }
+  ASSERT_EQ(spans_.size(), 6u);
+  for (int i = 0; i < 2; ++i) {
+    const Span& call = spans_[3 * i];
+    const Span& server = spans_[3 * i + 1];
+    const Span& client = spans_[3 * i + 2];
+    ASSERT_EQ(call.kind, SpanKind::kClient);
+    ASSERT_EQ(server.kind, SpanKind::kServer);
+    ASSERT_EQ(client.kind, SpanKind::kClient);
+    EXPECT_EQ(Attr(server, "url.path"), "/x");
+    EXPECT_EQ(server.parent_span_id, client.span_id) << i;
+    EXPECT_EQ(server.trace_id, client.trace_id) << i;
+    EXPECT_EQ(call.parent_span_id, server.span_id) << i;
+    EXPECT_EQ(call.trace_id, client.trace_id) << i;
+  }
+  EXPECT_NE(spans_[0].trace_id, spans_[3].trace_id);
+  EXPECT_EQ(stitcher_.stats().server_spans_linked_late, 2u);
+  EXPECT_EQ(stitcher_.outbound_waiting(), 0u);
+}
+
+TEST_F(PipelineTest, ServerWithUntracedCallerWaitsOnlyWhileItsExchangeIsOpen) {
+  // The caller is not traced: the server's span starts a trace, and a later
+  // client on a new connection that happens to reuse the 4-tuple adopts
+  // nothing.
+  ConnGenerator srv(&clock_, 2, 4, HT_ROLE_SERVER, "10.0.0.2", 80, "10.0.0.1", 40000);
+  Feed(srv.Open());
+  Feed(srv.Data(HT_DIR_INGRESS, "GET /x HTTP/1.1\r\n\r\n"));
+  Feed(srv.Data(HT_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+  ConnGenerator cli(&clock_, 1, 7, HT_ROLE_CLIENT, "10.0.0.1", 40000, "10.0.0.2", 80);
+  Feed(cli.Open());
+  Feed(cli.Data(HT_DIR_EGRESS, "GET /late HTTP/1.1\r\n\r\n"));
+  Feed(cli.Data(HT_DIR_INGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+  ASSERT_EQ(spans_.size(), 2u);
+  EXPECT_NE(spans_[0].trace_id, spans_[1].trace_id);
+  EXPECT_FALSE(spans_[0].parent_span_id.IsValid());
+  EXPECT_EQ(stitcher_.stats().server_spans_linked_late, 0u);
+}
+
 TEST_F(PipelineTest, UntracedServerLeavesNoClientContextBehind) {
   ConnGenerator cli(&clock_, 1, 7, HT_ROLE_CLIENT, "10.0.0.1", 40000, "93.184.216.34", 80);
   Feed(cli.Open());
