@@ -134,10 +134,36 @@ def kernel_lacks(feature, why):
                 f"does not say it is missing:\n" + "\n".join(check_lines()))
 
 
+def span_table(spans):
+    """One line per span, in start order: what a failed test's trace looked
+    like, for the report (ids shortened; trace ids to 8 hex digits)."""
+    lines = []
+    for s in sorted(spans, key=lambda s: s.get("start_time_unix_nano", 0)):
+        res = s.get("resource", {}).get("attributes", {})
+        a = s.get("attributes", {})
+        extra = " ".join(f"{k}={a[k]}" for k in ("hoptrace.go.g", "thread.id", "error.type")
+                         if k in a)
+        lines.append(f"{s.get('start_time_unix_nano', 0) % 10**12:>13} "
+                     f"{s.get('trace_id', '')[:8]} {s.get('span_id', '')} "
+                     f"<- {s.get('parent_span_id') or '-':16} {s.get('kind', ''):8} "
+                     f"{res.get('service.name', '')}[{res.get('process.pid', '')}] "
+                     f"{s.get('name', '')} {extra}")
+    return "\n".join(lines)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
+    if rep.failed and call.when == "call":
+        # What the agents saw: the next person reads this, not a rerun.
+        for i, agent in enumerate(getattr(item, "hoptrace_agents", [])):
+            try:
+                rep.sections.append((f"agent {i} spans", span_table(agent.spans())))
+                rep.sections.append((f"agent {i} log (tail)",
+                                     "\n".join(agent.log_text().splitlines()[-40:])))
+            except (OSError, ValueError) as e:
+                rep.sections.append((f"agent {i}", f"unreadable: {e}"))
     if not rep.skipped or hasattr(rep, "wasxfail"):
         return
     reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
@@ -447,8 +473,9 @@ def topo():
 
 
 @pytest.fixture
-def agent_factory(tmp_path):
+def agent_factory(tmp_path, request):
     agents = []
+    request.node.hoptrace_agents = agents  # for the failure report
 
     def make(*args, **kw):
         a = Agent(tmp_path, list(args), **kw)
