@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "agent/kernel/bpf_loader.h"
+#include "agent/kernel/link_teardown.h"
 #include "socket_trace.h"
 #include "socket_trace.skel.h"
 #include "socket_trace_capture.skel.h"
@@ -92,7 +93,10 @@ std::unique_ptr<CaptureObject> CaptureObject::Open(const LoaderOptions& options)
   return OpenAs<socket_trace_capture_bpf>(options);
 }
 
-CaptureObject::~CaptureObject() { destroy_(); }  // detaches every link, closes every map
+CaptureObject::~CaptureObject() {
+  DetachSkeletonLinks(skeleton_);  // all at once: each waits for a grace period
+  destroy_();                      // closes every program and map
+}
 
 int CaptureObject::Load() { return bpf_object__load_skeleton(skeleton_); }
 

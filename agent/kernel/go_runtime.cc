@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "agent/kernel/bpf_loader.h"
+#include "agent/kernel/link_teardown.h"
 #include "runtime_go.h"
 #include "uprobes/go/go_runtime_sites.h"
 
@@ -20,6 +21,13 @@ static_assert(sizeof(ht_go_binding) == 24 && offsetof(ht_go_binding, kind) == 8 
               offsetof(ht_go_binding, origin_g) == 16);
 
 GoRuntime::~GoRuntime() {
+  // Every process's links at once, then each one's map entries.
+  std::vector<bpf_link*> all;
+  for (auto& [pid, links] : links_) {
+    all.insert(all.end(), links.begin(), links.end());
+    links.clear();
+  }
+  DestroyLinks(all);
   std::vector<pid_t> pids;
   for (const auto& [pid, links] : links_) pids.push_back(pid);
   for (pid_t pid : pids) Detach(pid);
@@ -83,7 +91,7 @@ void GoRuntime::Detach(pid_t pid) {
   const uint32_t tgid = static_cast<uint32_t>(pid);
   // Unmark first: the syscall programs stop reading R14 in this process.
   bpf_map_delete_elem(capture_.MapFd("ht_go_procs"), &tgid);
-  for (bpf_link* l : it->second) bpf_link__destroy(l);
+  DestroyLinks(it->second);
   links_.erase(it);
   ++stats_.detached;
   // Its goroutines and creations in flight.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/kernel/bpf_loader.h"
+#include "agent/kernel/link_teardown.h"
 #include "net_probe.h"
 #include "net_probe.skel.h"
 
@@ -50,7 +51,10 @@ std::unique_ptr<NetProbeLoader> NetProbeLoader::Start(const NetProbeOptions& opt
 }
 
 NetProbeLoader::~NetProbeLoader() {
-  if (skel_) net_probe_bpf__destroy(skel_);
+  if (skel_) {
+    DetachSkeletonLinks(skel_->skeleton);
+    net_probe_bpf__destroy(skel_);
+  }
 }
 
 NetProbeCounters NetProbeLoader::ReadCounters() const {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "agent/kernel/bpf_loader.h"
+#include "agent/kernel/link_teardown.h"
 #include "runtime_node.h"
 #include "runtime_node.skel.h"
 
@@ -45,7 +46,10 @@ std::unique_ptr<NodeRuntimeLoader> NodeRuntimeLoader::Start(const BpfLoader& cap
 }
 
 NodeRuntimeLoader::~NodeRuntimeLoader() {
-  if (skel_) runtime_node_bpf__destroy(skel_);
+  if (skel_) {
+    DetachSkeletonLinks(skel_->skeleton);
+    runtime_node_bpf__destroy(skel_);
+  }
 }
 
 bool NodeRuntimeLoader::AddProcess(pid_t pid, int announce_fd) {

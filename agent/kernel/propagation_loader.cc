@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "agent/kernel/capture_object.h"
+#include "agent/kernel/link_teardown.h"
 #include "propagation.h"
 #include "propagation.skel.h"
 
@@ -529,7 +530,10 @@ PropagationLoader::~PropagationLoader() {
     bpf_prog_detach2(bpf_program__fd(skel_->progs.ht_sk_msg),
                      bpf_map__fd(skel_->maps.ht_prop_sockhash), BPF_SK_MSG_VERDICT);
   }
-  if (skel_) propagation_bpf__destroy(skel_);
+  if (skel_) {
+    DetachSkeletonLinks(skel_->skeleton);
+    propagation_bpf__destroy(skel_);
+  }
 }
 
 void PropagationLoader::Sweep() {

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <vector>
 
+#include "agent/kernel/link_teardown.h"
+
 #include "bpf/runtime_python.h"
 #include "uprobes/cpython/cpython_runtime.h"
 
@@ -24,6 +26,15 @@ std::string ContextsModel(const uprobes::cpython::Interpreter& in) {
 PythonRuntime::PythonRuntime(const BpfLoader& loader) : loader_(loader) {}
 
 PythonRuntime::~PythonRuntime() {
+  // Every process's links at once, then each one's map entry.
+  std::vector<bpf_link*> all;
+  for (auto& [pid, l] : links_) {
+    for (bpf_link** p : {&l.copy, &l.lock_new, &l.lock_take}) {
+      all.push_back(*p);
+      *p = nullptr;
+    }
+  }
+  DestroyLinks(all);
   while (!links_.empty()) Forget(links_.begin()->first);
 }
 
@@ -118,9 +129,7 @@ std::string PythonRuntime::AttachFutures(pid_t pid, const uprobes::cpython::Inte
 void PythonRuntime::Forget(pid_t pid) {
   auto it = links_.find(pid);
   if (it == links_.end()) return;
-  for (bpf_link* l : {it->second.copy, it->second.lock_new, it->second.lock_take}) {
-    if (l != nullptr) bpf_link__destroy(l);
-  }
+  DestroyLinks({it->second.copy, it->second.lock_new, it->second.lock_take});
   links_.erase(it);
   const int procs = loader_.MapFd("ht_py_procs");
   const uint32_t key = static_cast<uint32_t>(pid);

@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstring>
 
+#include "agent/kernel/link_teardown.h"
+
 #include "tls_go.h"
 #include "uprobes/go/go_tls_sites.h"
 #include "uprobes/openssl/openssl_probes.h"
@@ -44,9 +46,9 @@ bpf_link* AttachOne(bpf_program* prog, pid_t pid, const std::string& path,
 TlsUprobes::TlsUprobes(const BpfLoader& loader) : loader_(loader) {}
 
 TlsUprobes::~TlsUprobes() {
-  for (auto& [file, links] : links_) {
-    for (bpf_link* l : links) bpf_link__destroy(l);
-  }
+  std::vector<bpf_link*> all;
+  for (auto& [file, links] : links_) all.insert(all.end(), links.begin(), links.end());
+  DestroyLinks(all);
 }
 
 bool TlsUprobes::Attach(const tls::TlsLibrary& lib, pid_t pid, std::string* error) {
@@ -177,7 +179,7 @@ void TlsUprobes::Detach(const tls::TlsLibrary& lib, pid_t pid) {
   if (it == links_.end()) return;
   // Unmark first: the entry programs stop taking calls of this process.
   if (lib.kind == tls::kGoTlsKind) ForgetGo(pid);
-  for (bpf_link* l : it->second) bpf_link__destroy(l);
+  DestroyLinks(it->second);
   links_.erase(it);
   spdlog::info("tls: probes removed from pid {} (gone, or not traced any more): {}", pid,
                lib.path);

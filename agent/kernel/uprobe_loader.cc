@@ -9,6 +9,7 @@
 #include <string>
 
 #include "agent/kernel/bpf_loader.h"
+#include "agent/kernel/link_teardown.h"
 #include "uprobe_trace.skel.h"
 
 namespace hoptrace {
@@ -46,10 +47,13 @@ std::unique_ptr<UprobeLoader> UprobeLoader::Start(const UprobeLoaderOptions& opt
 }
 
 UprobeLoader::~UprobeLoader() {
-  for (auto& [pid, links] : links_) {
-    for (bpf_link* l : links) bpf_link__destroy(l);
+  std::vector<bpf_link*> all;
+  for (auto& [pid, links] : links_) all.insert(all.end(), links.begin(), links.end());
+  DestroyLinks(all);
+  if (skel_) {
+    DetachSkeletonLinks(skel_->skeleton);
+    uprobe_trace_bpf__destroy(skel_);
   }
-  if (skel_) uprobe_trace_bpf__destroy(skel_);
 }
 
 size_t UprobeLoader::Attach(pid_t pid, const std::vector<uprobes::AttachSite>& sites,
@@ -152,7 +156,7 @@ bool UprobeLoader::SetPython(pid_t pid, const uprobes::PythonProcess& py, std::s
 
 void UprobeLoader::Detach(pid_t pid) {
   if (auto it = links_.find(pid); it != links_.end()) {
-    for (bpf_link* l : it->second) bpf_link__destroy(l);
+    DestroyLinks(it->second);
     links_.erase(it);
   }
   if (auto it = py_names_.find(pid); it != py_names_.end()) {
