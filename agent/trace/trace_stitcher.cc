@@ -331,7 +331,8 @@ void TraceStitcher::OnRequestStart(const ConnInfo& conn, Role role, const Reques
                                   request.exchange_id,
                                   request.timing.tid,
                                   new_trace == NewTrace::kKernel,
-                                  ctx.span_id};
+                                  ctx.span_id,
+                                  request.timing.first_byte_ts_enter};
       }
     }
     if (ctx.parent_span_id.IsValid() && received_.size() < options_.max_outbound) {
@@ -508,6 +509,12 @@ void TraceStitcher::Tick(uint64_t now_ns) {
       ++stats_.outbound_expired;
     }
     it = q.empty() ? outbound_.erase(it) : std::next(it);
+  }
+  for (auto it = waiting_servers_.begin(); it != waiting_servers_.end();) {
+    // A connection whose end the agent never saw (its close event lost).
+    it = now_ns > it->second.ts_ns && now_ns - it->second.ts_ns > options_.outbound_ttl_ns
+             ? waiting_servers_.erase(it)
+             : std::next(it);
   }
   for (auto it = trace_alias_.begin(); it != trace_alias_.end();) {
     it = now_ns > it->second.ts_ns && now_ns - it->second.ts_ns > options_.outbound_ttl_ns

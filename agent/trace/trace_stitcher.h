@@ -227,6 +227,7 @@ class TraceStitcher : public ExchangeHandler {
     uint32_t tid = 0;
     bool from_kernel = false;  // ids on the wire: flags and tracestate stay
     SpanId span_id;
+    uint64_t ts_ns = 0;  // the request's first byte: entries of lost connections expire
   };
   std::unordered_map<TupleKey, WaitingServer, TupleKeyHash> waiting_servers_;
   // Kernel decisions per connection, in request order.
