@@ -821,7 +821,20 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
     uprobes::ProbeManager* pm = probes.get();
     internal = std::make_unique<InternalSpans>(
         &processes, [pm](uint32_t id) { return pm->Function(id); },
-        [&stitcher](uint32_t pid, uint32_t tid) { return stitcher.ServingSpan(pid, tid); },
+        [&stitcher, &go_runtime](uint32_t pid, uint32_t tid, uint64_t context_id,
+                                 uint64_t entry_ns) -> std::optional<SpanContextRecord> {
+          // A goroutine's call: the request the kernel bound the goroutine
+          // to. Goroutines share threads, so the thread's newest request can
+          // be another goroutine's.
+          if (go_runtime && context_id != tid) {
+            if (auto id = go_runtime->RequestOf(static_cast<pid_t>(pid), context_id)) {
+              SpanId span;
+              memcpy(span.bytes.data(), &*id, 8);
+              if (auto s = stitcher.OpenServerSpan(pid, span, entry_ns)) return s;
+            }
+          }
+          return stitcher.ServingSpan(pid, tid);
+        },
         [ul](uint32_t pid, uint64_t id) { return ul->ReadStack(static_cast<pid_t>(pid), id); },
         [&](Span span) { joiner.OnSpan(std::move(span), MonotonicNowNs()); }, io);
     stitcher.set_open_spans(internal.get());

@@ -85,6 +85,18 @@ bool GoRuntime::Attach(pid_t pid) {
   return true;
 }
 
+std::optional<uint64_t> GoRuntime::RequestOf(pid_t pid, uint64_t g) const {
+  if (!Follows(pid)) return std::nullopt;
+  ht_go_key key{};
+  key.tgid = static_cast<uint32_t>(pid);
+  key.g = g;
+  ht_go_binding b{};
+  if (bpf_map_lookup_elem(capture_.MapFd("ht_go_gs"), &key, &b) != 0 || b.span_id == 0) {
+    return std::nullopt;
+  }
+  return b.span_id;
+}
+
 void GoRuntime::Detach(pid_t pid) {
   auto it = links_.find(pid);
   if (it == links_.end()) return;

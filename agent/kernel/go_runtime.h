@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,9 @@ class GoRuntime {
   bool Attach(pid_t pid);
   void Detach(pid_t pid);
   bool Follows(pid_t pid) const { return links_.count(pid) != 0; }
+  // The kernel's SERVER span id (its 8 bytes, as on the wire) for the
+  // request goroutine g of pid serves, as the kernel bound it.
+  std::optional<uint64_t> RequestOf(pid_t pid, uint64_t g) const;
   GoRuntimeStats stats() const;
   size_t links() const;
 

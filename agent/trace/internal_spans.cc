@@ -63,7 +63,7 @@ SpanContextRecord InternalSpans::ContextOf(uint32_t pid, uint64_t context_id,
       SpanContextRecord ctx;
       if (parent) {
         ctx = ChildOf(*parent);
-      } else if ((server = serving_(pid, frames[0].tid))) {
+      } else if ((server = serving_(pid, frames[0].tid, context_id, frames[0].entry_ns))) {
         ctx = ChildOf(*server);
         ++stats_.with_server_parent;
       } else {

@@ -58,7 +58,11 @@ class InternalSpans : public OpenSpanSource {
  public:
   using FunctionLookup = std::function<const uprobes::FunctionInfo*(uint32_t id)>;
   using StackReader = std::function<std::optional<hu_stack>(uint32_t pid, uint64_t id)>;
-  using ServingSpan = std::function<std::optional<SpanContextRecord>(uint32_t pid, uint32_t tid)>;
+  // The SERVER span an outermost call serves: of its goroutine (context_id,
+  // where the runtime says), else of the thread it started on (tid). The
+  // span must have begun before the call (entry_ns).
+  using ServingSpan = std::function<std::optional<SpanContextRecord>(
+      uint32_t pid, uint32_t tid, uint64_t context_id, uint64_t entry_ns)>;
   using SpanCallback = std::function<void(Span)>;
 
   InternalSpans(ProcessRegistry* processes, FunctionLookup functions, ServingSpan serving,

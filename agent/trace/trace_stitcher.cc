@@ -317,7 +317,7 @@ void TraceStitcher::OnRequestStart(const ConnInfo& conn, Role role, const Reques
   if (server) {
     auto& open = thread_server_[ThreadKey(conn.id.pid, request.timing.tid)];
     if (open.size() >= kMaxThreadOpen) open.pop_front();
-    open.push_back(ThreadServer{ctx, conn.id});
+    open.push_back(ThreadServer{ctx, conn.id, request.timing.first_byte_ts_enter});
     if (new_trace != NewTrace::kNo && conn.tuple_known) {
       auto key = TupleKeyOf(conn, /*client_view=*/false);
       auto w = waiting_servers_.find(key);
@@ -468,6 +468,20 @@ std::optional<SpanContextRecord> TraceStitcher::ServingSpan(uint32_t pid, uint32
   auto it = thread_server_.find(ThreadKey(pid, tid));
   if (it == thread_server_.end() || it->second.empty()) return std::nullopt;
   return it->second.back().ctx;
+}
+
+std::optional<SpanContextRecord> TraceStitcher::OpenServerSpan(uint32_t pid, const SpanId& span_id,
+                                                               uint64_t before_ns) const {
+  for (const auto& [key, open] : thread_server_) {
+    if (key >> 32 != pid) continue;
+    for (const ThreadServer& t : open) {
+      if (t.ctx.span_id == span_id) {
+        if (t.ts_ns > before_ns) return std::nullopt;
+        return t.ctx;
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 size_t TraceStitcher::open_server_spans() const {

@@ -126,6 +126,12 @@ class TraceStitcher : public ExchangeHandler {
   // The SERVER span the thread is serving now (the newest open one), for
   // spans that start inside it.
   std::optional<SpanContextRecord> ServingSpan(uint32_t pid, uint32_t tid) const;
+  // The open SERVER span of pid with this id, if its request began before
+  // before_ns (a runtime's record of which request a goroutine serves can
+  // already name the next one when the agent asks). A scan of every open
+  // SERVER span: for the first probed call of a request only.
+  std::optional<SpanContextRecord> OpenServerSpan(uint32_t pid, const SpanId& span_id,
+                                                  uint64_t before_ns) const;
 
   // Drops expired client contexts. now: CLOCK_MONOTONIC ns.
   void Tick(uint64_t now_ns);
@@ -143,6 +149,7 @@ class TraceStitcher : public ExchangeHandler {
   struct ThreadServer {
     SpanContextRecord ctx;
     ConnId conn;
+    uint64_t ts_ns = 0;    // the request's first byte
     bool claimed = false;  // an outgoing request of the thread took it as parent
   };
   // The thread's SERVER span an outgoing request of it belongs to, as the

@@ -303,6 +303,50 @@ def test_go_client_call_is_child_of_the_probed_call(topo, agent_factory):
         cg.remove(topo.procs)
 
 
+def test_go_concurrent_requests_each_nest_their_own_calls(topo, agent_factory):
+    """Eight logins at once: the Go runtime runs their handlers' goroutines
+    on a few threads, each thread holding several requests in turn, so the
+    thread a call starts on does not say which request it serves. Every
+    request's handleLogin is still the child of its own SERVER span, and its
+    checkPassword's backend call (name=<user>) the child of its own
+    checkPassword: with kernel contexts the goroutine's request, as the
+    kernel bound it, is the parent."""
+    require_propagation()
+    cg = TestCgroup()
+    users = [f"user{i}" for i in range(8)]
+    try:
+        ns = topo.ns("loginp")
+        backend(topo, ns, 9091, sleep_ms=60)
+        login = start_in(topo, cg, ns, [GO_LOGIN, "9090", "http://127.0.0.1:9091"])
+        assert login.stdout.readline().strip() == b"ready"
+        agent = agent_factory("--propagation-cgroup", str(cg.path), "--pid", str(login.pid),
+                              "--probe", "login:main.handleLogin",
+                              "--probe", "login:main.checkPassword")
+        wait_attached(agent, login.pid)
+        curls = [topo.start(ns, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "20",
+                                 f"http://127.0.0.1:9090/login?user={u}"]) for u in users]
+        assert [c.communicate(timeout=30)[0] for c in curls] == [b"200"] * len(users)
+        spans = agent.wait_spans(lambda s: len(named(s, "main.checkPassword")) >= len(users) and
+                                 len(by_kind(s, "CLIENT")) >= len(users))
+        mine = [s for s in spans if s["resource"]["attributes"]["process.pid"] == login.pid]
+        servers = {attr(s, "url.query"): s for s in by_kind(mine, "SERVER")}
+        assert sorted(servers) == sorted(f"user={u}" for u in users)
+        for u in users:
+            server = servers[f"user={u}"]
+            [handle] = [s for s in named(mine, "main.handleLogin")
+                        if s["parent_span_id"] == server["span_id"]]
+            [check] = [s for s in named(mine, "main.checkPassword")
+                       if s["parent_span_id"] == handle["span_id"]]
+            [client] = [s for s in by_kind(mine, "CLIENT")
+                        if attr(s, "url.full").endswith(f"name={u}")]
+            assert client["parent_span_id"] == check["span_id"], u
+            assert server["trace_id"] == handle["trace_id"] == check["trace_id"] == \
+                client["trace_id"], u
+            assert attr(check, "hoptrace.go.g") == attr(handle, "hoptrace.go.g"), u
+    finally:
+        cg.remove(topo.procs)
+
+
 def entry_bytes_intact(pid, probe):
     """True when the process's text at the entry of every function the probe
     matches is what its file holds there: no breakpoint of a uprobe left.

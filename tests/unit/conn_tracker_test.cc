@@ -289,6 +289,31 @@ TEST_F(PipelineTest, ServerWithUntracedCallerWaitsOnlyWhileItsExchangeIsOpen) {
   EXPECT_EQ(stitcher_.stats().server_spans_linked_late, 0u);
 }
 
+TEST_F(PipelineTest, OpenServerSpanIsFoundByIdOnlyIfItBeganBeforeTheCall) {
+  // Two requests read by one thread (goroutines sharing it): each is found
+  // by its own id, whatever the thread served last, and not for a call that
+  // began before its request did; once answered it is gone.
+  ConnGenerator a(&clock_, 100, 5, HT_ROLE_SERVER, "10.0.0.2", 8080, "10.0.0.1", 40000);
+  ConnGenerator b(&clock_, 100, 6, HT_ROLE_SERVER, "10.0.0.2", 8080, "10.0.0.1", 40001);
+  a.set_tid(7);
+  b.set_tid(7);
+  Feed(a.Data(HT_DIR_INGRESS, "GET /a HTTP/1.1\r\n\r\n"));
+  const uint64_t between = clock_.now();
+  clock_.Advance(kMs);
+  Feed(b.Data(HT_DIR_INGRESS, "GET /b HTTP/1.1\r\n\r\n"));
+  clock_.Advance(kMs);
+  const uint64_t after = clock_.now();
+  auto newest = stitcher_.ServingSpan(100, 7);
+  ASSERT_TRUE(newest);
+  Feed(a.Data(HT_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+  ASSERT_EQ(spans_.size(), 1u);
+  const SpanId a_id = spans_[0].span_id;
+  EXPECT_FALSE(stitcher_.OpenServerSpan(100, a_id, after)) << "answered: no longer open";
+  EXPECT_TRUE(stitcher_.OpenServerSpan(100, newest->span_id, after));
+  EXPECT_FALSE(stitcher_.OpenServerSpan(100, newest->span_id, between)) << "began after the call";
+  EXPECT_FALSE(stitcher_.OpenServerSpan(101, newest->span_id, after)) << "another process";
+}
+
 TEST_F(PipelineTest, UntracedServerLeavesNoClientContextBehind) {
   ConnGenerator cli(&clock_, 1, 7, HT_ROLE_CLIENT, "10.0.0.1", 40000, "93.184.216.34", 80);
   Feed(cli.Open());

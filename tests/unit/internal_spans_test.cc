@@ -30,7 +30,7 @@ class InternalSpansTest : public ::testing::Test {
               auto it = functions_.find(id);
               return it == functions_.end() ? nullptr : &it->second;
             },
-            [this](uint32_t pid, uint32_t tid) -> std::optional<SpanContextRecord> {
+            [this](uint32_t pid, uint32_t tid, uint64_t, uint64_t) -> std::optional<SpanContextRecord> {
               if (pid == kPid && tid == kTid && serving_) return server_;
               return std::nullopt;
             },
