@@ -329,20 +329,22 @@ def test_go_concurrent_requests_each_nest_their_own_calls(topo, agent_factory):
         spans = agent.wait_spans(lambda s: len(named(s, "main.checkPassword")) >= len(users) and
                                  len(by_kind(s, "CLIENT")) >= len(users))
         mine = [s for s in spans if s["resource"]["attributes"]["process.pid"] == login.pid]
-        servers = {attr(s, "url.query"): s for s in by_kind(mine, "SERVER")}
-        assert sorted(servers) == sorted(f"user={u}" for u in users)
-        for u in users:
-            server = servers[f"user={u}"]
+        servers = by_kind(mine, "SERVER")
+        assert len(servers) == len(users)
+        # Query values are redacted in spans: each request's chain is told
+        # apart by its links alone. A call nested under the wrong request
+        # leaves one SERVER span with two handlers and another with none.
+        for server in servers:
             [handle] = [s for s in named(mine, "main.handleLogin")
                         if s["parent_span_id"] == server["span_id"]]
             [check] = [s for s in named(mine, "main.checkPassword")
                        if s["parent_span_id"] == handle["span_id"]]
             [client] = [s for s in by_kind(mine, "CLIENT")
-                        if attr(s, "url.full").endswith(f"name={u}")]
-            assert client["parent_span_id"] == check["span_id"], u
+                        if s["parent_span_id"] == check["span_id"]]
             assert server["trace_id"] == handle["trace_id"] == check["trace_id"] == \
-                client["trace_id"], u
-            assert attr(check, "hoptrace.go.g") == attr(handle, "hoptrace.go.g"), u
+                client["trace_id"]
+            assert attr(check, "hoptrace.go.g") == attr(handle, "hoptrace.go.g")
+            assert handle["start_time_unix_nano"] >= server["start_time_unix_nano"]
     finally:
         cg.remove(topo.procs)
 
