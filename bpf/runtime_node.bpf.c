@@ -56,15 +56,18 @@ static __always_inline void ht_node_gone(void)
 	bpf_map_delete_elem(&ht_node_procs, &tgid);
 }
 
-SEC("tp/sched/sched_process_exec")
-int ht_node_exec(void *ctx)
+/* BTF tracepoints (raw, typed): no trace record is built for them, and
+ * their links close at once (a perf-event tracepoint's waits for grace
+ * periods). */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(ht_node_exec, struct task_struct *p)
 {
 	ht_node_gone();
 	return 0;
 }
 
-SEC("tp/sched/sched_process_exit")
-int ht_node_exit_proc(void *ctx)
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(ht_node_exit_proc, struct task_struct *p)
 {
 	ht_node_gone();
 	return 0;

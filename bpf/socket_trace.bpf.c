@@ -328,15 +328,19 @@ int ht_enter_close(struct trace_event_raw_sys_enter *ctx)
 /* A tracked socket reached TCP_CLOSE while its connection was still in
  * ht_conns: it died without close(2) (exit, close_range, dup2 over the fd,
  * a reset). End the connection now rather than at the idle timeout. */
-SEC("tp/sock/inet_sock_set_state")
-int ht_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
+/* This and the process tracepoints below are BTF tracepoints (raw, typed):
+ * they run for every socket and task on the machine, and unlike a perf-event
+ * tracepoint no trace record is built before the program runs; their links
+ * also close at once instead of waiting for grace periods. */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(ht_sock_state, const struct sock *skp, int oldstate, int newstate)
 {
-	__u64 sk = (__u64)ctx->skaddr;
+	__u64 sk = (__u64)skp;
 	struct ht_sk_owner *o;
 	struct ht_conn_info *info;
 	__u64 conn_key, gen;
 
-	if (ctx->newstate != HT_TCP_CLOSE || ctx->protocol != HT_IPPROTO_TCP)
+	if (newstate != HT_TCP_CLOSE || BPF_CORE_READ(skp, sk_protocol) != HT_IPPROTO_TCP)
 		return 0;
 	o = bpf_map_lookup_elem(&ht_sk_owners, &sk);
 	if (!o)
@@ -398,8 +402,8 @@ int BPF_PROG(ht_sched_fork, struct task_struct *parent_task, struct task_struct 
 	return 0;
 }
 
-SEC("tp/sched/sched_process_exec")
-int ht_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(ht_sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	struct task_struct *task;
 	__u64 pid_tgid = bpf_get_current_pid_tgid(), start;
@@ -427,12 +431,12 @@ int ht_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 	start = BPF_CORE_READ(task, start_boottime);
 	bpf_map_update_elem(&ht_identity_sent, &tgid, &start, BPF_ANY);
 	ht_emit_identity(tgid, BPF_CORE_READ(task, real_parent, tgid), flags, start, task->comm,
-			 (void *)ctx + (ctx->__data_loc_filename & 0xffff));
+			 BPF_CORE_READ(bprm, filename));
 	return 0;
 }
 
-SEC("tp/sched/sched_process_exit")
-int ht_sched_exit(void *ctx)
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(ht_sched_exit, struct task_struct *p)
 {
 	struct task_struct *task = ht_current_task();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();

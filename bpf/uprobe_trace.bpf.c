@@ -397,8 +397,8 @@ int hu_exception(struct pt_regs *ctx)
 
 /* A thread that exits with calls open frees its stack here (goroutine
  * stacks go with the process: the agent deletes them at its exit). */
-SEC("tracepoint/sched/sched_process_exit")
-int hu_thread_exit(void *ctx)
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(hu_thread_exit, struct task_struct *p)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct hu_stack_key key = { .pid = pid_tgid >> 32, .id = (__u32)pid_tgid };
