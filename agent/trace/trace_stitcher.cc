@@ -33,13 +33,12 @@ TraceStitcher::TupleKey TraceStitcher::TupleKeyOf(const ConnInfo& c, bool client
   memcpy(p + 18, &pa, 2);
   memcpy(p + 20, b.data(), 16);
   memcpy(p + 36, &pb, 2);
+  key.hash = std::hash<std::string_view>()(
+      std::string_view(reinterpret_cast<const char*>(key.bytes.data()), key.bytes.size()));
   return key;
 }
 
-size_t TraceStitcher::TupleKeyHash::operator()(const TupleKey& k) const {
-  return std::hash<std::string_view>()(
-      std::string_view(reinterpret_cast<const char*>(k.bytes.data()), k.bytes.size()));
-}
+size_t TraceStitcher::TupleKeyHash::operator()(const TupleKey& k) const { return k.hash; }
 
 KernelContext KernelContextFrom(const CtxEvent& ev) {
   const ht_ctx_event& e = *ev.ctx;
@@ -212,15 +211,17 @@ SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const Reque
 
 bool TraceStitcher::AdoptWaitingServer(const ConnInfo& conn, const SpanContextRecord& caller,
                                        uint64_t ts) {
+  if (waiting_servers_.empty()) return false;
   auto w = waiting_servers_.find(TupleKeyOf(conn, /*client_view=*/true));
-  if (w == waiting_servers_.end() || !w->second.waiting) return false;
-  WaitingServer& ws = w->second;
+  if (w == waiting_servers_.end()) return false;
+  const ConnId server_conn = w->second;
+  auto p = pending_.find(server_conn);
+  if (p == pending_.end() || !p->second.waiting.waiting) return false;
+  WaitingServer& ws = p->second.waiting;
   ws.waiting = false;
-  auto p = pending_.find(ws.conn);
-  if (p == pending_.end()) return false;
-  auto e = std::find_if(p->second.begin(), p->second.end(),
+  auto e = std::find_if(p->second.q.begin(), p->second.q.end(),
                         [&](const PendingExchange& x) { return x.exchange_id == ws.exchange_id; });
-  if (e == p->second.end() || e->ctx.span_id != ws.span_id) return false;
+  if (e == p->second.q.end() || e->ctx.span_id != ws.span_id) return false;
   // Everything already reported under the server's trace id on this host
   // (its own calls) follows it into the caller's trace.
   const TraceId old_trace = e->ctx.trace_id;
@@ -240,7 +241,7 @@ bool TraceStitcher::AdoptWaitingServer(const ConnInfo& conn, const SpanContextRe
     }
   };
   adopt(&e->ctx);
-  if (auto t = thread_server_.find(ThreadKey(ws.conn.pid, ws.tid)); t != thread_server_.end()) {
+  if (auto t = thread_server_.find(ThreadKey(server_conn.pid, ws.tid)); t != thread_server_.end()) {
     for (auto& open : t->second) {
       if (open.ctx.span_id == ws.span_id) adopt(&open.ctx);
     }
@@ -314,25 +315,26 @@ void TraceStitcher::OnRequestStart(const ConnInfo& conn, Role role, const Reques
       break;
     }
   }
+  auto& pending = pending_[conn.id];
   if (server) {
     auto& open = thread_server_[ThreadKey(conn.id.pid, request.timing.tid)];
     if (open.size() >= kMaxThreadOpen) open.pop_front();
     open.push_back(ThreadServer{ctx, conn.id, request.timing.first_byte_ts_enter});
     if (new_trace != NewTrace::kNo && conn.tuple_known) {
-      auto key = TupleKeyOf(conn, /*client_view=*/false);
-      auto w = waiting_servers_.find(key);
-      if (w == waiting_servers_.end() && waiting_servers_.size() < options_.max_outbound) {
-        w = waiting_servers_.emplace(key, WaitingServer{}).first;
+      if (!pending.tuple_registered) {
+        pending.tuple_registered = true;
+        if (waiting_servers_.size() < options_.max_outbound) {
+          waiting_servers_.insert_or_assign(TupleKeyOf(conn, /*client_view=*/false), conn.id);
+        }
       }
-      // The oldest waits (pipelined requests: their callers come in order).
-      if (w != waiting_servers_.end() && !w->second.waiting) {
-        w->second = WaitingServer{true,
-                                  conn.id,
-                                  request.exchange_id,
-                                  request.timing.tid,
-                                  new_trace == NewTrace::kKernel,
-                                  ctx.span_id,
-                                  request.timing.first_byte_ts_enter};
+      // The oldest still pending waits (pipelined requests: their callers
+      // come in order).
+      WaitingServer& w = pending.waiting;
+      if (!w.waiting || std::none_of(pending.q.begin(), pending.q.end(), [&](const PendingExchange& x) {
+            return x.exchange_id == w.exchange_id;
+          })) {
+        w = WaitingServer{true, request.exchange_id, request.timing.tid,
+                          new_trace == NewTrace::kKernel, ctx.span_id};
       }
     }
     if (ctx.parent_span_id.IsValid() && received_.size() < options_.max_outbound) {
@@ -359,9 +361,8 @@ void TraceStitcher::OnRequestStart(const ConnInfo& conn, Role role, const Reques
         Outbound{ctx, request.timing.first_byte_ts_enter});
     ++outbound_size_;
   }
-  auto& pending = pending_[conn.id];
-  if (pending.size() >= kMaxPendingPerConnection) pending.pop_front();
-  pending.push_back(PendingExchange{request.exchange_id, std::move(ctx)});
+  if (pending.q.size() >= kMaxPendingPerConnection) pending.q.pop_front();
+  pending.q.push_back(PendingExchange{request.exchange_id, std::move(ctx)});
 }
 
 void TraceStitcher::OnExchange(const ConnInfo& conn, Role role, Exchange exchange,
@@ -369,7 +370,7 @@ void TraceStitcher::OnExchange(const ConnInfo& conn, Role role, Exchange exchang
   const bool server = role == Role::kServer;
   std::optional<SpanContextRecord> found;
   if (auto it = pending_.find(conn.id); it != pending_.end()) {
-    auto& q = it->second;
+    auto& q = it->second.q;
     for (auto e = q.begin(); e != q.end(); ++e) {
       if (e->exchange_id == exchange.exchange_id) {
         found = std::move(e->ctx);
@@ -398,12 +399,6 @@ void TraceStitcher::OnExchange(const ConnInfo& conn, Role role, Exchange exchang
       if (auto in = ParseTraceparent(*tp)) {
         auto r = received_.find(ReceivedKey(conn.id.pid, in->trace_id, in->parent_id));
         if (r != received_.end() && r->second.span_id == ctx.span_id) received_.erase(r);
-      }
-    }
-    if (conn.tuple_known && !waiting_servers_.empty()) {
-      auto w = waiting_servers_.find(TupleKeyOf(conn, /*client_view=*/false));
-      if (w != waiting_servers_.end() && w->second.span_id == ctx.span_id) {
-        w->second.waiting = false;
       }
     }
   } else if (conn.tuple_known) {
@@ -438,10 +433,12 @@ void TraceStitcher::OnExchange(const ConnInfo& conn, Role role, Exchange exchang
 }
 
 void TraceStitcher::OnConnectionGone(const ConnInfo& conn) {
-  pending_.erase(conn.id);
-  if (conn.tuple_known && !waiting_servers_.empty()) {
-    auto w = waiting_servers_.find(TupleKeyOf(conn, /*client_view=*/false));
-    if (w != waiting_servers_.end() && w->second.conn == conn.id) waiting_servers_.erase(w);
+  if (auto p = pending_.find(conn.id); p != pending_.end()) {
+    if (p->second.tuple_registered && conn.tuple_known) {
+      auto w = waiting_servers_.find(TupleKeyOf(conn, /*client_view=*/false));
+      if (w != waiting_servers_.end() && w->second == conn.id) waiting_servers_.erase(w);
+    }
+    pending_.erase(p);
   }
   bound_at_connect_.erase(conn.id);
   if (auto k = kernel_.find(conn.id); k != kernel_.end()) {
@@ -523,12 +520,6 @@ void TraceStitcher::Tick(uint64_t now_ns) {
       ++stats_.outbound_expired;
     }
     it = q.empty() ? outbound_.erase(it) : std::next(it);
-  }
-  for (auto it = waiting_servers_.begin(); it != waiting_servers_.end();) {
-    // A connection whose end the agent never saw (its close event lost).
-    it = now_ns > it->second.ts_ns && now_ns - it->second.ts_ns > options_.outbound_ttl_ns
-             ? waiting_servers_.erase(it)
-             : std::next(it);
   }
   for (auto it = trace_alias_.begin(); it != trace_alias_.end();) {
     it = now_ns > it->second.ts_ns && now_ns - it->second.ts_ns > options_.outbound_ttl_ns

@@ -204,7 +204,23 @@ class TraceStitcher : public ExchangeHandler {
   // A parser drops requests past its pending limit without an exchange:
   // their contexts go once a connection holds more than this.
   static constexpr size_t kMaxPendingPerConnection = 256;
-  std::unordered_map<ConnId, std::deque<PendingExchange>, ConnIdHash> pending_;
+  // A SERVER span that started a new trace, for a caller whose request event
+  // comes after the server's (the writer preempted between handing the
+  // bytes over and its syscall's exit). Not cleared when the exchange ends:
+  // whoever reads it checks that the exchange is still pending.
+  struct WaitingServer {
+    bool waiting = false;
+    uint64_t exchange_id = 0;
+    uint32_t tid = 0;
+    bool from_kernel = false;  // ids on the wire: flags and tracestate stay
+    SpanId span_id;
+  };
+  struct PendingQueue {
+    std::deque<PendingExchange> q;
+    WaitingServer waiting;
+    bool tuple_registered = false;  // in waiting_servers_ (or the map was full)
+  };
+  std::unordered_map<ConnId, PendingQueue, ConnIdHash> pending_;
   // (pid << 32 | tid) -> the SERVER spans that thread is serving (request
   // read, response not yet written), oldest first; at most kMaxThreadOpen.
   static constexpr size_t kMaxThreadOpen = 64;
@@ -214,7 +230,8 @@ class TraceStitcher : public ExchangeHandler {
   // (every SERVER request looks its caller up).
   struct TupleKey {
     std::array<uint8_t, 2 + 16 + 2 + 16 + 2> bytes{};
-    bool operator==(const TupleKey&) const = default;
+    size_t hash = 0;  // of bytes, computed once: a request looks a key up twice
+    bool operator==(const TupleKey& o) const { return bytes == o.bytes; }
   };
   struct TupleKeyHash {
     size_t operator()(const TupleKey& k) const;
@@ -222,21 +239,12 @@ class TraceStitcher : public ExchangeHandler {
   static TupleKey TupleKeyOf(const ConnInfo& c, bool client_view);
   std::unordered_map<TupleKey, std::deque<Outbound>, TupleKeyHash> outbound_;
   size_t outbound_size_ = 0;
-  // Connection 4-tuple (client's view) -> the SERVER span of that
-  // connection that started a new trace and is still open, for a caller
-  // whose request event comes late. One entry per server connection, kept
-  // (waiting = false) between requests so keep-alive requests allocate
-  // nothing; erased with the connection. Bounded by max_outbound.
-  struct WaitingServer {
-    bool waiting = false;
-    ConnId conn;
-    uint64_t exchange_id = 0;
-    uint32_t tid = 0;
-    bool from_kernel = false;  // ids on the wire: flags and tracestate stay
-    SpanId span_id;
-    uint64_t ts_ns = 0;  // the request's first byte: entries of lost connections expire
-  };
-  std::unordered_map<TupleKey, WaitingServer, TupleKeyHash> waiting_servers_;
+  // Connection 4-tuple (client's view) -> the server connection whose
+  // PendingQueue may hold a SERVER span waiting for a caller reported late.
+  // One entry per server connection (made at its first request that
+  // started a trace, erased with it), so keep-alive requests look nothing
+  // up. Bounded by max_outbound.
+  std::unordered_map<TupleKey, ConnId, TupleKeyHash> waiting_servers_;
   // Kernel decisions per connection, in request order.
   std::unordered_map<ConnId, std::deque<KernelContext>, ConnIdHash> kernel_;
   size_t kernel_size_ = 0;
