@@ -36,9 +36,9 @@ class OtlpHttpExporter final : public OtlpExporterBase {
   std::string url_;
   CURL* curl_ = nullptr;
   curl_slist* headers_ = nullptr;
-  std::string_view body_;  // what is posted: the encoded batch, or compressed_
-  std::string compressed_;
-  std::string response_;  // response body, first kMaxResponseBytes
+  std::string_view body_;   // what is posted: the encoded batch, or compressed_
+  std::string compressed_;  // the batch gzip-compressed, when the options ask for it
+  std::string response_;    // response body, first kMaxResponseBytes
   std::optional<std::string> retry_after_;
   char curl_error_[256] = {};
 };

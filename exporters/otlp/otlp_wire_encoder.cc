@@ -48,13 +48,16 @@ constexpr uint8_t kAnyValueInt = 3 << 3 | 0;
 constexpr uint8_t kAnyValueDouble = 4 << 3 | 1;
 }  // namespace tag
 
-// A tag, a length prefix of at most 10 bytes, and one more of each for the message around.
+// A tag and a length prefix (a varint: at most 10 bytes).
 constexpr size_t kFieldOverhead = 1 + 10;
 constexpr uint32_t kNoSpan = std::numeric_limits<uint32_t>::max();
 // SPAN_FLAGS_TRACE_FLAGS_MASK: the low 8 bits are the W3C trace-flags (see TranslateSpan).
 constexpr uint32_t kTraceFlagsMask = 0xff;
 
 size_t VarintSize(uint64_t v) { return (std::bit_width(v | 1) + 6) / 7; }
+
+// The fixed-width fields are copied from memory as they are: protobuf's are little-endian.
+static_assert(std::endian::native == std::endian::little);
 
 // Writes fields back to front into a buffer it grows as needed (kept by the caller between
 // batches). The unchecked writes need room made first with Reserve(); each field or
@@ -83,6 +86,10 @@ class Writer {
   // complement representation of the number in groups of 7 bits, least significant group
   // first." (protobuf encoding guide)
   void Varint(uint64_t v) {
+    if (v < 0x80) {  // most lengths, tags and values: one byte, no size computation
+      *--cursor_ = static_cast<char>(v);
+      return;
+    }
     cursor_ -= VarintSize(v);
     char* out = cursor_;
     while (v >= 0x80) {
@@ -92,14 +99,15 @@ class Writer {
     *out = static_cast<char>(v);
   }
 
+  // "fixed64, sfixed64, double: always eight bytes"; little-endian, as this host stores them.
   void Fixed64(uint64_t v) {
     cursor_ -= 8;
-    for (int i = 0; i < 8; ++i) cursor_[i] = static_cast<char>(v >> (8 * i));
+    std::memcpy(cursor_, &v, 8);
   }
 
   void Fixed32(uint32_t v) {
     cursor_ -= 4;
-    for (int i = 0; i < 4; ++i) cursor_[i] = static_cast<char>(v >> (8 * i));
+    std::memcpy(cursor_, &v, 4);
   }
 
   void Raw(const void* data, size_t n) {
