@@ -1,6 +1,5 @@
 #include "exporters/otlp/otlp_exporter_base.h"
 
-#include <google/protobuf/arena.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -79,12 +78,9 @@ ExportResult OtlpExporterBase::Export(const std::vector<Span>& spans) noexcept {
   OtlpExporterCounters::Add(counters_->exports, 1);
   ExportResult result = ExportResult::kFailure;
   try {
-    // One arena per batch: thousands of small messages freed at once, no per-field delete.
-    google::protobuf::Arena arena;
-    auto* request = google::protobuf::Arena::CreateMessage<OtlpExportRequest>(&arena);
-    BuildExportRequest(spans, options_.scope_name, scope_version_, request);
+    const std::string_view request = encoder_.Encode(spans, options_.scope_name, scope_version_);
     std::string error;
-    if (!PrepareBatch(*request, &error)) {
+    if (!PrepareBatch(request, &error)) {
       result = Lose(spans.size(), Loss::kNonRetryable, error);
       RecordLatency(start);
       return result;
@@ -155,7 +151,7 @@ ExportResult OtlpExporterBase::Export(const std::vector<Span>& spans) noexcept {
       }
     }
   } catch (...) {
-    // Only std::bad_alloc can get here (translation, serialization, log formatting).
+    // Only std::bad_alloc can get here (encoding, compression, log formatting).
     try {
       result = Lose(spans.size(), Loss::kNonRetryable, "out of memory");
     } catch (...) {

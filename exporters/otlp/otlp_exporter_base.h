@@ -1,4 +1,4 @@
-// What the gRPC and HTTP exporters share: translation, the retry loop within one export's time
+// What the gRPC and HTTP exporters share: encoding, the retry loop within one export's time
 // budget, counters, and rate-limited warnings. A transport only says how to send one request.
 //
 // Time bound of Export(): every attempt gets min(timeout, time left), and no back-off is started
@@ -17,7 +17,7 @@
 
 #include "exporters/otlp/otlp_exporter_stats.h"
 #include "exporters/otlp/otlp_options.h"
-#include "exporters/otlp/otlp_translator.h"
+#include "exporters/otlp/otlp_wire_encoder.h"
 #include "exporters/otlp/retry_policy.h"
 #include "exporters/span_sink.h"
 
@@ -36,7 +36,7 @@ class OtlpExporterBase : public SpanSink {
  public:
   ~OtlpExporterBase() override = default;
 
-  // Translates, sends with retries, counts. kFailure when the batch was lost; a partial success
+  // Encodes, sends with retries, counts. kFailure when the batch was lost; a partial success
   // is kSuccess (the server has decided, a retry must not happen) with spans_rejected counted.
   ExportResult Export(const std::vector<Span>& spans) noexcept final;
   // Ends the attempt under way (CancelAttempt), stops a back-off sleep, and makes every later
@@ -54,9 +54,10 @@ class OtlpExporterBase : public SpanSink {
   OtlpExporterBase(const OtlpExporterOptions& options, std::string_view transport,
                    OtlpExporterHooks hooks);
 
-  // Called once per batch before the first attempt (the HTTP exporter serializes and
-  // compresses here). Returns false with `error` set when the batch cannot be sent at all.
-  virtual bool PrepareBatch(const OtlpExportRequest& request, std::string* error) = 0;
+  // Called once per batch before the first attempt with the encoded ExportTraceServiceRequest,
+  // which stays valid until Export() returns (the HTTP exporter compresses here). Returns
+  // false with `error` set when the batch cannot be sent at all.
+  virtual bool PrepareBatch(std::string_view request, std::string* error) = 0;
   // One request with the given deadline. Must not throw.
   virtual AttemptResult SendAttempt(std::chrono::milliseconds timeout) noexcept = 0;
   // Called from another thread: make the SendAttempt() under way, if any, return soon.
@@ -78,6 +79,7 @@ class OtlpExporterBase : public SpanSink {
   std::shared_ptr<OtlpExporterCounters> counters_ = std::make_shared<OtlpExporterCounters>();
   bool fail_fast_ = false;  // the last batch was lost to a retryable failure
   std::atomic<bool> cancelled_{false};
+  OtlpWireEncoder encoder_;  // its buffer is reused by every batch
 
   // At most one warning per kind every kLogInterval; the rest are counted in the next one.
   struct LogLimiter {

@@ -1,9 +1,12 @@
 #include "exporters/otlp/otlp_grpc_exporter.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/proto_utils.h>
 
 #include <algorithm>
 #include <cctype>
+#include <condition_variable>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -78,6 +81,45 @@ std::shared_ptr<grpc::Channel> MakeChannel(const OtlpExporterOptions& options) {
   return grpc::CreateCustomChannel(target.target, creds, args);
 }
 
+// TraceService/Export through a generic stub, which sends a ByteBuffer as it is: the
+// generated stub would want the request as a message to serialize.
+class ChannelTraceServiceStub final : public OtlpTraceServiceStub {
+ public:
+  explicit ChannelTraceServiceStub(std::shared_ptr<grpc::Channel> channel)
+      : stub_(std::move(channel)) {}
+
+  grpc::Status Export(grpc::ClientContext* context, const grpc::ByteBuffer& request,
+                      collector::ExportTraceServiceResponse* response) override {
+    static const std::string kMethod =
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    // The generic stub's unary call is asynchronous only; a blocking call is one that waits.
+    grpc::ByteBuffer reply;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    grpc::Status status;
+    stub_.UnaryCall(context, kMethod, grpc::StubOptions(), &request, &reply,
+                    [&](grpc::Status s) {
+                      std::lock_guard<std::mutex> lock(mu);
+                      status = std::move(s);
+                      done = true;
+                      cv.notify_one();
+                    });
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return done; });
+    if (!status.ok()) return status;
+    // A success without a readable response: what the generated stub reports for it.
+    using ResponseTraits = grpc::SerializationTraits<collector::ExportTraceServiceResponse>;
+    if (!reply.Valid() || !ResponseTraits::Deserialize(&reply, response).ok()) {
+      return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "No message returned for unary request");
+    }
+    return status;
+  }
+
+ private:
+  grpc::GenericStub stub_;
+};
+
 }  // namespace
 
 GrpcTarget ResolveGrpcTarget(const OtlpExporterOptions& options) {
@@ -114,7 +156,7 @@ GrpcTarget ResolveGrpcTarget(const OtlpExporterOptions& options) {
 }
 
 OtlpGrpcExporter::OtlpGrpcExporter(const OtlpExporterOptions& options, OtlpExporterHooks hooks)
-    : OtlpGrpcExporter(options, collector::TraceService::NewStub(MakeChannel(options)),
+    : OtlpGrpcExporter(options, std::make_unique<ChannelTraceServiceStub>(MakeChannel(options)),
                        std::move(hooks)) {}
 
 OtlpGrpcExporter::OtlpGrpcExporter(const OtlpExporterOptions& options,
@@ -143,8 +185,9 @@ OtlpGrpcExporter::OtlpGrpcExporter(const OtlpExporterOptions& options,
   }
 }
 
-bool OtlpGrpcExporter::PrepareBatch(const OtlpExportRequest& request, std::string* /*error*/) {
-  request_ = &request;
+bool OtlpGrpcExporter::PrepareBatch(std::string_view request, std::string* /*error*/) {
+  grpc::Slice slice(request.data(), request.size());  // a copy
+  request_ = grpc::ByteBuffer(&slice, 1);
   return true;
 }
 
@@ -175,7 +218,7 @@ AttemptResult OtlpGrpcExporter::SendAttempt(std::chrono::milliseconds timeout) n
       if (cancelled()) ctx.TryCancel();
       in_flight_ = &ctx;
     }
-    const grpc::Status status = stub_->Export(&ctx, *request_, &response);
+    const grpc::Status status = stub_->Export(&ctx, request_, &response);
     {
       std::lock_guard<std::mutex> lock(in_flight_mu_);
       in_flight_ = nullptr;

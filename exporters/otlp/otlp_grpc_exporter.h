@@ -2,17 +2,31 @@
 // channel, as an OpenTelemetry SDK sends it.
 #pragma once
 
+#include <grpcpp/client_context.h>
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/status.h>
+
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "exporters/otlp/otlp_exporter_base.h"
-#include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 
 namespace hoptrace {
 
-using OtlpTraceServiceStub =
-    opentelemetry::proto::collector::trace::v1::TraceService::StubInterface;
+// The one call the exporter makes: TraceService/Export, with the request already encoded
+// (OtlpWireEncoder), so no ExportTraceServiceRequest is built to be serialized again. The
+// real one is a generic stub on the channel; tests put their own in its place.
+class OtlpTraceServiceStub {
+ public:
+  virtual ~OtlpTraceServiceStub() = default;
+  // Blocks until the call ends. `request` holds the bytes of an ExportTraceServiceRequest.
+  virtual grpc::Status Export(
+      grpc::ClientContext* context, const grpc::ByteBuffer& request,
+      opentelemetry::proto::collector::trace::v1::ExportTraceServiceResponse* response) = 0;
+};
 
 // Where the channel connects and whether it uses TLS: "https://h:p" -> ("h:p", TLS),
 // "http://h:p" -> ("h:p", plain text), any other gRPC target -> (as is, TLS unless insecure).
@@ -33,7 +47,7 @@ class OtlpGrpcExporter final : public OtlpExporterBase {
                    OtlpExporterHooks hooks = {});
 
  private:
-  bool PrepareBatch(const OtlpExportRequest& request, std::string* error) override;
+  bool PrepareBatch(std::string_view request, std::string* error) override;
   AttemptResult SendAttempt(std::chrono::milliseconds timeout) noexcept override;
   void CancelAttempt() noexcept override;
 
@@ -41,7 +55,10 @@ class OtlpGrpcExporter final : public OtlpExporterBase {
   std::mutex in_flight_mu_;
   grpc::ClientContext* in_flight_ = nullptr;  // the call under way, for CancelAttempt()
   OtlpHeaders metadata_;  // keys lower-cased: gRPC rejects upper-case metadata keys
-  const OtlpExportRequest* request_ = nullptr;  // the batch being sent; valid during Export()
+  // The batch being sent, copied once into a gRPC slice that every attempt shares: gRPC does
+  // not promise to be done with a message's bytes when its call returns, and the encoder
+  // reuses its buffer for the next batch.
+  grpc::ByteBuffer request_;
 };
 
 }  // namespace hoptrace

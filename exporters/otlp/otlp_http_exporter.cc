@@ -10,6 +10,7 @@
 
 #include "exporters/otlp/gzip.h"
 #include "exporters/otlp/rpc_status.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 
 namespace hoptrace {
 namespace {
@@ -136,16 +137,16 @@ size_t OtlpHttpExporter::OnHeader(char* data, size_t size, size_t n, void* self)
   return size * n;
 }
 
-bool OtlpHttpExporter::PrepareBatch(const OtlpExportRequest& request, std::string* error) {
-  std::string& plain = options().compression == OtlpCompression::kGzip ? scratch_ : body_;
-  if (!request.SerializeToString(&plain)) {
-    *error = "cannot serialize the request";
-    return false;
+bool OtlpHttpExporter::PrepareBatch(std::string_view request, std::string* error) {
+  if (options().compression != OtlpCompression::kGzip) {
+    body_ = request;
+    return true;
   }
-  if (options().compression == OtlpCompression::kGzip && !GzipCompress(scratch_, &body_)) {
+  if (!GzipCompress(request, &compressed_)) {
     *error = "gzip compression failed";
     return false;
   }
+  body_ = compressed_;
   return true;
 }
 

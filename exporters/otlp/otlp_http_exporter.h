@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "exporters/otlp/otlp_exporter_base.h"
 
@@ -22,7 +23,7 @@ class OtlpHttpExporter final : public OtlpExporterBase {
   OtlpHttpExporter& operator=(const OtlpHttpExporter&) = delete;
 
  private:
-  bool PrepareBatch(const OtlpExportRequest& request, std::string* error) override;
+  bool PrepareBatch(std::string_view request, std::string* error) override;
   AttemptResult SendAttempt(std::chrono::milliseconds timeout) noexcept override;
   // Nothing to do here: OnProgress() sees cancelled() and aborts the transfer.
   void CancelAttempt() noexcept override {}
@@ -35,9 +36,9 @@ class OtlpHttpExporter final : public OtlpExporterBase {
   std::string url_;
   CURL* curl_ = nullptr;
   curl_slist* headers_ = nullptr;
-  std::string body_;      // the serialized (and maybe compressed) batch
-  std::string scratch_;   // serialization buffer when compressing
-  std::string response_;  // response body, first kMaxResponseBytes
+  std::string_view body_;   // what is posted: the encoded batch, or compressed_
+  std::string compressed_;  // the batch gzip-compressed, when the options ask for it
+  std::string response_;    // response body, first kMaxResponseBytes
   std::optional<std::string> retry_after_;
   char curl_error_[256] = {};
 };

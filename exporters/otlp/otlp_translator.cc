@@ -1,8 +1,9 @@
 #include "exporters/otlp/otlp_translator.h"
 
 #include <type_traits>
-#include <unordered_map>
 #include <variant>
+
+#include "exporters/otlp/otlp_resource_groups.h"
 
 namespace hoptrace {
 namespace {
@@ -50,13 +51,6 @@ void SetBytes(const std::array<uint8_t, N>& bytes, std::string* out) {
   out->assign(reinterpret_cast<const char*>(bytes.data()), N);
 }
 
-// Spans without a resource get the SDK's fallback service name, so a backend still files
-// them under something recognisable instead of an empty resource.
-const Resource& UnknownResource() {
-  static const Resource kUnknown{{{"service.name", std::string("unknown_service")}}};
-  return kUnknown;
-}
-
 }  // namespace
 
 void TranslateSpan(const Span& span, trace::Span* out) {
@@ -96,34 +90,21 @@ void TranslateSpan(const Span& span, trace::Span* out) {
 
 void BuildExportRequest(const std::vector<Span>& spans, std::string_view scope_name,
                         std::string_view scope_version, OtlpExportRequest* out) {
-  // A process's spans normally share one Resource object, so most lookups hit `by_pointer`;
-  // a Resource rebuilt with the same attributes (e.g. after a registry refresh) still joins
-  // its process's group through the attribute comparison, done once per distinct pointer.
-  std::unordered_map<const Resource*, trace::ScopeSpans*> by_pointer;
-  std::vector<std::pair<const Resource*, trace::ScopeSpans*>> groups;
-  for (const Span& span : spans) {
-    const Resource* resource = span.resource ? span.resource.get() : &UnknownResource();
-    auto it = by_pointer.find(resource);
-    if (it == by_pointer.end()) {
-      trace::ScopeSpans* scope_spans = nullptr;
-      for (const auto& [r, ss] : groups) {
-        if (r->attributes == resource->attributes) {
-          scope_spans = ss;
-          break;
-        }
-      }
-      if (scope_spans == nullptr) {
-        trace::ResourceSpans* rs = out->add_resource_spans();
-        SetAttributes(resource->attributes, rs->mutable_resource()->mutable_attributes());
-        scope_spans = rs->add_scope_spans();
-        common::InstrumentationScope* scope = scope_spans->mutable_scope();
-        scope->set_name(std::string(scope_name));
-        if (!scope_version.empty()) scope->set_version(std::string(scope_version));
-        groups.emplace_back(resource, scope_spans);
-      }
-      it = by_pointer.emplace(resource, scope_spans).first;
-    }
-    TranslateSpan(span, it->second->add_spans());
+  OtlpResourceGroups groups;
+  groups.Assign(spans);
+  std::vector<trace::ScopeSpans*> scope_spans;
+  scope_spans.reserve(groups.resources().size());
+  for (const Resource* resource : groups.resources()) {
+    trace::ResourceSpans* rs = out->add_resource_spans();
+    SetAttributes(resource->attributes, rs->mutable_resource()->mutable_attributes());
+    trace::ScopeSpans* ss = rs->add_scope_spans();
+    common::InstrumentationScope* scope = ss->mutable_scope();
+    scope->set_name(std::string(scope_name));
+    if (!scope_version.empty()) scope->set_version(std::string(scope_version));
+    scope_spans.push_back(ss);
+  }
+  for (size_t i = 0; i < spans.size(); ++i) {
+    TranslateSpan(spans[i], scope_spans[groups.group_of()[i]]->add_spans());
   }
 }
 

@@ -9,7 +9,9 @@
 #include <deque>
 #include <mutex>
 
+#include "exporters/otlp/otlp_translator.h"
 #include "exporters/otlp/rpc_status.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 #include "tests/unit/otlp_test_spans.h"
 
 namespace hoptrace {
@@ -259,7 +261,7 @@ class FakeClock final : public RetryClock {
 class SlowStub final : public OtlpTraceServiceStub {
  public:
   explicit SlowStub(FakeClock* clock) : clock_(clock) {}
-  grpc::Status Export(grpc::ClientContext* ctx, const collector::ExportTraceServiceRequest&,
+  grpc::Status Export(grpc::ClientContext* ctx, const grpc::ByteBuffer&,
                       collector::ExportTraceServiceResponse*) override {
     deadlines.push_back(std::chrono::duration_cast<milliseconds>(ctx->deadline() -
                                                                  std::chrono::system_clock::now()));
@@ -269,15 +271,6 @@ class SlowStub final : public OtlpTraceServiceStub {
   std::vector<milliseconds> deadlines;
 
  private:
-  using Reader = grpc::ClientAsyncResponseReaderInterface<collector::ExportTraceServiceResponse>;
-  Reader* AsyncExportRaw(grpc::ClientContext*, const collector::ExportTraceServiceRequest&,
-                         grpc::CompletionQueue*) override {
-    return nullptr;
-  }
-  Reader* PrepareAsyncExportRaw(grpc::ClientContext*, const collector::ExportTraceServiceRequest&,
-                                grpc::CompletionQueue*) override {
-    return nullptr;
-  }
   FakeClock* clock_;
 };
 

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "exporters/otlp/gzip.h"
+#include "exporters/otlp/otlp_translator.h"
 #include "exporters/otlp/rpc_status.h"
 #include "tests/unit/otlp_test_spans.h"
 
