@@ -32,7 +32,9 @@ rm -f "$HOPTRACE_NETNS_LOG"
 own_agents() {
   local p
   for p in /proc/[0-9]*; do
-    [ "$(readlink "$p/exe" 2>/dev/null)" = "$PWD/build/agent/hoptrace" ] && echo "${p#/proc/}"
+    if [ "$(readlink "$p/exe" 2>/dev/null)" = "$PWD/build/agent/hoptrace" ]; then
+      echo "${p#/proc/}"
+    fi
   done
 }
 status=0
