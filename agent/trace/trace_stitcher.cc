@@ -128,10 +128,20 @@ SpanContextRecord TraceStitcher::ChildOf(const TraceId& trace_id, const SpanId& 
   ctx.parent_span_id = parent_id;
   ctx.span_id = ids_.NewSpanId();
   ctx.tracestate = std::move(tracestate);
-  const bool sampled = sampler_.ShouldSample(trace_id, (flags & kTraceFlagSampled) != 0);
-  ctx.flags =
-      static_cast<uint8_t>((flags & ~kTraceFlagSampled) | (sampled ? kTraceFlagSampled : 0));
+  ctx.flags = ChildFlags(trace_id, flags);
   return ctx;
+}
+
+uint8_t TraceStitcher::ChildFlags(const TraceId& trace_id, uint8_t parent_flags) {
+  const bool sampled = sampler_.ShouldSample(trace_id, (parent_flags & kTraceFlagSampled) != 0);
+  return static_cast<uint8_t>((parent_flags & ~kTraceFlagSampled) |
+                              (sampled ? kTraceFlagSampled : 0));
+}
+
+bool TraceStitcher::AddAlias(const TraceId& from, const TraceId& to, uint64_t ts) {
+  if (trace_alias_.size() >= options_.max_outbound) return false;
+  trace_alias_[std::string(reinterpret_cast<const char*>(from.bytes.data()), 16)] = Alias{to, ts};
+  return true;
 }
 
 SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const RequestStart& req,
@@ -173,9 +183,7 @@ SpanContextRecord TraceStitcher::ServerContext(const ConnInfo& conn, const Reque
       // server makes, becomes an alias of the caller's: every span this
       // agent reports under it joins the caller's trace. The sampled flag
       // and tracestate stay the kernel's, as on the wire.
-      std::string key(reinterpret_cast<const char*>(ctx.trace_id.bytes.data()), 16);
-      if (trace_alias_.size() < options_.max_outbound) {
-        trace_alias_[key] = Alias{local_parent->trace_id, req.timing.first_byte_ts_enter};
+      if (AddAlias(ctx.trace_id, local_parent->trace_id, req.timing.first_byte_ts_enter)) {
         ++stats_.kernel_traces_aliased;
       }
       ctx.trace_id = local_parent->trace_id;
@@ -224,19 +232,12 @@ bool TraceStitcher::AdoptWaitingServer(const ConnInfo& conn, const SpanContextRe
   if (e == p->second.q.end() || e->ctx.span_id != ws.span_id) return false;
   // Everything already reported under the server's trace id on this host
   // (its own calls) follows it into the caller's trace.
-  const TraceId old_trace = e->ctx.trace_id;
-  if (trace_alias_.size() < options_.max_outbound) {
-    std::string key(reinterpret_cast<const char*>(old_trace.bytes.data()), 16);
-    trace_alias_[key] = Alias{caller.trace_id, ts};
-  }
+  AddAlias(e->ctx.trace_id, caller.trace_id, ts);
   auto adopt = [&](SpanContextRecord* ctx) {
     ctx->trace_id = caller.trace_id;
     ctx->parent_span_id = caller.span_id;
     if (!ws.from_kernel) {
-      const bool sampled = sampler_.ShouldSample(caller.trace_id,
-                                                 (caller.flags & kTraceFlagSampled) != 0);
-      ctx->flags = static_cast<uint8_t>((caller.flags & ~kTraceFlagSampled) |
-                                        (sampled ? kTraceFlagSampled : 0));
+      ctx->flags = ChildFlags(caller.trace_id, caller.flags);
       ctx->tracestate = caller.tracestate;
     }
   };

@@ -186,6 +186,11 @@ class TraceStitcher : public ExchangeHandler {
   // the sampler's decision in the sampled flag.
   SpanContextRecord ChildOf(const TraceId& trace_id, const SpanId& parent_id, uint8_t flags,
                             std::string tracestate);
+  // A child's trace flags: the parent's, with the sampler's decision.
+  uint8_t ChildFlags(const TraceId& trace_id, uint8_t parent_flags);
+  // Spans reported under trace `from` go under `to` (bounded by
+  // max_outbound; false when full).
+  bool AddAlias(const TraceId& from, const TraceId& to, uint64_t ts);
 
   ProcessRegistry* processes_;
   OpenSpanSource* open_spans_ = nullptr;
