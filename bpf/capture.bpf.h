@@ -23,6 +23,7 @@ static __always_inline void ht_wk_enter(__u64 pid_tgid) {}
 static __always_inline void ht_wk_exit(__u64 pid_tgid) {}
 #endif
 #include "db_protocols.bpf.h"
+#include "runtime_python.bpf.h"
 #include "tls_session.bpf.h"
 
 #define HT_MAX_IOV 4
@@ -431,7 +432,7 @@ static __always_inline void ht_submit_data(struct ht_data_scratch *s)
  * plaintext): classify the stream at its first bytes, announce the
  * connection once, decide kernel-side contexts, send the data event. */
 static __always_inline void ht_emit_io(__u64 pid_tgid, __u64 key, struct ht_conn_info *info,
-				       const struct ht_io_args *args, __s64 ret)
+				       struct ht_io_args *args, __s64 ret)
 {
 	struct ht_data_scratch *s;
 	__u64 now;
@@ -441,6 +442,8 @@ static __always_inline void ht_emit_io(__u64 pid_tgid, __u64 key, struct ht_conn
 	if (info->proto == HT_PROTO_HTTP1 && ht_shed_request(info, args, ret))
 		return;
 	now = bpf_ktime_get_ns();
+	if (args->at_exit)
+		args->ts_enter = now;
 	if (!info->reported) {
 		info->reported = 1;
 		ht_emit_conn(HT_EV_CONN_OPEN, pid_tgid, args->fd, info, args->ts_enter);
@@ -482,8 +485,13 @@ static __always_inline int ht_io_enter(__s32 fd, __u64 arg, __u32 iovcnt, __u8 k
 	struct ht_conn_info *info = ht_conn_lookup(pid_tgid >> 32, fd);
 	struct ht_io_args *slot, a = {};
 
-	if (!info || ht_tls_on_syscall(pid_tgid, fd, info, direction) ||
-	    info->proto == HT_PROTO_OTHER)
+	if (!info)
+		return 0;
+	/* A write serves the request the Python code runs for (before the TLS
+	 * check: an SSL_write's plaintext may be emitted, and picked, there). */
+	if (direction == HT_DIR_EGRESS)
+		ht_py_syscall_enter(pid_tgid);
+	if (ht_tls_on_syscall(pid_tgid, fd, info, direction) || info->proto == HT_PROTO_OTHER)
 		return 0;
 	if (info->proto == HT_PROTO_SHED)
 		return 0;
@@ -495,6 +503,7 @@ static __always_inline int ht_io_enter(__s32 fd, __u64 arg, __u32 iovcnt, __u8 k
 	a.kind = kind;
 	a.direction = direction;
 	a.live = 1;
+	a.wk = direction == HT_DIR_EGRESS && info->role == HT_ROLE_CLIENT;
 	/* The thread's slot, rewritten in place (see ht_active_io): only this
 	 * thread writes it, between its own entry and exit, and the sk_msg
 	 * program that runs inside this syscall sets prop_seen after. */
@@ -505,7 +514,7 @@ static __always_inline int ht_io_enter(__s32 fd, __u64 arg, __u32 iovcnt, __u8 k
 		bpf_map_update_elem(&ht_active_io, &pid_tgid, &a, BPF_ANY);
 	if (direction == HT_DIR_EGRESS)
 		ht_go_syscall_enter(pid_tgid, false);
-	if (direction == HT_DIR_EGRESS && info->role == HT_ROLE_CLIENT)
+	if (a.wk)
 		ht_wk_enter(pid_tgid);
 	return 0;
 }
@@ -515,39 +524,101 @@ static __always_inline int ht_msg_enter(__s32 fd, __u64 msg, __u16 syscall, __u8
 {
 	struct user_msghdr m = {};
 
+	/* Not a user read for every other process's sendmsg/recvmsg. */
+	if (!ht_may_own_conns(bpf_get_current_pid_tgid() >> 32))
+		return 0;
 	if (bpf_probe_read_user(&m, sizeof(m), (const void *)msg))
 		return 0;
 	return ht_io_enter(fd, (__u64)m.msg_iov, (__u32)m.msg_iovlen, HT_IO_IOV, syscall, direction);
 }
 
-static __always_inline int ht_io_exit(__s64 ret)
+/* The exit of a syscall whose entry ht_io_enter recorded, in a process that
+ * may own connections (the caller asked). Returns whether the entry gave the
+ * thread a wake-up context (ht_wk_enter) for the caller to end. */
+static __always_inline bool ht_io_exit(__u64 pid_tgid, __s64 ret)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct ht_io_args *a;
 	struct ht_conn_info *info;
 	struct ht_io_args args;
 	__u64 key;
 
-	/* The entry records a syscall only on a connection of this process. */
-	if (!ht_may_own_conns(pid_tgid >> 32))
-		return 0;
 	a = bpf_map_lookup_elem(&ht_active_io, &pid_tgid);
 	if (!a || !a->live)
-		return 0;
+		return false;
 	args = *a;
 	a->live = 0;
+	a->wk = 0;
 	if (ret <= 0) {
 		ht_go_syscall_exit(pid_tgid);
-		return 0;
+		return args.wk;
 	}
 	key = ht_conn_key(pid_tgid >> 32, args.fd);
 	info = bpf_map_lookup_elem(&ht_conns, &key);
 	/* tls: became TLS since the entry (a TLS call bound it meanwhile). */
 	if (!info || info->tls) {
 		ht_go_syscall_exit(pid_tgid);
-		return 0;
+		return args.wk;
 	}
 	ht_emit_io(pid_tgid, key, info, &args, ret);
+	return args.wk;
+}
+
+/* Reads followed at their exit alone, with no entry program
+ * (targ_read_at_exit, set by the loader where the kernel has
+ * bpf_task_pt_regs: Linux 5.15, dd6e10fbd9fb; elsewhere the verifier never
+ * reaches the call and drops it as dead code): the arguments are still in the
+ * user registers the syscall entry saved, and a read's entry time says only
+ * when the thread began to wait, so the data event's ts_enter is the exit
+ * time. This saves a program run per read (~150 ns for a followed socket: a
+ * lookup, a clock read, a slot write; a run for every other process's read),
+ * the trace record the kernel builds for it, and a lookup at the exit. */
+
+/* recv(2): "MSG_PEEK [...] Thus, a subsequent receive call will return the
+ * same data": a peek is not followed, the read that takes the bytes reports
+ * them (curl peeks one byte to check that a reused connection is alive). */
+#define HT_MSG_PEEK 0x2
+
+static __always_inline int ht_read_exit(__s64 ret, __u16 syscall)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct pt_regs *regs;
+	struct ht_conn_info *info;
+	struct ht_io_args a = {};
+	__s32 fd;
+
+	if (!ht_may_own_conns(pid_tgid >> 32))
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (syscall == HT_SYS_RECVFROM && (PT_REGS_PARM4_SYSCALL(regs) & HT_MSG_PEEK))
+		return 0;
+	if (syscall == HT_SYS_RECVMSG && (PT_REGS_PARM3_SYSCALL(regs) & HT_MSG_PEEK))
+		return 0;
+	fd = (__s32)PT_REGS_PARM1_SYSCALL(regs);
+	info = ht_conn_lookup(pid_tgid >> 32, fd);
+	/* TLS bookkeeping as at an entry, whatever the read returned. */
+	if (!info || ht_tls_on_syscall(pid_tgid, fd, info, HT_DIR_INGRESS) || ret <= 0 ||
+	    info->proto == HT_PROTO_OTHER || info->proto == HT_PROTO_SHED)
+		return 0;
+	a.arg = PT_REGS_PARM2_SYSCALL(regs);
+	a.kind = HT_IO_BUF;
+	if (syscall == HT_SYS_READV) {
+		a.kind = HT_IO_IOV;
+		a.iovcnt = (__u32)PT_REGS_PARM3_SYSCALL(regs);
+	} else if (syscall == HT_SYS_RECVMSG) {
+		struct user_msghdr m = {};
+
+		/* The kernel copied the header in and leaves it as it was. */
+		if (bpf_probe_read_user(&m, sizeof(m), (const void *)a.arg))
+			return 0;
+		a.kind = HT_IO_IOV;
+		a.arg = (__u64)m.msg_iov;
+		a.iovcnt = (__u32)m.msg_iovlen;
+	}
+	a.fd = fd;
+	a.syscall = syscall;
+	a.direction = HT_DIR_INGRESS;
+	a.at_exit = 1;
+	ht_emit_io(pid_tgid, ht_conn_key(pid_tgid >> 32, fd), info, &a, ret);
 	return 0;
 }
 

@@ -11,6 +11,7 @@ const volatile bool targ_trace_all = false;   /* every process but the agent */
 const volatile bool targ_port_filter = false; /* ht_selected_ports is in use */
 const volatile bool targ_exec_events = false; /* report execs for name matching */
 const volatile __u32 targ_max_payload = 4096; /* <= HT_MAX_PAYLOAD */
+const volatile bool targ_read_at_exit = false; /* reads at their exit alone (ht_read_exit) */
 
 /* What the kernel side remembers about one TCP socket of a selected process. */
 struct ht_conn_info {
@@ -44,7 +45,9 @@ struct ht_io_args {
 	__u8 direction;
 	__u8 prop_seen; /* the propagation sk_msg program saw this write */
 	__u8 live;      /* a syscall is in flight: set at its entry, cleared at its exit */
-	__u8 _pad[2];
+	__u8 at_exit;   /* taken at the syscall's exit (a read, ht_read_exit): ts_enter is set
+			 * to its exit time */
+	__u8 wk;        /* the entry gave the thread a wake-up context (ht_wk_enter) */
 };
 
 /* (tgid << 32 | fd) -> connection. LRU: a missed close costs a slot, not a leak. */

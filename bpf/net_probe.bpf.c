@@ -24,7 +24,8 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Every segment that reaches an established socket, on the whole host: the
- * hot path. Not ours: one lookup. */
+ * hot path. Not ours: one lookup. Ours: two and a counter until the
+ * interval is over (hn_between_samples). */
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(hn_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 {
@@ -33,6 +34,8 @@ int BPF_PROG(hn_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	if (!st)
 		return 0;
 	hn_count(HT_NET_CNT_SEGMENTS);
+	if (hn_between_samples(sk, st))
+		return 0;
 	hn_sample(sk, st, hn_skb_ttl_btf(skb), 0);
 	return 0;
 }

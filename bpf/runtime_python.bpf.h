@@ -50,6 +50,24 @@ struct {
 	__type(value, struct ht_py_proc);
 } ht_py_procs SEC(".maps");
 
+/* How many processes ht_py_procs holds, kept by the agent: while none, the
+ * syscall hooks below skip their lookup (an inlined array load instead of a
+ * hash lookup at every write of a traced process). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} ht_py_present SEC(".maps");
+
+static __always_inline bool ht_py_any(void)
+{
+	__u32 zero = 0;
+	__u32 *n = bpf_map_lookup_elem(&ht_py_present, &zero);
+
+	return n && *n;
+}
+
 /* A Context's binding: the incoming connection (ht_conn_key, gen) and the
  * request it serves, 0 when it stands for the connection as a whole. */
 struct ht_py_ctx_key {
@@ -440,10 +458,13 @@ int BPF_KPROBE(ht_py_lock_take, void *lock)
 static __always_inline void ht_py_syscall_enter(__u64 pid_tgid)
 {
 	__u32 tgid = pid_tgid >> 32;
-	struct ht_py_proc *p = bpf_map_lookup_elem(&ht_py_procs, &tgid);
+	struct ht_py_proc *p;
 	enum ht_py_source src;
 	__u64 span;
 
+	if (!ht_py_any())
+		return;
+	p = bpf_map_lookup_elem(&ht_py_procs, &tgid);
 	if (!p)
 		return;
 	span = ht_py_runtime_span(pid_tgid, p, &src);
@@ -459,7 +480,7 @@ static __always_inline void ht_py_syscall_exit(__u64 pid_tgid)
 {
 	__u32 tgid = pid_tgid >> 32;
 
-	if (bpf_map_lookup_elem(&ht_py_procs, &tgid))
+	if (ht_py_any() && bpf_map_lookup_elem(&ht_py_procs, &tgid))
 		ht_rt_clear(pid_tgid);
 }
 

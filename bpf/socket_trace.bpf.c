@@ -132,6 +132,8 @@ int ht_exit_connect(struct trace_event_raw_sys_exit *ctx)
 
 /* ---- reads ----------------------------------------------------------------- */
 
+/* Entries only where the kernel cannot read a syscall's arguments at its exit
+ * (targ_read_at_exit: the loader leaves these unloaded otherwise). */
 SEC("tp/syscalls/sys_enter_read")
 int ht_enter_read(struct trace_event_raw_sys_enter *ctx)
 {
@@ -144,11 +146,6 @@ int ht_enter_readv(struct trace_event_raw_sys_enter *ctx)
 	return ht_io_enter(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), HT_IO_IOV, HT_SYS_READV,
 			   HT_DIR_INGRESS);
 }
-
-/* recv(2): "MSG_PEEK [...] Thus, a subsequent receive call will return the
- * same data": a peek is not followed, the read that takes the bytes reports
- * them (curl peeks one byte to check that a reused connection is alive). */
-#define HT_MSG_PEEK 0x2
 
 SEC("tp/syscalls/sys_enter_recvfrom")
 int ht_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
@@ -166,19 +163,36 @@ int ht_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
 	return ht_msg_enter(ARG(ctx, 0), ARG(ctx, 1), HT_SYS_RECVMSG, HT_DIR_INGRESS);
 }
 
+#define HT_READ_EXIT(name, sys)                                            \
+	SEC("tp/syscalls/sys_exit_" #name)                                 \
+	int ht_exit_##name(struct trace_event_raw_sys_exit *ctx)           \
+	{                                                                  \
+		__u64 pid_tgid;                                            \
+                                                                           \
+		if (targ_read_at_exit)                                     \
+			return ht_read_exit(ctx->ret, sys);                \
+		pid_tgid = bpf_get_current_pid_tgid();                     \
+		if (ht_may_own_conns(pid_tgid >> 32))                      \
+			ht_io_exit(pid_tgid, ctx->ret);                    \
+		return 0;                                                  \
+	}
+
+HT_READ_EXIT(read, HT_SYS_READ)
+HT_READ_EXIT(readv, HT_SYS_READV)
+HT_READ_EXIT(recvfrom, HT_SYS_RECVFROM)
+HT_READ_EXIT(recvmsg, HT_SYS_RECVMSG)
+
 /* ---- writes ---------------------------------------------------------------- */
 
 SEC("tp/syscalls/sys_enter_write")
 int ht_enter_write(struct trace_event_raw_sys_enter *ctx)
 {
-	ht_py_syscall_enter(bpf_get_current_pid_tgid());
 	return ht_io_enter(ARG(ctx, 0), ARG(ctx, 1), 0, HT_IO_BUF, HT_SYS_WRITE, HT_DIR_EGRESS);
 }
 
 SEC("tp/syscalls/sys_enter_writev")
 int ht_enter_writev(struct trace_event_raw_sys_enter *ctx)
 {
-	ht_py_syscall_enter(bpf_get_current_pid_tgid());
 	return ht_io_enter(ARG(ctx, 0), ARG(ctx, 1), ARG(ctx, 2), HT_IO_IOV, HT_SYS_WRITEV,
 			   HT_DIR_EGRESS);
 }
@@ -186,40 +200,35 @@ int ht_enter_writev(struct trace_event_raw_sys_enter *ctx)
 SEC("tp/syscalls/sys_enter_sendto")
 int ht_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 {
-	ht_py_syscall_enter(bpf_get_current_pid_tgid());
 	return ht_io_enter(ARG(ctx, 0), ARG(ctx, 1), 0, HT_IO_BUF, HT_SYS_SENDTO, HT_DIR_EGRESS);
 }
 
 SEC("tp/syscalls/sys_enter_sendmsg")
 int ht_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 {
-	ht_py_syscall_enter(bpf_get_current_pid_tgid());
 	return ht_msg_enter(ARG(ctx, 0), ARG(ctx, 1), HT_SYS_SENDMSG, HT_DIR_EGRESS);
 }
 
-/* One exit program per syscall: the tracepoints are per syscall. */
-#define HT_IO_EXIT(name, out)                                              \
+/* One exit program per syscall: the tracepoints are per syscall. After the
+ * pick in ht_io_exit, the syscall's runtime context (ht_rt_current) ends. */
+#define HT_WRITE_EXIT(name)                                                \
 	SEC("tp/syscalls/sys_exit_" #name)                                 \
 	int ht_exit_##name(struct trace_event_raw_sys_exit *ctx)           \
 	{                                                                  \
-		int r = ht_io_exit(ctx->ret);                              \
+		__u64 pid_tgid = bpf_get_current_pid_tgid();               \
                                                                            \
-		if (out) { /* after the pick in ht_io_exit: the syscall's  \
-			    * runtime context (ht_rt_current) ends */     \
-			ht_py_syscall_exit(bpf_get_current_pid_tgid());    \
-			ht_wk_exit(bpf_get_current_pid_tgid());            \
-		}                                                          \
-		return r;                                                  \
+		if (!ht_may_own_conns(pid_tgid >> 32))                     \
+			return 0;                                          \
+		if (ht_io_exit(pid_tgid, ctx->ret))                        \
+			ht_wk_exit(pid_tgid);                              \
+		ht_py_syscall_exit(pid_tgid);                              \
+		return 0;                                                  \
 	}
 
-HT_IO_EXIT(read, false)
-HT_IO_EXIT(readv, false)
-HT_IO_EXIT(recvfrom, false)
-HT_IO_EXIT(recvmsg, false)
-HT_IO_EXIT(write, true)
-HT_IO_EXIT(writev, true)
-HT_IO_EXIT(sendto, true)
-HT_IO_EXIT(sendmsg, true)
+HT_WRITE_EXIT(write)
+HT_WRITE_EXIT(writev)
+HT_WRITE_EXIT(sendto)
+HT_WRITE_EXIT(sendmsg)
 
 #ifndef HT_NO_KERNEL_CTX
 /* Native thread pools: wake-ups hand a request to a worker (runtime_wakeup.bpf.h). */

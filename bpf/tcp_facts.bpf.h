@@ -22,6 +22,7 @@ struct hn_conn {
 	__u64 conn_key; /* ht_conns key of the owner: tgid << 32 | fd */
 	__u64 gen;
 	__u64 last_emit_ns;
+	__u64 last_check_ns; /* hn_sample's last look at TTL and RTT */
 	__u32 srtt_us;
 	__u32 rttvar_us;
 	__u32 total_rto;
@@ -163,6 +164,23 @@ static __always_inline void hn_emit(__u32 type, struct sock *sk, struct hn_conn 
 		hn_count(HT_NET_CNT_EVENTS);
 }
 
+/* Whether a segment of a connection already described (TTL included)
+ * arrives before the interval since the last look is over: then it says
+ * nothing new and costs a counter. The clock is TCP's own (tcp_mstamp, microseconds of the same
+ * monotonic clock, refreshed at the socket's last send or receive: at most
+ * one exchange behind) instead of a clock read per segment (~28 ns here;
+ * the coarse clock is not for tracing programs). TTL and RTT are looked at
+ * once per interval. */
+static __always_inline bool hn_between_samples(struct sock *sk, const struct hn_conn *st)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+	/* Not before the TTL is known: an accept's sample may have found no
+	 * segment queued to read it from. */
+	return st->emitted && st->ttl && tp &&
+	       tp->tcp_mstamp * 1000 < st->last_check_ns + targ_stats_interval_ns;
+}
+
 /* A segment arrived (ttl 0: unknown). Tells the agent on the first one, when
  * the TTL changes (a new route), and when the RTT moved, at most once per
  * targ_stats_interval_ns: a busy connection costs a few events a second. */
@@ -173,6 +191,7 @@ static __always_inline void hn_sample(struct sock *sk, struct hn_conn *st, __u8 
 	bool ttl_new = ttl && ttl != st->ttl;
 	__u16 why = reason;
 
+	st->last_check_ns = now;
 	if (ttl_new)
 		st->ttl = ttl;
 	if (!why) {

@@ -52,7 +52,16 @@ struct LoaderOptions {
   // syscall programs tie TLS sessions to sockets. They attach per library
   // file later (TlsUprobes); off, they are not even loaded.
   bool tls = true;
+  // Reads followed at their exit alone (bpf/capture.bpf.h, ht_read_exit),
+  // where the kernel has bpf_task_pt_regs (ReadAtExitSupported); false keeps
+  // the entry programs anyway (the verifier matrix loads both ways).
+  bool read_at_exit = true;
 };
+
+// Whether syscall exit programs can read the syscall's arguments
+// (bpf_task_pt_regs, Linux 5.15). HOPTRACE_READ_AT_EXIT=off says no, for
+// A/B measurements of the entry programs it saves.
+bool ReadAtExitSupported();
 
 struct KernelCounters {
   uint64_t ringbuf_drops = 0;

@@ -32,6 +32,15 @@ KernelContextSupport ProbeKernelContext() {
   return out;
 }
 
+bool ReadAtExitSupported() {
+  static const bool supported = [] {
+    const char* forced = getenv("HOPTRACE_READ_AT_EXIT");
+    if (forced != nullptr && strcmp(forced, "off") == 0) return false;
+    return libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_pt_regs, nullptr) == 1;
+  }();
+  return supported;
+}
+
 namespace {
 
 // Blocks of `block` pids (one byte each) that cover pid_max (PID_MAX_LIMIT
@@ -59,6 +68,12 @@ std::unique_ptr<CaptureObject> CaptureObject::OpenAs(const LoaderOptions& option
   ro->targ_port_filter = !options.ports.empty();
   ro->targ_exec_events = options.exec_events;
   ro->targ_max_payload = std::min<uint32_t>(options.max_payload, HT_MAX_PAYLOAD);
+  // Reads at their exit alone: their entry programs stay unloaded.
+  ro->targ_read_at_exit = options.read_at_exit && ReadAtExitSupported();
+  for (bpf_program* prog : {skel->progs.ht_enter_read, skel->progs.ht_enter_readv,
+                            skel->progs.ht_enter_recvfrom, skel->progs.ht_enter_recvmsg}) {
+    bpf_program__set_autoload(prog, !ro->targ_read_at_exit);
+  }
   // Only the build with kernel-side contexts has their knobs.
   if constexpr (requires { ro->targ_kernel_ctx; }) {
     ro->targ_kernel_ctx = options.kernel_context;

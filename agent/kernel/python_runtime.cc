@@ -70,8 +70,11 @@ bool PythonRuntime::Follow(pid_t pid, std::string* model) {
   p.ascii_data = in->offsets.ascii_data;
   p.ascii_length = in->offsets.ascii_length;
   const uint32_t key = static_cast<uint32_t>(pid);
+  // Counted before the entry exists, so that no hook skips a process it holds.
+  PublishCount(links_.size() + 1);
   if (bpf_map_update_elem(procs, &key, &p, BPF_ANY) != 0) {
     *model = std::string("thread model (ht_py_procs: ") + strerror(errno) + ")";
+    PublishCount(links_.size());
     ++thread_model_;
     return false;
   }
@@ -86,6 +89,7 @@ bool PythonRuntime::Follow(pid_t pid, std::string* model) {
     *model = std::string("thread model (uretprobe on PyContext_CopyCurrent: ") +
              strerror(errno) + ")";
     bpf_map_delete_elem(procs, &key);
+    PublishCount(links_.size());
     ++thread_model_;
     return false;
   }
@@ -134,6 +138,14 @@ void PythonRuntime::Forget(pid_t pid) {
   const int procs = loader_.MapFd("ht_py_procs");
   const uint32_t key = static_cast<uint32_t>(pid);
   if (procs >= 0) bpf_map_delete_elem(procs, &key);
+  PublishCount(links_.size());
+}
+
+void PythonRuntime::PublishCount(size_t n) const {
+  const int fd = loader_.MapFd("ht_py_present");
+  const uint32_t zero = 0;
+  const uint32_t value = static_cast<uint32_t>(n);
+  if (fd >= 0) bpf_map_update_elem(fd, &zero, &value, BPF_ANY);
 }
 
 PythonRuntimeCounters PythonRuntime::ReadCounters() const {

@@ -55,6 +55,8 @@ class PythonRuntime {
   };
   // Attaches the Futures' probes; "" or why not.
   std::string AttachFutures(pid_t pid, const uprobes::cpython::Interpreter& in, Links* l);
+  // ht_py_present: how many processes ht_py_procs holds (bpf/runtime_python.bpf.h).
+  void PublishCount(size_t n) const;
 
   const BpfLoader& loader_;
   std::map<pid_t, Links> links_;

@@ -31,10 +31,14 @@ struct Config {
   bool propagation = false;
   std::string guard;  // auto, on, off, detect (propagation only)
   uint32_t payload = 4096;
+  // Reads with their entry programs where the kernel could do without
+  // (LoaderOptions::read_at_exit false): the path kernels before 5.15 take.
+  bool read_entries = false;
 
   std::string Name() const {
     std::string n = "selection=" + selection + " propagation=" + (propagation ? "on" : "off");
     if (propagation) n += " guard=" + guard;
+    if (read_entries) n += " read-entries";
     return n + " payload=" + std::to_string(payload);
   }
 };
@@ -48,6 +52,7 @@ LoaderOptions CaptureOptionsFor(const Config& c) {
   if (c.selection == "port") lo.ports = {kMatrixPort};
   if (c.selection == "all") lo.trace_all = true;
   lo.kernel_context = c.propagation;
+  lo.read_at_exit = !c.read_entries;
   // The TCP option's code paths too, where this kernel has them.
   lo.tcp_option = c.propagation && ProbeTcpOptionSupport().empty();
   return lo;
@@ -268,6 +273,7 @@ bool RunConfigMatrix(const MatrixOptions& options, std::FILE* out) {
   for (const char* sel : {"pid", "exe", "port", "all"}) {
     for (uint32_t payload : options.payloads) {
       configs.push_back(Config{sel, false, "", payload});
+      if (ReadAtExitSupported()) configs.push_back(Config{sel, false, "", payload, true});
       if (!support.ok) continue;
       for (const char* guard : {"auto", "on", "off", "detect"}) {
         configs.push_back(Config{sel, true, guard, payload});
