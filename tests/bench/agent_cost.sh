@@ -3,6 +3,7 @@
 #
 #   sudo tests/bench/agent_cost.sh --old OLD_HOPTRACE [--new NEW_HOPTRACE]
 #        [--requests 60000] [--rounds 3] [--connections 8] [--output none|jsonl|otlp]
+#        [--profile FILE]
 #
 # A private nginx (1 worker, 100-byte file, keep-alive, sendfile off) on
 # 127.0.0.1 takes a FIXED number of requests from wrk (-t1, a Lua script
@@ -26,6 +27,10 @@
 #   nginx µs/req     the worker's CPU: its difference to "none" is what the
 #                    kernel side (tracepoints + BPF) costs the traced process
 #   RSS MiB          the agent's peak RSS (VmHWM)
+# --profile FILE: perf record (cpu-clock, call graphs, user and kernel) of the
+# new agent in the last round, written to FILE: `perf report -i FILE
+# --no-children` says where its CPU goes (the figures of that phase include
+# perf's own cost).
 # CPU time depends less on load than requests/s but still does (caches,
 # the other core's work); run several rounds and read the spread. For each
 # binary the summary gives the median and [min, max] over rounds, and the
@@ -44,6 +49,7 @@ CONNECTIONS=8
 OUTPUT=none
 SINK="${HT_OTLP_SINK:-$ROOT/build/tests/bench/ht_otlp_sink}"
 KEEP=0
+PROFILE=""
 PY=/usr/bin/python3
 
 usage() {
@@ -59,6 +65,7 @@ while [ $# -gt 0 ]; do
     --output) OUTPUT="$2"; shift 2 ;;
     --sink) SINK="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --profile) PROFILE="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -82,7 +89,7 @@ HZ=$(getconf CLK_TCK)
 # Private copies: build/ may be rebuilt while this runs.
 cp "$OLD" "$TMP/hoptrace-old"
 cp "$NEW" "$TMP/hoptrace-new"
-NGINX_PID="" WRK_PID="" AGENT_PID="" STATS_PID="" PERF_PID="" SINK_PID=""
+NGINX_PID="" WRK_PID="" AGENT_PID="" STATS_PID="" PERF_PID="" SINK_PID="" RECORD_PID=""
 
 stop_pid() {  # pid signal seconds
   local pid="$1" sig="$2" secs="${3:-10}" i
@@ -99,6 +106,7 @@ cleanup() {
   trap - EXIT INT TERM
   stop_pid "$WRK_PID" INT 5
   stop_pid "$PERF_PID" INT 5
+  stop_pid "$RECORD_PID" INT 10
   stop_pid "$AGENT_PID" INT 20
   stop_pid "$NGINX_PID" QUIT 10
   stop_pid "$STATS_PID" TERM 5
@@ -238,6 +246,10 @@ phase() {  # round which(none|old|new)
     bpf_progs $ids >"$TMP/bpf0-$tag.txt"
     perf stat -e "$PERF_EVENTS" -x, -o "$perf_out" -p "$AGENT_PID" &
     PERF_PID=$!
+    if [ -n "$PROFILE" ] && [ "$which" = new ] && [ "$r" = "$ROUNDS" ]; then
+      perf record -q -e cpu-clock -F 4000 -g -p "$AGENT_PID" -o "$PROFILE" >/dev/null 2>&1 &
+      RECORD_PID=$!
+    fi
     sleep 0.3
   fi
   n0=$(cpu_ticks "$WORKER")
@@ -253,6 +265,8 @@ phase() {  # round which(none|old|new)
     wait_agent_idle
     stop_pid "$PERF_PID" INT 5
     PERF_PID=""
+    stop_pid "$RECORD_PID" INT 10
+    RECORD_PID=""
     # shellcheck disable=SC2086
     bpf_progs $ids >"$TMP/bpf1-$tag.txt"
     hwm=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$AGENT_PID/status")

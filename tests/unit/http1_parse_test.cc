@@ -89,6 +89,30 @@ TEST(ParseHeadTest, RejectsMalformedRequestLines) {
   EXPECT_EQ(StateOf(kReq, "HTTP/1.1 200 OK\r\n\r\n"), ParseState::kInvalid);
 }
 
+// A CR or NUL anywhere in a field value, at every offset and length up to
+// three words, makes the head invalid; the other control octets and high
+// octets around them do not (a faster check must keep this).
+TEST(ParseHeadTest, RejectsCrOrNulAtAnyOffsetOfAFieldValue) {
+  for (size_t len = 1; len <= 24; ++len) {
+    for (size_t at = 0; at < len; ++at) {
+      for (char bad : {'\r', '\0'}) {
+        std::string value(len, 'v');
+        value[(at + 1) % len] = '\x0c';  // a control octet that may stay
+        value[(at + 2) % len] = '\x8d';  // 0x0d with the high bit: not a CR
+        value[at] = bad;
+        const std::string head = "GET / HTTP/1.1\r\nX-A: " + value + "\r\n\r\n";
+        EXPECT_EQ(StateOf(kReq, head), ParseState::kInvalid) << len << " " << at << " " << int(bad);
+      }
+      std::string clean(len, 'v');
+      clean[at] = '\x8d';
+      clean[(at + 1) % len] = '\x01';
+      EXPECT_EQ(StateOf(kReq, "GET / HTTP/1.1\r\nX-A: " + clean + "\r\n\r\n"),
+                ParseState::kSuccess)
+          << len << " " << at;
+    }
+  }
+}
+
 TEST(ParseHeadTest, AcceptsBareLfLineEndings) {
   Parsed p = Parse(kReq, "POST /f HTTP/1.1\nHost: h\nContent-Length: 3\n\nabc");
   ASSERT_EQ(p.state, ParseState::kSuccess);
