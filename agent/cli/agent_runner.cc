@@ -24,6 +24,7 @@
 #include <sstream>
 #include <memory>
 #include <thread>
+#include <unordered_map>
 #include <optional>
 
 #include <spdlog/spdlog.h>
@@ -422,16 +423,21 @@ class Dispatcher : public EventHandler {
 
 // Between the connection tracker and the stitcher: a client exchange whose
 // response the process has read in full is when its socket may go back into
-// the propagation sockhash (read guard, PropagationLoader::Rearm).
+// the propagation sockhash (read guard, PropagationLoader::Rearm). It also
+// counts the client requests not answered yet: while there are none, no
+// socket waits for a Rearm, and the run loop may let events gather.
 class RearmTap : public ExchangeHandler {
  public:
   explicit RearmTap(ExchangeHandler* next) : next_(next) {}
   void set_propagation(PropagationLoader* p) { propagation_ = p; }
+  // Client requests seen whose exchange has not ended (nor their connection).
+  bool AwaitsResponses() const { return !in_flight_.empty(); }
 
   void OnConnectionOpen(const ConnInfo& conn, uint32_t tid) override {
     next_->OnConnectionOpen(conn, tid);
   }
   void OnRequestStart(const ConnInfo& conn, Role role, const RequestStart& request) override {
+    if (propagation_ != nullptr && role == Role::kClient) ++in_flight_[conn.id];
     next_->OnRequestStart(conn, role, request);
   }
   void OnExchange(const ConnInfo& conn, Role role, Exchange exchange,
@@ -439,17 +445,27 @@ class RearmTap : public ExchangeHandler {
     const bool rearm = propagation_ != nullptr && role == Role::kClient && !closing &&
                        exchange.outcome == Exchange::Outcome::kComplete &&
                        conn.followed_from_open && conn.tuple_known;
+    if (role == Role::kClient) {
+      // An exchange without a start seen (an orphan response) ends nothing.
+      if (auto it = in_flight_.find(conn.id); it != in_flight_.end() && --it->second == 0) {
+        in_flight_.erase(it);
+      }
+    }
     next_->OnExchange(conn, role, std::move(exchange), closing);
     if (rearm) {
       propagation_->Rearm(conn.id.pid, conn.id.fd, conn.local_port, conn.bytes_written,
                           conn.bytes_read);
     }
   }
-  void OnConnectionGone(const ConnInfo& conn) override { next_->OnConnectionGone(conn); }
+  void OnConnectionGone(const ConnInfo& conn) override {
+    in_flight_.erase(conn.id);
+    next_->OnConnectionGone(conn);
+  }
 
  private:
   ExchangeHandler* next_;
   PropagationLoader* propagation_ = nullptr;
+  std::unordered_map<ConnId, uint32_t, ConnIdHash> in_flight_;
 };
 
 }  // namespace
@@ -958,10 +974,12 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
 
   constexpr int kSmallBatch = 256;                     // events: below it, wait for more
   constexpr auto kBatchWait = std::chrono::microseconds(1000);
-  // ... except under the read guard: a pooled connection's next request is
-  // injected only once the agent has seen the previous response (Rearm),
-  // and a client that writes it within the wait would go without.
-  const bool batch_wait = !(propagation && propagation->read_guard());
+  // ... except under the read guard while a client request waits for its
+  // response: a pooled connection's next request is injected only once the
+  // agent has seen the previous response (Rearm), and a client that writes
+  // it within the wait would go without. With none waiting (a service that
+  // calls out to no one, or between calls) every socket is armed.
+  const bool guarded = propagation && propagation->read_guard();
   const auto started = std::chrono::steady_clock::now();
   auto last_stats = started, last_sweep = started, last_tick = started, last_shed = started;
   uint64_t last_lost = 0;
@@ -972,7 +990,7 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
       spdlog::error("ring buffer poll failed: {}", strerror(-n));
       break;
     }
-    if (batch_wait && n > 0 && n < kSmallBatch) {
+    if (n > 0 && n < kSmallBatch && !(guarded && rearm_tap.AwaitsResponses())) {
       // A request makes a few events. At a steady rate a consumer that
       // drains the ring and waits again is woken for nearly every request
       // (the kernel wakes it whenever it had caught up): a wake-up, an

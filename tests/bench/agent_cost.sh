@@ -3,7 +3,7 @@
 #
 #   sudo tests/bench/agent_cost.sh --old OLD_HOPTRACE [--new NEW_HOPTRACE]
 #        [--requests 60000] [--rounds 3] [--connections 8] [--output none|jsonl|otlp]
-#        [--profile FILE]
+#        [--profile FILE] [--propagation]
 #
 # A private nginx (1 worker, 100-byte file, keep-alive, sendfile off) on
 # 127.0.0.1 takes a FIXED number of requests from wrk (-t1, a Lua script
@@ -27,6 +27,9 @@
 #   nginx µs/req     the worker's CPU: its difference to "none" is what the
 #                    kernel side (tracepoints + BPF) costs the traced process
 #   RSS MiB          the agent's peak RSS (VmHWM)
+# --propagation: nginx runs in a cgroup of its own (made here, removed at
+# the end) and both agents inject there (--propagation-cgroup): kernel-side
+# contexts, and the read guard where the kernel needs it.
 # --profile FILE: perf record (cpu-clock, call graphs, user and kernel) of the
 # new agent in the last round, written to FILE: `perf report -i FILE
 # --no-children` says where its CPU goes (the figures of that phase include
@@ -50,6 +53,7 @@ OUTPUT=none
 SINK="${HT_OTLP_SINK:-$ROOT/build/tests/bench/ht_otlp_sink}"
 KEEP=0
 PROFILE=""
+PROPAGATION=0
 PY=/usr/bin/python3
 
 usage() {
@@ -66,6 +70,7 @@ while [ $# -gt 0 ]; do
     --sink) SINK="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --profile) PROFILE="$2"; shift 2 ;;
+    --propagation) PROPAGATION=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -90,6 +95,7 @@ HZ=$(getconf CLK_TCK)
 cp "$OLD" "$TMP/hoptrace-old"
 cp "$NEW" "$TMP/hoptrace-new"
 NGINX_PID="" WRK_PID="" AGENT_PID="" STATS_PID="" PERF_PID="" SINK_PID="" RECORD_PID=""
+CGROUP=""
 
 stop_pid() {  # pid signal seconds
   local pid="$1" sig="$2" secs="${3:-10}" i
@@ -111,6 +117,10 @@ cleanup() {
   stop_pid "$NGINX_PID" QUIT 10
   stop_pid "$STATS_PID" TERM 5
   stop_pid "$SINK_PID" TERM 10
+  if [ -n "$CGROUP" ]; then  # empty once nginx's worker is gone too
+    for ((i = 0; i < 50; i++)); do rmdir "$CGROUP" 2>/dev/null && break; sleep 0.1; done
+    [ ! -d "$CGROUP" ] || log "could not remove $CGROUP: $(cat "$CGROUP/cgroup.procs")"
+  fi
   if [ "$KEEP" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
   exit "$rc"
 }
@@ -177,7 +187,19 @@ http {
   server { listen 127.0.0.1:$PORT; root $TMP/nginx/www; location / { } }
 }
 EOF
-nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" >/dev/null 2>&1 &
+if [ "$PROPAGATION" = 1 ]; then
+  # The host's cgroup v2 hierarchy, wherever it is mounted.
+  CG_ROOT=$(awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' \
+    /proc/self/mountinfo | head -n 1)
+  [ -n "$CG_ROOT" ] && [ -e "$CG_ROOT/cgroup.procs" ] || die "--propagation: no cgroup v2 hierarchy mounted"
+  CGROUP="$CG_ROOT/hoptrace-test-cost-$$"
+  mkdir "$CGROUP"
+  # nginx (and its worker) start inside it: a subshell moves itself, then execs.
+  sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$CGROUP" \
+    nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" >/dev/null 2>&1 &
+else
+  nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" >/dev/null 2>&1 &
+fi
 NGINX_PID=$!
 URL="http://127.0.0.1:$PORT/small.txt"
 for ((i = 0; i < 100; i++)); do
@@ -210,6 +232,7 @@ log "perf stat events: $PERF_EVENTS"
 
 start_agent() {  # binary log
   local out=(--output "$OUTPUT") env_otlp=()
+  [ -n "$CGROUP" ] && out+=(--propagation-cgroup "$CGROUP")
   [ "$OUTPUT" = jsonl ] && out+=(--output-file /dev/null)
   [ "$OUTPUT" = otlp ] && env_otlp=("OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_GRPC_PORT"
                                      OTEL_EXPORTER_OTLP_PROTOCOL=grpc)
@@ -287,7 +310,7 @@ done
 
 # ---- report --------------------------------------------------------------------
 echo "agent_cost: $REQUESTS requests per phase, wrk -t1 -c$CONNECTIONS, nginx 1 worker, 100 B;" \
-  "--output $OUTPUT; load $(cut -d' ' -f1-3 /proc/loadavg)"
+  "--output $OUTPUT$([ -n "$CGROUP" ] && echo ", propagation in $CGROUP"); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "old: $OLD ($(sha256sum "$TMP/hoptrace-old" | cut -c1-12))"
 echo "new: $NEW ($(sha256sum "$TMP/hoptrace-new" | cut -c1-12))"
 "$PY" - "$TMP" "$HZ" <<'EOF'
