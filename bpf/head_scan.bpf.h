@@ -55,6 +55,10 @@ struct ht_head_scan {
 	__u8 tp_count;  /* traceparent fields seen */
 	__u8 ts_over;   /* the joined tracestate exceeded HT_TRACESTATE_MAX */
 	__u8 _pad;
+	/* The scan's position in the bytes of the current syscall: here, not in
+	 * the bpf_loop context on the stack, whose exact values the verifier
+	 * would follow step by step ("sequence of 8193 jumps is too complex"). */
+	__u16 scan_pos;
 	char tp[HT_TP_KEEP];
 	char ts[HT_TRACESTATE_MAX];
 };
@@ -77,7 +81,24 @@ struct {
 struct ht_hs_loop {
 	struct ht_head_scan *h;
 	const __u8 *buf; /* HT_MAX_PAYLOAD-masked reads */
+	__u32 end;       /* bytes captured; h->scan_pos is the next to scan */
 };
+
+#define HT_HS_ONES 0x0101010101010101ULL
+#define HT_HS_HIGHS 0x8080808080808080ULL
+
+/* Whether the 8 bytes at buf[pos] hold no LF. A word has a zero byte iff
+ * (w - 0x01..01) & ~w & 0x80..80 is non-zero; an LF is a zero byte of
+ * w ^ 0x0a..0a. buf is the data scratch's payload, which has room for
+ * HT_MAX_PAYLOAD more bytes past any masked offset. */
+static __always_inline bool ht_hs_no_lf(const __u8 *buf, __u32 pos)
+{
+	__u64 w, x;
+
+	__builtin_memcpy(&w, &buf[pos & (HT_MAX_PAYLOAD - 1)], sizeof(w));
+	x = w ^ (0x0aULL * HT_HS_ONES);
+	return !((x - HT_HS_ONES) & ~x & HT_HS_HIGHS);
+}
 
 static __always_inline bool ht_is_ows(__u8 c)
 {
@@ -129,12 +150,25 @@ static __always_inline __u8 ht_ts_name_at(__u32 pos)
 	return pos < 8 ? (w0 >> (8 * pos)) & 0xff : (w1 >> (8 * (pos & 7))) & 0xff;
 }
 
+/* One step of the scan: a byte, or, in the states that only look for the
+ * line's end (the request line, a field that is not ours: most of a head),
+ * eight bytes without an LF at once. bpf_loop calls it up to once per byte;
+ * it stops the loop when the bytes are all scanned. */
 static long ht_hs_step(__u64 i, struct ht_hs_loop *l)
 {
 	struct ht_head_scan *h = l->h;
-	__u8 c = l->buf[i & (HT_MAX_PAYLOAD - 1)];
-	__u8 lc, pos;
+	__u32 at = h->scan_pos;
+	__u8 c, lc, pos;
 
+	if (at >= l->end)
+		return 1;
+	if ((h->state == HT_HS_REQLINE || h->state == HT_HS_SKIP) && at + 8 <= l->end &&
+	    ht_hs_no_lf(l->buf, at)) {
+		h->scan_pos = at + 8;
+		return 0;
+	}
+	c = l->buf[at & (HT_MAX_PAYLOAD - 1)];
+	h->scan_pos = at + 1;
 	switch (h->state) {
 	case HT_HS_REQLINE:
 	case HT_HS_SKIP:
@@ -408,6 +442,8 @@ static __always_inline void ht_hs_ingress(__u64 pid_tgid, __u64 key, struct ht_c
 	}
 	l.h = h;
 	l.buf = buf;
+	l.end = captured;
+	h->scan_pos = 0;
 	bpf_loop(captured, ht_hs_step, &l, 0);
 	if (h->state == HT_HS_DONE) {
 		ht_hs_decide(pid_tgid, h, info, a->fd, false);
