@@ -41,7 +41,15 @@ std::string Demangle(const std::string& s) {
 }
 
 std::optional<ElfFile> ElfFile::Open(const std::string& path, std::string* error,
-                                     SymbolTables tables) {
+                                     SymbolTables tables,
+                                     std::span<const std::string_view> only_names) {
+  // A symbol's name up to its "@VERSION" suffix is one of only_names (or
+  // there is no such list).
+  auto wanted = [only_names](const char* raw) {
+    if (only_names.empty()) return true;
+    const std::string_view name(raw, strcspn(raw, "@"));
+    return std::find(only_names.begin(), only_names.end(), name) != only_names.end();
+  };
   if (elf_version(EV_CURRENT) == EV_NONE) {
     *error = "libelf is too old";
     return std::nullopt;
@@ -104,7 +112,7 @@ std::optional<ElfFile> ElfFile::Open(const std::string& path, std::string* error
           sym.st_value != 0) {
         // Data a runtime probe reads (CPython's _PyRuntime, Py_Version).
         const char* oname = elf_strptr(h.elf, sh.sh_link, sym.st_name);
-        if (!oname || !*oname) continue;
+        if (!oname || !*oname || !wanted(oname)) continue;
         ElfSymbol o;
         o.name = oname;
         if (size_t at = o.name.find('@'); at != std::string::npos) o.name.resize(at);
@@ -123,7 +131,7 @@ std::optional<ElfFile> ElfFile::Open(const std::string& path, std::string* error
         continue;
       }
       const char* raw = elf_strptr(h.elf, sh.sh_link, sym.st_name);
-      if (!raw || !*raw) continue;
+      if (!raw || !*raw || !wanted(raw)) continue;
       ElfSymbol s;
       std::string name(raw);
       if (size_t at = name.find('@'); at != std::string::npos) {

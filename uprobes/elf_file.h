@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace hoptrace::uprobes {
@@ -29,8 +31,12 @@ class ElfFile {
  public:
   // Reads the file's function symbols. nullopt and *error when it is not a
   // readable ELF file.
+  // only_names: keep just the symbols of these names (unversioned), the
+  // others cost a name comparison, not a copy and a demangling (node's
+  // .dynsym is some 40 MB of them; the TLS check asks for four).
   static std::optional<ElfFile> Open(const std::string& path, std::string* error,
-                                     SymbolTables tables = SymbolTables::kAll);
+                                     SymbolTables tables = SymbolTables::kAll,
+                                     std::span<const std::string_view> only_names = {});
 
   const std::string& path() const { return path_; }
   const std::vector<ElfSymbol>& functions() const { return functions_; }

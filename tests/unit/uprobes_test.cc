@@ -364,6 +364,28 @@ TEST(ElfFileTest, TellsDebugInfoAndGoApart) {
   EXPECT_NE(error.find("not an ELF file"), std::string::npos);
 }
 
+// only_names keeps exactly the functions of those names, at the same
+// addresses and offsets as a full read (the TLS check reads four names of
+// node's tens of thousands this way).
+TEST(ElfFileTest, ReadsOnlyTheNamesAsked) {
+  std::string error;
+  auto all = ElfFile::Open(UPROBES_FIXTURE_PIE_DEBUG, &error);
+  ASSERT_TRUE(all) << error;
+  const std::string_view names[] = {"plain_c_function", "no_such_function"};
+  auto some = ElfFile::Open(UPROBES_FIXTURE_PIE_DEBUG, &error, SymbolTables::kAll, names);
+  ASSERT_TRUE(some) << error;
+  ASSERT_EQ(some->functions().size(), 1u);
+  const ElfSymbol& fn = some->functions()[0];
+  EXPECT_EQ(fn.name, "plain_c_function");
+  auto full = std::find_if(all->functions().begin(), all->functions().end(),
+                           [](const ElfSymbol& f) { return f.name == "plain_c_function"; });
+  ASSERT_NE(full, all->functions().end());
+  EXPECT_EQ(fn.address, full->address);
+  EXPECT_EQ(fn.file_offset, full->file_offset);
+  EXPECT_GT(all->functions().size(), 3u);
+  EXPECT_TRUE(some->objects().empty());
+}
+
 // The line of `pattern` in a fixture's source, 1-based; 0 if absent.
 int LineOf(const std::string& source, const std::string& pattern) {
   std::ifstream in(source);

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -21,8 +22,11 @@ namespace {
 // The probe set's functions the file exports.
 std::vector<std::string> ReadTlsFunctions(const std::string& path, std::string* error) {
   std::vector<std::string> out;
-  std::optional<uprobes::ElfFile> elf = uprobes::ElfFile::Open(path, error,
-                                                               uprobes::SymbolTables::kDynamicOnly);
+  std::array<std::string_view, kOpenSslProbes.size()> names;
+  std::transform(kOpenSslProbes.begin(), kOpenSslProbes.end(), names.begin(),
+                 [](const TlsProbe& p) { return p.symbol; });
+  std::optional<uprobes::ElfFile> elf =
+      uprobes::ElfFile::Open(path, error, uprobes::SymbolTables::kDynamicOnly, names);
   if (!elf) return out;
   // In the probe set's order, each once.
   for (const TlsProbe& p : kOpenSslProbes) {
