@@ -563,6 +563,11 @@ static __always_inline bool ht_io_exit(__u64 pid_tgid, __s64 ret)
 	return args.wk;
 }
 
+/* recv(2): "MSG_PEEK [...] Thus, a subsequent receive call will return the
+ * same data": a peek is not followed, the read that takes the bytes reports
+ * them (curl peeks one byte to check that a reused connection is alive). */
+#define HT_MSG_PEEK 0x2
+
 /* Reads followed at their exit alone, with no entry program
  * (targ_read_at_exit, set by the loader where the kernel has
  * bpf_task_pt_regs: Linux 5.15, dd6e10fbd9fb; elsewhere the verifier never
@@ -572,12 +577,6 @@ static __always_inline bool ht_io_exit(__u64 pid_tgid, __s64 ret)
  * time. This saves a program run per read (~150 ns for a followed socket: a
  * lookup, a clock read, a slot write; a run for every other process's read),
  * the trace record the kernel builds for it, and a lookup at the exit. */
-
-/* recv(2): "MSG_PEEK [...] Thus, a subsequent receive call will return the
- * same data": a peek is not followed, the read that takes the bytes reports
- * them (curl peeks one byte to check that a reused connection is alive). */
-#define HT_MSG_PEEK 0x2
-
 static __always_inline int ht_read_exit(__s64 ret, __u16 syscall)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
