@@ -24,6 +24,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections import namedtuple
 
 KINDS = ("prog", "map", "link")
@@ -105,6 +106,21 @@ def loaded_ids(kind):
     shown = bpftool_json(kind, "show")
     assert shown is not None, f"bpftool {kind} show failed"
     return {o["id"] for o in shown}
+
+
+def left_loaded(kind, ids, timeout=10.0):
+    """Which of ids (objects of kind an agent held) are still loaded once
+    the kernel has had up to `timeout` seconds to free them: it frees a
+    closed program or link after RCU grace periods (a BTF tracepoint's link
+    after a tasks-trace one), not when its last fd is closed. Ids are not
+    handed out again soon, so one still loaded then is one left behind."""
+    ids = set(ids)
+    deadline = time.time() + timeout
+    left = ids & loaded_ids(kind)
+    while left and time.time() < deadline:
+        time.sleep(0.1)
+        left = ids & loaded_ids(kind)
+    return left
 
 
 def named(kind, pid):

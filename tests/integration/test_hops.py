@@ -198,7 +198,7 @@ def test_hops_counts_the_routers_between_services(topo, agent_factory, routers, 
 
     # Nothing of ours stays in the kernel after the agent stops.
     agent.stop()
-    assert not set(held) & bpf_util.loaded_ids("prog")
+    assert not bpf_util.left_loaded("prog", held)
 
 
 def test_link_delay_is_network_time_and_server_sleep_is_server_time(topo, agent_factory):

@@ -228,7 +228,7 @@ batch:
         c.stop()
     text = c.text()
     assert "hoptrace stopped; all programs detached" in text, text
-    left = ours & bpf_util.loaded_ids("prog")
+    left = bpf_util.left_loaded("prog", ours)
     assert not left, f"programs {left} left in the kernel after the container stopped"
     out = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], env=env,
                          capture_output=True, text=True).stdout

@@ -121,5 +121,5 @@ def test_process_that_exits_or_execs_while_probed_leaves_nothing_attached(
             p.wait()
         agent.stop()
     # None of the links it had is left (link ids are not handed out again soon).
-    assert not links & bpf_util.loaded_ids("link")
+    assert not bpf_util.left_loaded("link", links)
     assert "python contexts (final): processes=" in agent.log_text()

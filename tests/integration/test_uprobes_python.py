@@ -281,7 +281,7 @@ def test_python_request_gives_server_internal_chain_client(topo, agent_factory):
     assert int(stats["py_generators"]) == 8
     assert int(stats["py_calls_seen"]) > 6  # every Python call of the process
     # Nothing of ours stays: no program, no breakpoint, semaphores back to 0.
-    assert not set(held) & bpf_util.loaded_ids("prog")
+    assert not bpf_util.left_loaded("prog", held)
     assert semaphores(svc.pid) == (0, 0, 0)
     assert probe_bytes_intact(svc.pid)
     assert topo.curl(ns, "http://127.0.0.1:9090/login?user=alice") == "200"  # unharmed
