@@ -140,12 +140,11 @@ def test_nothing_stays_in_the_kernel(topo, cg, agent_factory):
     held = bpf_util.held_ids(agent.proc.pid)  # every object it holds, those two included
     assert run_case(topo, c, "http")["ok"]
     assert agent.stop() == 0
-    # Ids are not handed out again soon: one still loaded is one still there.
+    # Ids are not handed out again soon: one still loaded after 5 s in all
+    # is one still there.
     deadline = time.time() + 5
-    left = held
-    while any(left.values()) and time.time() < deadline:
-        left = {k: ids & bpf_util.loaded_ids(k) for k, ids in held.items()}
-        time.sleep(0.1)
+    left = {k: bpf_util.left_loaded(k, ids, timeout=max(0.0, deadline - time.time()))
+            for k, ids in held.items()}
     assert not any(left.values()), left
     r = subprocess.run(["bpftool", "cgroup", "show", str(cg.path)], capture_output=True, text=True)
     assert "sock_ops" not in r.stdout, r.stdout
