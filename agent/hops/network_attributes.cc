@@ -229,7 +229,9 @@ void AddNetworkAttributes(const ConnInfo& conn, bool server, const SpanBuildOpti
                           Span* span) {
   NetworkFacts& facts = *options.network;
   const int64_t monotonic_to_unix_ns = options.monotonic_to_unix_ns;
-  if (server) facts.NoteSpanConnection(span->span_id, conn.id);
+  // Only a SERVER span with a traced caller is ever joined to that caller's
+  // span (HopJoiner::Join): a root's connection is not worth remembering.
+  if (server && span->parent_span_id.IsValid()) facts.NoteSpanConnection(span->span_id, conn.id);
   const ConnNetFacts* f = facts.Find(conn.id);
   if (f == nullptr) return;
   auto& a = span->attributes;

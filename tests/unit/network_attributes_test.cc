@@ -144,7 +144,10 @@ TEST_F(NetworkPipelineTest, ServerSpanEndedByResetShowsTheResetEvent) {
   ConnGenerator srv(&clock_, 300, 4, HT_ROLE_SERVER, "10.0.2.2", 9090, "10.0.1.1", 50000);
   Feed(srv.Open());
   Feed(TcpRecord(clock_, srv, HT_EV_TCP_STATS, {.ttl = 63, .reason = HT_TCP_SAMPLE_ACCEPT}));
-  Feed(srv.Data(HT_DIR_INGRESS, "GET /slow HTTP/1.1\r\n\r\n"));
+  // A traced caller's context: only such a span is ever joined to its caller's.
+  Feed(srv.Data(HT_DIR_INGRESS,
+                "GET /slow HTTP/1.1\r\n"
+                "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n"));
   clock_.Advance(10 * kMs);
   Feed(TcpRecord(clock_, srv, HT_EV_TCP_RESET_RECEIVED, {.ttl = 63, .state = 1}));
   clock_.Advance(1000);
@@ -162,6 +165,21 @@ TEST_F(NetworkPipelineTest, ServerSpanEndedByResetShowsTheResetEvent) {
   // The joiner finds this connection's incidents by the server span's id.
   ASSERT_TRUE(facts_.SpanConnection(s.span_id).has_value());
   EXPECT_EQ(facts_.SpanConnection(s.span_id)->fd, 4);
+}
+
+TEST_F(NetworkPipelineTest, RootServerSpanConnectionIsNotRemembered) {
+  // No caller was traced, so none will ever ask for this span's connection.
+  ConnGenerator srv(&clock_, 300, 4, HT_ROLE_SERVER, "10.0.2.2", 9090, "10.0.1.1", 50000);
+  Feed(srv.Open());
+  Feed(TcpRecord(clock_, srv, HT_EV_TCP_STATS, {.ttl = 63, .reason = HT_TCP_SAMPLE_ACCEPT}));
+  Feed(srv.Data(HT_DIR_INGRESS, "GET / HTTP/1.1\r\n\r\n"));
+  clock_.Advance(1 * kMs);
+  Feed(srv.Data(HT_DIR_EGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+
+  ASSERT_EQ(spans_.size(), 1u);
+  EXPECT_FALSE(spans_[0].parent_span_id.IsValid());
+  EXPECT_EQ(IntAttr(spans_[0], "hoptrace.network.ip_hops"), 1);  // the facts are still used
+  EXPECT_FALSE(facts_.SpanConnection(spans_[0].span_id).has_value());
 }
 
 TEST_F(NetworkPipelineTest, WithoutFactsTheSpanHasNoNetworkAttributes) {
