@@ -33,7 +33,10 @@ http1::Record HttpRecord() {
   http1::Record r;
   r.request.method = "GET";
   r.request.target = "/api/v2/items?page=3";
-  r.request.headers = {{"host", "catalog:9090"}, {"user-agent", "curl/7.88"}};
+  // Static storage, as a hand-filled Message's views must be (http1/types.h).
+  static constexpr http1::HeaderField kHeaders[] = {{"host", "catalog:9090"},
+                                                    {"user-agent", "curl/7.88"}};
+  r.request.headers = kHeaders;
   r.request.first_byte_ts_enter = 1'000'000;
   r.request.first_byte_ts_exit = 1'002'000;
   r.request.last_byte_ts_exit = 1'002'000;

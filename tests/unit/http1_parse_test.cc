@@ -309,6 +309,7 @@ TEST(ParseHeadTest, MessageOwnsWhatItViews) {
     EXPECT_EQ(m->Header("user-agent"), "curl/8.1");
   }
   EXPECT_EQ(copy.text, moved.text);  // shared, not copied
+  EXPECT_EQ(copy.headers.data(), moved.headers.data());  // the array is in that block too
 }
 
 TEST(ParseHeadTest, ReparsingDropsWhatTheMessageHeld) {

@@ -11,7 +11,9 @@
 #include <array>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string>
+#include <type_traits>
 
 namespace hoptrace::http1 {
 namespace {
@@ -363,14 +365,28 @@ struct KeptFields {
 }
 
 // Copies what msg keeps of a parsed head (start line, kept fields) into one
-// block that msg owns, and points msg's views at it.
+// block that msg owns: the kept fields' array first, then their bytes; msg's
+// views point into it.
 void StoreHead(const StartLine& start, const KeptFields& kept, Message* msg) {
-  const size_t total =
+  static_assert(std::is_trivially_destructible_v<HeaderField>,
+                "the fields are never destroyed: the block is freed as bytes");
+  const size_t text_bytes =
       start.method.size() + start.target.size() + start.reason.size() + kept.value_bytes;
-  // Nothing to copy for e.g. "HTTP/1.1 204" without kept fields, or with empty ones.
-  std::shared_ptr<char[]> text;
-  if (total > 0) text = std::make_shared_for_overwrite<char[]>(total);
-  char* out = text.get();
+  // Room to align the array wherever the block starts.
+  const size_t array_bytes =
+      kept.size == 0 ? 0 : kept.size * sizeof(HeaderField) + alignof(HeaderField) - 1;
+  // Nothing to copy for e.g. "HTTP/1.1 204" without kept fields.
+  if (text_bytes + array_bytes == 0) return;
+  std::shared_ptr<char[]> block = std::make_shared_for_overwrite<char[]>(array_bytes + text_bytes);
+  char* out = block.get();
+  HeaderField* fields = nullptr;
+  if (kept.size > 0) {
+    void* at = out;
+    size_t room = array_bytes;
+    at = std::align(alignof(HeaderField), kept.size * sizeof(HeaderField), at, room);
+    fields = static_cast<HeaderField*>(at);
+    out = block.get() + array_bytes;
+  }
   auto put = [&out](std::string_view s) -> std::string_view {
     if (s.empty()) return {};
     std::memcpy(out, s.data(), s.size());
@@ -381,17 +397,15 @@ void StoreHead(const StartLine& start, const KeptFields& kept, Message* msg) {
   msg->method = put(start.method);
   msg->target = put(start.target);
   msg->reason = put(start.reason);
-  if (kept.size > 0) {
-    msg->headers.reserve(kept.size);
-    for (size_t i = 0; i < kept.size; ++i) {
-      const KeptFields::Field& f = kept.fields[i];
-      const std::string_view value = f.folded
-                                         ? std::string_view(kept.folds).substr(f.fold_at, f.size)
-                                         : std::string_view(f.value, f.size);
-      msg->headers.emplace_back(kKeptHeaders[f.kept], put(value));
-    }
+  for (size_t i = 0; i < kept.size; ++i) {
+    const KeptFields::Field& f = kept.fields[i];
+    const std::string_view value = f.folded
+                                       ? std::string_view(kept.folds).substr(f.fold_at, f.size)
+                                       : std::string_view(f.value, f.size);
+    new (&fields[i]) HeaderField(kKeptHeaders[f.kept], put(value));
   }
-  msg->text = std::move(text);
+  msg->headers = std::span<const HeaderField>(fields, kept.size);
+  msg->text = std::move(block);
 }
 
 void ResetMessage(MessageType type, Message* msg) {
@@ -401,7 +415,7 @@ void ResetMessage(MessageType type, Message* msg) {
   msg->status_code = 0;
   msg->reason = {};
   msg->minor_version = 1;
-  msg->headers.clear();
+  msg->headers = {};
   msg->text.reset();
   msg->head_truncated = false;
   msg->head_bytes = 0;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -39,7 +40,8 @@ using HeaderField = std::pair<std::string_view, std::string_view>;
 // (start-line parts and kept header values) is copied once into `text`, a
 // block that every copy of the Message co-owns and nobody changes, so the
 // views stay valid for as long as any copy of the Message lives, and moving
-// or copying a Message copies no bytes. (Per field std::strings cost a heap
+// or copying a Message copies no bytes. The kept fields' array lives in that
+// block too: one allocation per head (a vector of them was a second). (Per field std::strings cost a heap
 // allocation or an inline copy per field per move, and a Message moves ~6
 // times on its way to a span.) Code that fills a Message by hand (tests)
 // points the views at storage that outlives it, e.g. string literals.
@@ -55,10 +57,12 @@ struct Message {
 
   int minor_version = 1;  // HTTP/1.<minor_version>
 
-  // Kept headers only (see kKeptHeaders), names lower-cased, in order.
-  std::vector<HeaderField> headers;
-  // The bytes method, target, reason and the header values view (null when
-  // there are none, or when they view static strings).
+  // Kept headers only (see kKeptHeaders), names lower-cased, in order; the
+  // array is in `text`'s block.
+  std::span<const HeaderField> headers;
+  // The bytes method, target, reason and the header values view, and the
+  // array `headers` views (null when there are none, or when they view
+  // static storage).
   std::shared_ptr<const char[]> text;
   // The head did not fit in what was captured: headers after the cut are unknown.
   bool head_truncated = false;
