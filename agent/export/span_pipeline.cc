@@ -1,5 +1,6 @@
 #include "agent/export/span_pipeline.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -12,6 +13,10 @@ SpanOutput SpanOutput::Shared(std::unique_ptr<SpanSink> sink) {
 }
 
 namespace {
+
+// Room a batch is given at once: a huge OTEL_BSP_MAX_EXPORT_BATCH_SIZE grows
+// as spans come instead.
+constexpr size_t kMaxReserve = 1024;
 
 std::vector<SpanOutput> AllShared(std::vector<std::unique_ptr<SpanSink>> sinks) {
   std::vector<SpanOutput> outputs;
@@ -50,16 +55,37 @@ bool SpanPipeline::Submit(Span&& span) {
       ++stats_.dropped_shutdown;
       return false;
     }
-    if (queue_.size() >= options_.max_queue) {
+    if (queued_ >= options_.max_queue) {
       ++stats_.dropped_queue_full;
       return false;
     }
-    if (queue_.empty()) oldest_ = std::chrono::steady_clock::now();
-    queue_.push_back(std::move(span));
-    if (queue_.size() < options_.max_batch) return true;  // a worker's timer will come
+    if (filling_.empty()) {
+      oldest_ = std::chrono::steady_clock::now();
+      if (filling_.capacity() == 0 && !spare_.empty()) {
+        filling_ = std::move(spare_.back());
+        spare_.pop_back();
+      }
+      filling_.reserve(std::min(options_.max_batch, kMaxReserve));
+    }
+    filling_.push_back(std::move(span));
+    ++queued_;
+    if (filling_.size() < options_.max_batch) return true;  // a worker's timer will come
+    full_.push_back(std::move(filling_));
+    filling_ = {};
   }
   cv_.notify_one();
   return true;
+}
+
+void SpanPipeline::TakeBatch(std::vector<Span>* batch) {
+  if (!full_.empty()) {
+    *batch = std::move(full_.front());
+    full_.pop_front();
+  } else {
+    // The batch being filled, as it is; the next span starts a new one (and its delay).
+    batch->swap(filling_);
+  }
+  queued_ -= batch->size();
 }
 
 template <typename F>
@@ -84,36 +110,36 @@ void SpanPipeline::Run(size_t worker) {
   std::vector<Span> batch;
   std::unique_lock<std::mutex> lock(mu_);
   auto due = [this] {
-    return stopping_ || queue_.size() >= options_.max_batch ||
-           (!queue_.empty() &&
+    return stopping_ || !full_.empty() ||
+           (!filling_.empty() &&
             std::chrono::steady_clock::now() - oldest_ >= options_.schedule_delay);
   };
   while (true) {
     cv_.wait_for(lock, options_.tick, due);
-    while (due() && !queue_.empty()) {
+    while (due() && queued_ > 0) {
       // Checked before every batch: Shutdown() may have come while the last one was exported.
       if (stopping_ && std::chrono::steady_clock::now() >= deadline_) {
-        stats_.dropped_shutdown += queue_.size();
-        queue_.clear();
+        stats_.dropped_shutdown += queued_;
+        queued_ = 0;
+        filling_.clear();
+        full_.clear();
         break;
       }
-      batch.clear();
-      while (!queue_.empty() && batch.size() < options_.max_batch) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-      // What is left waits its own delay, measured from now; another worker may take the
-      // next full batch meanwhile.
-      oldest_ = std::chrono::steady_clock::now();
-      if (queue_.size() >= options_.max_batch) cv_.notify_one();
+      TakeBatch(&batch);
+      // Another worker may take the next full batch meanwhile.
+      if (!full_.empty()) cv_.notify_one();
       lock.unlock();
       const bool ok = ExportToAll(worker, batch);
+      const size_t n = batch.size();
+      batch.clear();  // the spans are freed outside the lock
       lock.lock();
       if (ok) {
-        stats_.exported += batch.size();
+        stats_.exported += n;
       } else {
-        stats_.export_failures += batch.size();
+        stats_.export_failures += n;
       }
+      if (spare_.size() <= options_.consumers) spare_.push_back(std::move(batch));
+      batch = {};
     }
     const bool stop = stopping_;
     lock.unlock();
@@ -166,7 +192,7 @@ void SpanPipeline::Shutdown() {
 SpanPipelineStats SpanPipeline::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   SpanPipelineStats out = stats_;
-  out.queued = queue_.size();
+  out.queued = queued_;
   out.max_queue = options_.max_queue;
   return out;
 }

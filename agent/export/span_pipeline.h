@@ -74,6 +74,8 @@ class SpanPipeline {
 
  private:
   void Run(size_t worker);
+  // The next batch to export, into *batch (empty on entry); mu_ held, something queued.
+  void TakeBatch(std::vector<Span>* batch);
   // Sends one batch to every output; returns whether every output took it.
   bool ExportToAll(size_t worker, const std::vector<Span>& batch);
   template <typename F>
@@ -83,8 +85,15 @@ class SpanPipeline {
   SpanPipelineOptions options_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Span> queue_;
-  std::chrono::steady_clock::time_point oldest_;  // when the queue last became non-empty
+  // The queue is batches, not spans: the batch Submit() fills, and full ones
+  // waiting for a worker. A worker takes a whole batch (a swap); the emptied
+  // vectors come back as spares, their room kept. (A deque of spans cost a
+  // node allocation per few spans and a move of each span into the batch.)
+  std::vector<Span> filling_;
+  std::deque<std::vector<Span>> full_;
+  std::vector<std::vector<Span>> spare_;  // at most consumers + 1
+  size_t queued_ = 0;                     // spans in filling_ and full_
+  std::chrono::steady_clock::time_point oldest_;  // filling_'s first span
   bool stopping_ = false;
   size_t done_ = 0;                                  // workers that have returned
   std::chrono::steady_clock::time_point deadline_;  // set with stopping_
