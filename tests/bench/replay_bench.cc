@@ -13,10 +13,19 @@
 // does not depend on what else runs on the machine (this box has no
 // hardware counters for `perf stat -e instructions`).
 //
-//   ht_replay_bench [--requests N] [--connections C] [--sink none|jsonl] [--out FILE]
+//   ht_replay_bench [--requests N] [--connections C] [--sink none|jsonl|otlp-encode]
+//                   [--out FILE]
+//
+// Besides wall time per request it prints cpu_ns_per_request: the CPU of
+// every thread from the first replayed request until the pipeline has shut
+// down (the export work included), per request.
+//
+// otlp-encode: each batch is encoded as the OTLP exporters send it
+// (OtlpWireEncoder) and dropped: the export threads' CPU without a network.
 //
 // The records are built once per connection; each replay only rewrites
 // their timestamps (a few stores), so the figure is the agent's.
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -37,6 +46,7 @@
 #include "agent/trace/span_builder.h"
 #include "agent/trace/trace_stitcher.h"
 #include "exporters/console/jsonl_exporter.h"
+#include "exporters/otlp/otlp_wire_encoder.h"
 #include "socket_trace.h"
 
 namespace hoptrace {
@@ -114,6 +124,13 @@ class Dispatch : public EventHandler {
   ConnTracker* tracker_;
 };
 
+// CPU time of every thread of the process (the export workers too).
+uint64_t CpuNs() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return uint64_t(t.tv_sec) * 1'000'000'000 + uint64_t(t.tv_nsec);
+}
+
 uint64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -147,9 +164,23 @@ __attribute__((noinline)) void ReplayRequests(long requests, std::vector<Conn>* 
   }
 }
 
+// Encodes what an OTLP exporter would send, and sends nothing.
+class OtlpEncodeSink : public SpanSink {
+ public:
+  ExportResult Export(const std::vector<Span>& spans) noexcept override {
+    bytes_ += encoder_.Encode(spans, "hoptrace", "bench").size();
+    return ExportResult::kSuccess;
+  }
+
+ private:
+  OtlpWireEncoder encoder_;
+  size_t bytes_ = 0;
+};
+
 int Run(const Options& o) {
   std::vector<std::unique_ptr<SpanSink>> sinks;
   if (o.sink == "jsonl") sinks.push_back(std::make_unique<JsonlExporter>(std::filesystem::path(o.out)));
+  if (o.sink == "otlp-encode") sinks.push_back(std::make_unique<OtlpEncodeSink>());
   SpanPipelineOptions po;
   po.consumers = 1;
   SpanPipeline pipeline(std::move(sinks), po);
@@ -182,6 +213,7 @@ int Run(const Options& o) {
     conns.push_back(std::move(k));
   }
 
+  const uint64_t cpu0 = CpuNs();
   const uint64_t t0 = NowNs();
   ReplayRequests(o.requests, &conns, &reader, &pipeline, po.max_queue, &clock);
   const uint64_t t1 = NowNs();
@@ -191,11 +223,14 @@ int Run(const Options& o) {
   }
   joiner.Flush(clock + 60'000'000'000ull);
   pipeline.Shutdown();
+  const uint64_t cpu1 = CpuNs();
   const auto st = pipeline.stats();
   std::printf(
       "{\"requests\": %ld, \"connections\": %d, \"sink\": \"%s\", \"ns_per_request\": %.1f, "
+      "\"cpu_ns_per_request\": %.1f, "
       "\"spans_submitted\": %llu, \"spans_exported\": %llu, \"spans_dropped\": %llu}\n",
       o.requests, o.connections, o.sink.c_str(), double(t1 - t0) / double(o.requests),
+      double(cpu1 - cpu0) / double(o.requests),
       static_cast<unsigned long long>(st.submitted),
       static_cast<unsigned long long>(st.exported),
       static_cast<unsigned long long>(st.dropped_queue_full));
@@ -226,11 +261,11 @@ int main(int argc, char** argv) {
       o.out = value();
     } else {
       std::fprintf(stderr,
-                   "usage: %s [--requests N] [--connections C] [--sink none|jsonl] [--out FILE]\n", argv[0]);
+                   "usage: %s [--requests N] [--connections C] [--sink none|jsonl|otlp-encode] [--out FILE]\n", argv[0]);
       return 2;
     }
   }
-  if (o.requests <= 0 || o.connections <= 0 || (o.sink != "none" && o.sink != "jsonl")) {
+  if (o.requests <= 0 || o.connections <= 0 || (o.sink != "none" && o.sink != "jsonl" && o.sink != "otlp-encode")) {
     std::fprintf(stderr, "bad arguments\n");
     return 2;
   }
