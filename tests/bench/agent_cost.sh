@@ -20,6 +20,8 @@
 #                    machine has hardware counters (this PVM guest has none:
 #                    "n/a"; tests/bench/agent_instructions.sh counts them
 #                    without a kernel, under callgrind)
+#   cs/1k req        the agent's context switches (every thread) per 1000
+#                    requests: each is a wake-up the agent paid for
 #   bpf ns/req       run_time_ns summed over the agent's BPF programs
 #                    (BPF_ENABLE_STATS held by a helper for the whole run,
 #                    so the "none" phases pay its clock reads too), and
@@ -224,9 +226,9 @@ response = function(status, headers, body)
 end
 EOF
 # Instructions where the machine counts them.
-PERF_EVENTS=task-clock
+PERF_EVENTS=task-clock,context-switches
 if perf stat -e instructions:u -x, true 2>&1 | grep -q '^[0-9]'; then
-  PERF_EVENTS=task-clock,instructions:u,instructions:k
+  PERF_EVENTS=task-clock,context-switches,instructions:u,instructions:k
 fi
 log "perf stat events: $PERF_EVENTS"
 
@@ -347,6 +349,7 @@ for line in open(os.path.join(tmp, "results.tsv")):
         row["agent"] = ps.get("task-clock", 0) * 1e3 / reqs  # msec -> us
         ins = [ps[k] for k in ("instructions:u", "instructions:k") if k in ps]
         row["ins"] = sum(ins) / reqs if ins else None
+        row["cs"] = ps["context-switches"] * 1000 / reqs if "context-switches" in ps else None
         p0 = progs(os.path.join(tmp, f"bpf0-{r}-{which}.txt"))
         p1 = progs(os.path.join(tmp, f"bpf1-{r}-{which}.txt"))
         detail = {k: (p1[k][0] - p0.get(k, (0, 0))[0], p1[k][1] - p0.get(k, (0, 0))[1]) for k in p1}
@@ -359,16 +362,18 @@ for line in open(os.path.join(tmp, "results.tsv")):
 
 print()
 print(f"{'round':>5} {'phase':>5} {'requests':>9} {'agent us/req':>12} {'agent ins/req':>13} "
-      f"{'bpf ns/req':>10} {'bpf runs/req':>12} {'nginx us/req':>12} {'RSS MiB':>8}")
+      f"{'cs/1k req':>9} {'bpf ns/req':>10} {'bpf runs/req':>12} {'nginx us/req':>12} "
+      f"{'RSS MiB':>8}")
 allrows = sorted((r, w, reqs, row) for w, v in rows.items() for r, reqs, row in v)
 for r, w, reqs, row in allrows:
     f = lambda k, fmt: (fmt % row[k]) if row.get(k) is not None else "-"
     print(f"{r:>5} {w:>5} {reqs:>9} {f('agent', '%.2f'):>12} {f('ins', '%.0f'):>13} "
-          f"{f('bpf_ns', '%.0f'):>10} {f('bpf_runs', '%.2f'):>12} {f('nginx', '%.2f'):>12} "
+          f"{f('cs', '%.1f'):>9} {f('bpf_ns', '%.0f'):>10} {f('bpf_runs', '%.2f'):>12} {f('nginx', '%.2f'):>12} "
           f"{f('rss', '%.1f'):>8}")
 
 print("\nmedian [min, max] over rounds")
 for key, label, fmt in (("agent", "agent us/req", "%.2f"), ("ins", "agent ins/req", "%.0f"),
+                        ("cs", "agent cs/1k req", "%.1f"),
                         ("bpf_ns", "bpf ns/req", "%.0f"), ("bpf_runs", "bpf runs/req", "%.2f"),
                         ("nginx", "nginx us/req", "%.2f"), ("rss", "peak RSS MiB", "%.1f")):
     parts = []
