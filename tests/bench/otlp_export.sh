@@ -5,12 +5,15 @@
 #
 #   tests/bench/otlp_export.sh [--seconds 5] [--in-flight 1,2,4,8] [--rounds 3]
 #                              [--protocols grpc,http/protobuf] [--batch 512] [--gzip]
+#                              [--parse wire|full]
 #
 # Runs are interleaved (round, then in-flight, then protocol), so drift and neighbours' load
 # spread over every cell instead of biasing one; each cell reports the median and the range
 # over rounds. Besides spans/s accepted (bounded by whichever of sink and load generator runs
 # out of CPU first), it reports the sink's own CPU per span from /proc, which gives its
-# capacity per core independently of the load generator sharing the machine.
+# capacity per core independently of the load generator sharing the machine. --parse: how
+# the sink reads each request (wire, its default: the wire format walked and counted; full:
+# libprotobuf, as a collector does).
 #
 # No root needed; all traffic on 127.0.0.1. Exits 0 when the measurements were taken.
 # Aggregation uses Debian's /usr/bin/python3 (standard library only).
@@ -26,6 +29,7 @@ ROUNDS=3
 BATCH=512
 GZIP=0
 KEEP=0
+SINK_PARSE=wire
 PY=/usr/bin/python3
 
 usage() {
@@ -39,6 +43,7 @@ usage: $0 [options]
   --batch N          spans per export (default $BATCH)
   --gzip             compress (gRPC message compression, HTTP Content-Encoding: gzip)
   --sink PATH        ht_otlp_sink binary (default \$HT_OTLP_SINK or build/tests/bench/ht_otlp_sink)
+  --parse MODE       the sink's --parse: wire (default) or full
   --keep             keep the temp directory (sink log, stats, per-run JSON)
 EOF
 }
@@ -53,6 +58,7 @@ while [ $# -gt 0 ]; do
     --batch) BATCH="$2"; shift 2 ;;
     --gzip) GZIP=1; shift ;;
     --sink) SINK="$2"; shift 2 ;;
+    --parse) SINK_PARSE="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
@@ -102,7 +108,7 @@ sink_spans() {
 }
 
 start_otlp_sink
-log "sink $SINK_PID: grpc 127.0.0.1:$SINK_GRPC_PORT, http 127.0.0.1:$SINK_HTTP_PORT"
+log "sink $SINK_PID (--parse $SINK_PARSE): grpc 127.0.0.1:$SINK_GRPC_PORT, http 127.0.0.1:$SINK_HTTP_PORT"
 
 : >"$TMP/runs.jsonl"
 gz=()

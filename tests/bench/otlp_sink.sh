@@ -9,11 +9,13 @@ free_port() {
 # Starts the sink on two free ports of 127.0.0.1 (gRPC, HTTP) with its stats
 # file at $TMP/sink.json, and waits until that file exists (it is first
 # written once both ports listen). Sets SINK_PID, SINK_GRPC_PORT, SINK_HTTP_PORT.
+# $SINK_PARSE (default wire) is the sink's --parse: wire walks the protobuf
+# wire format and counts (cheap), full parses with libprotobuf.
 start_otlp_sink() {
   SINK_GRPC_PORT=$(free_port)
   SINK_HTTP_PORT=$(free_port)
   "$SINK" --listen 127.0.0.1 --grpc-port "$SINK_GRPC_PORT" --http-port "$SINK_HTTP_PORT" \
-    --stats-file "$TMP/sink.json" >"$TMP/sink.out" 2>"$TMP/sink.log" &
+    --stats-file "$TMP/sink.json" --parse "${SINK_PARSE:-wire}" >"$TMP/sink.out" 2>"$TMP/sink.log" &
   SINK_PID=$!
   local i
   for ((i = 0; i < 100; i++)); do

@@ -294,13 +294,19 @@ std::string SinkHttpServer::Handle(std::string_view method, std::string_view tar
   } else if (!content_encoding.empty() && !IEquals(content_encoding, "identity")) {
     return bad(415, "Unsupported Media Type");
   }
-  // An arena per request: the thousands of small messages of a batch go at once.
-  google::protobuf::Arena arena;
-  auto* request = google::protobuf::Arena::CreateMessage<OtlpExportRequest>(&arena);
-  if (!request->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
-    return bad(400, "Bad Request", "not an ExportTraceServiceRequest");
+  if (options_.parse == SinkParse::kWire) {
+    const std::optional<WireCounts> counts = CountWire(payload);
+    if (!counts) return bad(400, "Bad Request", "not an ExportTraceServiceRequest");
+    counters_->CountRequest(*counts, payload.size());
+  } else {
+    // An arena per request: the thousands of small messages of a batch go at once.
+    google::protobuf::Arena arena;
+    auto* request = google::protobuf::Arena::CreateMessage<OtlpExportRequest>(&arena);
+    if (!request->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+      return bad(400, "Bad Request", "not an ExportTraceServiceRequest");
+    }
+    counters_->CountRequest(*request, payload.size());
   }
-  counters_->CountRequest(*request, payload.size());
   counters_->Add(counters_->http_wire_bytes, body.size());
   counters_->Add(counters_->http_requests, 1);
   // The serialized empty ExportTraceServiceResponse is zero bytes long.

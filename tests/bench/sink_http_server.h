@@ -55,6 +55,7 @@ struct SinkHttpOptions {
   // Bound on a request body, compressed or not (the Collector's default is 20 MiB; a batch of
   // 512 typical spans is about 250 KB).
   size_t max_body_bytes = 64u << 20;
+  SinkParse parse = SinkParse::kWire;
 };
 
 class SinkHttpServer {
