@@ -2,7 +2,6 @@
 
 #include <bpf/libbpf.h>
 
-
 namespace hoptrace {
 
 void DestroyLinks(const std::vector<bpf_link*>& links) {

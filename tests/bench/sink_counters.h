@@ -119,13 +119,12 @@ struct SinkCounters {
 
   // Counts one accepted request.
   void CountRequest(const OtlpExportRequest& request, uint64_t serialized_bytes) {
-    uint64_t n = 0;
+    WireCounts c;
     for (const auto& rs : request.resource_spans()) {
-      for (const auto& ss : rs.scope_spans()) n += static_cast<uint64_t>(ss.spans_size());
+      for (const auto& ss : rs.scope_spans()) c.spans += static_cast<uint64_t>(ss.spans_size());
     }
-    Add(spans, n);
-    Add(resource_spans, static_cast<uint64_t>(request.resource_spans_size()));
-    Add(bytes, serialized_bytes);
+    c.resource_spans = static_cast<uint64_t>(request.resource_spans_size());
+    CountRequest(c, serialized_bytes);
   }
 
   void CountRequest(const WireCounts& c, uint64_t serialized_bytes) {
