@@ -487,6 +487,13 @@ static __always_inline int ht_io_enter(__s32 fd, __u64 arg, __u32 iovcnt, __u8 k
 
 	if (!info)
 		return 0;
+#ifdef HT_NO_KERNEL_CTX
+	/* A server's write is read back at its exit (ht_io_exit): no clock
+	 * read, no slot to write here. (Only this build sets the knob: the
+	 * code stays out of the other, whose entries are near their budget.) */
+	if (targ_server_writes_at_exit && direction == HT_DIR_EGRESS && info->role == HT_ROLE_SERVER)
+		return 0;
+#endif
 	/* A write serves the request the Python code runs for (before the TLS
 	 * check: an SSL_write's plaintext may be emitted, and picked, there). */
 	if (direction == HT_DIR_EGRESS)
@@ -532,32 +539,84 @@ static __always_inline int ht_msg_enter(__s32 fd, __u64 msg, __u16 syscall, __u8
 	return ht_io_enter(fd, (__u64)m.msg_iov, (__u32)m.msg_iovlen, HT_IO_IOV, syscall, direction);
 }
 
-/* The exit of a syscall whose entry ht_io_enter recorded, in a process that
- * may own connections (the caller asked). Returns whether the entry gave the
- * thread a wake-up context (ht_wk_enter) for the caller to end. */
-static __always_inline bool ht_io_exit(__u64 pid_tgid, __s64 ret)
+/* The arguments of the current read/write-family syscall, from the user
+ * registers its entry saved (only where bpf_task_pt_regs exists: see
+ * ht_read_exit): the buffer, or the iovec array and its length, into *a.
+ * False if the msghdr of a sendmsg/recvmsg cannot be read. */
+static __always_inline bool ht_args_from_regs(struct pt_regs *regs, __u16 syscall,
+					      struct ht_io_args *a)
+{
+	a->arg = PT_REGS_PARM2_SYSCALL(regs);
+	a->kind = HT_IO_BUF;
+	if (syscall == HT_SYS_READV || syscall == HT_SYS_WRITEV) {
+		a->kind = HT_IO_IOV;
+		a->iovcnt = (__u32)PT_REGS_PARM3_SYSCALL(regs);
+	} else if (syscall == HT_SYS_RECVMSG || syscall == HT_SYS_SENDMSG) {
+		struct user_msghdr m = {};
+
+		/* The kernel copied the header in and leaves it as it was. */
+		if (bpf_probe_read_user(&m, sizeof(m), (const void *)a->arg))
+			return false;
+		a->kind = HT_IO_IOV;
+		a->arg = (__u64)m.msg_iov;
+		a->iovcnt = (__u32)m.msg_iovlen;
+	}
+	a->syscall = syscall;
+	a->at_exit = 1;
+	return true;
+}
+
+/* The exit of a read/write-family syscall (syscall: which), in a process that
+ * may own connections (the caller asked). Its entry recorded it
+ * (ht_io_enter), or, for a server's write where targ_server_writes_at_exit,
+ * left it to here: its arguments are read back as ht_read_exit reads them,
+ * and its data event, like a read's, has the exit time for both times (a
+ * server span ends at its response's exit; nothing reads a response's
+ * entry). Returns whether the entry gave the thread a wake-up context
+ * (ht_wk_enter) for the caller to end. */
+static __always_inline bool ht_io_exit(__u64 pid_tgid, __s64 ret, __u16 syscall)
 {
 	struct ht_io_args *a;
 	struct ht_conn_info *info;
-	struct ht_io_args args;
+	struct ht_io_args args = {};
 	__u64 key;
 
 	a = bpf_map_lookup_elem(&ht_active_io, &pid_tgid);
-	if (!a || !a->live)
+	if (a && a->live) {
+		args = *a;
+		/* Only the live flag: the next entry rewrites the whole slot. */
+		a->live = 0;
+		if (ret <= 0) {
+			ht_go_syscall_exit(pid_tgid);
+			return args.wk;
+		}
+		key = ht_conn_key(pid_tgid >> 32, args.fd);
+		info = bpf_map_lookup_elem(&ht_conns, &key);
+		/* tls: became TLS since the entry (a TLS call bound it meanwhile). */
+		if (!info || info->tls) {
+			ht_go_syscall_exit(pid_tgid);
+			return args.wk;
+		}
+	} else if (targ_server_writes_at_exit && syscall >= HT_SYS_WRITE &&
+		   syscall <= HT_SYS_SENDMSG) {
+		struct pt_regs *regs =
+			(struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+		__s32 fd = (__s32)PT_REGS_PARM1_SYSCALL(regs);
+
+		key = ht_conn_key(pid_tgid >> 32, fd);
+		info = bpf_map_lookup_elem(&ht_conns, &key);
+		/* Any other write had its entry recorded, or is not followed. */
+		if (!info || info->role != HT_ROLE_SERVER)
+			return false;
+		/* TLS bookkeeping as at an entry, whatever the write returned. */
+		if (ht_tls_on_syscall(pid_tgid, fd, info, HT_DIR_EGRESS) || ret <= 0 ||
+		    info->proto == HT_PROTO_OTHER || info->proto == HT_PROTO_SHED ||
+		    !ht_args_from_regs(regs, syscall, &args))
+			return false;
+		args.fd = fd;
+		args.direction = HT_DIR_EGRESS;
+	} else {
 		return false;
-	args = *a;
-	a->live = 0;
-	a->wk = 0;
-	if (ret <= 0) {
-		ht_go_syscall_exit(pid_tgid);
-		return args.wk;
-	}
-	key = ht_conn_key(pid_tgid >> 32, args.fd);
-	info = bpf_map_lookup_elem(&ht_conns, &key);
-	/* tls: became TLS since the entry (a TLS call bound it meanwhile). */
-	if (!info || info->tls) {
-		ht_go_syscall_exit(pid_tgid);
-		return args.wk;
 	}
 	ht_emit_io(pid_tgid, key, info, &args, ret);
 	return args.wk;
@@ -598,25 +657,10 @@ static __always_inline int ht_read_exit(__s64 ret, __u16 syscall)
 	if (!info || ht_tls_on_syscall(pid_tgid, fd, info, HT_DIR_INGRESS) || ret <= 0 ||
 	    info->proto == HT_PROTO_OTHER || info->proto == HT_PROTO_SHED)
 		return 0;
-	a.arg = PT_REGS_PARM2_SYSCALL(regs);
-	a.kind = HT_IO_BUF;
-	if (syscall == HT_SYS_READV) {
-		a.kind = HT_IO_IOV;
-		a.iovcnt = (__u32)PT_REGS_PARM3_SYSCALL(regs);
-	} else if (syscall == HT_SYS_RECVMSG) {
-		struct user_msghdr m = {};
-
-		/* The kernel copied the header in and leaves it as it was. */
-		if (bpf_probe_read_user(&m, sizeof(m), (const void *)a.arg))
-			return 0;
-		a.kind = HT_IO_IOV;
-		a.arg = (__u64)m.msg_iov;
-		a.iovcnt = (__u32)m.msg_iovlen;
-	}
+	if (!ht_args_from_regs(regs, syscall, &a))
+		return 0;
 	a.fd = fd;
-	a.syscall = syscall;
 	a.direction = HT_DIR_INGRESS;
-	a.at_exit = 1;
 	ht_emit_io(pid_tgid, ht_conn_key(pid_tgid >> 32, fd), info, &a, ret);
 	return 0;
 }

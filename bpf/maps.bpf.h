@@ -12,6 +12,10 @@ const volatile bool targ_port_filter = false; /* ht_selected_ports is in use */
 const volatile bool targ_exec_events = false; /* report execs for name matching */
 const volatile __u32 targ_max_payload = 4096; /* <= HT_MAX_PAYLOAD */
 const volatile bool targ_read_at_exit = false; /* reads at their exit alone (ht_read_exit) */
+/* A server's writes (its responses) at their exit alone too (ht_write_exit):
+ * only where reads are, and only without kernel-side contexts, whose
+ * runtime hooks start at a write's entry. */
+const volatile bool targ_server_writes_at_exit = false;
 
 /* What the kernel side remembers about one TCP socket of a selected process. */
 struct ht_conn_info {

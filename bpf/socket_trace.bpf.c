@@ -173,7 +173,7 @@ int ht_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
 			return ht_read_exit(ctx->ret, sys);                \
 		pid_tgid = bpf_get_current_pid_tgid();                     \
 		if (ht_may_own_conns(pid_tgid >> 32))                      \
-			ht_io_exit(pid_tgid, ctx->ret);                    \
+			ht_io_exit(pid_tgid, ctx->ret, sys);               \
 		return 0;                                                  \
 	}
 
@@ -211,7 +211,7 @@ int ht_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 
 /* One exit program per syscall: the tracepoints are per syscall. After the
  * pick in ht_io_exit, the syscall's runtime context (ht_rt_current) ends. */
-#define HT_WRITE_EXIT(name)                                                \
+#define HT_WRITE_EXIT(name, sys)                                           \
 	SEC("tp/syscalls/sys_exit_" #name)                                 \
 	int ht_exit_##name(struct trace_event_raw_sys_exit *ctx)           \
 	{                                                                  \
@@ -219,16 +219,16 @@ int ht_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
                                                                            \
 		if (!ht_may_own_conns(pid_tgid >> 32))                     \
 			return 0;                                          \
-		if (ht_io_exit(pid_tgid, ctx->ret))                        \
+		if (ht_io_exit(pid_tgid, ctx->ret, sys))                   \
 			ht_wk_exit(pid_tgid);                              \
 		ht_py_syscall_exit(pid_tgid);                              \
 		return 0;                                                  \
 	}
 
-HT_WRITE_EXIT(write)
-HT_WRITE_EXIT(writev)
-HT_WRITE_EXIT(sendto)
-HT_WRITE_EXIT(sendmsg)
+HT_WRITE_EXIT(write, HT_SYS_WRITE)
+HT_WRITE_EXIT(writev, HT_SYS_WRITEV)
+HT_WRITE_EXIT(sendto, HT_SYS_SENDTO)
+HT_WRITE_EXIT(sendmsg, HT_SYS_SENDMSG)
 
 #ifndef HT_NO_KERNEL_CTX
 /* Native thread pools: wake-ups hand a request to a worker (runtime_wakeup.bpf.h). */

@@ -74,6 +74,9 @@ std::unique_ptr<CaptureObject> CaptureObject::OpenAs(const LoaderOptions& option
                             skel->progs.ht_enter_recvfrom, skel->progs.ht_enter_recvmsg}) {
     bpf_program__set_autoload(prog, !ro->targ_read_at_exit);
   }
+  // A server's writes too, where no kernel-side context starts at a write's
+  // entry (their entry programs stay: clients' writes need them).
+  ro->targ_server_writes_at_exit = ro->targ_read_at_exit && !options.kernel_context;
   // Only the build with kernel-side contexts has their knobs.
   if constexpr (requires { ro->targ_kernel_ctx; }) {
     ro->targ_kernel_ctx = options.kernel_context;

@@ -116,6 +116,15 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
     bool sys = Exists(tracefs + "/events/syscalls/sys_enter_read");
     items.push_back(Item("syscall tracepoints", sys, sys ? "present" : "absent: needs CONFIG_FTRACE_SYSCALLS",
                          "HTTP capture (read/write/accept/connect/close)", true));
+    // Not required: without it every followed read and write also runs its entry program.
+    const bool at_exit = ReadAtExitSupported();
+    items.push_back({"syscall arguments at exit", at_exit ? Status::kOk : Status::kInfo,
+                     at_exit ? "bpf_task_pt_regs present"
+                             : "no bpf_task_pt_regs (Linux 5.15) or HOPTRACE_READ_AT_EXIT=off: "
+                               "reads and responses also run their entry programs",
+                     "reads, and a server's writes without propagation, followed at their exit "
+                     "alone",
+                     false});
     bool kp = Exists(tracefs + "/kprobe_events");
     items.push_back({"kprobes", kp ? Status::kOk : Status::kInfo,
                      kp ? "present" : "absent (CONFIG_KPROBES off) — not needed, hoptrace uses tracepoints",
