@@ -506,11 +506,15 @@ int RunAgent(const Settings& settings, const std::atomic<bool>* stop) {
   }
   const OtlpExporterBase* otlp = sinks.otlp;
   SpanPipelineOptions pipeline_options = PipelineOptions(settings, sinks);
+  // Exported spans' attribute vectors come back to the span builder.
+  AttributePool attribute_pool(pipeline_options.max_queue, kSpanAttributeReserve);
+  pipeline_options.attribute_pool = &attribute_pool;
   SpanPipeline pipeline(std::move(sinks.all), pipeline_options);
 
   TraceStitcherOptions stitch_options;
   stitch_options.span.redact_query = run.redact_query;
   stitch_options.span.monotonic_to_unix_ns = MonotonicToUnixOffsetNs();
+  stitch_options.span.attribute_pool = &attribute_pool;
   stitch_options.sampler = SamplerFrom(settings);
   // Network half of every span: TCP facts per connection (network probes),
   // client/server pairing and the hop table behind `hoptrace hops`.

@@ -131,6 +131,7 @@ void SpanPipeline::Run(size_t worker) {
       lock.unlock();
       const bool ok = ExportToAll(worker, batch);
       const size_t n = batch.size();
+      if (options_.attribute_pool != nullptr) options_.attribute_pool->Give(batch);
       batch.clear();  // the spans are freed outside the lock
       lock.lock();
       if (ok) {

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/trace/attribute_pool.h"
 #include "agent/trace/span.h"
 #include "exporters/span_sink.h"
 
@@ -34,6 +35,8 @@ struct SpanPipelineOptions {
   std::chrono::milliseconds shutdown_timeout{10000};
   std::chrono::milliseconds tick{100};
   size_t consumers = 1;  // worker threads, i.e. batches in flight at most
+  // Exported spans' attribute vectors go back here (to the span builder); null: freed.
+  AttributePool* attribute_pool = nullptr;
 };
 
 struct SpanPipelineStats {

@@ -5,14 +5,10 @@
 #include <algorithm>
 
 #include "agent/hops/network_attributes.h"
+#include "agent/trace/attribute_pool.h"
 
 namespace hoptrace {
 namespace {
-
-// Protocol attributes (up to ~16) plus network ones (~10): reserved at once,
-// since growing the vector one attribute at a time was a fifth of the
-// agent's CPU.
-constexpr size_t kSpanAttributeReserve = 28;
 
 uint64_t ToUnix(uint64_t monotonic_ns, const SpanBuildOptions& options) {
   return static_cast<uint64_t>(static_cast<int64_t>(monotonic_ns) + options.monotonic_to_unix_ns);
@@ -61,6 +57,7 @@ Span BuildSpan(const ConnInfo& conn, bool server, const Exchange& exchange,
   span.end_unix_nano = ToUnix(end, options);
 
   auto& a = span.attributes;
+  if (options.attribute_pool != nullptr) a = options.attribute_pool->Take();
   a.reserve(kSpanAttributeReserve);
   exchange.details->AddAttributes(conn, server, options, &span);
   if (conn.tuple_known) {

@@ -4,6 +4,7 @@
 // half (ExchangeDetails: name, protocol attributes, status).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -15,7 +16,13 @@
 
 namespace hoptrace {
 
+class AttributePool;
 class NetworkFacts;
+
+// Protocol attributes (up to ~16) plus network ones (~10): reserved at once,
+// since growing the vector one attribute at a time was a fifth of the
+// agent's CPU.
+inline constexpr size_t kSpanAttributeReserve = 28;
 
 // The ids decided for a span when its request was seen.
 struct SpanContextRecord {
@@ -32,6 +39,9 @@ struct SpanBuildOptions {
   int64_t monotonic_to_unix_ns = 0;
   // TCP facts of connections (network probes); null: none are added.
   NetworkFacts* network = nullptr;
+  // Where the attribute vectors of exported spans come back (the span pipeline gives them);
+  // null: each span allocates its own.
+  AttributePool* attribute_pool = nullptr;
 };
 
 Span BuildSpan(const ConnInfo& conn, bool server, const Exchange& exchange,

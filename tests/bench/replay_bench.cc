@@ -182,6 +182,8 @@ int Run(const Options& o) {
   if (o.sink == "otlp-encode") sinks.push_back(std::make_unique<OtlpEncodeSink>());
   SpanPipelineOptions po;
   po.consumers = 1;
+  AttributePool attribute_pool(po.max_queue, kSpanAttributeReserve);
+  po.attribute_pool = &attribute_pool;  // as the agent does
   SpanPipeline pipeline(std::move(sinks), po);
 
   ProcessRegistry processes("bench-host");
@@ -189,6 +191,7 @@ int Run(const Options& o) {
   TraceStitcherOptions so;
   so.span.monotonic_to_unix_ns = MonotonicToUnixOffsetNs();
   so.span.network = &net;
+  so.span.attribute_pool = po.attribute_pool;
   uint64_t clock = 1'000'000'000;
   HopJoiner joiner(&net, nullptr, [&](Span&& s) { pipeline.Submit(std::move(s)); },
                    so.span.monotonic_to_unix_ns);

@@ -1,4 +1,5 @@
 #include "agent/export/span_pipeline.h"
+#include "agent/trace/attribute_pool.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +7,9 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <variant>
 
 namespace hoptrace {
 namespace {
@@ -221,6 +224,85 @@ TEST(SpanPipelineTest, FullQueueCountsEveryDropExactly) {
   EXPECT_EQ(st.dropped_queue_full, 900u);
   EXPECT_EQ(st.exported, 100u);
   EXPECT_EQ(st.dropped_shutdown, 0u);
+}
+
+// A span whose attributes have room for `room` and hold a string and an int.
+Span SpanWithAttributes(size_t room, int64_t n) {
+  Span s;
+  s.attributes.reserve(room);
+  s.attributes.emplace_back(AttrKey("url.path"), std::string("/a/path/longer/than/sso/") +
+                                                     std::to_string(n));
+  s.attributes.emplace_back(AttrKey("http.response.status_code"), n);
+  return s;
+}
+
+TEST(AttributePoolTest, GivenVectorsComeBackEmptyWithTheirRoom) {
+  AttributePool pool(/*max_kept=*/4, /*min_room=*/8);
+  EXPECT_EQ(pool.Take().capacity(), 0u);  // nothing given yet
+  std::vector<Span> spans;
+  std::vector<const Attribute*> rooms;
+  spans.push_back(SpanWithAttributes(2, 0));  // too little room: not kept
+  for (int i = 1; i <= 5; ++i) {
+    spans.push_back(SpanWithAttributes(10, i));
+    if (i <= 4) rooms.push_back(spans.back().attributes.data());
+  }
+  pool.Give(spans);
+  for (const Span& s : spans) EXPECT_TRUE(s.attributes.empty());
+  EXPECT_EQ(pool.kept(), 4u);  // max_kept: the fifth was left to be freed
+  for (int i = 0; i < 4; ++i) {
+    Attributes a = pool.Take();
+    EXPECT_TRUE(a.empty());
+    EXPECT_GE(a.capacity(), 10u);
+    // The very room a span had: nothing was allocated again.
+    EXPECT_NE(std::find(rooms.begin(), rooms.end(), a.data()), rooms.end());
+  }
+  EXPECT_EQ(pool.Take().capacity(), 0u);
+  EXPECT_EQ(pool.kept(), 0u);
+}
+
+// A sink that keeps a copy of every span it is given.
+class CopyingSink : public SpanSink {
+ public:
+  ExportResult Export(const std::vector<Span>& spans) noexcept override {
+    std::lock_guard<std::mutex> lock(mu_);
+    seen_.insert(seen_.end(), spans.begin(), spans.end());
+    return ExportResult::kSuccess;
+  }
+  std::vector<Span> seen() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seen_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Span> seen_;
+};
+
+TEST(SpanPipelineTest, ExportedSpansGiveTheirAttributeVectorsBackAfterEverySinkHadThem) {
+  AttributePool pool(/*max_kept=*/100, /*min_room=*/16);
+  auto sink = std::make_unique<CopyingSink>();
+  CopyingSink* copy = sink.get();
+  std::vector<std::unique_ptr<SpanSink>> sinks;
+  sinks.push_back(std::move(sink));
+  SpanPipelineOptions o;
+  o.max_batch = 4;
+  o.attribute_pool = &pool;
+  SpanPipeline p(std::move(sinks), o);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(p.Submit(SpanWithAttributes(16, i)));
+  p.Shutdown();
+  // The sink saw every attribute: the vectors were emptied only after the export.
+  const std::vector<Span> seen = copy->seen();
+  ASSERT_EQ(seen.size(), 10u);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(seen[i].attributes.size(), 2u);
+    EXPECT_EQ(std::get<int64_t>(seen[i].attributes[1].value), i);
+    EXPECT_EQ(std::get<std::string>(seen[i].attributes[0].value),
+              "/a/path/longer/than/sso/" + std::to_string(i));
+  }
+  EXPECT_EQ(pool.kept(), 10u);
+  Attributes a = pool.Take();
+  EXPECT_TRUE(a.empty());
+  EXPECT_GE(a.capacity(), 16u);
 }
 
 }  // namespace
