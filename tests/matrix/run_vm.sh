@@ -94,6 +94,12 @@ set +e
 # nice: the host's two cores are shared; TCG is all CPU.
 # random.trust_cpu: TCG's -cpu max has RDRAND, so getrandom() does not block
 # for minutes on a guest with no entropy.
+# thread=single: the vCPUs take turns on one host thread. With one thread per
+# vCPU (thread=multi), a guest once died in the middle of patching its own
+# code ("Oops: int3 in try_to_wake_up", Debian 13, right after BPF programs
+# were attached and a static key flipped): a vCPU ran a stale translation of
+# a half-patched instruction, which TCG's handling of code one vCPU rewrites
+# while another runs it does not rule out. The guest still has --smp CPUs.
 # no_timer_check: the kernel's boot-time check that the IO-APIC timer ticks
 # gives up when an emulated tick comes late, which it does on a busy host
 # ("Kernel panic - not syncing: IO-APIC + timer doesn't work!", seen on all
@@ -113,7 +119,7 @@ stop_vm() {
 trap 'stop_vm; exit 143' TERM INT HUP
 setpriv --pdeathsig KILL nice -n 10 timeout --kill-after=15 "$timeout" \
   setpriv --pdeathsig KILL qemu-system-x86_64 \
-  -accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" \
+  -accel tcg,thread=single -cpu max -smp "$smp" -m "$mem" \
   -kernel "$kdir/vmlinuz" -initrd "$kdir/initramfs.cpio.gz" \
   -append "console=ttyS0 quiet loglevel=3 panic=-1 random.trust_cpu=on no_timer_check htinit=$init htroot=$rootmode htrwmb=$((mem / 3))" \
   -nographic -no-reboot "${nic[@]}" -device virtio-rng-pci -pidfile "$ctl/qemu.pid" \
