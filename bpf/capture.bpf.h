@@ -39,33 +39,63 @@ static __always_inline bool ht_port_selected(__u16 port)
 	return bpf_map_lookup_elem(&ht_selected_ports, &port) != NULL;
 }
 
+/* ht_conn_start's working copies, off the stack: its callers take nearly all
+ * of the 512 bytes a program and the functions it calls may use together. */
+struct ht_conn_start_scratch {
+	struct ht_conn_info info;
+	struct ht_sk_owner owner;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ht_conn_start_scratch);
+} ht_conn_scratch SEC(".maps");
+
 /* Starts tracking fd of the current process if it is a TCP socket and the
- * process (or, for new connections, the port) is selected. */
-static __always_inline struct ht_conn_info *ht_conn_register(__u32 tgid, __s32 fd, __u32 role)
+ * process (or, for new connections, the port) is selected; returns whether
+ * it does. A global function (scalars in, a scalar out): the verifier checks
+ * its many branches (the walk from fd to socket, the selection) once, not
+ * once more for every way the rest of each calling program goes. */
+__attribute__((noinline)) int ht_conn_start(__u32 tgid, __s32 fd, __u32 role)
 {
-	struct ht_conn_info info = {};
+	__u32 zero = 0;
+	struct ht_conn_start_scratch *s = bpf_map_lookup_elem(&ht_conn_scratch, &zero);
 	struct sock *sk = ht_tcp_sock_of_fd(fd);
 	__u64 key = ht_conn_key(tgid, fd);
 
-	if (!sk)
-		return NULL;
-	ht_fill_tuple(sk, &info.tuple);
+	if (!sk || !s)
+		return 0;
+	__builtin_memset(&s->info, 0, sizeof(s->info));
+	ht_fill_tuple(sk, &s->info.tuple);
 	if (!ht_pid_selected(tgid)) {
 		if (!targ_port_filter || role == HT_ROLE_UNKNOWN || tgid == targ_agent_tgid)
-			return NULL;
-		if (!ht_port_selected(info.tuple.local_port) &&
-		    !ht_port_selected(info.tuple.remote_port))
-			return NULL;
+			return 0;
+		if (!ht_port_selected(s->info.tuple.local_port) &&
+		    !ht_port_selected(s->info.tuple.remote_port))
+			return 0;
 	}
-	info.gen = bpf_ktime_get_ns();
-	info.role = role;
-	info.sk = (__u64)sk;
-	if (bpf_map_update_elem(&ht_conns, &key, &info, BPF_ANY)) {
+	s->info.gen = bpf_ktime_get_ns();
+	s->info.role = role;
+	s->info.sk = (__u64)sk;
+	if (bpf_map_update_elem(&ht_conns, &key, &s->info, BPF_ANY)) {
 		ht_count(HT_CNT_CONN_MAP_FULL);
-		return NULL;
+		return 0;
 	}
-	struct ht_sk_owner owner = { .conn_key = key, .gen = info.gen };
-	bpf_map_update_elem(&ht_sk_owners, &info.sk, &owner, BPF_ANY);
+	s->owner.conn_key = key;
+	s->owner.gen = s->info.gen;
+	bpf_map_update_elem(&ht_sk_owners, &s->info.sk, &s->owner, BPF_ANY);
+	return 1;
+}
+
+/* ht_conn_start(), and the connection it started, or NULL. */
+static __always_inline struct ht_conn_info *ht_conn_register(__u32 tgid, __s32 fd, __u32 role)
+{
+	__u64 key = ht_conn_key(tgid, fd);
+
+	if (!ht_conn_start(tgid, fd, role))
+		return NULL;
 	return bpf_map_lookup_elem(&ht_conns, &key);
 }
 
