@@ -113,6 +113,56 @@ TEST(ParseHeadTest, RejectsCrOrNulAtAnyOffsetOfAFieldValue) {
   }
 }
 
+// The line scan reads 16 octets a step and the last 16 of the data at once:
+// a CR or NUL must be found wherever it falls against those steps, and the
+// CR of a CRLF, a bare LF and an incomplete line's last CR must not count.
+TEST(ParseHeadTest, FindsCrOrNulAndLineEndsAtEveryAlignment) {
+  const std::string target = "Host: abcdefghijklmnopqrstuvwxyz0123456789";
+  for (size_t pad = 0; pad < 34; ++pad) {
+    const std::string before = "GET / HTTP/1.1\r\nX-Pad: " + std::string(pad, 'p') + "\r\n";
+    for (const char* eol : {"\r\n", "\n"}) {
+      const std::string clean = before + target + eol + "\r\n";
+      Parsed ok = Parse(kReq, clean);
+      ASSERT_EQ(ok.state, ParseState::kSuccess) << pad;
+      EXPECT_EQ(ok.msg.Header("host"), "abcdefghijklmnopqrstuvwxyz0123456789") << pad;
+      EXPECT_EQ(ok.rest, "");
+      // Every prefix waits for more, whatever it ends with (a lone CR too).
+      for (size_t n = 0; n < clean.size(); ++n) {
+        EXPECT_EQ(StateOf(kReq, clean.substr(0, n)), ParseState::kNeedsMoreData) << pad << " " << n;
+      }
+      for (size_t at = 0; at < target.size(); ++at) {
+        for (char bad : {'\r', '\0'}) {
+          std::string line = target;
+          line[at] = bad;
+          const std::string head = before + line + eol + "\r\n";
+          // A CR last, then a bare LF: a CRLF after all.
+          const bool crlf = bad == '\r' && at + 1 == target.size() && eol[0] == '\n';
+          EXPECT_EQ(StateOf(kReq, head), crlf ? ParseState::kSuccess : ParseState::kInvalid)
+              << pad << " " << at << int(bad);
+          // Before the line ends: invalid already, but for a CR that may
+          // yet be the CR of a CRLF.
+          const std::string cut = before + line.substr(0, at + 1);
+          EXPECT_EQ(StateOf(kReq, cut),
+                    bad == '\r' ? ParseState::kNeedsMoreData : ParseState::kInvalid)
+              << pad << " " << at;
+          // Cut by the capture: the partial last line is not judged.
+          Message m;
+          EXPECT_EQ(ParseTruncatedHead(kReq, cut, &m), ParseState::kSuccess) << pad << " " << at;
+          EXPECT_TRUE(m.head_truncated);
+        }
+      }
+      // A CR or NUL right before the line's end ("\r\r\n" keeps one CR;
+      // a CR then a bare LF is a CRLF).
+      for (char bad : {'\r', '\0'}) {
+        const bool crlf = bad == '\r' && eol[0] == '\n';
+        EXPECT_EQ(StateOf(kReq, before + target + bad + eol + "\r\n"),
+                  crlf ? ParseState::kSuccess : ParseState::kInvalid)
+            << pad << int(bad);
+      }
+    }
+  }
+}
+
 TEST(ParseHeadTest, AcceptsBareLfLineEndings) {
   Parsed p = Parse(kReq, "POST /f HTTP/1.1\nHost: h\nContent-Length: 3\n\nabc");
   ASSERT_EQ(p.state, ParseState::kSuccess);
