@@ -39,13 +39,18 @@ class RecordingSink : public SpanSink {
   std::vector<size_t> batches_;
 };
 
-std::vector<std::unique_ptr<SpanSink>> One(RecordingSink** out,
-                                           std::chrono::milliseconds delay = 0ms) {
-  auto sink = std::make_unique<RecordingSink>(delay);
+// The sinks a pipeline takes: this one alone; *out keeps a view of it.
+template <typename S>
+std::vector<std::unique_ptr<SpanSink>> Holding(std::unique_ptr<S> sink, S** out) {
   *out = sink.get();
   std::vector<std::unique_ptr<SpanSink>> v;
   v.push_back(std::move(sink));
   return v;
+}
+
+std::vector<std::unique_ptr<SpanSink>> One(RecordingSink** out,
+                                           std::chrono::milliseconds delay = 0ms) {
+  return Holding(std::make_unique<RecordingSink>(delay), out);
 }
 
 TEST(SpanPipelineTest, FullBatchLeavesAtOnceAndRestWaitsForTheDelay) {
@@ -121,14 +126,11 @@ class HangingSink : public SpanSink {
 };
 
 TEST(SpanPipelineTest, ShutdownCancelsAnExportUnderWayAtItsDeadline) {
-  auto owned = std::make_unique<HangingSink>();
-  HangingSink* sink = owned.get();
-  std::vector<std::unique_ptr<SpanSink>> sinks;
-  sinks.push_back(std::move(owned));
+  HangingSink* sink;
   SpanPipelineOptions o;
   o.max_batch = 2;
   o.shutdown_timeout = 200ms;
-  SpanPipeline p(std::move(sinks), o);
+  SpanPipeline p(Holding(std::make_unique<HangingSink>(), &sink), o);
   for (int i = 0; i < 6; ++i) p.Submit(Span{});
   // The first batch is in the sink's hands before shutdown starts.
   for (int i = 0; i < 500 && sink->exports() == 0; ++i) std::this_thread::sleep_for(2ms);
@@ -280,14 +282,11 @@ class CopyingSink : public SpanSink {
 
 TEST(SpanPipelineTest, ExportedSpansGiveTheirAttributeVectorsBackAfterEverySinkHadThem) {
   AttributePool pool(/*max_kept=*/100, /*min_room=*/16);
-  auto sink = std::make_unique<CopyingSink>();
-  CopyingSink* copy = sink.get();
-  std::vector<std::unique_ptr<SpanSink>> sinks;
-  sinks.push_back(std::move(sink));
+  CopyingSink* copy;
   SpanPipelineOptions o;
   o.max_batch = 4;
   o.attribute_pool = &pool;
-  SpanPipeline p(std::move(sinks), o);
+  SpanPipeline p(Holding(std::make_unique<CopyingSink>(), &copy), o);
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(p.Submit(SpanWithAttributes(16, i)));
   p.Shutdown();
   // The sink saw every attribute: the vectors were emptied only after the export.
