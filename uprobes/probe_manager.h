@@ -79,7 +79,7 @@ struct FunctionInfo {
   std::string symbol;  // the ELF symbol
   std::string file;    // the file holding it, as the process names it
   bool go = false;
-  std::string source_file;  // DWARF: code.file.path, empty if unknown
+  std::string source_file{};  // DWARF: code.file.path, empty if unknown
   int source_line = 0;      // code.line.number, 0 if unknown
   bool python = false;      // a Python function: name is co_name, file the spec's suffix
 };

@@ -74,9 +74,9 @@ class InternalSpansTest : public ::testing::Test {
   }
 
   std::map<uint32_t, uprobes::FunctionInfo> functions_{
-      {kHandle, {"Shop::handle", "_ZN4Shop6handleEv", "/srv/shop", false}},
-      {kValidate, {"Shop::validate", "_ZN4Shop8validateEv", "/srv/shop", false}},
-      {kRender, {"Shop::render", "_ZN4Shop6renderEv", "/srv/shop", false}}};
+      {kHandle, {.name = "Shop::handle", .symbol = "_ZN4Shop6handleEv", .file = "/srv/shop"}},
+      {kValidate, {.name = "Shop::validate", .symbol = "_ZN4Shop8validateEv", .file = "/srv/shop"}},
+      {kRender, {.name = "Shop::render", .symbol = "_ZN4Shop6renderEv", .file = "/srv/shop"}}};
   SpanContextRecord server_;
   bool serving_ = true;
   std::optional<hu_stack> stack_;
@@ -162,9 +162,9 @@ TEST_F(InternalSpansTest, AbandonedCallsAreErrorsWithTheExceptionType) {
 
 TEST_F(InternalSpansTest, APythonFunctionLeftByAnExceptionIsAnErrorWithItsClass) {
   constexpr uint32_t kLogin = 4 | HU_FUNCTION_PY, kCheck = 5 | HU_FUNCTION_PY;
-  uprobes::FunctionInfo login{"login", "login", "app.py", false};
+  uprobes::FunctionInfo login{.name = "login", .symbol = "login", .file = "app.py"};
   login.python = true;
-  uprobes::FunctionInfo check{"check_password", "check_password", "app.py", false};
+  uprobes::FunctionInfo check{.name = "check_password", .symbol = "check_password", .file = "app.py"};
   check.python = true;
   functions_[kLogin] = login;
   functions_[kCheck] = check;
@@ -188,9 +188,9 @@ TEST_F(InternalSpansTest, APythonFunctionLeftByAnExceptionIsAnErrorWithItsClass)
 
 TEST_F(InternalSpansTest, APythonSpanSaysWhereItsFunctionIsDefined) {
   constexpr uint32_t kLogin = 4 | HU_FUNCTION_PY, kCheck = 5 | HU_FUNCTION_PY;
-  uprobes::FunctionInfo login{"login", "login", "app.py", false};
+  uprobes::FunctionInfo login{.name = "login", .symbol = "login", .file = "app.py"};
   login.python = true;
-  uprobes::FunctionInfo check{"check", "check", "app.py", false};
+  uprobes::FunctionInfo check{.name = "check", .symbol = "check", .file = "app.py"};
   check.python = true;
   functions_[kLogin] = login;
   functions_[kCheck] = check;
@@ -217,7 +217,7 @@ TEST_F(InternalSpansTest, APythonSpanSaysWhereItsFunctionIsDefined) {
 
 TEST_F(InternalSpansTest, AnAbandonedPythonCallHasNoLocation) {
   constexpr uint32_t kLogin = 4 | HU_FUNCTION_PY;
-  uprobes::FunctionInfo login{"login", "login", "app.py", false};
+  uprobes::FunctionInfo login{.name = "login", .symbol = "login", .file = "app.py"};
   login.python = true;
   functions_[kLogin] = login;
   hu_call_event e = Event({{1000, kHandle}, {2000, kLogin}}, 1, 3000);
