@@ -20,7 +20,7 @@ function(hoptrace_bpf_object name src)
     COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
     COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_x86
             -Wall -Wno-gnu-variable-sized-type-not-at-end -Wno-unused-function
-            -I${CMAKE_CURRENT_SOURCE_DIR} ${arg_DEFINES}
+            -I${CMAKE_CURRENT_SOURCE_DIR} -I${PROJECT_SOURCE_DIR}/bpf ${arg_DEFINES}
             -c ${CMAKE_CURRENT_SOURCE_DIR}/${src} -o ${obj}
     DEPENDS ${src} ${bpf_headers}
     COMMENT "BPF ${src}"

@@ -84,6 +84,9 @@ usage: sudo $0 [options]
                                 not picked up by hoptrace today: expect 0 spans)
                         reload  --pid master, then SIGHUP nginx once the agent is
                                 ready, so it forks new workers under the agent
+                        none    --pid of an idle process this script starts: the
+                                programs are attached but trace no server (the
+                                cost hoptrace puts on processes it does not trace)
   --agent PATH        hoptrace binary (default \$HOPTRACE_BIN or build/agent/hoptrace)
   --agent-output M    jsonl (default: spans built and written to a temp file), none
                       (spans built, not exported: separates export cost from capture)
@@ -146,7 +149,7 @@ for v in DURATION CONNECTIONS THREADS WARMUP ROUNDS QUIET_WAIT; do
 done
 [ "$DURATION" -gt 0 ] || die "--duration must be > 0"
 [ "$ROUNDS" -gt 0 ] || die "--rounds must be > 0"
-case "$SELECT" in tree|master|reload) ;; *) die "--select: tree, master or reload" ;; esac
+case "$SELECT" in tree|master|reload|none) ;; *) die "--select: tree, master, reload or none" ;; esac
 case "$AGENT_OUTPUT" in jsonl|none|otlp) ;; *) die "--agent-output: jsonl, none or otlp" ;; esac
 case "$OTLP_PROTOCOL" in grpc|http/protobuf) ;; *) die "--otlp-protocol: grpc or http/protobuf" ;; esac
 [ "$(id -u)" -eq 0 ] || die "needs root (BPF): run with sudo"
@@ -178,7 +181,7 @@ cp "$AGENT_SRC" "$AGENT"
 AGENT_ID="$("$AGENT" --version 2>/dev/null | head -1), sha256 $(sha256sum "$AGENT" | cut -c1-12), built $(date -r "$AGENT_SRC" '+%F %T')"
 GIT_ID=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo "?")
 
-NGINX_PID="" PY_PID="" NODE_PID="" AGENT_PID="" WRK_PID="" STATS_PID="" SINK_PID=""
+NGINX_PID="" PY_PID="" NODE_PID="" AGENT_PID="" WRK_PID="" STATS_PID="" SINK_PID="" IDLE_PID=""
 OUR_PROG_IDS=""  # every BPF program id our agents held (checked gone at the end)
 
 # Stops one process we started, by pid: polite signal, then KILL.
@@ -212,6 +215,7 @@ cleanup() {
   stop_pid "$NGINX_PID" QUIT 10  # graceful: master stops its workers
   stop_pid "$STATS_PID" TERM 5
   stop_pid "$SINK_PID" TERM 10
+  stop_pid "$IDLE_PID" TERM 5
   if [ "$KEEP" = 1 ]; then
     log "kept $TMP"
   else
@@ -529,7 +533,13 @@ phase() {  # target round label url server_pid
       sink0=$(sink_counts)
       sink_c0=$(cpu_ticks "$SINK_PID")
     fi
-    if [ "$spid" = "$NGINX_PID" ] && [ "$SELECT" = tree ]; then
+    if [ "$SELECT" = none ]; then
+      if [ -z "$IDLE_PID" ]; then
+        sleep 100000 &
+        IDLE_PID=$!
+      fi
+      start_agent "$spans" "$alog" "$IDLE_PID"
+    elif [ "$spid" = "$NGINX_PID" ] && [ "$SELECT" = tree ]; then
       # shellcheck disable=SC2046
       start_agent "$spans" "$alog" "$spid" $(children_of "$spid")
     else
