@@ -596,6 +596,24 @@ static __always_inline bool ht_args_from_regs(struct pt_regs *regs, __u16 syscal
 	return true;
 }
 
+/* What a syscall followed at its exit alone (a read, ht_read_exit; a
+ * server's write, ht_io_exit) needs past finding its connection: the TLS
+ * bookkeeping an entry would have done (whatever the syscall returned), the
+ * checks that its bytes are wanted, and its arguments from the user
+ * registers into *a. False when no data event is due. */
+static __always_inline bool ht_args_at_exit(__u64 pid_tgid, struct pt_regs *regs, __s32 fd,
+					    struct ht_conn_info *info, __s64 ret, __u16 syscall,
+					    __u8 direction, struct ht_io_args *a)
+{
+	if (ht_tls_on_syscall(pid_tgid, fd, info, direction) || ret <= 0 ||
+	    info->proto == HT_PROTO_OTHER || info->proto == HT_PROTO_SHED ||
+	    !ht_args_from_regs(regs, syscall, a))
+		return false;
+	a->fd = fd;
+	a->direction = direction;
+	return true;
+}
+
 /* The exit of a read/write-family syscall (syscall: which), in a process that
  * may own connections (the caller asked). Its entry recorded it
  * (ht_io_enter), or, for a server's write where targ_server_writes_at_exit,
@@ -636,15 +654,9 @@ static __always_inline bool ht_io_exit(__u64 pid_tgid, __s64 ret, __u16 syscall)
 		key = ht_conn_key(pid_tgid >> 32, fd);
 		info = bpf_map_lookup_elem(&ht_conns, &key);
 		/* Any other write had its entry recorded, or is not followed. */
-		if (!info || info->role != HT_ROLE_SERVER)
+		if (!info || info->role != HT_ROLE_SERVER ||
+		    !ht_args_at_exit(pid_tgid, regs, fd, info, ret, syscall, HT_DIR_EGRESS, &args))
 			return false;
-		/* TLS bookkeeping as at an entry, whatever the write returned. */
-		if (ht_tls_on_syscall(pid_tgid, fd, info, HT_DIR_EGRESS) || ret <= 0 ||
-		    info->proto == HT_PROTO_OTHER || info->proto == HT_PROTO_SHED ||
-		    !ht_args_from_regs(regs, syscall, &args))
-			return false;
-		args.fd = fd;
-		args.direction = HT_DIR_EGRESS;
 	} else {
 		return false;
 	}
@@ -683,14 +695,8 @@ static __always_inline int ht_read_exit(__s64 ret, __u16 syscall)
 		return 0;
 	fd = (__s32)PT_REGS_PARM1_SYSCALL(regs);
 	info = ht_conn_lookup(pid_tgid >> 32, fd);
-	/* TLS bookkeeping as at an entry, whatever the read returned. */
-	if (!info || ht_tls_on_syscall(pid_tgid, fd, info, HT_DIR_INGRESS) || ret <= 0 ||
-	    info->proto == HT_PROTO_OTHER || info->proto == HT_PROTO_SHED)
+	if (!info || !ht_args_at_exit(pid_tgid, regs, fd, info, ret, syscall, HT_DIR_INGRESS, &a))
 		return 0;
-	if (!ht_args_from_regs(regs, syscall, &a))
-		return 0;
-	a.fd = fd;
-	a.direction = HT_DIR_INGRESS;
 	ht_emit_io(pid_tgid, ht_conn_key(pid_tgid >> 32, fd), info, &a, ret);
 	return 0;
 }
