@@ -17,7 +17,13 @@
 // `none` in the same round; the summary gives the median excess and the
 // spread over rounds.
 //
-//   sudo build/tests/bench/ht_syscall_hook_bench [--calls N] [--rounds R]
+//   sudo build/tests/bench/ht_syscall_hook_bench [--calls N] [--rounds R] [--stats]
+//
+// --stats turns on the kernel's BPF run-time accounting (BPF_ENABLE_STATS, as
+// agent_cost.sh and wrk_overhead.sh --bpf-stats do) for the whole run, and
+// adds what each program's run_time_ns / run_cnt reports: for these programs
+// (a helper call and a compare) that is the floor any program reports, and
+// the syscall times show what the accounting itself adds per run.
 //
 // The programs count hits of a tgid that is never this process, so the hits
 // counter staying 0 is checked: a hook that selected us would measure more
@@ -35,6 +41,7 @@
 #include <string>
 #include <vector>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "syscall_hook.skel.h"
@@ -62,6 +69,7 @@ double NowNs() {
 struct Times {
   double write_ns;
   double getppid_ns;
+  double reported_ns_per_run = 0;  // --stats: run_time_ns / run_cnt over the mode's programs
 };
 
 Times TimeSyscalls(long calls, int devnull) {
@@ -112,6 +120,17 @@ bool RunMode(const Mode& mode, long calls, int devnull, Times* out) {
   }
   if (ok) *out = TimeSyscalls(calls, devnull);
   for (bpf_link* link : links) bpf_link__destroy(link);
+  uint64_t run_time = 0, run_cnt = 0;
+  bpf_object__for_each_program(prog, skel->obj) {
+    if (!bpf_program__autoload(prog)) continue;
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0) {
+      run_time += info.run_time_ns;
+      run_cnt += info.run_cnt;
+    }
+  }
+  if (run_cnt > 0) out->reported_ns_per_run = static_cast<double>(run_time) / run_cnt;
   if (ok && skel->bss->hits != 0) {
     std::fprintf(stderr, "%s: the programs selected this process (%llu hits)\n", mode.name,
                  static_cast<unsigned long long>(skel->bss->hits));
@@ -131,14 +150,17 @@ double Median(std::vector<double> v) {
 int main(int argc, char** argv) {
   long calls = 2000000;
   int rounds = 5;
+  bool stats = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--calls" && i + 1 < argc) {
+    if (a == "--stats") {
+      stats = true;
+    } else if (a == "--calls" && i + 1 < argc) {
       calls = std::atol(argv[++i]);
     } else if (a == "--rounds" && i + 1 < argc) {
       rounds = std::atoi(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: %s [--calls N] [--rounds R]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--calls N] [--rounds R] [--stats]\n", argv[0]);
       return 2;
     }
   }
@@ -151,9 +173,17 @@ int main(int argc, char** argv) {
     std::perror("/dev/null");
     return 1;
   }
-  std::map<std::string, std::vector<double>> write_excess, getppid_excess;
-  std::printf("%-5s %-9s %10s %8s %12s %8s\n", "round", "mode", "write ns", "+ns", "getppid ns",
-              "+ns");
+  int stats_fd = -1;
+  if (stats) {
+    stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);  // held until exit
+    if (stats_fd < 0) {
+      std::fprintf(stderr, "BPF_ENABLE_STATS: %s\n", std::strerror(-stats_fd));
+      return 1;
+    }
+  }
+  std::map<std::string, std::vector<double>> write_excess, getppid_excess, reported;
+  std::printf("%-5s %-9s %10s %8s %12s %8s%s\n", "round", "mode", "write ns", "+ns", "getppid ns",
+              "+ns", stats ? "  reported ns/run" : "");
   for (int r = 1; r <= rounds; ++r) {
     Times none{};
     for (const Mode& mode : kModes) {
@@ -163,12 +193,16 @@ int main(int argc, char** argv) {
       const double dw = t.write_ns - none.write_ns, dg = t.getppid_ns - none.getppid_ns;
       write_excess[mode.name].push_back(dw);
       getppid_excess[mode.name].push_back(dg);
-      std::printf("%-5d %-9s %10.1f %+8.1f %12.1f %+8.1f\n", r, mode.name, t.write_ns, dw,
+      reported[mode.name].push_back(t.reported_ns_per_run);
+      std::printf("%-5d %-9s %10.1f %+8.1f %12.1f %+8.1f", r, mode.name, t.write_ns, dw,
                   t.getppid_ns, dg);
+      if (stats && !mode.programs.empty()) std::printf("  %16.1f", t.reported_ns_per_run);
+      std::printf("\n");
     }
   }
   std::printf("\nexcess over none, median [min, max] over %d rounds, ns per syscall\n", rounds);
-  std::printf("%-9s %-26s %-26s\n", "mode", "write (hooked)", "getppid (not hooked)");
+  std::printf("%-9s %-26s %-26s%s\n", "mode", "write (hooked)", "getppid (not hooked)",
+              stats ? " reported ns/run" : "");
   for (const Mode& mode : kModes) {
     auto& w = write_excess[mode.name];
     auto& g = getppid_excess[mode.name];
@@ -177,8 +211,11 @@ int main(int argc, char** argv) {
                   *std::min_element(w.begin(), w.end()), *std::max_element(w.begin(), w.end()));
     std::snprintf(gb, sizeof gb, "%+.1f [%+.1f, %+.1f]", Median(g),
                   *std::min_element(g.begin(), g.end()), *std::max_element(g.begin(), g.end()));
-    std::printf("%-9s %-26s %-26s\n", mode.name, wb, gb);
+    std::printf("%-9s %-26s %-26s", mode.name, wb, gb);
+    if (stats && !mode.programs.empty()) std::printf(" %.1f", Median(reported[mode.name]));
+    std::printf("\n");
   }
+  if (stats_fd >= 0) close(stats_fd);
   close(devnull);
   return 0;
 }
