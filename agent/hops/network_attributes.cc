@@ -212,8 +212,8 @@ SpanEvent IncidentEvent(const TcpIncident& incident, std::string_view endpoint,
   SpanEvent e;
   e.time_unix_nano =
       static_cast<uint64_t>(static_cast<int64_t>(incident.ts_ns) + monotonic_to_unix_ns);
-  AddAttribute(e.attributes, "hoptrace.tcp.endpoint", std::string(endpoint));
-  AddAttribute(e.attributes, "hoptrace.tcp.state", std::string(TcpStateName(incident.state)));
+  AddAttribute(e.attributes, "hoptrace.tcp.endpoint", endpoint);
+  AddAttribute(e.attributes, "hoptrace.tcp.state", TcpStateName(incident.state));
   if (incident.kind == TcpIncidentKind::kRetransmit) {
     e.name = "hoptrace.tcp.retransmit";
     AddAttribute(e.attributes, "hoptrace.tcp.timeout", incident.timeout);
@@ -236,7 +236,7 @@ void AddNetworkAttributes(const ConnInfo& conn, bool server, const SpanBuildOpti
   if (f == nullptr) return;
   auto& a = span->attributes;
   const bool v6 = f->family == AF_INET6 && !(conn.tuple_known && IsV4Mapped(conn.remote_addr));
-  AddAttribute(a, "network.type", std::string(v6 ? "ipv6" : "ipv4"));
+  AddAttribute(a, "network.type", v6 ? "ipv6" : "ipv4");
   if (f->sampled && f->srtt_us != 0) {
     AddAttribute(a, "hoptrace.tcp.srtt_us", int64_t{f->srtt_us});
     AddAttribute(a, "hoptrace.tcp.rttvar_us", int64_t{f->rttvar_us});

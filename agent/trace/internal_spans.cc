@@ -144,7 +144,7 @@ void InternalSpans::Emit(uint32_t pid, uint64_t context_id, const hu_frame& fram
   if (ev.flags & HU_F_GO) {
     char g[24];
     snprintf(g, sizeof(g), "0x%llx", static_cast<unsigned long long>(context_id));
-    AddAttribute(a, "hoptrace.go.g", std::string(g));
+    AddAttribute(a, "hoptrace.go.g", g);
   }
   if (!abandoned && (ev.flags & HU_F_PY_RAISED)) {
     // A Python function left by an exception (tp_name of its type).
@@ -177,7 +177,7 @@ void InternalSpans::Emit(uint32_t pid, uint64_t context_id, const hu_frame& fram
       span.status_message = (ev.flags & HU_F_GO)
                                 ? "did not return (a panic unwound it)"
                                 : "did not return (unwound by an exception or longjmp)";
-      AddAttribute(a, "error.type", std::string("unwound"));
+      AddAttribute(a, "error.type", "unwound");
     }
   }
   ++stats_.spans;

@@ -74,6 +74,9 @@ struct Attribute {
   // moved in, not default-constructed and then assigned).
   template <typename V>
   Attribute(AttrKey k, V&& v) : key(k), value(std::forward<V>(v)) {}
+  // A string value made from its characters where it is stored.
+  Attribute(AttrKey k, std::in_place_type_t<std::string> t, std::string_view v)
+      : key(k), value(t, v) {}
 
   AttrKey key;
   AttrValue value;
@@ -88,6 +91,16 @@ using Attributes = std::vector<Attribute>;
 template <typename V>
 inline void AddAttribute(Attributes& attrs, AttrKey key, V&& value) {
   attrs.emplace_back(key, std::forward<V>(value));
+}
+
+// A string value from a view or a literal: its octets are copied once, into
+// the vector (a std::string argument made for the call is built, then moved:
+// two copies, two memmove calls for a short string).
+inline void AddAttribute(Attributes& attrs, AttrKey key, std::string_view value) {
+  attrs.emplace_back(key, std::in_place_type<std::string>, value);
+}
+inline void AddAttribute(Attributes& attrs, AttrKey key, const char* value) {
+  AddAttribute(attrs, key, std::string_view(value));
 }
 
 // Returns the value of key, or nullptr.

@@ -66,10 +66,10 @@ Span BuildSpan(const ConnInfo& conn, bool server, const Exchange& exchange,
     AddAttribute(a, "network.local.address", conn.LocalAddress());
     AddAttribute(a, "network.local.port", int64_t{conn.local_port});
   }
-  AddAttribute(a, "network.transport", std::string("tcp"));
+  AddAttribute(a, "network.transport", "tcp");
   // Whatever the protocol inside: its bytes were TLS plaintext.
   if (conn.tls) {
-    AddAttribute(a, "tls.protocol.name", std::string("tls"));
+    AddAttribute(a, "tls.protocol.name", "tls");
     if (auto v = TlsVersionName(conn.tls_version); !v.empty()) {
       AddAttribute(a, "tls.protocol.version", v);
     }

@@ -138,10 +138,10 @@ void HttpExchangeDetails::AddAttributes(const ConnInfo& conn, bool server,
 
   auto& a = span->attributes;
   if (IsKnownMethod(req.method)) {
-    AddAttribute(a, "http.request.method", std::string(req.method));
+    AddAttribute(a, "http.request.method", req.method);
   } else {
-    AddAttribute(a, "http.request.method", std::string("_OTHER"));
-    AddAttribute(a, "http.request.method_original", std::string(req.method));
+    AddAttribute(a, "http.request.method", "_OTHER");
+    AddAttribute(a, "http.request.method_original", req.method);
   }
   auto host_header = req.Header("host");
   HostPort host = host_header ? ParseHost(*host_header) : HostPort{};
@@ -150,11 +150,11 @@ void HttpExchangeDetails::AddAttributes(const ConnInfo& conn, bool server,
 
   const std::string_view scheme = conn.tls ? "https" : "http";
   if (server) {
-    AddAttribute(a, "url.scheme", std::string(scheme));
-    AddAttribute(a, "url.path", std::string(path));
+    AddAttribute(a, "url.scheme", scheme);
+    AddAttribute(a, "url.path", path);
     if (!query.empty()) AddAttribute(a, "url.query", shown_query);
     if (!host.host.empty()) {
-      AddAttribute(a, "server.address", std::string(host.host));
+      AddAttribute(a, "server.address", host.host);
       if (host.port) AddAttribute(a, "server.port", *host.port);
     } else if (!local.empty()) {
       AddAttribute(a, "server.address", local);
@@ -182,9 +182,9 @@ void HttpExchangeDetails::AddAttributes(const ConnInfo& conn, bool server,
       AddAttribute(a, "server.port", int64_t{conn.remote_port});
     }
   }
-  AddAttribute(a, "network.protocol.name", std::string("http"));
-  AddAttribute(a, "network.protocol.version", std::string(ProtocolVersion(req)));
-  if (auto ua = req.Header("user-agent")) AddAttribute(a, "user_agent.original", std::string(*ua));
+  AddAttribute(a, "network.protocol.name", "http");
+  AddAttribute(a, "network.protocol.version", ProtocolVersion(req));
+  if (auto ua = req.Header("user-agent")) AddAttribute(a, "user_agent.original", *ua);
   if (req.content_length >= 0) AddAttribute(a, "http.request.body.size", req.content_length);
   if (resp) {
     AddAttribute(a, "http.response.status_code", int64_t{resp->status_code});

@@ -111,7 +111,7 @@ void Http2ExchangeDetails::AddAttributes(const ConnInfo& conn, bool server,
   }
   const HostPort authority = SplitAuthority(request_.authority);
   if (!authority.host.empty()) {
-    AddAttribute(a, "server.address", std::string(authority.host));
+    AddAttribute(a, "server.address", authority.host);
   } else {
     const std::string addr = server ? conn.LocalAddress() : conn.RemoteAddress();
     if (!addr.empty()) AddAttribute(a, "server.address", addr);
@@ -127,8 +127,8 @@ void Http2ExchangeDetails::AddAttributes(const ConnInfo& conn, bool server,
       AddAttribute(a, "client.port", int64_t{conn.remote_port});
     }
   }
-  AddAttribute(a, "network.protocol.name", std::string("http"));
-  AddAttribute(a, "network.protocol.version", std::string("2"));
+  AddAttribute(a, "network.protocol.name", "http");
+  AddAttribute(a, "network.protocol.version", "2");
   if (!request_.user_agent.empty()) {
     AddAttribute(a, "user_agent.original", request_.user_agent);
   }
@@ -147,7 +147,7 @@ void Http2ExchangeDetails::AddHttpAttributes(const ConnInfo& conn, bool server,
     if (name == method) {
       AddAttribute(a, "http.request.method", method);
     } else {
-      AddAttribute(a, "http.request.method", std::string("_OTHER"));
+      AddAttribute(a, "http.request.method", "_OTHER");
       AddAttribute(a, "http.request.method_original", method);
     }
   }
@@ -162,7 +162,7 @@ void Http2ExchangeDetails::AddHttpAttributes(const ConnInfo& conn, bool server,
   const std::string scheme = request_.scheme.empty() ? "http" : request_.scheme;
   if (server) {
     AddAttribute(a, "url.scheme", scheme);
-    if (!path.empty()) AddAttribute(a, "url.path", std::string(path));
+    if (!path.empty()) AddAttribute(a, "url.path", path);
     if (!query.empty()) AddAttribute(a, "url.query", shown_query);
   } else if (!path.empty()) {
     std::string authority = request_.authority;
@@ -180,11 +180,11 @@ void Http2ExchangeDetails::AddHttpAttributes(const ConnInfo& conn, bool server,
 
 void Http2ExchangeDetails::AddGrpcAttributes(Span* span) const {
   auto& a = span->attributes;
-  AddAttribute(a, "rpc.system", std::string("grpc"));
+  AddAttribute(a, "rpc.system", "grpc");
   std::string_view service, method;
   if (SplitGrpcPath(request_.path, &service, &method)) {
-    AddAttribute(a, "rpc.service", std::string(service));
-    AddAttribute(a, "rpc.method", std::string(method));
+    AddAttribute(a, "rpc.service", service);
+    AddAttribute(a, "rpc.method", method);
   }
   if (response_ && response_->grpc_status >= 0) {
     AddAttribute(a, "rpc.grpc.status_code", int64_t{response_->grpc_status});

@@ -17,7 +17,7 @@ std::string PostgresExchange::SpanName() const {
 void PostgresExchange::AddAttributes(const ConnInfo& conn, bool server,
                                      const SpanBuildOptions& /*options*/, Span* span) const {
   auto& a = span->attributes;
-  AddAttribute(a, "db.system.name", std::string("postgresql"));
+  AddAttribute(a, "db.system.name", "postgresql");
   if (!facts_.database.empty()) AddAttribute(a, "db.namespace", facts_.database);
   if (const SqlSummary* s = facts_.statement.get()) {
     if (!s->operation.empty()) AddAttribute(a, "db.operation.name", s->operation);

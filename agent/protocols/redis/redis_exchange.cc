@@ -19,7 +19,7 @@ std::string RedisExchange::SpanName() const {
 void RedisExchange::AddAttributes(const ConnInfo& conn, bool server,
                                   const SpanBuildOptions& /*options*/, Span* span) const {
   auto& a = span->attributes;
-  AddAttribute(a, "db.system.name", std::string("redis"));
+  AddAttribute(a, "db.system.name", "redis");
   if (!facts_.command.empty()) {
     AddAttribute(a, "db.operation.name", facts_.command);
     AddAttribute(a, "db.query.text", QueryText(facts_));
@@ -27,7 +27,7 @@ void RedisExchange::AddAttributes(const ConnInfo& conn, bool server,
   if (facts_.database) {
     AddAttribute(a, "db.namespace", std::to_string(*facts_.database));
   } else if (conn.followed_from_open) {
-    AddAttribute(a, "db.namespace", std::string("0"));  // no SELECT since it opened
+    AddAttribute(a, "db.namespace", "0");  // no SELECT since it opened
   }
   if (facts_.error && !facts_.error_prefix.empty()) {
     AddAttribute(a, "db.response.status_code", facts_.error_prefix);
