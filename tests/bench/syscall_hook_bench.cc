@@ -1,34 +1,33 @@
-// What hoptrace's syscall hooks cost a process it does not trace.
+// What hoptrace's hooks cost a process it does not trace.
 //
 // Every syscall tracepoint is system-wide: once one is attached, every task's
 // syscalls take the kernel's slow path, and each hooked syscall runs the
-// program, which returns at once for a process nobody selected. This times,
-// in this (never selected) process, write(2) to /dev/null (a hooked syscall)
-// and getppid(2) (one nobody hooks) under:
+// program, which returns at once for a process nobody selected. tcp_probe
+// (hn_tcp_probe: RTT and TTL) runs for every segment that reaches an
+// established socket on the host, and looks the socket up. This times, in
+// this (never selected) process, write(2) to /dev/null (a hooked syscall),
+// getppid(2) (one nobody hooks) and a round trip of one octet each way on a
+// loopback TCP connection (one thread: each write delivers at once), under:
 //
-//   none     nothing attached
-//   tp       sys_enter_write + sys_exit_write, one perf-backed event per
-//            syscall kind and direction: hoptrace's capture
-//   tp-enter sys_enter_write alone (one direction)
-//   raw      tp_btf sys_enter + sys_exit: one program for every syscall of
-//            every process, dispatched by number (the alternative design)
+//   none        nothing attached
+//   tp          sys_enter_write + sys_exit_write, one perf-backed event per
+//               syscall kind and direction: hoptrace's capture
+//   tp-enter    sys_enter_write alone (one direction)
+//   raw         tp_btf sys_enter + sys_exit: one program for every syscall of
+//               every process, dispatched by number (the alternative design)
+//   tcp         tp_btf tcp_probe, a program that only counts its runs
+//   tcp-lookup  the same plus hn_tcp_probe's first step for a socket that is
+//               not ours: a miss in an LRU hash of 65 536 sockets (2 000 in
+//               it)
 //
-// Rounds alternate the modes; each line is ns per syscall and its excess over
-// `none` in the same round; the summary gives the median excess and the
-// spread over rounds.
+// Rounds alternate the modes; each line is ns per syscall / round trip and
+// its excess over `none` in the same round; the summary gives the median
+// excess and the spread over rounds, and tcp_probe runs per round trip.
 //
-//   sudo build/tests/bench/ht_syscall_hook_bench [--calls N] [--rounds R] [--stats]
-//
-// --stats turns on the kernel's BPF run-time accounting (BPF_ENABLE_STATS, as
-// agent_cost.sh and wrk_overhead.sh --bpf-stats do) for the whole run, and
-// adds what each program's run_time_ns / run_cnt reports: for these programs
-// (a helper call and a compare) that is the floor any program reports, and
-// the syscall times show what the accounting itself adds per run.
-//
-// The programs count hits of a tgid that is never this process, so the hits
-// counter staying 0 is checked: a hook that selected us would measure more
-// than the early return.
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +37,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -58,6 +58,8 @@ const Mode kModes[] = {
     {"tp", {"tp_enter_write", "tp_exit_write"}},
     {"tp-enter", {"tp_enter_write"}},
     {"raw", {"raw_enter", "raw_exit"}},
+    {"tcp", {"tcp_trivial"}},
+    {"tcp-lookup", {"tcp_lookup"}},
 };
 
 double NowNs() {
@@ -69,8 +71,54 @@ double NowNs() {
 struct Times {
   double write_ns;
   double getppid_ns;
+  double tcp_rt_ns = 0;
+  double tcp_runs_per_rt = 0;
   double reported_ns_per_run = 0;  // --stats: run_time_ns / run_cnt over the mode's programs
 };
+
+// Two ends of one loopback TCP connection (TCP_NODELAY both ways).
+struct TcpPair {
+  int a = -1, b = -1;
+};
+
+bool OpenTcpPair(TcpPair* p) {
+  int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (ls < 0 || bind(ls, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      listen(ls, 1) != 0 || getsockname(ls, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    std::perror("loopback listener");
+    return false;
+  }
+  p->a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (p->a < 0 || connect(p->a, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    std::perror("loopback connect");
+    return false;
+  }
+  p->b = accept4(ls, nullptr, nullptr, SOCK_CLOEXEC);
+  close(ls);
+  if (p->b < 0) {
+    std::perror("loopback accept");
+    return false;
+  }
+  int one = 1;
+  setsockopt(p->a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt(p->b, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return true;
+}
+
+double TimeTcpRoundTrips(long trips, const TcpPair& p) {
+  char byte = 0;
+  const double t0 = NowNs();
+  for (long i = 0; i < trips; ++i) {
+    if (write(p.a, &byte, 1) != 1 || read(p.b, &byte, 1) != 1 || write(p.b, &byte, 1) != 1 ||
+        read(p.a, &byte, 1) != 1)
+      std::abort();
+  }
+  return (NowNs() - t0) / static_cast<double>(trips);
+}
 
 Times TimeSyscalls(long calls, int devnull) {
   char byte = 0;
@@ -86,7 +134,7 @@ Times TimeSyscalls(long calls, int devnull) {
 
 // Loads and attaches the mode's programs, times, detaches. False on error
 // (printed).
-bool RunMode(const Mode& mode, long calls, int devnull, Times* out) {
+bool RunMode(const Mode& mode, long calls, int devnull, const TcpPair& tcp, Times* out) {
   syscall_hook_bpf* skel = syscall_hook_bpf__open();
   if (skel == nullptr) {
     std::fprintf(stderr, "open: %s\n", std::strerror(errno));
@@ -105,6 +153,15 @@ bool RunMode(const Mode& mode, long calls, int devnull, Times* out) {
     syscall_hook_bpf__destroy(skel);
     return false;
   }
+  if (std::count(mode.programs.begin(), mode.programs.end(), std::string_view("tcp_lookup"))) {
+    // Other sockets in the table, as on a node with connections followed.
+    std::mt19937_64 rng(42);
+    for (int i = 0; i < 2000; ++i) {
+      uint64_t key = 0xffff888000000000ULL | (rng() & 0xffffffc0ULL);
+      uint64_t value[2] = {static_cast<uint64_t>(i), 1};
+      bpf_map__update_elem(skel->maps.owners, &key, sizeof key, value, sizeof value, BPF_ANY);
+    }
+  }
   std::vector<bpf_link*> links;
   bool ok = true;
   bpf_object__for_each_program(prog, skel->obj) {
@@ -118,7 +175,14 @@ bool RunMode(const Mode& mode, long calls, int devnull, Times* out) {
     }
     links.push_back(link);
   }
-  if (ok) *out = TimeSyscalls(calls, devnull);
+  if (ok) {
+    *out = TimeSyscalls(calls, devnull);
+    const long trips = calls / 4;
+    const uint64_t runs0 = skel->bss->tcp_runs;
+    out->tcp_rt_ns = TimeTcpRoundTrips(trips, tcp);
+    out->tcp_runs_per_rt =
+        static_cast<double>(skel->bss->tcp_runs - runs0) / static_cast<double>(trips);
+  }
   for (bpf_link* link : links) bpf_link__destroy(link);
   uint64_t run_time = 0, run_cnt = 0;
   bpf_object__for_each_program(prog, skel->obj) {
@@ -181,41 +245,54 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::map<std::string, std::vector<double>> write_excess, getppid_excess, reported;
-  std::printf("%-5s %-9s %10s %8s %12s %8s%s\n", "round", "mode", "write ns", "+ns", "getppid ns",
-              "+ns", stats ? "  reported ns/run" : "");
+  TcpPair tcp;
+  if (!OpenTcpPair(&tcp)) return 1;
+  std::map<std::string, std::vector<double>> write_excess, getppid_excess, tcp_excess, tcp_runs,
+      reported;
+  std::printf("%-5s %-10s %10s %8s %12s %8s %12s %8s %8s%s\n", "round", "mode", "write ns", "+ns",
+              "getppid ns", "+ns", "tcp rt ns", "+ns", "tcp runs", stats ? "  reported ns/run" : "");
   for (int r = 1; r <= rounds; ++r) {
     Times none{};
     for (const Mode& mode : kModes) {
       Times t{};
-      if (!RunMode(mode, calls, devnull, &t)) return 1;
+      if (!RunMode(mode, calls, devnull, tcp, &t)) return 1;
       if (std::strcmp(mode.name, "none") == 0) none = t;
       const double dw = t.write_ns - none.write_ns, dg = t.getppid_ns - none.getppid_ns;
+      const double dt = t.tcp_rt_ns - none.tcp_rt_ns;
       write_excess[mode.name].push_back(dw);
       getppid_excess[mode.name].push_back(dg);
+      tcp_excess[mode.name].push_back(dt);
+      tcp_runs[mode.name].push_back(t.tcp_runs_per_rt);
       reported[mode.name].push_back(t.reported_ns_per_run);
-      std::printf("%-5d %-9s %10.1f %+8.1f %12.1f %+8.1f", r, mode.name, t.write_ns, dw,
-                  t.getppid_ns, dg);
+      std::printf("%-5d %-10s %10.1f %+8.1f %12.1f %+8.1f %12.1f %+8.1f %8.2f", r, mode.name,
+                  t.write_ns, dw, t.getppid_ns, dg, t.tcp_rt_ns, dt, t.tcp_runs_per_rt);
       if (stats && !mode.programs.empty()) std::printf("  %16.1f", t.reported_ns_per_run);
       std::printf("\n");
     }
   }
-  std::printf("\nexcess over none, median [min, max] over %d rounds, ns per syscall\n", rounds);
-  std::printf("%-9s %-26s %-26s%s\n", "mode", "write (hooked)", "getppid (not hooked)",
+  std::printf(
+      "\nexcess over none, median [min, max] over %d rounds, ns per syscall or round trip\n",
+      rounds);
+  std::printf("%-10s %-26s %-26s %-26s %-8s%s\n", "mode", "write (hooked)",
+              "getppid (not hooked)", "tcp round trip", "tcp runs",
               stats ? " reported ns/run" : "");
+  auto spread = [](const std::vector<double>& v) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%+.1f [%+.1f, %+.1f]", Median(v),
+                  *std::min_element(v.begin(), v.end()), *std::max_element(v.begin(), v.end()));
+    return std::string(b);
+  };
   for (const Mode& mode : kModes) {
-    auto& w = write_excess[mode.name];
-    auto& g = getppid_excess[mode.name];
-    char wb[64], gb[64];
-    std::snprintf(wb, sizeof wb, "%+.1f [%+.1f, %+.1f]", Median(w),
-                  *std::min_element(w.begin(), w.end()), *std::max_element(w.begin(), w.end()));
-    std::snprintf(gb, sizeof gb, "%+.1f [%+.1f, %+.1f]", Median(g),
-                  *std::min_element(g.begin(), g.end()), *std::max_element(g.begin(), g.end()));
-    std::printf("%-9s %-26s %-26s", mode.name, wb, gb);
+    std::printf("%-10s %-26s %-26s %-26s %-8.2f", mode.name,
+                spread(write_excess[mode.name]).c_str(),
+                spread(getppid_excess[mode.name]).c_str(), spread(tcp_excess[mode.name]).c_str(),
+                Median(tcp_runs[mode.name]));
     if (stats && !mode.programs.empty()) std::printf(" %.1f", Median(reported[mode.name]));
     std::printf("\n");
   }
   if (stats_fd >= 0) close(stats_fd);
+  close(tcp.a);
+  close(tcp.b);
   close(devnull);
   return 0;
 }
