@@ -63,6 +63,15 @@ struct LoaderOptions {
 // A/B measurements of the entry programs it saves.
 bool ReadAtExitSupported();
 
+// Whether a server's writes may be followed at their exit alone too (bpf/
+// capture.bpf.h, ht_io_exit; only without kernel-side contexts). Their exit
+// programs then have two ways to a write's event, which the verifier checks
+// in ~205 k instructions on Linux 6.12 and 6.18 but 390-420 k on 6.1
+// (Debian 12), past the 25 % budget (README, "Verifier headroom"): kernels
+// before 6.12 keep the entry programs. HOPTRACE_SERVER_WRITES_AT_EXIT=off
+// says no anywhere (A/B measurements).
+bool ServerWritesAtExitSupported();
+
 struct KernelCounters {
   uint64_t ringbuf_drops = 0;
   uint64_t conn_map_full = 0;

@@ -1,6 +1,7 @@
 #include "agent/kernel/capture_object.h"
 
 #include <bpf/libbpf.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,6 +42,18 @@ bool ReadAtExitSupported() {
   return supported;
 }
 
+bool ServerWritesAtExitSupported() {
+  static const bool supported = [] {
+    const char* forced = getenv("HOPTRACE_SERVER_WRITES_AT_EXIT");
+    if (forced != nullptr && strcmp(forced, "off") == 0) return false;
+    utsname u{};
+    int major = 0, minor = 0;
+    if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
+    return major > 6 || (major == 6 && minor >= 12);
+  }();
+  return supported;
+}
+
 namespace {
 
 // Blocks of `block` pids (one byte each) that cover pid_max (PID_MAX_LIMIT
@@ -75,8 +88,10 @@ std::unique_ptr<CaptureObject> CaptureObject::OpenAs(const LoaderOptions& option
     bpf_program__set_autoload(prog, !ro->targ_read_at_exit);
   }
   // A server's writes too, where no kernel-side context starts at a write's
-  // entry (their entry programs stay: clients' writes need them).
-  ro->targ_server_writes_at_exit = ro->targ_read_at_exit && !options.kernel_context;
+  // entry (their entry programs stay: clients' writes need them), and where
+  // the verifier takes the two ways to a write's event within budget.
+  ro->targ_server_writes_at_exit =
+      ro->targ_read_at_exit && !options.kernel_context && ServerWritesAtExitSupported();
   // Only the build with kernel-side contexts has their knobs.
   if constexpr (requires { ro->targ_kernel_ctx; }) {
     ro->targ_kernel_ctx = options.kernel_context;

@@ -119,9 +119,13 @@ std::vector<PreflightItem> RunPreflight(std::vector<ObjectCosts>* costs) {
     // Not required: without it every followed read and write also runs its entry program.
     const bool at_exit = ReadAtExitSupported();
     items.push_back({"syscall arguments at exit", at_exit ? Status::kOk : Status::kInfo,
-                     at_exit ? "bpf_task_pt_regs present"
-                             : "no bpf_task_pt_regs (Linux 5.15) or HOPTRACE_READ_AT_EXIT=off: "
-                               "reads and responses also run their entry programs",
+                     !at_exit ? "no bpf_task_pt_regs (Linux 5.15) or HOPTRACE_READ_AT_EXIT=off: "
+                                "reads and responses also run their entry programs"
+                     : ServerWritesAtExitSupported()
+                         ? "bpf_task_pt_regs present"
+                         : "bpf_task_pt_regs present; a server's writes keep their entry "
+                           "programs (before Linux 6.12 the verifier needs past its budget for "
+                           "them, or HOPTRACE_SERVER_WRITES_AT_EXIT=off)",
                      "reads, and a server's writes without propagation, followed at their exit "
                      "alone",
                      false});
