@@ -184,6 +184,15 @@ struct {
 	__type(value, __u8);
 } ht_thread_shed SEC(".maps");
 
+/* A user struct iovec; the first HT_MAX_IOV of a syscall's array are read
+ * in one go (ht_copy_args). */
+#define HT_MAX_IOV 4
+
+struct ht_iovec {
+	__u64 base;
+	__u64 len;
+};
+
 /* Scratch space for building a data event: too big for the BPF stack. Three
  * times the payload bound so that every length the verifier can prove, not
  * just the ones that happen, fits: (offset < MAX) + (len <= MAX) when copying,
@@ -191,6 +200,9 @@ struct {
 struct ht_data_scratch {
 	struct ht_data_event ev;
 	__u8 payload[3 * HT_MAX_PAYLOAD];
+	/* The first iovecs of a write's array (ht_copy_write): here, not on a
+	 * stack that the exit programs have nearly used up. */
+	struct ht_iovec iov[HT_MAX_IOV];
 };
 
 struct {

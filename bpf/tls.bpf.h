@@ -156,7 +156,7 @@ static __always_inline void ht_tls_emit(__u64 pid_tgid, const struct ht_tls_call
 	args.syscall = call->syscall;
 	args.kind = HT_IO_BUF;
 	args.direction = call->direction;
-	ht_emit_io(pid_tgid, key, info, &args, (__s64)moved);
+	ht_emit_io(pid_tgid, key, info, &args, (__s64)moved, false);
 }
 
 /* At the entry of a read/write-family syscall on a traced socket. Returns

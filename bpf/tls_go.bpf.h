@@ -98,7 +98,7 @@ static __always_inline void ht_gotls_emit(__u64 pid_tgid, const struct ht_gotls_
 	 * request written now (runtime_go.bpf.h), as at a write syscall. */
 	if (direction == HT_DIR_EGRESS)
 		ht_go_syscall_enter(pid_tgid, false);
-	ht_emit_io(pid_tgid, key, info, &args, (__s64)moved);
+	ht_emit_io(pid_tgid, key, info, &args, (__s64)moved, false);
 	if (direction == HT_DIR_EGRESS)
 		ht_go_syscall_exit(pid_tgid);
 }

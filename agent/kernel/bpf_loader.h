@@ -66,10 +66,11 @@ bool ReadAtExitSupported();
 // Whether a server's writes may be followed at their exit alone too (bpf/
 // capture.bpf.h, ht_io_exit; only without kernel-side contexts). Their exit
 // programs then have two ways to a write's event, which the verifier checks
-// in ~205 k instructions on Linux 6.12 and 6.18 but 390-420 k on 6.1
-// (Debian 12), past the 25 % budget (README, "Verifier headroom"): kernels
-// before 6.12 keep the entry programs. HOPTRACE_SERVER_WRITES_AT_EXIT=off
-// says no anywhere (A/B measurements).
+// in ~140 k instructions on Linux 6.18 but 280 k on 6.1 (Debian 12), past
+// the 25 % budget (README, "Verifier headroom"): kernels before 6.12 keep
+// the entry programs. HOPTRACE_SERVER_WRITES_AT_EXIT=off says no anywhere,
+// =on yes wherever reads are followed at their exit (A/B measurements, and
+// the verifier's figure on an older kernel).
 bool ServerWritesAtExitSupported();
 
 struct KernelCounters {

@@ -37,6 +37,7 @@ bool ReadAtExitSupported() {
   static const bool supported = [] {
     const char* forced = getenv("HOPTRACE_READ_AT_EXIT");
     if (forced != nullptr && strcmp(forced, "off") == 0) return false;
+    if (forced != nullptr && strcmp(forced, "on") == 0) return true;
     return libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_pt_regs, nullptr) == 1;
   }();
   return supported;
@@ -46,6 +47,7 @@ bool ServerWritesAtExitSupported() {
   static const bool supported = [] {
     const char* forced = getenv("HOPTRACE_SERVER_WRITES_AT_EXIT");
     if (forced != nullptr && strcmp(forced, "off") == 0) return false;
+    if (forced != nullptr && strcmp(forced, "on") == 0) return true;
     utsname u{};
     int major = 0, minor = 0;
     if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
