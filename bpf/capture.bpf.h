@@ -79,6 +79,7 @@ __attribute__((noinline)) int ht_conn_start(__u32 tgid, __s32 fd, __u32 role)
 	}
 	s->owner.conn_key = key;
 	s->owner.gen = s->info.gen;
+	s->owner.quiet_until_us = 0;
 	bpf_map_update_elem(&ht_sk_owners, &s->info.sk, &s->owner, BPF_ANY);
 	return 1;
 }

@@ -68,6 +68,9 @@ struct {
 struct ht_sk_owner {
 	__u64 conn_key;
 	__u64 gen;
+	/* net_probe.bpf.c: the socket's tcp_mstamp (µs) below which an
+	 * arriving segment says nothing new (hn_tcp_probe); 0 until known. */
+	__u64 quiet_until_us;
 };
 
 struct {

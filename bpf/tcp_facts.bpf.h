@@ -66,20 +66,24 @@ static __always_inline struct hn_conn *hn_conn_start(__u64 sk, const struct ht_s
 	return bpf_map_lookup_elem(&hn_conns, &sk);
 }
 
-/* Our state of sk if socket_trace follows it now; NULL otherwise. The hot
- * path (every arriving segment on the host): one lookup when not ours. */
-static __always_inline struct hn_conn *hn_conn_followed(__u64 sk)
+/* Our state of sk, which socket_trace follows (owner). */
+static __always_inline struct hn_conn *hn_conn_of(__u64 sk, const struct ht_sk_owner *owner)
 {
-	struct ht_sk_owner *owner = bpf_map_lookup_elem(&ht_sk_owners, &sk);
-	struct hn_conn *st;
+	struct hn_conn *st = bpf_map_lookup_elem(&hn_conns, &sk);
 
-	if (!owner)
-		return NULL;
-	st = bpf_map_lookup_elem(&hn_conns, &sk);
 	if (st && st->gen == owner->gen)
 		return st;
 	/* New to us, or a socket socket_trace registered again. */
 	return hn_conn_start(sk, owner);
+}
+
+/* Our state of sk if socket_trace follows it now; NULL otherwise. One
+ * lookup when not ours. */
+static __always_inline struct hn_conn *hn_conn_followed(__u64 sk)
+{
+	struct ht_sk_owner *owner = bpf_map_lookup_elem(&ht_sk_owners, &sk);
+
+	return owner ? hn_conn_of(sk, owner) : NULL;
 }
 
 /* Our state of sk if socket_trace follows it or followed it until close(2)
