@@ -37,7 +37,6 @@ bool ReadAtExitSupported() {
   static const bool supported = [] {
     const char* forced = getenv("HOPTRACE_READ_AT_EXIT");
     if (forced != nullptr && strcmp(forced, "off") == 0) return false;
-    if (forced != nullptr && strcmp(forced, "on") == 0) return true;
     return libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_pt_regs, nullptr) == 1;
   }();
   return supported;
