@@ -41,13 +41,25 @@ SpanPipeline::SpanPipeline(std::vector<SpanOutput> outputs, SpanPipelineOptions 
     }
   }
   for (size_t w = 0; w < options_.consumers; ++w) {
+    wake_.push_back(std::make_unique<std::condition_variable>());
+  }
+  idle_.reserve(options_.consumers);
+  for (size_t w = 0; w < options_.consumers; ++w) {
     workers_.emplace_back([this, w] { Run(w); });
   }
 }
 
 SpanPipeline::~SpanPipeline() { Shutdown(); }
 
+std::condition_variable* SpanPipeline::PickIdleWorker() {
+  if (idle_.empty()) return nullptr;
+  const size_t w = idle_.back();
+  idle_.pop_back();
+  return wake_[w].get();
+}
+
 bool SpanPipeline::Submit(Span&& span) {
+  std::condition_variable* wake = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.submitted;
@@ -72,8 +84,9 @@ bool SpanPipeline::Submit(Span&& span) {
     if (filling_.size() < options_.max_batch) return true;  // a worker's timer will come
     full_.push_back(std::move(filling_));
     filling_ = {};
+    wake = PickIdleWorker();
   }
-  cv_.notify_one();
+  if (wake != nullptr) wake->notify_one();
   return true;
 }
 
@@ -115,7 +128,13 @@ void SpanPipeline::Run(size_t worker) {
             std::chrono::steady_clock::now() - oldest_ >= options_.schedule_delay);
   };
   while (true) {
-    cv_.wait_for(lock, options_.tick, due);
+    // Waits for a batch (woken by PickIdleWorker), the oldest span's delay or the tick, which
+    // every worker keeps (the sinks' Tick; a partial batch found due).
+    idle_.push_back(worker);
+    wake_[worker]->wait_for(lock, options_.tick, due);
+    if (auto it = std::find(idle_.begin(), idle_.end(), worker); it != idle_.end()) {
+      idle_.erase(it);
+    }
     while (due() && queued_ > 0) {
       // Checked before every batch: Shutdown() may have come while the last one was exported.
       if (stopping_ && std::chrono::steady_clock::now() >= deadline_) {
@@ -127,8 +146,9 @@ void SpanPipeline::Run(size_t worker) {
       }
       TakeBatch(&batch);
       // Another worker may take the next full batch meanwhile.
-      if (!full_.empty()) cv_.notify_one();
+      std::condition_variable* other = full_.empty() ? nullptr : PickIdleWorker();
       lock.unlock();
+      if (other != nullptr) other->notify_one();
       const bool ok = ExportToAll(worker, batch);
       const size_t n = batch.size();
       if (options_.attribute_pool != nullptr) options_.attribute_pool->Give(batch);
@@ -155,7 +175,7 @@ void SpanPipeline::Run(size_t worker) {
     lock.lock();
     if (stop) {
       ++done_;
-      cv_.notify_all();
+      done_cv_.notify_all();
       return;
     }
   }
@@ -175,10 +195,10 @@ void SpanPipeline::Shutdown() {
       stopping_ = true;
       deadline_ = std::chrono::steady_clock::now() + options_.shutdown_timeout;
     }
-    cv_.notify_all();
+    for (auto& w : wake_) w->notify_all();
     // An export under way does not look at the deadline: past it, the sinks are told to give
     // up, so the workers come back to count what is left and flush.
-    if (!cv_.wait_until(lock, deadline_, [this] { return done_ == workers_.size(); })) {
+    if (!done_cv_.wait_until(lock, deadline_, [this] { return done_ == workers_.size(); })) {
       lock.unlock();
       for (auto& o : outputs_) {
         for (auto& s : o.sinks) s->Cancel();
@@ -195,6 +215,7 @@ SpanPipelineStats SpanPipeline::stats() const {
   SpanPipelineStats out = stats_;
   out.queued = queued_;
   out.max_queue = options_.max_queue;
+  out.workers_waiting = idle_.size();
   return out;
 }
 

@@ -47,6 +47,7 @@ struct SpanPipelineStats {
   uint64_t dropped_shutdown = 0;  // still queued when the shutdown deadline passed
   size_t queued = 0;              // spans waiting now (at most max_queue)
   size_t max_queue = 0;
+  size_t workers_waiting = 0;  // workers idle now, waiting for a batch
 };
 
 // One destination of spans: a single sink shared by every worker, or exactly one sink per
@@ -84,10 +85,22 @@ class SpanPipeline {
   template <typename F>
   void ForEachSink(size_t worker, F&& f);
 
+  // Wakes the idle worker that waited least (mu_ held): its thread, its
+  // exporter's connection and buffers are the warm ones. Returns its
+  // condition variable to notify once mu_ is released, or null when every
+  // worker is busy (each looks for more work before it waits again).
+  std::condition_variable* PickIdleWorker();
+
   std::vector<SpanOutput> outputs_;
   SpanPipelineOptions options_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
+  // One per worker: a batch wakes one chosen worker, not whichever the
+  // condition variable picks (glibc: the longest waiting, which turns a
+  // steady stream into a round robin over every worker and every
+  // connection, each cold).
+  std::vector<std::unique_ptr<std::condition_variable>> wake_;
+  std::vector<size_t> idle_;          // workers waiting, the latest last
+  std::condition_variable done_cv_;   // a worker returned (Shutdown waits)
   // The queue is batches, not spans: the batch Submit() fills, and full ones
   // waiting for a worker. A worker takes a whole batch (a swap); the emptied
   // vectors come back as spares, their room kept. (A deque of spans cost a

@@ -198,6 +198,46 @@ TEST(SpanPipelineTest, ConsumersExportSeveralBatchesAtOnceAndEveryBatchReachesEv
   EXPECT_EQ(p.stats().exported, 80u);
 }
 
+// Waits up to 5 s for pred(stats); returns whether it came.
+template <typename P>
+bool AwaitStats(const SpanPipeline& p, P pred) {
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (!pred(p.stats())) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+TEST(SpanPipelineTest, BatchesOneWorkerKeepsUpWithStayOnThatWorker) {
+  // Four workers, each with its own sink (an OTLP exporter and its connection); batches that
+  // come one at a time, each after the last was exported, all go to the worker that exported
+  // last, whose thread and connection are warm (not round robin over every worker).
+  SpanOutput per_worker;
+  std::vector<RecordingSink*> sinks;
+  for (int i = 0; i < 4; ++i) {
+    per_worker.sinks.push_back(std::make_unique<RecordingSink>());
+    sinks.push_back(static_cast<RecordingSink*>(per_worker.sinks.back().get()));
+  }
+  std::vector<SpanOutput> outputs;
+  outputs.push_back(std::move(per_worker));
+  SpanPipelineOptions o;
+  o.max_batch = 10;
+  o.consumers = 4;
+  SpanPipeline p(std::move(outputs), o);
+  constexpr uint64_t kBatches = 20;
+  for (uint64_t b = 0; b < kBatches; ++b) {
+    ASSERT_TRUE(AwaitStats(p, [](const SpanPipelineStats& s) { return s.workers_waiting == 4; }));
+    for (int i = 0; i < 10; ++i) p.Submit(Span{});
+    ASSERT_TRUE(AwaitStats(p, [b](const SpanPipelineStats& s) { return s.exported == 10 * (b + 1); }));
+  }
+  p.Shutdown();
+  std::vector<size_t> per_sink;
+  for (RecordingSink* s : sinks) per_sink.push_back(s->batches().size());
+  std::sort(per_sink.begin(), per_sink.end());
+  EXPECT_EQ(per_sink, (std::vector<size_t>{0, 0, 0, kBatches}));
+}
+
 TEST(SpanPipelineTest, AnOutputNeedsOneSinkOrOnePerConsumer) {
   SpanOutput two;
   two.sinks.push_back(std::make_unique<RecordingSink>());
