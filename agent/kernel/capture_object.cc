@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "agent/kernel/bpf_loader.h"
+#include "agent/kernel/env_knob.h"
 #include "agent/kernel/link_teardown.h"
 #include "socket_trace.h"
 #include "socket_trace.skel.h"
@@ -20,9 +21,8 @@ namespace hoptrace {
 
 KernelContextSupport ProbeKernelContext() {
   KernelContextSupport out;
-  const char* forced = getenv("HOPTRACE_KERNEL_CONTEXT");
   const bool loop = libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_loop, nullptr) == 1;
-  const bool force_off = forced != nullptr && strcmp(forced, "off") == 0;
+  const bool force_off = EnvKnob("HOPTRACE_KERNEL_CONTEXT", {"off"}).has_value();
   if (!loop || force_off) {
     out.why = "this kernel has no bpf_loop (Linux 5.17, e6f2dd0f8067), which kernel-side trace "
               "contexts and traceparent injection need";
@@ -35,8 +35,7 @@ KernelContextSupport ProbeKernelContext() {
 
 bool ReadAtExitSupported() {
   static const bool supported = [] {
-    const char* forced = getenv("HOPTRACE_READ_AT_EXIT");
-    if (forced != nullptr && strcmp(forced, "off") == 0) return false;
+    if (EnvKnob("HOPTRACE_READ_AT_EXIT", {"off"})) return false;
     return libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_pt_regs, nullptr) == 1;
   }();
   return supported;
@@ -44,9 +43,9 @@ bool ReadAtExitSupported() {
 
 bool ServerWritesAtExitSupported() {
   static const bool supported = [] {
-    const char* forced = getenv("HOPTRACE_SERVER_WRITES_AT_EXIT");
-    if (forced != nullptr && strcmp(forced, "off") == 0) return false;
-    if (forced != nullptr && strcmp(forced, "on") == 0) return true;
+    if (auto forced = EnvKnob("HOPTRACE_SERVER_WRITES_AT_EXIT", {"off", "on"})) {
+      return *forced == "on";
+    }
     utsname u{};
     int major = 0, minor = 0;
     if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;

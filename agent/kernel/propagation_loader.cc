@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "agent/kernel/capture_object.h"
+#include "agent/kernel/env_knob.h"
 #include "agent/kernel/link_teardown.h"
 #include "propagation.h"
 #include "propagation.skel.h"
@@ -217,8 +218,8 @@ PropagationSupport ProbePropagationSupport() {
   const bool helper = Helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_current_pid_tgid);
   const bool task = Helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_current_task) &&
                     Helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_probe_read_kernel);
-  const char* forced = getenv("HOPTRACE_SOCKOPS_ROUTE");
-  if (helper && !(task && forced != nullptr && strcmp(forced, "task") == 0)) {
+  const bool task_forced = EnvKnob("HOPTRACE_SOCKOPS_ROUTE", {"task", "helper"}) == "task";
+  if (helper && !(task && task_forced)) {
     out.ok = true;
     out.route = SockopsRoute::kHelper;
   } else if (task) {
