@@ -3,7 +3,7 @@
 #
 #   sudo tests/bench/agent_cost.sh --old OLD_HOPTRACE [--new NEW_HOPTRACE]
 #        [--requests 60000] [--rounds 3] [--connections 8] [--output none|jsonl|otlp]
-#        [--profile FILE] [--propagation]
+#        [--profile FILE] [--profile-server PREFIX] [--propagation]
 #
 # A private nginx (1 worker, 100-byte file, keep-alive, sendfile off) on
 # 127.0.0.1 takes a FIXED number of requests from wrk (-t1, a Lua script
@@ -36,6 +36,13 @@
 #   nginx µs/req     the worker's CPU: its difference to "none" is what the
 #                    kernel side (tracepoints + BPF) costs the traced process
 #   RSS MiB          the agent's peak RSS (VmHWM)
+# --profile-server PREFIX: perf record (cpu-clock, user and kernel) of
+# nginx's worker in the last round's "none" and "new" phases, written to
+# PREFIX.none.data and PREFIX.new.data, and a table of the functions whose
+# time per request grew most from one to the other: where a traced request
+# costs the traced process more (the BPF programs and their helpers, the
+# tracepoints' own work, and what changes around them: wake-ups of the
+# client, IPIs, caches).
 # --propagation: nginx runs in a cgroup of its own (made here, removed at
 # the end) and both agents inject there (--propagation-cgroup): kernel-side
 # contexts, and the read guard where the kernel needs it.
@@ -62,6 +69,8 @@ OUTPUT=none
 SINK="${HT_OTLP_SINK:-$ROOT/build/tests/bench/ht_otlp_sink}"
 KEEP=0
 PROFILE=""
+PROFILE_SERVER=""
+SERVER_PROFILE_HZ=4000
 PROPAGATION=0
 PY=/usr/bin/python3
 
@@ -79,6 +88,7 @@ while [ $# -gt 0 ]; do
     --sink) SINK="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --profile) PROFILE="$2"; shift 2 ;;
+    --profile-server) PROFILE_SERVER="$2"; shift 2 ;;
     --propagation) PROPAGATION=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
@@ -293,6 +303,13 @@ phase() {  # round which(none|old|new)
     sleep 0.3
   fi
   n0=$(cpu_ticks "$WORKER")
+  local server_record=""
+  if [ -n "$PROFILE_SERVER" ] && [ "$which" != old ] && [ "$r" = "$ROUNDS" ]; then
+    perf record -q -e cpu-clock -F "$SERVER_PROFILE_HZ" -g -p "$WORKER" \
+      -o "$PROFILE_SERVER.$which.data" >/dev/null 2>&1 &
+    server_record=$!
+    sleep 0.2
+  fi
   log "round $r $which: wrk -t1 -c$CONNECTIONS, $REQUESTS requests"
   rm -f "$TMP/wrk.done"
   wrk -t1 -c"$CONNECTIONS" -d600s -s "$TMP/stop.lua" "$URL" >"$TMP/wrk-$tag.txt" 2>&1 &
@@ -301,6 +318,10 @@ phase() {  # round which(none|old|new)
   stop_pid "$WRK_PID" INT 10
   WRK_PID=""
   n1=$(cpu_ticks "$WORKER")
+  if [ -n "$server_record" ]; then
+    stop_pid "$server_record" INT 10
+    echo "$(awk '/requests in/ { print $1 }' "$TMP/wrk-$tag.txt")" >"$PROFILE_SERVER.$which.requests"
+  fi
   if [ "$which" != none ]; then
     wait_agent_idle
     stop_pid "$PERF_PID" INT 5
@@ -416,3 +437,35 @@ for w in ("old", "new"):
     for r, reqs, row in rows.get(w, []):
         print(f"final stats {w} r{r}: {row.get('final', '-')}")
 EOF
+
+if [ -n "$PROFILE_SERVER" ] && [ -s "$PROFILE_SERVER.none.data" ] && [ -s "$PROFILE_SERVER.new.data" ]; then
+  for w in none new; do
+    perf report -i "$PROFILE_SERVER.$w.data" -n --no-children --sort sym -g none -F sample,sym \
+      2>/dev/null | grep -v '^#' | grep -v '^$' >"$TMP/server-$w.txt" || true
+  done
+  "$PY" - "$TMP" "$PROFILE_SERVER" "$SERVER_PROFILE_HZ" <<'EOF2'
+import sys
+tmp, prefix, hz = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+def load(which):
+    reqs = int(open(f"{prefix}.{which}.requests").read().split()[0])
+    d = {}
+    for line in open(f"{tmp}/server-{which}.txt"):
+        f = line.split(None, 1)
+        if len(f) == 2 and f[0].isdigit():
+            d[f[1].strip()] = d.get(f[1].strip(), 0) + int(f[0]) / hz * 1e6 / reqs
+    return d
+
+none, new = load("none"), load("new")
+total = lambda d: sum(d.values())
+print(f"\nnginx worker, perf cpu-clock at {hz} Hz, last round: {total(none):.2f} us/req untraced,"
+      f" {total(new):.2f} with new ({prefix}.{{none,new}}.data)")
+bpf = lambda k: "bpf" in k or "perf_syscall" in k or "trace_call" in k
+print(f"  in BPF programs, their helpers and the tracepoints (names with bpf, perf_syscall_*,"
+      f" trace_call_bpf): {sum(v for k, v in new.items() if bpf(k)) - sum(v for k, v in none.items() if bpf(k)):+.2f} us/req")
+print("  the functions whose time per request grew most (us/req: untraced -> new):")
+rows = sorted(((new.get(k, 0) - none.get(k, 0), k) for k in set(none) | set(new)), reverse=True)
+for d, k in rows[:15]:
+    print(f"    {d:+6.3f}  {none.get(k, 0):6.3f} -> {new.get(k, 0):6.3f}  {k}")
+EOF2
+fi

@@ -796,6 +796,38 @@ if any(len(v) > 1 for v in summary.values()):
     for t, rs in summary.items():
         m = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
         print(f"{t:<7} {'all':>3} {m['rps']:>7.3f} {m['p50']:>7.3f} {m['p90']:>7.3f} {m['p99']:>7.3f}")
+print()
+print("CPU per request (us, user+sys over the wrk run / wrk's requests); A = mean of A1 and A2")
+hdr4 = (f"{'target':<7} {'rnd':>3} {'ph':<4} {'server':>7} {'wrk':>7} {'agent':>7} {'sink':>7} "
+        f"{'rest':>7} {'machine':>8} {'A/B':>6}")
+print(hdr4)
+print("-" * len(hdr4))
+
+def per_req(r):
+    n = max(int(r["reqs"]), 1)
+    f = lambda x: float(x) if x not in ("-", "") else 0.0
+    wall = float(duration)
+    machine = f(r["machine_pct"]) / 100 * int(ncpu) * wall
+    other = f(r["other_pct"]) / 100 * wall  # everything but server, wrk, agent: sink included
+    sink = f(r["sink_cpu"])
+    return {"server": f(r["srv_cpu"]) * 1e6 / n, "wrk": f(r["wrk_cpu"]) * 1e6 / n,
+            "agent": f(r["agent_cpu"]) * 1e6 / n, "sink": sink * 1e6 / n,
+            "rest": max(other - sink, 0.0) * 1e6 / n, "machine": machine * 1e6 / n}
+
+for key in dict.fromkeys((r["target"], r["round"]) for r in rows):
+    ph = {r["phase"]: r for r in rows if (r["target"], r["round"]) == key}
+    if not all(k in ph for k in ("A1", "B", "A2")):
+        continue
+    pa1, pa2, pb = per_req(ph["A1"]), per_req(ph["A2"]), per_req(ph["B"])
+    pa = {k: (pa1[k] + pa2[k]) / 2 for k in pa1}
+    for label, v in (("A", pa), ("B", pb), ("B-A", {k: pb[k] - pa[k] for k in pb})):
+        est = f"{pa['machine'] / pb['machine']:>6.3f}" if label == "B" and pb["machine"] else ""
+        print(f"{key[0]:<7} {key[1]:>3} {label:<4} {v['server']:>7.1f} {v['wrk']:>7.1f} "
+              f"{v['agent']:>7.1f} {v['sink']:>7.1f} {v['rest']:>7.1f} {v['machine']:>8.1f} {est:>6}")
+print("machine: busy time of all cpus over the run / requests. rest: machine less server, wrk,")
+print("  agent and sink (softirq, kernel threads, other tenants). A/B: machine CPU per request")
+print("  untraced over traced, the throughput ratio to expect where the cpus are the limit at an")
+print("  equal busy share: what a request costs the whole box, not only the traced server.")
 if agent_output == "otlp":
     print()
     print(f"OTLP export to ht_otlp_sink ({otlp_protocol}), per B run: where the spans went")
