@@ -85,10 +85,10 @@ class SpanPipeline {
   template <typename F>
   void ForEachSink(size_t worker, F&& f);
 
-  // Wakes the idle worker that waited least (mu_ held): its thread, its
-  // exporter's connection and buffers are the warm ones. Returns its
-  // condition variable to notify once mu_ is released, or null when every
-  // worker is busy (each looks for more work before it waits again).
+  // Wakes the idle worker that waited least (mu_ held): its thread and its
+  // exporter's buffers are the warm ones. Returns its condition variable to
+  // notify once mu_ is released, or null when every worker is busy (each
+  // looks for more work before it waits again).
   std::condition_variable* PickIdleWorker();
 
   std::vector<SpanOutput> outputs_;
@@ -96,8 +96,9 @@ class SpanPipeline {
   mutable std::mutex mu_;
   // One per worker: a batch wakes one chosen worker, not whichever the
   // condition variable picks (glibc: the longest waiting, which turns a
-  // steady stream into a round robin over every worker and every
-  // connection, each cold).
+  // steady stream into a round robin over every worker and its exporter,
+  // each cold; the OTLP gRPC exporters' identical channels share one
+  // connection anyway, gRPC's global subchannel pool).
   std::vector<std::unique_ptr<std::condition_variable>> wake_;
   std::vector<size_t> idle_;          // workers waiting, the latest last
   std::condition_variable done_cv_;   // a worker returned (Shutdown waits)
