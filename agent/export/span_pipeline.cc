@@ -40,6 +40,8 @@ SpanPipeline::SpanPipeline(std::vector<SpanOutput> outputs, SpanPipelineOptions 
                                   std::to_string(o.sinks.size()));
     }
   }
+  // Every worker's condition variable exists before any worker runs: Submit() reads wake_
+  // from other threads.
   for (size_t w = 0; w < options_.consumers; ++w) {
     wake_.push_back(std::make_unique<std::condition_variable>());
   }

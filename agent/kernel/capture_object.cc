@@ -7,8 +7,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 
 #include "agent/kernel/bpf_loader.h"
 #include "agent/kernel/env_knob.h"

@@ -320,7 +320,7 @@ phase() {  # round which(none|old|new)
   n1=$(cpu_ticks "$WORKER")
   if [ -n "$server_record" ]; then
     stop_pid "$server_record" INT 10
-    echo "$(awk '/requests in/ { print $1 }' "$TMP/wrk-$tag.txt")" >"$PROFILE_SERVER.$which.requests"
+    awk '/requests in/ { print $1 }' "$TMP/wrk-$tag.txt" >"$PROFILE_SERVER.$which.requests"
   fi
   if [ "$which" != none ]; then
     wait_agent_idle

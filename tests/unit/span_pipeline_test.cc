@@ -210,9 +210,9 @@ bool AwaitStats(const SpanPipeline& p, P pred) {
 }
 
 TEST(SpanPipelineTest, BatchesOneWorkerKeepsUpWithStayOnThatWorker) {
-  // Four workers, each with its own sink (an OTLP exporter and its connection); batches that
+  // Four workers, each with its own sink (as each has its own OTLP exporter); batches that
   // come one at a time, each after the last was exported, all go to the worker that exported
-  // last, whose thread and connection are warm (not round robin over every worker).
+  // last, whose thread and exporter are warm (not round robin over every worker).
   SpanOutput per_worker;
   std::vector<RecordingSink*> sinks;
   for (int i = 0; i < 4; ++i) {
